@@ -1,0 +1,513 @@
+//! The app builder, after Gradio's `Blocks`: components in rows and columns, states,
+//! globals, browser states, resources and event listeners. [`Blocks::build`] checks
+//! the wiring and produces an immutable [`App`] that a server mounts.
+
+use std::collections::HashSet;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keepsake_shared::config::{
+    AppConfig, BrowserStateConfig, ComponentConfig, ComponentKind, ComponentProps,
+    DependencyConfig, EventKind, LayoutNode, Trigger,
+};
+use keepsake_shared::{AppId, ComponentId, DependencyId, PROTOCOL_VERSION};
+use rand::RngCore;
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::Value;
+
+use crate::components::Component;
+use crate::error::BuildError;
+use crate::handler::{
+    BrowserStateHandle, Changeable, Clickable, EventTrigger, GlobalHandle, Handle, Handler,
+    HandlerError, HandlerFuture, Inputs, Outputs, ResourceHandle, SlotRef, StateHandle,
+    Submittable,
+};
+use crate::state::{
+    BrowserState, DeleteCallback, Factory, Global, Resource, ResourceFactory, State, StateType,
+};
+use crate::value::{self, AnyValue, DynValue};
+
+/// Secrets shorter than this are accepted but warned about.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// How the engine reads and writes one slot.
+pub(crate) enum SlotDef {
+    /// A component or browser state: the value comes from (and goes to) the client.
+    Client {
+        decode: fn(Value) -> Result<AnyValue, String>,
+        encode: fn(AnyValue) -> Result<Value, String>,
+    },
+    State(u32),
+    Global(u32),
+}
+
+pub(crate) struct StateDef {
+    pub(crate) component: ComponentId,
+    pub(crate) factory: Factory,
+    pub(crate) time_to_live: Option<Duration>,
+    pub(crate) on_delete: Option<DeleteCallback>,
+    pub(crate) accept: fn(AnyValue) -> Option<Box<dyn DynValue>>,
+}
+
+pub(crate) type Render = Arc<dyn Fn(&dyn DynValue) -> Option<Value> + Send + Sync>;
+
+pub(crate) struct GlobalDef {
+    pub(crate) initial: Box<dyn DynValue>,
+    pub(crate) accept: fn(AnyValue) -> Option<Box<dyn DynValue>>,
+    /// Components that show this global on every connected page.
+    pub(crate) bindings: Vec<(ComponentId, Render)>,
+}
+
+pub(crate) type ErasedHandler =
+    Arc<dyn Fn(Vec<AnyValue>) -> Result<HandlerFuture, HandlerError> + Send + Sync>;
+
+pub(crate) struct DependencyDef {
+    pub(crate) config: DependencyConfig,
+    pub(crate) inputs: Vec<SlotRef>,
+    pub(crate) handler: ErasedHandler,
+}
+
+/// Builds an app. See the crate docs for an example.
+pub struct Blocks {
+    id: String,
+    title: String,
+    description: String,
+    components: Vec<ComponentConfig>,
+    slots: Vec<SlotDef>,
+    states: Vec<StateDef>,
+    globals: Vec<GlobalDef>,
+    resources: Vec<ResourceFactory>,
+    dependencies: Vec<DependencyDef>,
+    /// Open containers; the first is the page's top-level column.
+    layout_stack: Vec<Vec<LayoutNode>>,
+    warnings: Vec<String>,
+}
+
+/// Returned by listener registrations, to name the listener for API clients.
+#[derive(Debug)]
+pub struct ListenerRef<'a> {
+    config: &'a mut DependencyConfig,
+}
+
+impl ListenerRef<'_> {
+    /// The name API clients call this listener by.
+    pub fn api_name(self, name: impl Into<String>) -> Self {
+        self.config.api_name = Some(name.into());
+        self
+    }
+
+    pub fn id(&self) -> DependencyId {
+        self.config.id
+    }
+}
+
+impl Blocks {
+    /// `id` names the app in URLs (`/apps/{id}`); `title` is shown to people.
+    pub fn new(id: impl Into<String>, title: impl Into<String>) -> Self {
+        Blocks {
+            id: id.into(),
+            title: title.into(),
+            description: String::new(),
+            components: Vec::new(),
+            slots: Vec::new(),
+            states: Vec::new(),
+            globals: Vec::new(),
+            resources: Vec::new(),
+            dependencies: Vec::new(),
+            layout_stack: vec![Vec::new()],
+            warnings: Vec::new(),
+        }
+    }
+
+    /// A sentence shown on the start page.
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = description.into();
+        self
+    }
+
+    fn push_slot(&mut self, kind: ComponentKind, props: ComponentProps, slot: SlotDef) -> ComponentId {
+        let id = ComponentId(self.components.len() as u32);
+        let rendered = kind.is_rendered();
+        self.components.push(ComponentConfig { id, kind, props });
+        self.slots.push(slot);
+        if rendered {
+            if let Some(container) = self.layout_stack.last_mut() {
+                container.push(LayoutNode::Component { id });
+            }
+        }
+        id
+    }
+
+    /// Places a component in the current row or column.
+    pub fn add<C: Component>(&mut self, component: C) -> Handle<C>
+    where
+        C::Value: Serialize,
+    {
+        let (kind, props) = component.into_config();
+        let slot = SlotDef::Client {
+            decode: value::decode_json::<C::Value>,
+            encode: value::encode_json::<C::Value>,
+        };
+        Handle {
+            id: self.push_slot(kind, props, slot),
+            _type: PhantomData,
+        }
+    }
+
+    fn container(&mut self, build: impl FnOnce(&mut Self), wrap: fn(Vec<LayoutNode>) -> LayoutNode) {
+        self.layout_stack.push(Vec::new());
+        build(self);
+        let children = self.layout_stack.pop().unwrap_or_default();
+        if let Some(parent) = self.layout_stack.last_mut() {
+            parent.push(wrap(children));
+        }
+    }
+
+    /// Lays out what `build` adds side by side.
+    pub fn row(&mut self, build: impl FnOnce(&mut Self)) {
+        self.container(build, |children| LayoutNode::Row { children });
+    }
+
+    /// Lays out what `build` adds one under the other.
+    pub fn column(&mut self, build: impl FnOnce(&mut Self)) {
+        self.container(build, |children| LayoutNode::Column { children });
+    }
+
+    /// Declares a session state.
+    pub fn state<T: StateType>(&mut self, state: State<T>) -> StateHandle<T> {
+        let index = self.states.len() as u32;
+        let id = self.push_slot(ComponentKind::State, ComponentProps::default(), SlotDef::State(index));
+        let (factory, time_to_live, on_delete) = state.into_parts();
+        self.states.push(StateDef {
+            component: id,
+            factory,
+            time_to_live,
+            on_delete,
+            accept: value::into_stored::<T>,
+        });
+        StateHandle {
+            id,
+            _type: PhantomData,
+        }
+    }
+
+    /// Declares a global value.
+    pub fn global<T: StateType>(&mut self, global: Global<T>) -> GlobalHandle<T> {
+        let index = self.globals.len() as u32;
+        let id = self.push_slot(ComponentKind::Global, ComponentProps::default(), SlotDef::Global(index));
+        self.globals.push(GlobalDef {
+            initial: Box::new(global.initial),
+            accept: value::into_stored::<T>,
+            bindings: Vec::new(),
+        });
+        GlobalHandle {
+            id,
+            _type: PhantomData,
+        }
+    }
+
+    /// Shows a global on every connected page: whenever it changes, `render` turns
+    /// it into the component's new value and the server pushes that to every stream.
+    pub fn bind<T: StateType, C: Component>(
+        &mut self,
+        global: GlobalHandle<T>,
+        component: Handle<C>,
+        render: impl Fn(&T) -> C::Value + Send + Sync + 'static,
+    ) where
+        C::Value: Serialize,
+    {
+        let Some(SlotDef::Global(index)) = self.slots.get(global.id.0 as usize) else {
+            return;
+        };
+        let render: Render = Arc::new(move |value: &dyn DynValue| {
+            let value = value.as_any().downcast_ref::<T>()?;
+            serde_json::to_value(render(value)).ok()
+        });
+        if let Some(def) = self.globals.get_mut(*index as usize) {
+            def.bindings.push((component.id, render));
+        }
+    }
+
+    /// Declares a browser state.
+    pub fn browser_state<T>(&mut self, state: BrowserState<T>) -> BrowserStateHandle<T>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let default = serde_json::to_value(&state.default).unwrap_or(Value::Null);
+        let storage_key = state.storage_key.unwrap_or_else(|| random_token(16));
+        let secrets = if state.secrets.is_empty() {
+            vec![random_token(32)]
+        } else {
+            state.secrets
+        };
+        if let Some(weak) = secrets.iter().find(|s| s.len() < MIN_SECRET_BYTES) {
+            self.warnings.push(format!(
+                "a BrowserState secret of app {:?} is {} bytes long; use at least {MIN_SECRET_BYTES}",
+                self.id,
+                weak.len()
+            ));
+        }
+        let kind = ComponentKind::BrowserState(BrowserStateConfig {
+            storage_key,
+            secrets,
+            default: default.clone(),
+        });
+        let props = ComponentProps {
+            value: default,
+            ..ComponentProps::default()
+        };
+        let slot = SlotDef::Client {
+            decode: value::decode_json::<T>,
+            encode: value::encode_json::<T>,
+        };
+        BrowserStateHandle {
+            id: self.push_slot(kind, props, slot),
+            _type: PhantomData,
+        }
+    }
+
+    /// Declares a per-session resource.
+    pub fn resource<T: Send + 'static>(&mut self, resource: Resource<T>) -> ResourceHandle<T> {
+        self.resources.push(resource.into_factory());
+        ResourceHandle {
+            id: (self.resources.len() - 1) as u32,
+            _type: PhantomData,
+        }
+    }
+
+    /// Registers a listener for any of `triggers`.
+    pub fn on<I, O, H, M>(
+        &mut self,
+        triggers: impl IntoIterator<Item = EventTrigger>,
+        inputs: I,
+        outputs: O,
+        handler: H,
+    ) -> ListenerRef<'_>
+    where
+        I: Inputs,
+        O: Outputs,
+        H: Handler<I::Values, O, M>,
+    {
+        let input_refs = inputs.slot_refs();
+        let wire_inputs = input_refs
+            .iter()
+            .filter_map(|slot| match slot {
+                SlotRef::Wire(id) => Some(*id),
+                SlotRef::Resource(_) => None,
+            })
+            .collect();
+        let id = DependencyId(self.dependencies.len() as u32);
+        let handler = Arc::new(handler);
+        let erased: ErasedHandler = Arc::new(move |values: Vec<AnyValue>| {
+            let args = I::from_erased(values)
+                .ok_or_else(|| HandlerError("internal error: inputs of unexpected types".into()))?;
+            Ok(handler.call(args))
+        });
+        self.dependencies.push(DependencyDef {
+            config: DependencyConfig {
+                id,
+                triggers: triggers.into_iter().map(|t| t.0).collect(),
+                inputs: wire_inputs,
+                outputs: outputs.component_ids(),
+                api_name: None,
+            },
+            inputs: input_refs,
+            handler: erased,
+        });
+        let config = match self.dependencies.last_mut() {
+            Some(dep) => &mut dep.config,
+            None => unreachable!("a dependency was just pushed"),
+        };
+        ListenerRef { config }
+    }
+
+    /// Runs `handler` when `target` is clicked.
+    pub fn click<I: Inputs, O: Outputs, H: Handler<I::Values, O, M>, M>(
+        &mut self,
+        target: impl Clickable,
+        inputs: I,
+        outputs: O,
+        handler: H,
+    ) -> ListenerRef<'_> {
+        self.on([target.clicked()], inputs, outputs, handler)
+    }
+
+    /// Runs `handler` when `target`'s value changes. For a session state, the server
+    /// runs it itself after any event that changed the state's content.
+    pub fn change<I: Inputs, O: Outputs, H: Handler<I::Values, O, M>, M>(
+        &mut self,
+        target: impl Changeable,
+        inputs: I,
+        outputs: O,
+        handler: H,
+    ) -> ListenerRef<'_> {
+        self.on([target.changed()], inputs, outputs, handler)
+    }
+
+    /// Runs `handler` when Enter is pressed in `target`.
+    pub fn submit<I: Inputs, O: Outputs, H: Handler<I::Values, O, M>, M>(
+        &mut self,
+        target: impl Submittable,
+        inputs: I,
+        outputs: O,
+        handler: H,
+    ) -> ListenerRef<'_> {
+        self.on([target.submitted()], inputs, outputs, handler)
+    }
+
+    /// Runs `handler` when a page loads (after its session started).
+    pub fn load<I: Inputs, O: Outputs, H: Handler<I::Values, O, M>, M>(
+        &mut self,
+        inputs: I,
+        outputs: O,
+        handler: H,
+    ) -> ListenerRef<'_> {
+        self.on([EventTrigger::new(None, EventKind::Load)], inputs, outputs, handler)
+    }
+
+    /// Runs `handler` when a page goes away (its stream ended). It may read and write
+    /// server-side values only: there is no page left to update.
+    pub fn unload<I: Inputs, O: Outputs, H: Handler<I::Values, O, M>, M>(
+        &mut self,
+        inputs: I,
+        outputs: O,
+        handler: H,
+    ) -> ListenerRef<'_> {
+        self.on([EventTrigger::new(None, EventKind::Unload)], inputs, outputs, handler)
+    }
+
+    /// Checks the wiring and freezes the app.
+    pub fn build(self) -> Result<App, BuildError> {
+        let fail = |message: String| BuildError {
+            app: self.id.clone(),
+            message,
+        };
+        let id_ok = !self.id.is_empty()
+            && self
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !id_ok {
+            return Err(fail("the id must be non-empty lowercase letters, digits and '-'".into()));
+        }
+        let server_side = |id: &ComponentId| {
+            self.components
+                .get(id.0 as usize)
+                .is_some_and(|c| c.kind.is_server_side())
+        };
+        let mut api_names = HashSet::new();
+        for dep in &self.dependencies {
+            let config = &dep.config;
+            for id in config.inputs.iter().chain(&config.outputs) {
+                if self.components.get(id.0 as usize).is_none() {
+                    return Err(fail(format!("listener {} names unknown slot {}", config.id.0, id.0)));
+                }
+            }
+            let server_triggered = config.triggers.iter().any(|t| {
+                t.event == EventKind::Unload
+                    || (t.event == EventKind::Change
+                        && t.component.is_some_and(|c| matches!(self.slots.get(c.0 as usize), Some(SlotDef::State(_)))))
+            });
+            if server_triggered && !config.inputs.iter().all(server_side) {
+                return Err(fail(format!(
+                    "listener {} is run by the server (state change or unload) but reads a value only the client holds",
+                    config.id.0
+                )));
+            }
+            let unload = config.triggers.iter().any(|t| t.event == EventKind::Unload);
+            if unload && !config.outputs.iter().all(server_side) {
+                return Err(fail(format!(
+                    "unload listener {} writes a component, but no page is left to show it",
+                    config.id.0
+                )));
+            }
+            if let Some(name) = &config.api_name {
+                if !api_names.insert(name.clone()) {
+                    return Err(fail(format!("two listeners share the api name {name:?}")));
+                }
+            }
+        }
+        for warning in &self.warnings {
+            tracing::warn!("{warning}");
+        }
+        let state_change_listeners = self
+            .states
+            .iter()
+            .map(|state| {
+                self.dependencies
+                    .iter()
+                    .filter(|dep| {
+                        dep.config.triggers.contains(&Trigger {
+                            component: Some(state.component),
+                            event: EventKind::Change,
+                        })
+                    })
+                    .map(|dep| dep.config.id)
+                    .collect()
+            })
+            .collect();
+        let unload_listeners = self
+            .dependencies
+            .iter()
+            .filter(|dep| dep.config.triggers.iter().any(|t| t.event == EventKind::Unload))
+            .map(|dep| dep.config.id)
+            .collect();
+        let mut layout_stack = self.layout_stack;
+        let config = AppConfig {
+            protocol_version: PROTOCOL_VERSION,
+            id: AppId(self.id),
+            title: self.title,
+            description: self.description,
+            components: self.components,
+            layout: layout_stack.pop().unwrap_or_default(),
+            dependencies: self.dependencies.iter().map(|d| d.config.clone()).collect(),
+        };
+        Ok(App {
+            config,
+            slots: self.slots,
+            states: self.states,
+            globals: self.globals,
+            resources: self.resources,
+            dependencies: self.dependencies,
+            state_change_listeners,
+            unload_listeners,
+        })
+    }
+}
+
+fn random_token(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A built app: its wire config plus everything the engine needs to run it.
+pub struct App {
+    pub(crate) config: AppConfig,
+    pub(crate) slots: Vec<SlotDef>,
+    pub(crate) states: Vec<StateDef>,
+    pub(crate) globals: Vec<GlobalDef>,
+    pub(crate) resources: Vec<ResourceFactory>,
+    pub(crate) dependencies: Vec<DependencyDef>,
+    /// For each state, the listeners its `.change` triggers.
+    pub(crate) state_change_listeners: Vec<Vec<DependencyId>>,
+    pub(crate) unload_listeners: Vec<DependencyId>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("id", &self.config.id).finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// The config clients receive.
+    pub fn config(&self) -> &AppConfig {
+        &self.config
+    }
+
+    pub fn id(&self) -> &AppId {
+        &self.config.id
+    }
+}

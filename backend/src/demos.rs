@@ -1,0 +1,110 @@
+//! The three examples of Gradio's state guide, rebuilt on Keepsake: the flagship
+//! demos served by `keepsake-demo`, and the apps the browser tests drive.
+
+use rand::Rng;
+use rand::distr::Alphanumeric;
+
+use crate::components::{Button, CheckboxGroup, Markdown, Number, Textbox};
+use crate::{App, Blocks, BrowserState, BuildError, Global, State, Update};
+
+/// Session state: a cart per page load, held on the server; refresh empties it.
+pub fn shopping_cart() -> Result<App, BuildError> {
+    let mut app = Blocks::new("shopping-cart", "Shopping cart").description(
+        "Session state: every page load gets its own cart, kept on the server and never sent to the browser.",
+    );
+    app.add(Markdown::new(
+        "Pick items and add them to your cart. The cart is a session `State`: \
+         it lives on the server, one per page load, and a refresh starts a new one.",
+    ));
+    let items = app.add(CheckboxGroup::new(["Cereal", "Milk", "Orange Juice", "Water"]).label("Items"));
+    let add = app.add(Button::new("Add Items").primary());
+    let cart = app.state(State::new(Vec::<String>::new()));
+    let size = app.add(Number::new().label("Cart Size").interactive(false));
+    app.click(add, (items, cart), cart, |new_items: Vec<String>, mut cart: Vec<String>| {
+        cart.extend(new_items);
+        cart
+    })
+    .api_name("add_items");
+    app.change(cart, cart, size, |cart: Vec<String>| cart.len() as f64);
+    app.build()
+}
+
+/// Global state: one counter for every visitor; open pages see it change live.
+pub fn visitor_counter() -> Result<App, BuildError> {
+    let mut app = Blocks::new("visitor-counter", "Visitor counter").description(
+        "Global state: one value shared by every user. Each page load counts; open pages update live.",
+    );
+    let visitors = app.global(Global::new(0u64));
+    let total = app.add(Textbox::new().label("Total Visitors").value("Counting...").interactive(false));
+    app.load(visitors, (visitors, total), |count: u64| {
+        let count = count + 1;
+        (count, count.to_string())
+    })
+    .api_name("visit");
+    app.bind(visitors, total, |count: &u64| count.to_string());
+    app.build()
+}
+
+/// Fixed storage key and secret of the saved-login demo, so its values survive
+/// server restarts. A real app reads its secret from its environment.
+pub const SAVED_LOGIN_STORAGE_KEY: &str = "saved_login";
+pub const SAVED_LOGIN_SECRET: &str = "keepsake-demo-secret: replace me in a real app, 32+ bytes";
+
+/// Browser state: username and password kept in the browser's localStorage,
+/// encrypted. With `fixed_keys` false, the storage key and secret are random per
+/// server start, so a restart makes earlier values unreadable (as in Gradio).
+pub fn saved_login(id: &str, fixed_keys: bool) -> Result<App, BuildError> {
+    let mut app = Blocks::new(id, "Saved login").description(
+        "Browser state: what you type is kept in your browser, encrypted, and survives refreshes and restarts.",
+    );
+    let mut stored = BrowserState::new([String::new(), String::new()]);
+    if fixed_keys {
+        stored = stored
+            .storage_key(SAVED_LOGIN_STORAGE_KEY)
+            .secret(SAVED_LOGIN_SECRET);
+    }
+    let stored = app.browser_state(stored);
+    let (username, password) = {
+        let mut boxes = None;
+        app.row(|app| {
+            let username = app.add(Textbox::new().label("Username"));
+            let password = app.add(Textbox::new().label("Password").password());
+            boxes = Some((username, password));
+        });
+        match boxes {
+            Some(boxes) => boxes,
+            None => unreachable!("the row closure always runs"),
+        }
+    };
+    let generate = app.add(Button::new("Generate Randomly"));
+    let saved = app.add(Markdown::new("✅ Saved to local storage").visible(false));
+
+    app.click(generate, (), (username, password), || (random_text(8), random_text(12)));
+    app.load(stored, (username, password), |[user, pass]: [String; 2]| (user, pass));
+    app.on(
+        [username.changed(), password.changed()],
+        (username, password),
+        stored,
+        |user: String, pass: String| [user, pass],
+    );
+    app.change(stored, (), saved, || {
+        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+        Update::value(format!("✅ Saved to local storage at {now}")).visible(true)
+    });
+    app.build()
+}
+
+fn random_text(len: usize) -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+/// Every demo, as mounted by `keepsake-demo`.
+pub fn all() -> Result<Vec<App>, BuildError> {
+    Ok(vec![shopping_cart()?, visitor_counter()?, saved_login("saved-login", true)?])
+}
+
+use crate::handler::Changeable as _;

@@ -1,0 +1,521 @@
+//! The typed edge of the engine: handles to components and states, and the traits
+//! that let a plain Rust function (sync or async, returning values or a `Result`) be
+//! wired to them, with the argument and return types checked at compile time.
+//!
+//! A listener's inputs are a tuple of handles; the handler takes one argument per
+//! handle, of that handle's value type. Its outputs are a handle or a tuple of
+//! handles; the handler returns one value per handle, either the plain value or an
+//! [`Update`] that also (or only) changes properties.
+//!
+//! ```compile_fail
+//! use keepsake::{Blocks, components::{Button, Number}};
+//! let mut app = Blocks::new("x", "X");
+//! let number = app.add(Number::new());
+//! let button = app.add(Button::new("Go"));
+//! // A Number's value is an f64: a handler taking a String does not compile.
+//! app.click(button, number, number, |text: String| text);
+//! ```
+
+use std::any::Any;
+use std::fmt::Display;
+use std::future::Future;
+use std::marker::PhantomData;
+
+use futures::future::BoxFuture;
+use keepsake_shared::ComponentId;
+use keepsake_shared::config::{EventKind, Trigger};
+use keepsake_shared::event::PropsUpdate;
+
+use crate::components::Component;
+use crate::state::Shared;
+use crate::value::AnyValue;
+
+/// Where a handler argument comes from (an implementation detail of the traits below).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotRef {
+    /// A slot listed in the config (component, state, global or browser state).
+    Wire(ComponentId),
+    /// A per-session resource; not on the wire.
+    Resource(u32),
+}
+
+macro_rules! copy_handle {
+    ($name:ident) => {
+        impl<T> Clone for $name<T> {
+            fn clone(&self) -> Self {
+                *self
+            }
+        }
+        impl<T> Copy for $name<T> {}
+        impl<T> std::fmt::Debug for $name<T> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), self.id)
+            }
+        }
+    };
+}
+
+/// A component placed on the page.
+pub struct Handle<C> {
+    pub(crate) id: ComponentId,
+    pub(crate) _type: PhantomData<fn() -> C>,
+}
+copy_handle!(Handle);
+
+/// A session state slot.
+pub struct StateHandle<T> {
+    pub(crate) id: ComponentId,
+    pub(crate) _type: PhantomData<fn() -> T>,
+}
+copy_handle!(StateHandle);
+
+/// A global value.
+pub struct GlobalHandle<T> {
+    pub(crate) id: ComponentId,
+    pub(crate) _type: PhantomData<fn() -> T>,
+}
+copy_handle!(GlobalHandle);
+
+/// A browser state slot.
+pub struct BrowserStateHandle<T> {
+    pub(crate) id: ComponentId,
+    pub(crate) _type: PhantomData<fn() -> T>,
+}
+copy_handle!(BrowserStateHandle);
+
+/// A per-session resource.
+pub struct ResourceHandle<T> {
+    pub(crate) id: u32,
+    pub(crate) _type: PhantomData<fn() -> T>,
+}
+copy_handle!(ResourceHandle);
+
+impl<C> Handle<C> {
+    pub fn id(&self) -> ComponentId {
+        self.id
+    }
+}
+
+/// An event of a component, to pass to [`crate::Blocks::on`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventTrigger(pub(crate) Trigger);
+
+impl EventTrigger {
+    pub(crate) fn new(component: Option<ComponentId>, event: EventKind) -> Self {
+        EventTrigger(Trigger { component, event })
+    }
+}
+
+/// Components that can be clicked.
+pub trait Clickable: Copy {
+    fn clicked(&self) -> EventTrigger;
+}
+/// Slots whose value can change (by the user or by an output).
+pub trait Changeable: Copy {
+    fn changed(&self) -> EventTrigger;
+}
+/// Components on which Enter submits.
+pub trait Submittable: Copy {
+    fn submitted(&self) -> EventTrigger;
+}
+
+impl Clickable for Handle<crate::components::Button> {
+    fn clicked(&self) -> EventTrigger {
+        EventTrigger::new(Some(self.id), EventKind::Click)
+    }
+}
+impl Submittable for Handle<crate::components::Textbox> {
+    fn submitted(&self) -> EventTrigger {
+        EventTrigger::new(Some(self.id), EventKind::Submit)
+    }
+}
+impl<C: Component> Changeable for Handle<C> {
+    fn changed(&self) -> EventTrigger {
+        EventTrigger::new(Some(self.id), EventKind::Change)
+    }
+}
+impl<T> Changeable for StateHandle<T> {
+    fn changed(&self) -> EventTrigger {
+        EventTrigger::new(Some(self.id), EventKind::Change)
+    }
+}
+impl<T> Changeable for BrowserStateHandle<T> {
+    fn changed(&self) -> EventTrigger {
+        EventTrigger::new(Some(self.id), EventKind::Change)
+    }
+}
+
+/// One input of a listener.
+pub trait Input: Copy {
+    type Value: Send + 'static;
+    #[doc(hidden)]
+    fn slot_ref(&self) -> SlotRef;
+}
+
+impl<C: Component> Input for Handle<C> {
+    type Value = C::Value;
+    fn slot_ref(&self) -> SlotRef {
+        SlotRef::Wire(self.id)
+    }
+}
+impl<T: Send + 'static> Input for StateHandle<T> {
+    type Value = T;
+    fn slot_ref(&self) -> SlotRef {
+        SlotRef::Wire(self.id)
+    }
+}
+impl<T: Send + 'static> Input for GlobalHandle<T> {
+    type Value = T;
+    fn slot_ref(&self) -> SlotRef {
+        SlotRef::Wire(self.id)
+    }
+}
+impl<T: Send + 'static> Input for BrowserStateHandle<T> {
+    type Value = T;
+    fn slot_ref(&self) -> SlotRef {
+        SlotRef::Wire(self.id)
+    }
+}
+impl<T: Send + 'static> Input for ResourceHandle<T> {
+    type Value = Shared<T>;
+    fn slot_ref(&self) -> SlotRef {
+        SlotRef::Resource(self.id)
+    }
+}
+
+/// One output of a listener.
+pub trait Output: Copy {
+    type Value: Send + 'static;
+    #[doc(hidden)]
+    fn component_id(&self) -> ComponentId;
+}
+
+impl<C: Component> Output for Handle<C> {
+    type Value = C::Value;
+    fn component_id(&self) -> ComponentId {
+        self.id
+    }
+}
+impl<T: Send + 'static> Output for StateHandle<T> {
+    type Value = T;
+    fn component_id(&self) -> ComponentId {
+        self.id
+    }
+}
+impl<T: Send + 'static> Output for GlobalHandle<T> {
+    type Value = T;
+    fn component_id(&self) -> ComponentId {
+        self.id
+    }
+}
+impl<T: Send + 'static> Output for BrowserStateHandle<T> {
+    type Value = T;
+    fn component_id(&self) -> ComponentId {
+        self.id
+    }
+}
+
+/// The inputs of a listener: `()`, one handle, or a tuple of handles.
+pub trait Inputs {
+    /// The handler's arguments, as a tuple.
+    type Values: Send + 'static;
+    #[doc(hidden)]
+    fn slot_refs(&self) -> Vec<SlotRef>;
+    #[doc(hidden)]
+    fn from_erased(values: Vec<AnyValue>) -> Option<Self::Values>;
+}
+
+/// The outputs of a listener: `()`, one handle, or a tuple of handles.
+pub trait Outputs {
+    #[doc(hidden)]
+    fn component_ids(&self) -> Vec<ComponentId>;
+}
+
+fn take<T: 'static>(values: &mut std::vec::IntoIter<AnyValue>) -> Option<T> {
+    let value: Box<dyn Any + Send> = values.next()?;
+    value.downcast::<T>().ok().map(|b| *b)
+}
+
+impl<I: Input> Inputs for I {
+    type Values = (I::Value,);
+    fn slot_refs(&self) -> Vec<SlotRef> {
+        vec![self.slot_ref()]
+    }
+    fn from_erased(values: Vec<AnyValue>) -> Option<Self::Values> {
+        let mut values = values.into_iter();
+        Some((take::<I::Value>(&mut values)?,))
+    }
+}
+
+impl<O: Output> Outputs for O {
+    fn component_ids(&self) -> Vec<ComponentId> {
+        vec![self.component_id()]
+    }
+}
+
+macro_rules! tuple_io {
+    ($($ty:ident),*) => {
+        impl<$($ty: Input),*> Inputs for ($($ty,)*) {
+            type Values = ($($ty::Value,)*);
+            #[allow(non_snake_case)]
+            fn slot_refs(&self) -> Vec<SlotRef> {
+                let ($($ty,)*) = self;
+                vec![$($ty.slot_ref()),*]
+            }
+            #[allow(unused_mut, unused_variables)]
+            fn from_erased(values: Vec<AnyValue>) -> Option<Self::Values> {
+                let mut values = values.into_iter();
+                Some(($(take::<$ty::Value>(&mut values)?,)*))
+            }
+        }
+
+        impl<$($ty: Output),*> Outputs for ($($ty,)*) {
+            #[allow(non_snake_case)]
+            fn component_ids(&self) -> Vec<ComponentId> {
+                let ($($ty,)*) = self;
+                vec![$($ty.component_id()),*]
+            }
+        }
+    };
+}
+
+tuple_io!();
+tuple_io!(A);
+tuple_io!(A, B);
+tuple_io!(A, B, C);
+tuple_io!(A, B, C, D);
+tuple_io!(A, B, C, D, E);
+tuple_io!(A, B, C, D, E, F);
+tuple_io!(A, B, C, D, E, F, G);
+tuple_io!(A, B, C, D, E, F, G, H);
+
+/// A new value and/or new properties for one output. Return a plain value to set
+/// just the value.
+#[derive(Debug, Clone)]
+pub struct Update<T> {
+    pub(crate) value: Option<T>,
+    pub(crate) props: PropsUpdate,
+}
+
+impl<T> Default for Update<T> {
+    fn default() -> Self {
+        Update {
+            value: None,
+            props: PropsUpdate::default(),
+        }
+    }
+}
+
+impl<T> Update<T> {
+    /// Leaves the output as it is.
+    pub fn unchanged() -> Self {
+        Update::default()
+    }
+    /// Sets the value.
+    pub fn value(value: T) -> Self {
+        Update {
+            value: Some(value),
+            props: PropsUpdate::default(),
+        }
+    }
+    pub fn with_value(mut self, value: T) -> Self {
+        self.value = Some(value);
+        self
+    }
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.props.label = Some(label.into());
+        self
+    }
+    pub fn visible(mut self, visible: bool) -> Self {
+        self.props.visible = Some(visible);
+        self
+    }
+    pub fn interactive(mut self, interactive: bool) -> Self {
+        self.props.interactive = Some(interactive);
+        self
+    }
+    /// New choices for a checkbox group or dropdown.
+    pub fn choices<I: IntoIterator<Item = S>, S: Into<String>>(mut self, choices: I) -> Self {
+        self.props.choices = Some(choices.into_iter().map(Into::into).collect());
+        self
+    }
+}
+
+/// One output after erasure (an implementation detail of the traits below).
+#[doc(hidden)]
+pub struct ErasedUpdate {
+    pub(crate) value: Option<AnyValue>,
+    pub(crate) props: PropsUpdate,
+}
+
+/// Something a handler may return for an output whose value type is `T`.
+pub trait IntoUpdate<T> {
+    #[doc(hidden)]
+    fn into_update(self) -> Update<T>;
+}
+
+impl<T> IntoUpdate<T> for T {
+    fn into_update(self) -> Update<T> {
+        Update::value(self)
+    }
+}
+
+impl<T> IntoUpdate<T> for Update<T> {
+    fn into_update(self) -> Update<T> {
+        self
+    }
+}
+
+fn erase<T: Send + 'static>(update: Update<T>) -> ErasedUpdate {
+    ErasedUpdate {
+        value: update.value.map(|v| Box::new(v) as AnyValue),
+        props: update.props,
+    }
+}
+
+/// What a handler returns for outputs `O`.
+pub trait IntoOutputs<O> {
+    #[doc(hidden)]
+    fn into_outputs(self) -> Vec<ErasedUpdate>;
+}
+
+impl<O: Output, R: IntoUpdate<O::Value>> IntoOutputs<O> for R {
+    fn into_outputs(self) -> Vec<ErasedUpdate> {
+        vec![erase(self.into_update())]
+    }
+}
+
+macro_rules! tuple_returns {
+    ($(($out:ident, $ret:ident)),*) => {
+        impl<$($out: Output, $ret: IntoUpdate<$out::Value>),*> IntoOutputs<($($out,)*)> for ($($ret,)*) {
+            #[allow(non_snake_case)]
+            fn into_outputs(self) -> Vec<ErasedUpdate> {
+                let ($($ret,)*) = self;
+                vec![$(erase($ret.into_update())),*]
+            }
+        }
+    };
+}
+
+impl IntoOutputs<()> for () {
+    fn into_outputs(self) -> Vec<ErasedUpdate> {
+        Vec::new()
+    }
+}
+tuple_returns!((OA, RA));
+tuple_returns!((OA, RA), (OB, RB));
+tuple_returns!((OA, RA), (OB, RB), (OC, RC));
+tuple_returns!((OA, RA), (OB, RB), (OC, RC), (OD, RD));
+tuple_returns!((OA, RA), (OB, RB), (OC, RC), (OD, RD), (OE, RE));
+tuple_returns!((OA, RA), (OB, RB), (OC, RC), (OD, RD), (OE, RE), (OF, RF));
+tuple_returns!((OA, RA), (OB, RB), (OC, RC), (OD, RD), (OE, RE), (OF, RF), (OG, RG));
+tuple_returns!((OA, RA), (OB, RB), (OC, RC), (OD, RD), (OE, RE), (OF, RF), (OG, RG), (OH, RH));
+
+/// An error a handler reports to the user (like Gradio's `gr.Error`): its message is
+/// shown in the client, and nothing the handler would have written is applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerError(pub String);
+
+impl Display for HandlerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[doc(hidden)]
+pub type HandlerFuture = BoxFuture<'static, Result<Vec<ErasedUpdate>, HandlerError>>;
+
+/// Markers telling apart the four shapes of handler (sync or async, plain or
+/// fallible). They only exist to keep the blanket impls of [`Handler`] apart.
+pub mod markers {
+    #[derive(Debug)]
+    pub struct Sync;
+    #[derive(Debug)]
+    pub struct SyncFallible;
+    #[derive(Debug)]
+    pub struct Async;
+    #[derive(Debug)]
+    pub struct AsyncFallible;
+}
+
+/// A function usable as the handler of a listener with argument tuple `Args` and
+/// outputs `O`. Implemented for `Fn(A, B, ..) -> R`, `Fn(..) -> Result<R, E>`, and the
+/// same returning futures, where `R` matches the outputs and `E: Display`.
+pub trait Handler<Args, O, M>: Send + Sync + 'static {
+    #[doc(hidden)]
+    fn call(&self, args: Args) -> HandlerFuture;
+}
+
+macro_rules! handlers {
+    ($($ty:ident),*) => {
+        impl<Func, R, O, $($ty,)*> Handler<($($ty,)*), O, markers::Sync> for Func
+        where
+            Func: Fn($($ty),*) -> R + Send + Sync + 'static,
+            R: IntoOutputs<O>,
+        {
+            #[allow(non_snake_case)]
+            fn call(&self, ($($ty,)*): ($($ty,)*)) -> HandlerFuture {
+                let outputs = (self)($($ty),*).into_outputs();
+                Box::pin(std::future::ready(Ok(outputs)))
+            }
+        }
+
+        impl<Func, R, Err, O, $($ty,)*> Handler<($($ty,)*), O, markers::SyncFallible> for Func
+        where
+            Func: Fn($($ty),*) -> Result<R, Err> + Send + Sync + 'static,
+            R: IntoOutputs<O>,
+            Err: Display,
+        {
+            #[allow(non_snake_case)]
+            fn call(&self, ($($ty,)*): ($($ty,)*)) -> HandlerFuture {
+                let outputs = (self)($($ty),*)
+                    .map(IntoOutputs::into_outputs)
+                    .map_err(|e| HandlerError(e.to_string()));
+                Box::pin(std::future::ready(outputs))
+            }
+        }
+
+        impl<Func, Fut, R, O, $($ty,)*> Handler<($($ty,)*), O, markers::Async> for Func
+        where
+            Func: Fn($($ty),*) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = R> + Send + 'static,
+            R: IntoOutputs<O>,
+        {
+            #[allow(non_snake_case)]
+            fn call(&self, ($($ty,)*): ($($ty,)*)) -> HandlerFuture {
+                let future = (self)($($ty),*);
+                Box::pin(async move { Ok(future.await.into_outputs()) })
+            }
+        }
+
+        impl<Func, Fut, R, Err, O, $($ty,)*> Handler<($($ty,)*), O, markers::AsyncFallible> for Func
+        where
+            Func: Fn($($ty),*) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = Result<R, Err>> + Send + 'static,
+            R: IntoOutputs<O>,
+            Err: Display,
+        {
+            #[allow(non_snake_case)]
+            fn call(&self, ($($ty,)*): ($($ty,)*)) -> HandlerFuture {
+                let future = (self)($($ty),*);
+                Box::pin(async move {
+                    future
+                        .await
+                        .map(IntoOutputs::into_outputs)
+                        .map_err(|e| HandlerError(e.to_string()))
+                })
+            }
+        }
+    };
+}
+
+handlers!();
+handlers!(A);
+handlers!(A, B);
+handlers!(A, B, C);
+handlers!(A, B, C, D);
+handlers!(A, B, C, D, E);
+handlers!(A, B, C, D, E, F);
+handlers!(A, B, C, D, E, F, G);
+handlers!(A, B, C, D, E, F, G, H);

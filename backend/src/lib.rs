@@ -1,0 +1,55 @@
+//! Keepsake: Gradio's three kinds of state — global, session and browser — for Rust
+//! web apps, on axum and tokio.
+//!
+//! An app is declared with [`Blocks`]: components in rows and columns, session
+//! [`State`]s, [`Global`]s, [`BrowserState`]s and event listeners whose handlers are
+//! plain Rust functions, typed by what they are wired to. A [`Server`] mounts apps;
+//! [`app`] makes its axum `Router` and [`run`] serves it. The generic Leptos client
+//! (`frontend/`) renders any app from its config.
+//!
+//! ```no_run
+//! use keepsake::components::{Button, CheckboxGroup, Number};
+//! use keepsake::{Blocks, Server, Settings, State};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut cart_app = Blocks::new("shopping-cart", "Shopping cart");
+//! let items = cart_app.add(CheckboxGroup::new(["Cereal", "Milk"]).label("Items"));
+//! let add = cart_app.add(Button::new("Add Items"));
+//! let size = cart_app.add(Number::new().label("Cart Size"));
+//! let cart = cart_app.state(State::new(Vec::<String>::new()));
+//! cart_app.click(add, (items, cart), cart, |new: Vec<String>, mut cart: Vec<String>| {
+//!     cart.extend(new);
+//!     cart
+//! });
+//! // Run by the server after any event that changed the cart.
+//! cart_app.change(cart, cart, size, |cart: Vec<String>| cart.len() as f64);
+//!
+//! let server = Server::new(Settings::default(), [cart_app.build()?])?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:7860").await?;
+//! keepsake::run(listener, server, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod blocks;
+pub mod components;
+pub mod demos;
+pub mod error;
+pub mod handler;
+mod http;
+mod runtime;
+mod session;
+pub mod settings;
+pub mod state;
+mod value;
+
+pub use blocks::{App, Blocks, ListenerRef};
+pub use error::{ApiError, BuildError};
+pub use handler::{
+    BrowserStateHandle, Changeable, Clickable, GlobalHandle, Handle, HandlerError, ResourceHandle,
+    StateHandle, Submittable, Update,
+};
+pub use http::{Server, app, run};
+pub use keepsake_shared as protocol;
+pub use settings::Settings;
+pub use state::{BrowserState, Global, Resource, Shared, State};

@@ -1,0 +1,90 @@
+//! Server settings, from flags or environment variables (clap), each with a safe
+//! default. Durations are written like `60m`, `30s`, `1h 30m` (humantime).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How the server runs. `Settings::default()` matches the flag defaults.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// Address and port to listen on (Gradio's port by default).
+    #[arg(long, env = "KEEPSAKE_ADDR", default_value = "127.0.0.1:7860")]
+    pub addr: SocketAddr,
+
+    /// Directory of the built client (index.html, wasm, js, css).
+    #[arg(long, env = "KEEPSAKE_STATIC_DIR", default_value = "frontend/dist")]
+    pub static_dir: PathBuf,
+
+    /// How long a session is kept after its last page closed (Gradio: 60 min).
+    #[arg(long, env = "KEEPSAKE_SESSION_RETENTION", default_value = "60m", value_parser = humantime::parse_duration)]
+    pub session_retention: Duration,
+
+    /// Most sessions kept per app; the least recently used is evicted beyond it.
+    #[arg(long, env = "KEEPSAKE_SESSION_CAPACITY", default_value_t = 10_000)]
+    pub session_capacity: u64,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "KEEPSAKE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// How long an event handler may run before it is cut off.
+    #[arg(long, env = "KEEPSAKE_EVENT_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub event_timeout: Duration,
+
+    /// Interval of heartbeats on each page's stream.
+    #[arg(long, env = "KEEPSAKE_HEARTBEAT", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub heartbeat: Duration,
+
+    /// How often expired sessions are collected.
+    #[arg(long, env = "KEEPSAKE_SWEEP_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub sweep_interval: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            addr: SocketAddr::from(([127, 0, 0, 1], 7860)),
+            static_dir: PathBuf::from("frontend/dist"),
+            session_retention: Duration::from_secs(60 * 60),
+            session_capacity: 10_000,
+            max_body_bytes: 1024 * 1024,
+            event_timeout: Duration::from_secs(60),
+            heartbeat: Duration::from_secs(15),
+            sweep_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    #[test]
+    fn flag_defaults_match_default() {
+        let parsed = Cli::parse_from(["keepsake"]).settings;
+        let default = Settings::default();
+        assert_eq!(parsed.addr, default.addr);
+        assert_eq!(parsed.session_retention, default.session_retention);
+        assert_eq!(parsed.session_capacity, default.session_capacity);
+        assert_eq!(parsed.max_body_bytes, default.max_body_bytes);
+        assert_eq!(parsed.event_timeout, default.event_timeout);
+        assert_eq!(parsed.heartbeat, default.heartbeat);
+        assert_eq!(parsed.sweep_interval, default.sweep_interval);
+    }
+
+    #[test]
+    fn durations_are_human_readable() {
+        let parsed = Cli::parse_from(["keepsake", "--session-retention", "90s", "--addr", "0.0.0.0:8080"]).settings;
+        assert_eq!(parsed.session_retention, Duration::from_secs(90));
+        assert_eq!(parsed.addr.port(), 8080);
+    }
+}

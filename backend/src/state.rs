@@ -1,0 +1,175 @@
+//! Declarations of the three kinds of state (plus per-session resources) as an app
+//! author writes them: [`State`] (per session, on the server), [`Global`] (one value
+//! for every session), [`BrowserState`] (in the browser, encrypted) and [`Resource`]
+//! (per-session values that cannot be cloned or serialised).
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::value::DynValue;
+
+/// What a session state may hold: clonable (every session starts from a copy of the
+/// default, every handler gets its own copy) and comparable (for `.change`).
+pub trait StateType: Clone + PartialEq + Send + Sync + 'static {}
+impl<T: Clone + PartialEq + Send + Sync + 'static> StateType for T {}
+
+pub(crate) type Factory = Arc<dyn Fn() -> Box<dyn DynValue> + Send + Sync>;
+pub(crate) type DeleteCallback = Arc<dyn Fn(Box<dyn DynValue>) + Send + Sync>;
+
+/// A session state (Gradio's `gr.State`): one value per session, held on the server
+/// and never sent to the browser.
+pub struct State<T> {
+    factory: Factory,
+    time_to_live: Option<Duration>,
+    on_delete: Option<DeleteCallback>,
+    _type: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: StateType> State<T> {
+    /// Every session starts with a clone of `default`.
+    pub fn new(default: T) -> Self {
+        Self::with_factory(move || default.clone())
+    }
+
+    /// Every session starts with a fresh value from `factory` (called once per session,
+    /// on first use).
+    pub fn with_factory(factory: impl Fn() -> T + Send + Sync + 'static) -> Self {
+        State {
+            factory: Arc::new(move || Box::new(factory()) as Box<dyn DynValue>),
+            time_to_live: None,
+            on_delete: None,
+            _type: std::marker::PhantomData,
+        }
+    }
+
+    /// Deletes the value this long after its last write (the next event sees the
+    /// default again). The session's own retention still applies: whichever ends first.
+    pub fn time_to_live(mut self, ttl: Duration) -> Self {
+        self.time_to_live = Some(ttl);
+        self
+    }
+
+    /// Called with the last value when it is deleted: by its time-to-live, by the
+    /// session's expiry, or by eviction when the session capacity is reached.
+    pub fn on_delete(mut self, callback: impl Fn(T) + Send + Sync + 'static) -> Self {
+        self.on_delete = Some(Arc::new(move |value: Box<dyn DynValue>| {
+            if let Ok(value) = value.into_any().downcast::<T>() {
+                callback(*value);
+            }
+        }));
+        self
+    }
+
+    pub(crate) fn into_parts(self) -> (Factory, Option<Duration>, Option<DeleteCallback>) {
+        (self.factory, self.time_to_live, self.on_delete)
+    }
+}
+
+/// A global value: one for the whole app, shared by every session, alive while the
+/// server runs. Events that write it hold it for their whole run, so read-modify-write
+/// handlers never lose an update.
+pub struct Global<T> {
+    pub(crate) initial: T,
+}
+
+impl<T: StateType> Global<T> {
+    pub fn new(initial: T) -> Self {
+        Global { initial }
+    }
+}
+
+/// A value held by the browser (Gradio's `gr.BrowserState`), in localStorage,
+/// encrypted with AES-256-GCM under a key derived from the secret.
+///
+/// Leave `storage_key` and `secret` unset and both are random per server start: values
+/// written before a restart read back as the default. Fix both and values survive.
+pub struct BrowserState<T> {
+    pub(crate) default: T,
+    pub(crate) storage_key: Option<String>,
+    pub(crate) secrets: Vec<String>,
+}
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> BrowserState<T> {
+    pub fn new(default: T) -> Self {
+        BrowserState {
+            default,
+            storage_key: None,
+            secrets: Vec::new(),
+        }
+    }
+
+    /// The localStorage key (namespaced with the app id by the client).
+    pub fn storage_key(mut self, key: impl Into<String>) -> Self {
+        self.storage_key = Some(key.into());
+        self
+    }
+
+    /// The secret the encryption key is derived from. Use at least 32 bytes.
+    pub fn secret(mut self, secret: impl Into<String>) -> Self {
+        self.secrets = vec![secret.into()];
+        self
+    }
+
+    /// Several secrets, newest first: values are written with the first and read with
+    /// any, so a secret can be rotated without losing what browsers hold.
+    pub fn secrets<I: IntoIterator<Item = S>, S: Into<String>>(mut self, secrets: I) -> Self {
+        self.secrets = secrets.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+/// A per-session resource that cannot be cloned or serialised (a connection, a file
+/// handle). Created by its factory on first use in a session and dropped when the
+/// session unloads, expires or is evicted. Handlers receive a [`Shared`] handle.
+pub struct Resource<T> {
+    pub(crate) factory: Arc<dyn Fn() -> T + Send + Sync>,
+}
+
+impl<T: Send + 'static> Resource<T> {
+    pub fn new(factory: impl Fn() -> T + Send + Sync + 'static) -> Self {
+        Resource {
+            factory: Arc::new(factory),
+        }
+    }
+}
+
+/// A per-session resource as handlers see it.
+pub type Shared<T> = Arc<tokio::sync::Mutex<T>>;
+
+/// A resource as a session stores it: the `Shared<T>` and how to clone it without
+/// knowing `T`.
+pub(crate) struct StoredResource {
+    value: Box<dyn Any + Send + Sync>,
+    clone_handle: fn(&(dyn Any + Send + Sync)) -> Option<crate::value::AnyValue>,
+}
+
+impl StoredResource {
+    /// A clone of the `Shared<T>` for a handler.
+    pub(crate) fn handle(&self) -> Option<crate::value::AnyValue> {
+        (self.clone_handle)(&*self.value)
+    }
+}
+
+fn clone_shared<T: Send + 'static>(value: &(dyn Any + Send + Sync)) -> Option<crate::value::AnyValue> {
+    value
+        .downcast_ref::<Shared<T>>()
+        .map(|shared| Box::new(shared.clone()) as crate::value::AnyValue)
+}
+
+pub(crate) type ResourceFactory = Arc<dyn Fn() -> StoredResource + Send + Sync>;
+
+impl<T: Send + 'static> Resource<T> {
+    pub(crate) fn into_factory(self) -> ResourceFactory {
+        let factory = self.factory;
+        Arc::new(move || {
+            let shared: Shared<T> = Arc::new(tokio::sync::Mutex::new(factory()));
+            StoredResource {
+                value: Box::new(shared),
+                clone_handle: clone_shared::<T>,
+            }
+        })
+    }
+}

@@ -1,0 +1,222 @@
+//! Test support: a real server on 127.0.0.1:0 and a small typed client for it.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use keepsake::protocol::api::{self, Endpoint};
+use keepsake::protocol::config::AppConfig;
+use keepsake::protocol::error::{ErrorBody, ErrorKind};
+use keepsake::protocol::event::{EventRequest, EventResult, SessionStarted};
+use keepsake::protocol::stream::ServerMessage;
+use keepsake::protocol::{AppId, ComponentId, DependencyId, SessionId};
+use keepsake::{App, Server, Settings};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+pub struct TestServer {
+    pub base: String,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+/// Settings for tests: fast sweeps and heartbeats.
+pub fn fast_settings() -> Settings {
+    Settings {
+        sweep_interval: Duration::from_millis(20),
+        heartbeat: Duration::from_millis(200),
+        ..Settings::default()
+    }
+}
+
+impl TestServer {
+    pub async fn start(settings: Settings, apps: Vec<App>) -> TestServer {
+        let server = Server::new(settings, apps).expect("apps mount");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(keepsake::run(listener, server, async move {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            base,
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the server and waits until it has finished.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let finished = tokio::time::timeout(Duration::from_secs(10), task).await;
+            assert!(finished.is_ok(), "server did not shut down in time");
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn config(&self, app: &str) -> AppConfig {
+        self.client
+            .get(self.url(&api::GetConfig::path(&AppId(app.into()))))
+            .send()
+            .await
+            .expect("config request")
+            .json()
+            .await
+            .expect("config body")
+    }
+
+    pub async fn start_session(&self, app: &str) -> SessionId {
+        let started: SessionStarted = self
+            .client
+            .post(self.url(&api::StartSession::path(&AppId(app.into()))))
+            .send()
+            .await
+            .expect("session request")
+            .json()
+            .await
+            .expect("session body");
+        started.session_id
+    }
+
+    pub async fn event(
+        &self,
+        app: &str,
+        session: &SessionId,
+        dependency: DependencyId,
+        inputs: Vec<Value>,
+    ) -> Result<EventResult, (u16, ErrorBody)> {
+        let path = api::RunEvent::path(&(AppId(app.into()), session.clone()));
+        let response = self
+            .client
+            .post(self.url(&path))
+            .json(&EventRequest { dependency, inputs })
+            .send()
+            .await
+            .expect("event request");
+        let status = response.status().as_u16();
+        if response.status().is_success() {
+            Ok(response.json().await.expect("event body"))
+        } else {
+            Err((status, response.json().await.expect("error body")))
+        }
+    }
+
+    /// Opens a page's stream; drop the returned stream to close it.
+    pub async fn open_stream(&self, app: &str, session: &SessionId) -> MessageStream {
+        let response = self
+            .client
+            .get(self.url(&api::stream_path(&AppId(app.into()), session)))
+            .send()
+            .await
+            .expect("stream request");
+        assert!(response.status().is_success(), "stream refused: {}", response.status());
+        MessageStream {
+            bytes: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+        }
+    }
+}
+
+/// The dependency with this api name.
+pub fn dependency(config: &AppConfig, api_name: &str) -> DependencyId {
+    config
+        .dependencies
+        .iter()
+        .find(|d| d.api_name.as_deref() == Some(api_name))
+        .map(|d| d.id)
+        .unwrap_or_else(|| panic!("no listener named {api_name}"))
+}
+
+/// The component with this label.
+pub fn component(config: &AppConfig, label: &str) -> ComponentId {
+    config
+        .components
+        .iter()
+        .find(|c| c.props.label.as_deref() == Some(label))
+        .map(|c| c.id)
+        .unwrap_or_else(|| panic!("no component labelled {label}"))
+}
+
+/// The last value the result sets on `component`.
+pub fn value_of(result: &EventResult, component: ComponentId) -> Option<Value> {
+    result
+        .updates
+        .iter()
+        .rev()
+        .find(|u| u.component == component && u.value.is_some())
+        .and_then(|u| u.value.clone())
+}
+
+pub fn assert_error(outcome: Result<EventResult, (u16, ErrorBody)>, status: u16, kind: ErrorKind) -> ErrorBody {
+    match outcome {
+        Ok(result) => panic!("expected {kind:?}, got success {result:?}"),
+        Err((got_status, body)) => {
+            assert_eq!((got_status, body.error), (status, kind), "{}", body.message);
+            assert!(!body.message.is_empty());
+            body
+        }
+    }
+}
+
+type ByteStream = std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+
+/// A minimal SSE reader for `ServerMessage`s.
+pub struct MessageStream {
+    bytes: ByteStream,
+    buffer: String,
+}
+
+impl MessageStream {
+    /// The next message, or None if the stream ended or nothing came within `wait`.
+    pub async fn next(&mut self, wait: Duration) -> Option<ServerMessage> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let frame: String = self.buffer.drain(..end + 2).collect();
+                let data: String = frame
+                    .lines()
+                    .filter_map(|line| line.strip_prefix("data:"))
+                    .map(str::trim_start)
+                    .collect();
+                if data.is_empty() {
+                    continue;
+                }
+                return Some(serde_json::from_str(&data).expect("stream message is JSON"));
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.bytes.next()).await.ok()??;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk.ok()?));
+        }
+    }
+
+    /// Skips heartbeats until a push arrives.
+    pub async fn next_push(&mut self, wait: Duration) -> Option<keepsake::protocol::event::ComponentUpdate> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await? {
+                ServerMessage::Push { update } => return Some(update),
+                _ => continue,
+            }
+        }
+    }
+}
+
+/// Waits until `check` holds, polling, or panics after `wait`.
+pub async fn eventually(wait: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + wait;
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+pub const ERR_SESSION: ErrorKind = ErrorKind::UnknownSession;

@@ -1,0 +1,112 @@
+//! The HTTP endpoints, typed: each names its method, path and message types, so the
+//! server's routes and every client are built from the same definitions.
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::config::{AppConfig, AppSummary};
+use crate::event::{EventRequest, EventResult, SessionStarted, SessionStatus};
+use crate::{AppId, SessionId};
+
+/// HTTP method of an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+}
+
+/// A typed endpoint. `ROUTE` is the axum route pattern; `path` fills it in.
+pub trait Endpoint {
+    const METHOD: Method;
+    const ROUTE: &'static str;
+    /// Path parameters.
+    type Params;
+    /// Request body (`()` for none).
+    type Request: Serialize + DeserializeOwned;
+    /// Success body.
+    type Response: Serialize + DeserializeOwned;
+    fn path(params: &Self::Params) -> String;
+}
+
+/// `GET /api/apps`: the apps mounted on this server.
+#[derive(Debug)]
+pub struct ListApps;
+impl Endpoint for ListApps {
+    const METHOD: Method = Method::Get;
+    const ROUTE: &'static str = "/api/apps";
+    type Params = ();
+    type Request = ();
+    type Response = Vec<AppSummary>;
+    fn path(_: &()) -> String {
+        Self::ROUTE.to_owned()
+    }
+}
+
+/// `GET /api/apps/{app}/config`: the app's config.
+#[derive(Debug)]
+pub struct GetConfig;
+impl Endpoint for GetConfig {
+    const METHOD: Method = Method::Get;
+    const ROUTE: &'static str = "/api/apps/{app}/config";
+    type Params = AppId;
+    type Request = ();
+    type Response = AppConfig;
+    fn path(app: &AppId) -> String {
+        format!("/api/apps/{app}/config")
+    }
+}
+
+/// `POST /api/apps/{app}/sessions`: start a session; the server issues its id.
+#[derive(Debug)]
+pub struct StartSession;
+impl Endpoint for StartSession {
+    const METHOD: Method = Method::Post;
+    const ROUTE: &'static str = "/api/apps/{app}/sessions";
+    type Params = AppId;
+    type Request = ();
+    type Response = SessionStarted;
+    fn path(app: &AppId) -> String {
+        format!("/api/apps/{app}/sessions")
+    }
+}
+
+/// `GET /api/apps/{app}/sessions/{session}`: whether a session is alive.
+#[derive(Debug)]
+pub struct GetSession;
+impl Endpoint for GetSession {
+    const METHOD: Method = Method::Get;
+    const ROUTE: &'static str = "/api/apps/{app}/sessions/{session}";
+    type Params = (AppId, SessionId);
+    type Request = ();
+    type Response = SessionStatus;
+    fn path((app, session): &(AppId, SessionId)) -> String {
+        format!("/api/apps/{app}/sessions/{session}")
+    }
+}
+
+/// `POST /api/apps/{app}/sessions/{session}/events`: run a listener.
+#[derive(Debug)]
+pub struct RunEvent;
+impl Endpoint for RunEvent {
+    const METHOD: Method = Method::Post;
+    const ROUTE: &'static str = "/api/apps/{app}/sessions/{session}/events";
+    type Params = (AppId, SessionId);
+    type Request = EventRequest;
+    type Response = EventResult;
+    fn path((app, session): &(AppId, SessionId)) -> String {
+        format!("/api/apps/{app}/sessions/{session}/events")
+    }
+}
+
+/// `GET /api/apps/{app}/sessions/{session}/stream`: the SSE stream of
+/// [`crate::stream::ServerMessage`]s. Not JSON request/response, hence no `Endpoint`.
+pub fn stream_path(app: &AppId, session: &SessionId) -> String {
+    format!("/api/apps/{app}/sessions/{session}/stream")
+}
+
+/// Route pattern of [`stream_path`].
+pub const STREAM_ROUTE: &str = "/api/apps/{app}/sessions/{session}/stream";
+
+/// Client-side route of an app's page (served the client's `index.html`).
+pub fn app_page_path(app: &AppId) -> String {
+    format!("/apps/{app}")
+}

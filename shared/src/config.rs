@@ -1,0 +1,230 @@
+//! The app config: everything a generic client needs to render an app and wire its
+//! events, and nothing it must not see (no session or global values).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{AppId, ComponentId, DependencyId};
+
+/// One entry of the server's app list (the start page).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppSummary {
+    pub id: AppId,
+    pub title: String,
+    pub description: String,
+}
+
+/// A complete app: components, layout and event listeners.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppConfig {
+    /// [`crate::PROTOCOL_VERSION`] of the server that produced this config.
+    pub protocol_version: u32,
+    pub id: AppId,
+    pub title: String,
+    pub description: String,
+    /// Every component, indexed by [`ComponentId`] (`components[i].id == ComponentId(i)`).
+    pub components: Vec<ComponentConfig>,
+    /// The top-level layout (an implicit column).
+    pub layout: Vec<LayoutNode>,
+    /// Every event listener, indexed by [`DependencyId`].
+    pub dependencies: Vec<DependencyConfig>,
+}
+
+impl AppConfig {
+    pub fn component(&self, id: ComponentId) -> Option<&ComponentConfig> {
+        self.components.get(id.0 as usize)
+    }
+
+    pub fn dependency(&self, id: DependencyId) -> Option<&DependencyConfig> {
+        self.dependencies.get(id.0 as usize)
+    }
+
+    /// Listeners triggered by `event` on `component` (or on the app, for `None`).
+    pub fn listeners(
+        &self,
+        component: Option<ComponentId>,
+        event: EventKind,
+    ) -> impl Iterator<Item = &DependencyConfig> {
+        self.dependencies.iter().filter(move |dep| {
+            dep.triggers
+                .iter()
+                .any(|t| t.component == component && t.event == event)
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComponentConfig {
+    pub id: ComponentId,
+    pub kind: ComponentKind,
+    pub props: ComponentProps,
+}
+
+/// The kind of a component, with the properties only that kind has.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ComponentKind {
+    /// Rendered Markdown text. Value: string.
+    Markdown,
+    /// A text input. Value: string.
+    Textbox {
+        input_type: TextboxType,
+        /// Visible lines; more than one renders a text area.
+        lines: u32,
+        placeholder: Option<String>,
+    },
+    /// A number input. Value: number.
+    Number {
+        minimum: Option<f64>,
+        maximum: Option<f64>,
+        step: Option<f64>,
+    },
+    /// A button. Value: its caption (string).
+    Button { variant: ButtonVariant },
+    /// A single checkbox. Value: bool.
+    Checkbox,
+    /// Several checkboxes. Value: the list of checked choices.
+    CheckboxGroup { choices: Vec<String> },
+    /// A selection among choices. Value: a choice (string, or null when nothing is
+    /// selected) or, with `multiselect`, a list of choices.
+    Dropdown {
+        choices: Vec<String>,
+        multiselect: bool,
+    },
+    /// Arbitrary JSON, shown read-only. Value: any JSON.
+    Json,
+    /// A session state slot. Never rendered; the server ignores what a client sends
+    /// in its input position and never sends its value.
+    State,
+    /// A global value slot, shared by every session. Same rules as `State`.
+    Global,
+    /// A value kept in the browser's localStorage, encrypted (see the client).
+    BrowserState(BrowserStateConfig),
+}
+
+impl ComponentKind {
+    /// Whether the value of this slot lives on the server (session or global).
+    pub fn is_server_side(&self) -> bool {
+        matches!(self, ComponentKind::State | ComponentKind::Global)
+    }
+
+    /// Whether the component is drawn on the page.
+    pub fn is_rendered(&self) -> bool {
+        !matches!(
+            self,
+            ComponentKind::State | ComponentKind::Global | ComponentKind::BrowserState(_)
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextboxType {
+    Text,
+    Password,
+    Email,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ButtonVariant {
+    Primary,
+    Secondary,
+    Stop,
+}
+
+/// How a browser-state slot is stored. The key material is derived from `secrets` by
+/// the client (HKDF-SHA256); when the app author fixed neither `storage_key` nor
+/// secret, the server generates both at start-up, so values from a previous run read
+/// back as the default (as in Gradio).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BrowserStateConfig {
+    /// localStorage key (namespaced by the client with the app id).
+    pub storage_key: String,
+    /// Secrets, newest first: encrypt with the first, decrypt with any (rotation).
+    pub secrets: Vec<String>,
+    /// The value used when nothing (readable) is stored.
+    pub default: Value,
+}
+
+/// Properties shared by every component. Each may be changed by an event's output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComponentProps {
+    pub label: Option<String>,
+    /// Help text shown under the label.
+    pub info: Option<String>,
+    pub visible: bool,
+    /// Whether the user may edit it; `None` lets the client decide (inputs of some
+    /// listener are interactive, pure outputs are not).
+    pub interactive: Option<bool>,
+    /// Initial value (null for state slots).
+    pub value: Value,
+}
+
+impl Default for ComponentProps {
+    fn default() -> Self {
+        ComponentProps {
+            label: None,
+            info: None,
+            visible: true,
+            interactive: None,
+            value: Value::Null,
+        }
+    }
+}
+
+/// The page layout: rows and columns of components.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LayoutNode {
+    Row { children: Vec<LayoutNode> },
+    Column { children: Vec<LayoutNode> },
+    Component { id: ComponentId },
+}
+
+/// An event listener: which events trigger it, what it reads and what it writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DependencyConfig {
+    pub id: DependencyId,
+    pub triggers: Vec<Trigger>,
+    /// Input slots, in the order the client sends values for them.
+    pub inputs: Vec<ComponentId>,
+    /// Output slots, in the order of the handler's results.
+    pub outputs: Vec<ComponentId>,
+    /// Name under which API clients may call it.
+    pub api_name: Option<String>,
+}
+
+/// An event on a component, or on the app itself (`component: None`: load, unload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Trigger {
+    pub component: Option<ComponentId>,
+    pub event: EventKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Click,
+    /// The value changed, by the user or by an output. For session states the server
+    /// fires it itself; for browser states and components the client does.
+    Change,
+    /// Enter pressed in a textbox.
+    Submit,
+    /// The page (re)loaded and a session started.
+    Load,
+    /// The client went away (its stream ended). Fired by the server.
+    Unload,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Click => "click",
+            EventKind::Change => "change",
+            EventKind::Submit => "submit",
+            EventKind::Load => "load",
+            EventKind::Unload => "unload",
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The error body every failed request returns, with a machine-readable kind.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Body of every 4xx/5xx answer from the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorKind,
+    /// A sentence for a person. Never contains secrets, session values or full ids.
+    pub message: String,
+}
+
+impl fmt::Display for ErrorBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.error.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for ErrorBody {}
+
+/// What went wrong, so clients can react (e.g. start a new session).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The request could not be parsed (bad JSON, wrong content type, bad path).
+    BadRequest,
+    /// No app with that id is mounted.
+    UnknownApp,
+    /// The session id was never issued, or the session expired or was evicted.
+    /// The client should start a new session.
+    UnknownSession,
+    /// The app has no listener with that id.
+    UnknownDependency,
+    /// Wrong number of inputs, or a value of the wrong type.
+    InvalidInput,
+    /// The request body exceeds the configured limit.
+    PayloadTooLarge,
+    /// Too many requests or too many sessions/streams.
+    LimitExceeded,
+    /// The event handler failed (returned an error or panicked); nothing was changed.
+    HandlerFailed,
+    /// The event handler did not finish within the configured time.
+    Timeout,
+    /// The state store is unreachable.
+    StoreUnavailable,
+    /// A bug on the server.
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::BadRequest => "bad_request",
+            ErrorKind::UnknownApp => "unknown_app",
+            ErrorKind::UnknownSession => "unknown_session",
+            ErrorKind::UnknownDependency => "unknown_dependency",
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::PayloadTooLarge => "payload_too_large",
+            ErrorKind::LimitExceeded => "limit_exceeded",
+            ErrorKind::HandlerFailed => "handler_failed",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::StoreUnavailable => "store_unavailable",
+            ErrorKind::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status code the server answers with.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorKind::BadRequest | ErrorKind::InvalidInput => 400,
+            ErrorKind::UnknownApp | ErrorKind::UnknownSession | ErrorKind::UnknownDependency => {
+                404
+            }
+            ErrorKind::PayloadTooLarge => 413,
+            ErrorKind::LimitExceeded => 429,
+            ErrorKind::HandlerFailed | ErrorKind::Internal => 500,
+            ErrorKind::StoreUnavailable => 503,
+            ErrorKind::Timeout => 504,
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Identifiers that appear on the wire.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Index of a component (including state slots) within one app's config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ComponentId(pub u32);
+
+/// Index of an event listener ("dependency", as Gradio calls it) within one app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DependencyId(pub u32);
+
+/// URL-safe name of an app mounted on a server, e.g. `shopping-cart`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AppId(pub String);
+
+impl fmt::Display for AppId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A session id: 128 random bits issued by the server, written as 32 lowercase hex digits.
+///
+/// Parsing only checks the *form*; whether the server issued the id is the server's
+/// business. Display prints the full id (it is needed on the wire); use
+/// [`SessionId::short`] in logs so that a full id never lands there.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SessionId(String);
+
+/// Length of a session id in hex digits (128 bits).
+pub const SESSION_ID_HEX_LEN: usize = 32;
+
+impl SessionId {
+    /// Builds an id from 16 random bytes. The caller is responsible for the randomness.
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut s = String::with_capacity(SESSION_ID_HEX_LEN);
+        for b in bytes {
+            s.push(HEX[usize::from(b >> 4)] as char);
+            s.push(HEX[usize::from(b & 0x0f)] as char);
+        }
+        SessionId(s)
+    }
+
+    /// The full id, as sent on the wire.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The first 8 hex digits: enough to correlate log lines, useless to an attacker.
+    pub fn short(&self) -> &str {
+        &self.0[..8]
+    }
+}
+
+/// Why a string is not a session id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionIdError;
+
+impl fmt::Display for SessionIdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "a session id is {SESSION_ID_HEX_LEN} lowercase hexadecimal digits"
+        )
+    }
+}
+
+impl std::error::Error for SessionIdError {}
+
+impl FromStr for SessionId {
+    type Err = SessionIdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let well_formed = s.len() == SESSION_ID_HEX_LEN
+            && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if well_formed {
+            Ok(SessionId(s.to_owned()))
+        } else {
+            Err(SessionIdError)
+        }
+    }
+}
+
+impl TryFrom<String> for SessionId {
+    type Error = SessionIdError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<SessionId> for String {
+    fn from(id: SessionId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Debug for SessionId {
+    // Debug output ends up in logs; keep it short.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionId({}…)", self.short())
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_id_round_trips_and_rejects_bad_forms() {
+        let id = SessionId::from_bytes([0xab; 16]);
+        assert_eq!(id.as_str().len(), 32);
+        assert_eq!(id.as_str().parse::<SessionId>(), Ok(id.clone()));
+        assert_eq!(id.short(), "abababab");
+        for bad in ["", "xyz", &"A".repeat(32), &"a".repeat(31), &"a".repeat(33)] {
+            assert!(bad.parse::<SessionId>().is_err(), "{bad:?} accepted");
+        }
+        let json = serde_json::to_string(&id).expect("serialises");
+        assert_eq!(serde_json::from_str::<SessionId>(&json).ok(), Some(id));
+        assert!(serde_json::from_str::<SessionId>("\"nope\"").is_err());
+    }
+
+    #[test]
+    fn debug_never_prints_the_full_id() {
+        let id = SessionId::from_bytes([0x12; 16]);
+        assert!(!format!("{id:?}").contains(id.as_str()));
+    }
+}

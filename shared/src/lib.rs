@@ -1,0 +1,24 @@
+//! Keepsake's wire protocol.
+//!
+//! This crate is the only serialisation boundary between a Keepsake server and its
+//! clients (the Leptos browser client, the native API client, `curl`). It depends on
+//! serde alone so that it compiles unchanged for native targets and for wasm32.
+//!
+//! The protocol is versioned by [`PROTOCOL_VERSION`]; every [`config::AppConfig`]
+//! carries the version it was produced with so a stale client can tell.
+//!
+//! Invariant: no message defined here ever carries the value of a session `State`
+//! or a global value. Session values stay on the server; the client only learns the
+//! *ids* of state slots so that it can keep input positions aligned.
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod stream;
+
+pub use ids::{AppId, ComponentId, DependencyId, SessionId, SessionIdError};
+
+/// Version of the message formats in this crate. Bumped on any incompatible change.
+pub const PROTOCOL_VERSION: u32 = 1;
