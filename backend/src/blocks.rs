@@ -126,15 +126,18 @@ impl Blocks {
         self
     }
 
-    fn push_slot(&mut self, kind: ComponentKind, props: ComponentProps, slot: SlotDef) -> ComponentId {
+    fn push_slot(
+        &mut self,
+        kind: ComponentKind,
+        props: ComponentProps,
+        slot: SlotDef,
+    ) -> ComponentId {
         let id = ComponentId(self.components.len() as u32);
         let rendered = kind.is_rendered();
         self.components.push(ComponentConfig { id, kind, props });
         self.slots.push(slot);
-        if rendered {
-            if let Some(container) = self.layout_stack.last_mut() {
-                container.push(LayoutNode::Component { id });
-            }
+        if rendered && let Some(container) = self.layout_stack.last_mut() {
+            container.push(LayoutNode::Component { id });
         }
         id
     }
@@ -155,7 +158,11 @@ impl Blocks {
         }
     }
 
-    fn container(&mut self, build: impl FnOnce(&mut Self), wrap: fn(Vec<LayoutNode>) -> LayoutNode) {
+    fn container(
+        &mut self,
+        build: impl FnOnce(&mut Self),
+        wrap: fn(Vec<LayoutNode>) -> LayoutNode,
+    ) {
         self.layout_stack.push(Vec::new());
         build(self);
         let children = self.layout_stack.pop().unwrap_or_default();
@@ -177,7 +184,11 @@ impl Blocks {
     /// Declares a session state.
     pub fn state<T: StateType>(&mut self, state: State<T>) -> StateHandle<T> {
         let index = self.states.len() as u32;
-        let id = self.push_slot(ComponentKind::State, ComponentProps::default(), SlotDef::State(index));
+        let id = self.push_slot(
+            ComponentKind::State,
+            ComponentProps::default(),
+            SlotDef::State(index),
+        );
         let (factory, time_to_live, on_delete) = state.into_parts();
         self.states.push(StateDef {
             component: id,
@@ -195,7 +206,11 @@ impl Blocks {
     /// Declares a global value.
     pub fn global<T: StateType>(&mut self, global: Global<T>) -> GlobalHandle<T> {
         let index = self.globals.len() as u32;
-        let id = self.push_slot(ComponentKind::Global, ComponentProps::default(), SlotDef::Global(index));
+        let id = self.push_slot(
+            ComponentKind::Global,
+            ComponentProps::default(),
+            SlotDef::Global(index),
+        );
         self.globals.push(GlobalDef {
             initial: Box::new(global.initial),
             accept: value::into_stored::<T>,
@@ -363,7 +378,12 @@ impl Blocks {
         outputs: O,
         handler: H,
     ) -> ListenerRef<'_> {
-        self.on([EventTrigger::new(None, EventKind::Load)], inputs, outputs, handler)
+        self.on(
+            [EventTrigger::new(None, EventKind::Load)],
+            inputs,
+            outputs,
+            handler,
+        )
     }
 
     /// Runs `handler` when a page goes away (its stream ended). It may read and write
@@ -374,7 +394,12 @@ impl Blocks {
         outputs: O,
         handler: H,
     ) -> ListenerRef<'_> {
-        self.on([EventTrigger::new(None, EventKind::Unload)], inputs, outputs, handler)
+        self.on(
+            [EventTrigger::new(None, EventKind::Unload)],
+            inputs,
+            outputs,
+            handler,
+        )
     }
 
     /// Checks the wiring and freezes the app.
@@ -389,7 +414,9 @@ impl Blocks {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !id_ok {
-            return Err(fail("the id must be non-empty lowercase letters, digits and '-'".into()));
+            return Err(fail(
+                "the id must be non-empty lowercase letters, digits and '-'".into(),
+            ));
         }
         let server_side = |id: &ComponentId| {
             self.components
@@ -401,13 +428,18 @@ impl Blocks {
             let config = &dep.config;
             for id in config.inputs.iter().chain(&config.outputs) {
                 if self.components.get(id.0 as usize).is_none() {
-                    return Err(fail(format!("listener {} names unknown slot {}", config.id.0, id.0)));
+                    return Err(fail(format!(
+                        "listener {} names unknown slot {}",
+                        config.id.0, id.0
+                    )));
                 }
             }
             let server_triggered = config.triggers.iter().any(|t| {
                 t.event == EventKind::Unload
                     || (t.event == EventKind::Change
-                        && t.component.is_some_and(|c| matches!(self.slots.get(c.0 as usize), Some(SlotDef::State(_)))))
+                        && t.component.is_some_and(|c| {
+                            matches!(self.slots.get(c.0 as usize), Some(SlotDef::State(_)))
+                        }))
             });
             if server_triggered && !config.inputs.iter().all(server_side) {
                 return Err(fail(format!(
@@ -422,10 +454,10 @@ impl Blocks {
                     config.id.0
                 )));
             }
-            if let Some(name) = &config.api_name {
-                if !api_names.insert(name.clone()) {
-                    return Err(fail(format!("two listeners share the api name {name:?}")));
-                }
+            if let Some(name) = &config.api_name
+                && !api_names.insert(name.clone())
+            {
+                return Err(fail(format!("two listeners share the api name {name:?}")));
             }
         }
         for warning in &self.warnings {
@@ -450,7 +482,12 @@ impl Blocks {
         let unload_listeners = self
             .dependencies
             .iter()
-            .filter(|dep| dep.config.triggers.iter().any(|t| t.event == EventKind::Unload))
+            .filter(|dep| {
+                dep.config
+                    .triggers
+                    .iter()
+                    .any(|t| t.event == EventKind::Unload)
+            })
             .map(|dep| dep.config.id)
             .collect();
         let mut layout_stack = self.layout_stack;
@@ -497,7 +534,9 @@ pub struct App {
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App").field("id", &self.config.id).finish_non_exhaustive()
+        f.debug_struct("App")
+            .field("id", &self.config.id)
+            .finish_non_exhaustive()
     }
 }
 

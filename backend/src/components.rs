@@ -46,7 +46,9 @@ pub(crate) fn validate_input(kind: &ComponentKind, value: &Value) -> Result<(), 
             choices,
             multiselect: true,
         } => match value {
-            Value::Array(items) => items.iter().try_for_each(|item| choices_check(choices, item)),
+            Value::Array(items) => items
+                .iter()
+                .try_for_each(|item| choices_check(choices, item)),
             _ => Err("expected a list of choices".to_owned()),
         },
         ComponentKind::Dropdown {
@@ -59,6 +61,14 @@ pub(crate) fn validate_input(kind: &ComponentKind, value: &Value) -> Result<(), 
         ComponentKind::Json | ComponentKind::BrowserState(_) => Ok(()),
         // Never decoded: the server ignores what a client sends for these.
         ComponentKind::State | ComponentKind::Global => Ok(()),
+    }
+}
+
+/// Default properties with an initial value.
+fn with_value(value: Value) -> ComponentProps {
+    ComponentProps {
+        value,
+        ..ComponentProps::default()
     }
 }
 
@@ -94,8 +104,7 @@ pub struct Markdown {
 
 impl Markdown {
     pub fn new(text: impl Into<String>) -> Self {
-        let mut props = ComponentProps::default();
-        props.value = Value::String(text.into());
+        let props = with_value(Value::String(text.into()));
         Markdown { props }
     }
     common_props!();
@@ -125,8 +134,7 @@ impl Default for Textbox {
 
 impl Textbox {
     pub fn new() -> Self {
-        let mut props = ComponentProps::default();
-        props.value = Value::String(String::new());
+        let props = with_value(Value::String(String::new()));
         Textbox {
             props,
             input_type: TextboxType::Text,
@@ -187,8 +195,7 @@ impl Default for Number {
 
 impl Number {
     pub fn new() -> Self {
-        let mut props = ComponentProps::default();
-        props.value = Value::from(0);
+        let props = with_value(Value::from(0));
         Number {
             props,
             minimum: None,
@@ -236,8 +243,7 @@ pub struct Button {
 
 impl Button {
     pub fn new(caption: impl Into<String>) -> Self {
-        let mut props = ComponentProps::default();
-        props.value = Value::String(caption.into());
+        let props = with_value(Value::String(caption.into()));
         Button {
             props,
             variant: ButtonVariant::Secondary,
@@ -280,8 +286,7 @@ impl Default for Checkbox {
 
 impl Checkbox {
     pub fn new() -> Self {
-        let mut props = ComponentProps::default();
-        props.value = Value::Bool(false);
+        let props = with_value(Value::Bool(false));
         Checkbox { props }
     }
     pub fn value(mut self, checked: bool) -> Self {
@@ -315,8 +320,7 @@ pub struct CheckboxGroup {
 
 impl CheckboxGroup {
     pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(choices: I) -> Self {
-        let mut props = ComponentProps::default();
-        props.value = Value::Array(Vec::new());
+        let props = with_value(Value::Array(Vec::new()));
         CheckboxGroup {
             props,
             choices: choice_list(choices),
@@ -382,8 +386,7 @@ pub struct MultiDropdown {
 
 impl MultiDropdown {
     pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(choices: I) -> Self {
-        let mut props = ComponentProps::default();
-        props.value = Value::Array(Vec::new());
+        let props = with_value(Value::Array(Vec::new()));
         MultiDropdown {
             props,
             choices: choice_list(choices),

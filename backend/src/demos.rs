@@ -16,14 +16,20 @@ pub fn shopping_cart() -> Result<App, BuildError> {
         "Pick items and add them to your cart. The cart is a session `State`: \
          it lives on the server, one per page load, and a refresh starts a new one.",
     ));
-    let items = app.add(CheckboxGroup::new(["Cereal", "Milk", "Orange Juice", "Water"]).label("Items"));
+    let items =
+        app.add(CheckboxGroup::new(["Cereal", "Milk", "Orange Juice", "Water"]).label("Items"));
     let add = app.add(Button::new("Add Items").primary());
     let cart = app.state(State::new(Vec::<String>::new()));
     let size = app.add(Number::new().label("Cart Size").interactive(false));
-    app.click(add, (items, cart), cart, |new_items: Vec<String>, mut cart: Vec<String>| {
-        cart.extend(new_items);
-        cart
-    })
+    app.click(
+        add,
+        (items, cart),
+        cart,
+        |new_items: Vec<String>, mut cart: Vec<String>| {
+            cart.extend(new_items);
+            cart
+        },
+    )
     .api_name("add_items");
     app.change(cart, cart, size, |cart: Vec<String>| cart.len() as f64);
     app.build()
@@ -35,7 +41,12 @@ pub fn visitor_counter() -> Result<App, BuildError> {
         "Global state: one value shared by every user. Each page load counts; open pages update live.",
     );
     let visitors = app.global(Global::new(0u64));
-    let total = app.add(Textbox::new().label("Total Visitors").value("Counting...").interactive(false));
+    let total = app.add(
+        Textbox::new()
+            .label("Total Visitors")
+            .value("Counting...")
+            .interactive(false),
+    );
     app.load(visitors, (visitors, total), |count: u64| {
         let count = count + 1;
         (count, count.to_string())
@@ -79,18 +90,41 @@ pub fn saved_login(id: &str, fixed_keys: bool) -> Result<App, BuildError> {
     let generate = app.add(Button::new("Generate Randomly"));
     let saved = app.add(Markdown::new("✅ Saved to local storage").visible(false));
 
-    app.click(generate, (), (username, password), || (random_text(8), random_text(12)));
-    app.load(stored, (username, password), |[user, pass]: [String; 2]| (user, pass));
+    app.click(generate, (), (username, password), || {
+        (random_text(8), random_text(12))
+    });
+    app.load(stored, (username, password), |[user, pass]: [String; 2]| {
+        (user, pass)
+    });
     app.on(
         [username.changed(), password.changed()],
         (username, password),
         stored,
         |user: String, pass: String| [user, pass],
     );
-    app.change(stored, (), saved, || {
-        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
-        Update::value(format!("✅ Saved to local storage at {now}")).visible(true)
-    });
+    // Runs when the stored value changes: here, or in another tab of this browser
+    // (the client relays storage events). Boxes that already show the stored value are
+    // left alone, so a tab where someone is typing is never overwritten.
+    app.change(
+        stored,
+        (stored, username, password),
+        (username, password, saved),
+        |[user, pass]: [String; 2], shown_user: String, shown_pass: String| {
+            let sync = |stored: String, shown: String| {
+                if stored == shown {
+                    Update::unchanged()
+                } else {
+                    Update::value(stored)
+                }
+            };
+            let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+            (
+                sync(user, shown_user),
+                sync(pass, shown_pass),
+                Update::value(format!("✅ Saved to local storage at {now}")).visible(true),
+            )
+        },
+    );
     app.build()
 }
 
@@ -104,7 +138,11 @@ fn random_text(len: usize) -> String {
 
 /// Every demo, as mounted by `keepsake-demo`.
 pub fn all() -> Result<Vec<App>, BuildError> {
-    Ok(vec![shopping_cart()?, visitor_counter()?, saved_login("saved-login", true)?])
+    Ok(vec![
+        shopping_cart()?,
+        visitor_counter()?,
+        saved_login("saved-login", true)?,
+    ])
 }
 
 use crate::handler::Changeable as _;

@@ -409,8 +409,25 @@ tuple_returns!((OA, RA), (OB, RB), (OC, RC));
 tuple_returns!((OA, RA), (OB, RB), (OC, RC), (OD, RD));
 tuple_returns!((OA, RA), (OB, RB), (OC, RC), (OD, RD), (OE, RE));
 tuple_returns!((OA, RA), (OB, RB), (OC, RC), (OD, RD), (OE, RE), (OF, RF));
-tuple_returns!((OA, RA), (OB, RB), (OC, RC), (OD, RD), (OE, RE), (OF, RF), (OG, RG));
-tuple_returns!((OA, RA), (OB, RB), (OC, RC), (OD, RD), (OE, RE), (OF, RF), (OG, RG), (OH, RH));
+tuple_returns!(
+    (OA, RA),
+    (OB, RB),
+    (OC, RC),
+    (OD, RD),
+    (OE, RE),
+    (OF, RF),
+    (OG, RG)
+);
+tuple_returns!(
+    (OA, RA),
+    (OB, RB),
+    (OC, RC),
+    (OD, RD),
+    (OE, RE),
+    (OF, RF),
+    (OG, RG),
+    (OH, RH)
+);
 
 /// An error a handler reports to the user (like Gradio's `gr.Error`): its message is
 /// shown in the client, and nothing the handler would have written is applied.

@@ -53,7 +53,10 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// Mounts `apps` and starts their background work (expiry, eviction). Must be
     /// called within a tokio runtime.
-    pub fn new(settings: Settings, apps: impl IntoIterator<Item = App>) -> Result<Self, BuildError> {
+    pub fn new(
+        settings: Settings,
+        apps: impl IntoIterator<Item = App>,
+    ) -> Result<Self, BuildError> {
         let shutdown = CancellationToken::new();
         let mut mounted = BTreeMap::new();
         for app in apps {
@@ -110,7 +113,7 @@ pub fn app(server: &Server) -> Router {
         tracing::warn!(path = %index.display(), "no built client found; the API works, pages will not");
     }
     let client = ServeDir::new(&settings.static_dir).fallback(ServeFile::new(index));
-    api.route("/healthz", get(|| async { "ok" }))
+    api.route("/healthz", get(healthz))
         .fallback_service(client)
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
@@ -167,10 +170,13 @@ fn json_rejection(rejection: JsonRejection, limit: usize) -> ApiError {
         JsonRejection::MissingJsonContentType(_) => {
             ApiError::BadRequest("expected a JSON body with Content-Type: application/json".into())
         }
-        JsonRejection::JsonSyntaxError(e) => ApiError::BadRequest(format!("malformed JSON: {}", e.body_text())),
-        JsonRejection::JsonDataError(e) => {
-            ApiError::BadRequest(format!("the body does not have the expected shape: {}", e.body_text()))
+        JsonRejection::JsonSyntaxError(e) => {
+            ApiError::BadRequest(format!("malformed JSON: {}", e.body_text()))
         }
+        JsonRejection::JsonDataError(e) => ApiError::BadRequest(format!(
+            "the body does not have the expected shape: {}",
+            e.body_text()
+        )),
         JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::PayloadTooLarge { limit }
         }
@@ -181,6 +187,17 @@ fn json_rejection(rejection: JsonRejection, limit: usize) -> ApiError {
 fn parse_session(raw: &str) -> Result<SessionId, ApiError> {
     // A malformed id cannot have been issued by this server.
     raw.parse().map_err(|_| ApiError::UnknownSession)
+}
+
+/// Liveness and a little load information: live sessions per app.
+async fn healthz(State(server): State<Server>) -> Json<serde_json::Value> {
+    let sessions: serde_json::Map<String, serde_json::Value> = server
+        .inner
+        .apps
+        .iter()
+        .map(|(id, runtime)| (id.0.clone(), runtime.sessions.live_sessions().into()))
+        .collect();
+    Json(serde_json::json!({ "status": "ok", "live_sessions": sessions }))
 }
 
 async fn api_not_found() -> ApiError {
@@ -205,7 +222,10 @@ async fn list_apps(State(server): State<Server>) -> Json<Vec<AppSummary>> {
     )
 }
 
-async fn get_config(State(server): State<Server>, Path(app): Path<String>) -> Result<Json<AppConfig>, ApiError> {
+async fn get_config(
+    State(server): State<Server>,
+    Path(app): Path<String>,
+) -> Result<Json<AppConfig>, ApiError> {
     Ok(Json(server.runtime(&app)?.app.config().clone()))
 }
 
@@ -242,7 +262,12 @@ async fn run_event(
 ) -> Result<Json<EventResult>, ApiError> {
     let runtime = server.runtime(&app)?;
     let id = parse_session(&session)?;
-    let span = tracing::debug_span!("event", app, session = id.short(), listener = request.dependency.0);
+    let span = tracing::debug_span!(
+        "event",
+        app,
+        session = id.short(),
+        listener = request.dependency.0
+    );
     let _entered = span.enter();
     runtime.run_event(&id, request).await.map(Json)
 }

@@ -78,8 +78,16 @@ impl AppRuntime {
             ttl_requests,
             event_timeout: settings.event_timeout,
         });
-        tokio::spawn(end_sessions(Arc::downgrade(&runtime), ended, shutdown.clone()));
-        tokio::spawn(expire_states(Arc::downgrade(&runtime), ttl_rx, shutdown.clone()));
+        tokio::spawn(end_sessions(
+            Arc::downgrade(&runtime),
+            ended,
+            shutdown.clone(),
+        ));
+        tokio::spawn(expire_states(
+            Arc::downgrade(&runtime),
+            ttl_rx,
+            shutdown.clone(),
+        ));
         tokio::spawn(sweep_sessions(
             Arc::downgrade(&runtime),
             settings.sweep_interval,
@@ -130,8 +138,15 @@ impl AppRuntime {
             return Err(ApiError::UnknownSession);
         }
         let mut result = EventResult::default();
-        self.execute(&session, &mut data, request.dependency, client_values, &mut result, 0)
-            .await?;
+        self.execute(
+            &session,
+            &mut data,
+            request.dependency,
+            client_values,
+            &mut result,
+            0,
+        )
+        .await?;
         Ok(result)
     }
 
@@ -161,8 +176,9 @@ impl AppRuntime {
                         .label
                         .clone()
                         .unwrap_or_else(|| format!("component {}", id.0));
-                    let invalid =
-                        |e: String| ApiError::InvalidInput(format!("input {position} ({name}): {e}"));
+                    let invalid = |e: String| {
+                        ApiError::InvalidInput(format!("input {position} ({name}): {e}"))
+                    };
                     validate_input(&component.kind, &value).map_err(invalid)?;
                     decode(value).map(Some).map_err(invalid)
                 }
@@ -173,7 +189,11 @@ impl AppRuntime {
     }
 
     /// The session's value of state `index`, created from the default on first use.
-    fn state_value<'a>(&self, data: &'a mut SessionData, index: u32) -> Result<&'a dyn DynValue, ApiError> {
+    fn state_value<'a>(
+        &self,
+        data: &'a mut SessionData,
+        index: u32,
+    ) -> Result<&'a dyn DynValue, ApiError> {
         let def = self
             .app
             .states
@@ -251,12 +271,22 @@ impl AppRuntime {
                                 .get_mut(position)
                                 .and_then(Option::take)
                                 .ok_or_else(|| {
-                                    ApiError::Internal(format!("missing client value for slot {}", id.0))
+                                    ApiError::Internal(format!(
+                                        "missing client value for slot {}",
+                                        id.0
+                                    ))
                                 })?,
-                            SlotDef::State(index) => self.state_value(data, *index)?.clone_boxed().into_any(),
+                            SlotDef::State(index) => {
+                                self.state_value(data, *index)?.clone_boxed().into_any()
+                            }
                             SlotDef::Global(index) => match held.iter().find(|(i, _)| i == index) {
                                 Some((_, guard)) => guard.clone_boxed().into_any(),
-                                None => self.global_cell(*index)?.lock().await.clone_boxed().into_any(),
+                                None => self
+                                    .global_cell(*index)?
+                                    .lock()
+                                    .await
+                                    .clone_boxed()
+                                    .into_any(),
                             },
                         }
                     }
@@ -266,7 +296,9 @@ impl AppRuntime {
 
             let outputs = self.call(dependency, args).await?;
             if outputs.len() != dependency.config.outputs.len() {
-                return Err(ApiError::Internal("handler returned a wrong number of outputs".into()));
+                return Err(ApiError::Internal(
+                    "handler returned a wrong number of outputs".into(),
+                ));
             }
 
             // Stage: everything fallible happens before anything is written.
@@ -278,7 +310,10 @@ impl AppRuntime {
                 match self.slot(*id)? {
                     SlotDef::Client { encode, .. } => {
                         let value = value.map(encode).transpose().map_err(|e| {
-                            ApiError::HandlerFailed(format!("output for component {} could not be encoded: {e}", id.0))
+                            ApiError::HandlerFailed(format!(
+                                "output for component {} could not be encoded: {e}",
+                                id.0
+                            ))
                         })?;
                         if value.is_some() || !props.is_empty() {
                             updates.push(ComponentUpdate {
@@ -291,16 +326,18 @@ impl AppRuntime {
                     SlotDef::State(index) => {
                         if let Some(value) = value {
                             let def = &self.app.states[*index as usize];
-                            let value = (def.accept)(value)
-                                .ok_or_else(|| ApiError::Internal("state output of unexpected type".into()))?;
+                            let value = (def.accept)(value).ok_or_else(|| {
+                                ApiError::Internal("state output of unexpected type".into())
+                            })?;
                             new_states.push((*index, value));
                         }
                     }
                     SlotDef::Global(index) => {
                         if let Some(value) = value {
                             let def = &self.app.globals[*index as usize];
-                            let value = (def.accept)(value)
-                                .ok_or_else(|| ApiError::Internal("global output of unexpected type".into()))?;
+                            let value = (def.accept)(value).ok_or_else(|| {
+                                ApiError::Internal("global output of unexpected type".into())
+                            })?;
                             new_globals.push((*index, value));
                         }
                     }
@@ -316,7 +353,10 @@ impl AppRuntime {
                     Some(stored) => stored.value.eq_dyn(&*value),
                     None => (def.factory)().eq_dyn(&*value),
                 };
-                data.states[index as usize] = Some(StoredState { value, written_at: now });
+                data.states[index as usize] = Some(StoredState {
+                    value,
+                    written_at: now,
+                });
                 if let Some(ttl) = def.time_to_live {
                     let _ = self.ttl_requests.send(TtlRequest {
                         session: Arc::downgrade(session),
@@ -330,11 +370,11 @@ impl AppRuntime {
                 }
             }
             for (index, value) in new_globals {
-                if let Some((_, guard)) = held.iter_mut().find(|(i, _)| *i == index) {
-                    if !guard.eq_dyn(&*value) {
-                        **guard = value;
-                        self.push_bindings(index, &***guard);
-                    }
+                if let Some((_, guard)) = held.iter_mut().find(|(i, _)| *i == index)
+                    && !guard.eq_dyn(&*value)
+                {
+                    **guard = value;
+                    self.push_bindings(index, &***guard);
                 }
             }
             drop(held);
@@ -364,7 +404,11 @@ impl AppRuntime {
     }
 
     /// Calls a handler, turning panics, errors and time-outs into API errors.
-    async fn call(&self, dependency: &DependencyDef, args: Vec<AnyValue>) -> Result<Vec<ErasedUpdate>, ApiError> {
+    async fn call(
+        &self,
+        dependency: &DependencyDef,
+        args: Vec<AnyValue>,
+    ) -> Result<Vec<ErasedUpdate>, ApiError> {
         let panicked = |payload: Box<dyn std::any::Any + Send>| {
             let what = payload
                 .downcast_ref::<&str>()
@@ -374,12 +418,15 @@ impl AppRuntime {
             tracing::error!(listener = dependency.config.id.0, panic = %what, "event handler panicked");
             ApiError::HandlerFailed("the handler panicked; nothing was changed".into())
         };
-        let future = match std::panic::catch_unwind(AssertUnwindSafe(|| (dependency.handler)(args))) {
+        let future = match std::panic::catch_unwind(AssertUnwindSafe(|| (dependency.handler)(args)))
+        {
             Ok(Ok(future)) => future,
             Ok(Err(error)) => return Err(ApiError::HandlerFailed(error.0)),
             Err(payload) => return Err(panicked(payload)),
         };
-        match tokio::time::timeout(self.event_timeout, AssertUnwindSafe(future).catch_unwind()).await {
+        match tokio::time::timeout(self.event_timeout, AssertUnwindSafe(future).catch_unwind())
+            .await
+        {
             Err(_) => Err(ApiError::Timeout(self.event_timeout)),
             Ok(Err(payload)) => Err(panicked(payload)),
             Ok(Ok(Err(error))) => Err(ApiError::HandlerFailed(error.0)),
@@ -458,10 +505,10 @@ impl AppRuntime {
         let mut data = session.data.lock().await;
         data.closed = true;
         for (index, slot) in data.states.iter_mut().enumerate() {
-            if let Some(stored) = slot.take() {
-                if let Some(callback) = &self.app.states[index].on_delete {
-                    run_delete_callback(callback, stored.value);
-                }
+            if let Some(stored) = slot.take()
+                && let Some(callback) = &self.app.states[index].on_delete
+            {
+                run_delete_callback(callback, stored.value);
             }
         }
         for resource in &mut data.resources {
@@ -481,12 +528,11 @@ impl AppRuntime {
             return;
         };
         let due = slot.as_ref().is_some_and(|s| s.written_at.elapsed() >= ttl);
-        if due {
-            if let Some(stored) = slot.take() {
-                if let Some(callback) = &def.on_delete {
-                    run_delete_callback(callback, stored.value);
-                }
-            }
+        if due
+            && let Some(stored) = slot.take()
+            && let Some(callback) = &def.on_delete
+        {
+            run_delete_callback(callback, stored.value);
         }
     }
 }
@@ -497,14 +543,22 @@ fn run_delete_callback(callback: &crate::state::DeleteCallback, value: Box<dyn D
     }
 }
 
-async fn end_sessions(runtime: Weak<AppRuntime>, mut ended: EndedSessions, shutdown: CancellationToken) {
+async fn end_sessions(
+    runtime: Weak<AppRuntime>,
+    mut ended: EndedSessions,
+    shutdown: CancellationToken,
+) {
     loop {
         let next = tokio::select! {
             _ = shutdown.cancelled() => return,
             next = ended.recv() => next,
         };
-        let Some((session, reason)) = next else { return };
-        let Some(runtime) = runtime.upgrade() else { return };
+        let Some((session, reason)) = next else {
+            return;
+        };
+        let Some(runtime) = runtime.upgrade() else {
+            return;
+        };
         runtime.end_session(session, reason).await;
     }
 }

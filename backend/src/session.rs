@@ -73,7 +73,12 @@ impl RetentionExpiry {
 }
 
 impl Expiry<SessionId, Arc<Session>> for RetentionExpiry {
-    fn expire_after_create(&self, _: &SessionId, session: &Arc<Session>, _: Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _: &SessionId,
+        session: &Arc<Session>,
+        _: Instant,
+    ) -> Option<Duration> {
         self.ttl(session)
     }
 
@@ -151,8 +156,12 @@ impl SessionStore {
         let session = Arc::new(Session {
             id: id.clone(),
             data: tokio::sync::Mutex::new(SessionData {
-                states: std::iter::repeat_with(|| None).take(self.state_count).collect(),
-                resources: std::iter::repeat_with(|| None).take(self.resource_count).collect(),
+                states: std::iter::repeat_with(|| None)
+                    .take(self.state_count)
+                    .collect(),
+                resources: std::iter::repeat_with(|| None)
+                    .take(self.resource_count)
+                    .collect(),
                 closed: false,
             }),
             streams: AtomicU32::new(0),

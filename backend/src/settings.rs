@@ -83,7 +83,14 @@ mod tests {
 
     #[test]
     fn durations_are_human_readable() {
-        let parsed = Cli::parse_from(["keepsake", "--session-retention", "90s", "--addr", "0.0.0.0:8080"]).settings;
+        let parsed = Cli::parse_from([
+            "keepsake",
+            "--session-retention",
+            "90s",
+            "--addr",
+            "0.0.0.0:8080",
+        ])
+        .settings;
         assert_eq!(parsed.session_retention, Duration::from_secs(90));
         assert_eq!(parsed.addr.port(), 8080);
     }

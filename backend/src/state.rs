@@ -153,7 +153,9 @@ impl StoredResource {
     }
 }
 
-fn clone_shared<T: Send + 'static>(value: &(dyn Any + Send + Sync)) -> Option<crate::value::AnyValue> {
+fn clone_shared<T: Send + 'static>(
+    value: &(dyn Any + Send + Sync),
+) -> Option<crate::value::AnyValue> {
     value
         .downcast_ref::<Shared<T>>()
         .map(|shared| Box::new(shared.clone()) as crate::value::AnyValue)

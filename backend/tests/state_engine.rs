@@ -1,5 +1,7 @@
 //! Integration tests of the state engine, against a real server on 127.0.0.1:0:
 //! session, global and change semantics, expiry, eviction, ordering and unload.
+// In tests a panic is a failure with a message: unwrap is the point.
+#![allow(clippy::unwrap_used)]
 
 mod support;
 
@@ -29,9 +31,15 @@ async fn session_ids_are_issued_by_the_server_and_unique() {
     let config = server.config("shopping-cart").await;
     let add = dependency(&config, "add_items");
     let forged: keepsake::protocol::SessionId = "0123456789abcdef0123456789abcdef".parse().unwrap();
-    let outcome = server.event("shopping-cart", &forged, add, vec![json!([]), Value::Null]).await;
+    let outcome = server
+        .event("shopping-cart", &forged, add, vec![json!([]), Value::Null])
+        .await;
     let body = assert_error(outcome, 404, ErrorKind::UnknownSession);
-    assert!(body.message.contains("start a new session"), "{}", body.message);
+    assert!(
+        body.message.contains("start a new session"),
+        "{}",
+        body.message
+    );
     let response = server
         .client
         .get(server.url("/api/apps/shopping-cart/sessions/not-an-id"))
@@ -53,17 +61,42 @@ async fn sessions_are_isolated_and_change_listeners_run_on_the_server() {
         server.start_session("shopping-cart").await,
     );
 
-    let r = server.event("shopping-cart", &s1, add, vec![json!(["Milk"]), Value::Null]).await.unwrap();
+    let r = server
+        .event(
+            "shopping-cart",
+            &s1,
+            add,
+            vec![json!(["Milk"]), Value::Null],
+        )
+        .await
+        .unwrap();
     // The cart's `.change` listener ran in the same request and set the size.
     assert_eq!(r.ran.len(), 2, "click then cart.change: {:?}", r.ran);
     assert_eq!(value_of(&r, size), Some(json!(1.0)));
     let r = server
-        .event("shopping-cart", &s2, add, vec![json!(["Water", "Cereal"]), Value::Null])
+        .event(
+            "shopping-cart",
+            &s2,
+            add,
+            vec![json!(["Water", "Cereal"]), Value::Null],
+        )
         .await
         .unwrap();
     assert_eq!(value_of(&r, size), Some(json!(2.0)));
-    let r = server.event("shopping-cart", &s1, add, vec![json!(["Water"]), Value::Null]).await.unwrap();
-    assert_eq!(value_of(&r, size), Some(json!(2.0)), "s1 sees only its own items");
+    let r = server
+        .event(
+            "shopping-cart",
+            &s1,
+            add,
+            vec![json!(["Water"]), Value::Null],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        value_of(&r, size),
+        Some(json!(2.0)),
+        "s1 sees only its own items"
+    );
     server.stop().await;
 }
 
@@ -86,11 +119,19 @@ async fn session_values_never_leave_the_server() {
     let session = server.start_session("shopping-cart").await;
     // A value the client sends in the state's slot is ignored.
     let r = server
-        .event("shopping-cart", &session, add, vec![json!(["Milk"]), json!(["Injected", "Values"])])
+        .event(
+            "shopping-cart",
+            &session,
+            add,
+            vec![json!(["Milk"]), json!(["Injected", "Values"])],
+        )
         .await
         .unwrap();
     assert_eq!(value_of(&r, size), Some(json!(1.0)));
-    assert!(r.updates.iter().all(|u| !state_ids.contains(&u.component)), "{r:?}");
+    assert!(
+        r.updates.iter().all(|u| !state_ids.contains(&u.component)),
+        "{r:?}"
+    );
     let text = serde_json::to_string(&r).unwrap();
     assert!(!text.contains("Milk"), "the cart's content leaked: {text}");
     server.stop().await;
@@ -105,8 +146,10 @@ fn change_probe() -> (keepsake::App, Arc<AtomicUsize>) {
     let append = app.add(Button::new("Append"));
     let equal_copy = app.add(Button::new("Equal copy"));
     let shown = app.add(Number::new().label("Length"));
-    app.click(same, list, list, |list: Vec<i32>| list).api_name("same");
-    app.click(equal_copy, (), list, || vec![1, 2]).api_name("equal_copy");
+    app.click(same, list, list, |list: Vec<i32>| list)
+        .api_name("same");
+    app.click(equal_copy, (), list, || vec![1, 2])
+        .api_name("equal_copy");
     app.click(append, list, list, |mut list: Vec<i32>| {
         list.push(3);
         list
@@ -129,18 +172,33 @@ async fn equal_values_fire_no_change_and_an_append_fires_one() {
     let length = component(&config, "Length");
 
     for name in ["same", "equal_copy"] {
-        let r = server.event("probe", &session, dependency(&config, name), vec![Value::Null]).await;
+        let r = server
+            .event(
+                "probe",
+                &session,
+                dependency(&config, name),
+                vec![Value::Null],
+            )
+            .await;
         let r = match r {
             Ok(r) => r,
             // `equal_copy` takes no inputs.
-            Err(_) => server.event("probe", &session, dependency(&config, name), vec![]).await.unwrap(),
+            Err(_) => server
+                .event("probe", &session, dependency(&config, name), vec![])
+                .await
+                .unwrap(),
         };
         assert_eq!(r.ran.len(), 1, "{name}: no change listener may run");
     }
     assert_eq!(fired.load(Ordering::SeqCst), 0);
 
     let r = server
-        .event("probe", &session, dependency(&config, "append"), vec![Value::Null])
+        .event(
+            "probe",
+            &session,
+            dependency(&config, "append"),
+            vec![Value::Null],
+        )
         .await
         .unwrap();
     assert_eq!(r.ran.len(), 2);
@@ -154,19 +212,38 @@ async fn a_factory_default_is_called_once_per_session() {
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = calls.clone();
     let mut app = Blocks::new("factory", "Factory");
-    let state = app.state(State::with_factory(move || counter.fetch_add(1, Ordering::SeqCst) as i64 * 100));
+    let state = app.state(State::with_factory(move || {
+        counter.fetch_add(1, Ordering::SeqCst) as i64 * 100
+    }));
     let button = app.add(Button::new("Read"));
     let out = app.add(Number::new().label("Out"));
-    app.click(button, state, out, |v: i64| v as f64).api_name("read");
+    app.click(button, state, out, |v: i64| v as f64)
+        .api_name("read");
     let server = TestServer::start(fast_settings(), vec![app.build().unwrap()]).await;
     let config = server.config("factory").await;
     let read = dependency(&config, "read");
     let out = component(&config, "Out");
-    let (s1, s2) = (server.start_session("factory").await, server.start_session("factory").await);
-    let first = server.event("factory", &s1, read, vec![Value::Null]).await.unwrap();
-    let again = server.event("factory", &s1, read, vec![Value::Null]).await.unwrap();
-    assert_eq!(value_of(&first, out), value_of(&again, out), "one default per session");
-    let other = server.event("factory", &s2, read, vec![Value::Null]).await.unwrap();
+    let (s1, s2) = (
+        server.start_session("factory").await,
+        server.start_session("factory").await,
+    );
+    let first = server
+        .event("factory", &s1, read, vec![Value::Null])
+        .await
+        .unwrap();
+    let again = server
+        .event("factory", &s1, read, vec![Value::Null])
+        .await
+        .unwrap();
+    assert_eq!(
+        value_of(&first, out),
+        value_of(&again, out),
+        "one default per session"
+    );
+    let other = server
+        .event("factory", &s2, read, vec![Value::Null])
+        .await
+        .unwrap();
     assert_ne!(value_of(&first, out), value_of(&other, out));
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     server.stop().await;
@@ -192,20 +269,46 @@ async fn time_to_live_deletes_the_value_and_calls_back_with_the_last_one() {
     let text_id = component(&config, "Text");
     let session = server.start_session("ttl").await;
     server
-        .event("ttl", &session, dependency(&config, "save"), vec![json!("first")])
+        .event(
+            "ttl",
+            &session,
+            dependency(&config, "save"),
+            vec![json!("first")],
+        )
         .await
         .unwrap();
     server
-        .event("ttl", &session, dependency(&config, "save"), vec![json!("last")])
+        .event(
+            "ttl",
+            &session,
+            dependency(&config, "save"),
+            vec![json!("last")],
+        )
         .await
         .unwrap();
-    eventually(WAIT, "the delete callback", || !deleted.lock().unwrap().is_empty()).await;
-    assert_eq!(*deleted.lock().unwrap(), vec!["last".to_owned()], "called once, with the last value");
+    eventually(WAIT, "the delete callback", || {
+        !deleted.lock().unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(
+        *deleted.lock().unwrap(),
+        vec!["last".to_owned()],
+        "called once, with the last value"
+    );
     let r = server
-        .event("ttl", &session, dependency(&config, "read"), vec![Value::Null])
+        .event(
+            "ttl",
+            &session,
+            dependency(&config, "read"),
+            vec![Value::Null],
+        )
         .await
         .unwrap();
-    assert_eq!(value_of(&r, text_id), Some(json!("")), "back to the default");
+    assert_eq!(
+        value_of(&r, text_id),
+        Some(json!("")),
+        "back to the default"
+    );
     server.stop().await;
 }
 
@@ -214,10 +317,12 @@ async fn lru_capacity_gives_gradios_sequence_and_calls_delete_callbacks() {
     let deleted = Arc::new(Mutex::new(Vec::new()));
     let sink = deleted.clone();
     let mut app = Blocks::new("lru", "LRU");
-    let count = app.state(State::new(0i64).on_delete(move |last: i64| sink.lock().unwrap().push(last)));
+    let count =
+        app.state(State::new(0i64).on_delete(move |last: i64| sink.lock().unwrap().push(last)));
     let bump = app.add(Button::new("Bump"));
     let shown = app.add(Number::new().label("Before"));
-    app.click(bump, count, (count, shown), |n: i64| (n + 1, n as f64)).api_name("bump");
+    app.click(bump, count, (count, shown), |n: i64| (n + 1, n as f64))
+        .api_name("bump");
     let settings = Settings {
         session_capacity: 2,
         ..fast_settings()
@@ -244,14 +349,20 @@ async fn lru_capacity_gives_gradios_sequence_and_calls_delete_callbacks() {
                 // Evicted: the client is told, starts a new session and retries.
                 assert_eq!(who, "S1", "only S1 is least recently used when S3 arrives");
                 s1 = server.start_session("lru").await;
-                server.event("lru", &s1, bump, vec![Value::Null]).await.unwrap()
+                server
+                    .event("lru", &s1, bump, vec![Value::Null])
+                    .await
+                    .unwrap()
             }
             Err(other) => panic!("unexpected error {other:?}"),
         };
         seen.push(value_of(&result, before).and_then(|v| v.as_f64()).unwrap() as i64);
     }
     assert_eq!(seen, vec![0, 0, 1, 1, 0, 2, 0]);
-    eventually(WAIT, "delete callbacks of evicted sessions", || deleted.lock().unwrap().contains(&2)).await;
+    eventually(WAIT, "delete callbacks of evicted sessions", || {
+        deleted.lock().unwrap().contains(&2)
+    })
+    .await;
     server.stop().await;
 }
 
@@ -262,8 +373,10 @@ async fn concurrent_increments_of_a_global_lose_nothing() {
     let button = app.add(Button::new("Increment"));
     let read = app.add(Button::new("Read"));
     let shown = app.add(Number::new().label("Total"));
-    app.click(button, total, total, |n: u64| n + 1).api_name("increment");
-    app.click(read, total, shown, |n: u64| n as f64).api_name("read");
+    app.click(button, total, total, |n: u64| n + 1)
+        .api_name("increment");
+    app.click(read, total, shown, |n: u64| n as f64)
+        .api_name("read");
     let server = Arc::new(TestServer::start(fast_settings(), vec![app.build().unwrap()]).await);
     let config = server.config("counter").await;
     let increment = dependency(&config, "increment");
@@ -276,7 +389,10 @@ async fn concurrent_increments_of_a_global_lose_nothing() {
         let server = server.clone();
         tasks.spawn(async move {
             for _ in 0..20 {
-                let r = server.event("counter", &session, increment, vec![Value::Null]).await.unwrap();
+                let r = server
+                    .event("counter", &session, increment, vec![Value::Null])
+                    .await
+                    .unwrap();
                 assert!(r.updates.is_empty(), "a global's value is never sent");
             }
         });
@@ -286,10 +402,18 @@ async fn concurrent_increments_of_a_global_lose_nothing() {
     }
     let session = server.start_session("counter").await;
     let r = server
-        .event("counter", &session, dependency(&config, "read"), vec![Value::Null])
+        .event(
+            "counter",
+            &session,
+            dependency(&config, "read"),
+            vec![Value::Null],
+        )
         .await
         .unwrap();
-    assert_eq!(value_of(&r, component(&config, "Total")), Some(json!(1000.0)));
+    assert_eq!(
+        value_of(&r, component(&config, "Total")),
+        Some(json!(1000.0))
+    );
     if let Ok(server) = Arc::try_unwrap(server) {
         server.stop().await;
     }
@@ -300,7 +424,11 @@ async fn one_sessions_events_run_one_at_a_time_and_sessions_run_in_parallel() {
     let running = Arc::new(Mutex::new(std::collections::HashMap::<i64, usize>::new()));
     let peak_per_session = Arc::new(AtomicUsize::new(0));
     let peak_overall = Arc::new(AtomicUsize::new(0));
-    let (r, per, all) = (running.clone(), peak_per_session.clone(), peak_overall.clone());
+    let (r, per, all) = (
+        running.clone(),
+        peak_per_session.clone(),
+        peak_overall.clone(),
+    );
     let mut app = Blocks::new("order", "Order");
     let who = app.state(State::new(0i64));
     let log = app.state(State::new(Vec::<i64>::new()));
@@ -308,25 +436,31 @@ async fn one_sessions_events_run_one_at_a_time_and_sessions_run_in_parallel() {
     let set = app.add(Button::new("Set"));
     let go = app.add(Button::new("Go"));
     app.click(set, tag, who, |t: f64| t as i64).api_name("set");
-    app.click(go, (who, log, tag), log, move |who: i64, mut log: Vec<i64>, n: f64| {
-        let (r, per, all) = (r.clone(), per.clone(), all.clone());
-        async move {
-            {
-                let mut map = r.lock().unwrap();
-                *map.entry(who).or_default() += 1;
-                per.fetch_max(map[&who], Ordering::SeqCst);
-                all.fetch_max(map.values().sum(), Ordering::SeqCst);
+    app.click(
+        go,
+        (who, log, tag),
+        log,
+        move |who: i64, mut log: Vec<i64>, n: f64| {
+            let (r, per, all) = (r.clone(), per.clone(), all.clone());
+            async move {
+                {
+                    let mut map = r.lock().unwrap();
+                    *map.entry(who).or_default() += 1;
+                    per.fetch_max(map[&who], Ordering::SeqCst);
+                    all.fetch_max(map.values().sum(), Ordering::SeqCst);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                *r.lock().unwrap().entry(who).or_default() -= 1;
+                log.push(n as i64);
+                log
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            *r.lock().unwrap().entry(who).or_default() -= 1;
-            log.push(n as i64);
-            log
-        }
-    })
+        },
+    )
     .api_name("go");
     let length = app.add(Number::new().label("Logged"));
     let check = app.add(Button::new("Check"));
-    app.click(check, log, length, |log: Vec<i64>| log.len() as f64).api_name("check");
+    app.click(check, log, length, |log: Vec<i64>| log.len() as f64)
+        .api_name("check");
     let server = Arc::new(TestServer::start(fast_settings(), vec![app.build().unwrap()]).await);
     let config = server.config("order").await;
     let mut tasks = tokio::task::JoinSet::new();
@@ -334,15 +468,26 @@ async fn one_sessions_events_run_one_at_a_time_and_sessions_run_in_parallel() {
     for tag in 0..4 {
         let session = server.start_session("order").await;
         server
-            .event("order", &session, dependency(&config, "set"), vec![json!(tag)])
+            .event(
+                "order",
+                &session,
+                dependency(&config, "set"),
+                vec![json!(tag)],
+            )
             .await
             .unwrap();
         sessions.push(session.clone());
         for n in 0..10 {
-            let (server, session, go) = (server.clone(), session.clone(), dependency(&config, "go"));
+            let (server, session, go) =
+                (server.clone(), session.clone(), dependency(&config, "go"));
             tasks.spawn(async move {
                 server
-                    .event("order", &session, go, vec![Value::Null, Value::Null, json!(n)])
+                    .event(
+                        "order",
+                        &session,
+                        go,
+                        vec![Value::Null, Value::Null, json!(n)],
+                    )
                     .await
                     .unwrap();
             });
@@ -351,14 +496,30 @@ async fn one_sessions_events_run_one_at_a_time_and_sessions_run_in_parallel() {
     while let Some(done) = tasks.join_next().await {
         done.unwrap();
     }
-    assert_eq!(peak_per_session.load(Ordering::SeqCst), 1, "one event at a time per session");
-    assert!(peak_overall.load(Ordering::SeqCst) > 1, "sessions ran in parallel");
+    assert_eq!(
+        peak_per_session.load(Ordering::SeqCst),
+        1,
+        "one event at a time per session"
+    );
+    assert!(
+        peak_overall.load(Ordering::SeqCst) > 1,
+        "sessions ran in parallel"
+    );
     for session in &sessions {
         let r = server
-            .event("order", session, dependency(&config, "check"), vec![Value::Null])
+            .event(
+                "order",
+                session,
+                dependency(&config, "check"),
+                vec![Value::Null],
+            )
             .await
             .unwrap();
-        assert_eq!(value_of(&r, component(&config, "Logged")), Some(json!(10.0)), "no lost update");
+        assert_eq!(
+            value_of(&r, component(&config, "Logged")),
+            Some(json!(10.0)),
+            "no lost update"
+        );
     }
     if let Ok(server) = Arc::try_unwrap(server) {
         server.stop().await;
@@ -389,10 +550,15 @@ async fn unload_runs_once_on_disconnect_and_releases_resources() {
     }));
     let button = app.add(Button::new("Use"));
     let out = app.add(Number::new().label("Visits"));
-    app.click(button, (visits, connection), (visits, out), |v: u32, c: Shared<Connection>| {
-        drop(c);
-        (v + 1, f64::from(v + 1))
-    })
+    app.click(
+        button,
+        (visits, connection),
+        (visits, out),
+        |v: u32, c: Shared<Connection>| {
+            drop(c);
+            (v + 1, f64::from(v + 1))
+        },
+    )
     .api_name("use");
     app.unload(visits, (), move |_v: u32| {
         u.fetch_add(1, Ordering::SeqCst);
@@ -401,25 +567,48 @@ async fn unload_runs_once_on_disconnect_and_releases_resources() {
     let config = server.config("unload").await;
     let session = server.start_session("unload").await;
     let mut stream = server.open_stream("unload", &session).await;
-    assert_eq!(stream.next(WAIT).await, Some(keepsake::protocol::stream::ServerMessage::Attached));
+    assert_eq!(
+        stream.next(WAIT).await,
+        Some(keepsake::protocol::stream::ServerMessage::Attached)
+    );
     let r = server
-        .event("unload", &session, dependency(&config, "use"), vec![Value::Null])
+        .event(
+            "unload",
+            &session,
+            dependency(&config, "use"),
+            vec![Value::Null],
+        )
         .await
         .unwrap();
     assert_eq!(value_of(&r, component(&config, "Visits")), Some(json!(1.0)));
-    assert_eq!(alive.load(Ordering::SeqCst), 1, "one resource for the session");
+    assert_eq!(
+        alive.load(Ordering::SeqCst),
+        1,
+        "one resource for the session"
+    );
     assert_eq!(unloads.load(Ordering::SeqCst), 0);
 
     drop(stream);
-    eventually(WAIT, "unload after disconnect", || unloads.load(Ordering::SeqCst) == 1).await;
-    eventually(WAIT, "resource released", || alive.load(Ordering::SeqCst) == 0).await;
+    eventually(WAIT, "unload after disconnect", || {
+        unloads.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    eventually(WAIT, "resource released", || {
+        alive.load(Ordering::SeqCst) == 0
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(unloads.load(Ordering::SeqCst), 1, "unload runs once");
 
     // Reconnecting within the retention keeps the session and its values.
     let _stream = server.open_stream("unload", &session).await;
     let r = server
-        .event("unload", &session, dependency(&config, "use"), vec![Value::Null])
+        .event(
+            "unload",
+            &session,
+            dependency(&config, "use"),
+            vec![Value::Null],
+        )
         .await
         .unwrap();
     assert_eq!(value_of(&r, component(&config, "Visits")), Some(json!(2.0)));
@@ -433,7 +622,8 @@ async fn a_session_expires_after_retention_only_once_its_page_is_gone() {
     let mut app = Blocks::new("retention", "Retention");
     let count = app.state(State::new(0u32).on_delete(move |v: u32| sink.lock().unwrap().push(v)));
     let button = app.add(Button::new("Bump"));
-    app.click(button, count, count, |n: u32| n + 1).api_name("bump");
+    app.click(button, count, count, |n: u32| n + 1)
+        .api_name("bump");
     let settings = Settings {
         session_retention: Duration::from_millis(400),
         ..fast_settings()
@@ -443,13 +633,24 @@ async fn a_session_expires_after_retention_only_once_its_page_is_gone() {
     let bump = dependency(&config, "bump");
     let session = server.start_session("retention").await;
     let stream = server.open_stream("retention", &session).await;
-    server.event("retention", &session, bump, vec![Value::Null]).await.unwrap();
+    server
+        .event("retention", &session, bump, vec![Value::Null])
+        .await
+        .unwrap();
     // With the page open the session outlives its retention.
     tokio::time::sleep(Duration::from_millis(900)).await;
-    server.event("retention", &session, bump, vec![Value::Null]).await.unwrap();
+    server
+        .event("retention", &session, bump, vec![Value::Null])
+        .await
+        .unwrap();
     drop(stream);
-    eventually(WAIT, "expiry after the page left", || deleted.lock().unwrap().as_slice() == [2]).await;
-    let outcome = server.event("retention", &session, bump, vec![Value::Null]).await;
+    eventually(WAIT, "expiry after the page left", || {
+        deleted.lock().unwrap().as_slice() == [2]
+    })
+    .await;
+    let outcome = server
+        .event("retention", &session, bump, vec![Value::Null])
+        .await;
     assert_error(outcome, 404, ErrorKind::UnknownSession);
     server.stop().await;
 }
@@ -463,14 +664,29 @@ async fn global_changes_are_pushed_live_to_every_open_page() {
     let first = server.start_session("visitor-counter").await;
     let mut page = server.open_stream("visitor-counter", &first).await;
     let snapshot = page.next_push(WAIT).await.expect("current value on attach");
-    assert_eq!((snapshot.component, snapshot.value), (total, Some(json!("0"))));
-    let r = server.event("visitor-counter", &first, visit, vec![Value::Null]).await.unwrap();
+    assert_eq!(
+        (snapshot.component, snapshot.value),
+        (total, Some(json!("0")))
+    );
+    let r = server
+        .event("visitor-counter", &first, visit, vec![Value::Null])
+        .await
+        .unwrap();
     assert_eq!(value_of(&r, total), Some(json!("1")));
-    assert_eq!(page.next_push(WAIT).await.and_then(|u| u.value), Some(json!("1")));
+    assert_eq!(
+        page.next_push(WAIT).await.and_then(|u| u.value),
+        Some(json!("1"))
+    );
     for expected in 2..=3 {
         let other = server.start_session("visitor-counter").await;
-        server.event("visitor-counter", &other, visit, vec![Value::Null]).await.unwrap();
-        let pushed = page.next_push(WAIT).await.expect("push from another session");
+        server
+            .event("visitor-counter", &other, visit, vec![Value::Null])
+            .await
+            .unwrap();
+        let pushed = page
+            .next_push(WAIT)
+            .await
+            .expect("push from another session");
         assert_eq!(pushed.value, Some(json!(expected.to_string())));
     }
     server.stop().await;

@@ -1,1 +1,282 @@
-//! e2e helpers
+//! Browser-test harness: a real Keepsake server (in process, serving the built client
+//! from `frontend/dist`) and headless Chromium driven through chromedriver.
+//!
+//! Servers can be restarted on the same port, so the page origin (and with it the
+//! browser's localStorage) stays the same across a backend restart; browsers can be
+//! started on a persistent profile directory, to test a browser restart.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use keepsake::{App, Server, Settings};
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+
+/// How long a test waits for something a person would see.
+pub const PATIENCE: Duration = Duration::from_secs(15);
+
+/// The built client. `scripts/test` builds it with trunk before the e2e suite.
+pub fn dist_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../frontend/dist");
+    assert!(
+        dir.join("index.html").exists(),
+        "no built client in {}: run `trunk build --release --offline` first (scripts/test does)",
+        dir.display()
+    );
+    dir
+}
+
+/// A free port on the loopback interface.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A Keepsake server running in this process.
+pub struct RunningServer {
+    pub port: u16,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl RunningServer {
+    /// Serves `apps` and the built client on 127.0.0.1:`port`.
+    pub async fn start(port: u16, apps: Vec<App>) -> RunningServer {
+        let settings = Settings {
+            addr: ([127, 0, 0, 1], port).into(),
+            static_dir: dist_dir(),
+            heartbeat: Duration::from_secs(2),
+            sweep_interval: Duration::from_millis(100),
+            ..Settings::default()
+        };
+        let server = Server::new(settings, apps).expect("apps mount");
+        // The port may still be held by a server that was just stopped.
+        let deadline = Instant::now() + PATIENCE;
+        let listener = loop {
+            match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+                Ok(listener) => break listener,
+                Err(error) if Instant::now() < deadline => {
+                    let _ = error;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => panic!("cannot bind 127.0.0.1:{port}: {error}"),
+            }
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(keepsake::run(listener, server, async move {
+            let _ = stopped.await;
+        }));
+        RunningServer {
+            port,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// Stops the server and waits until it is gone.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let stopped = tokio::time::timeout(PATIENCE, task).await;
+            assert!(stopped.is_ok(), "server did not stop in time");
+        }
+    }
+}
+
+/// Headless Chromium behind its own chromedriver.
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+}
+
+impl Browser {
+    /// Starts a browser. With `profile`, it keeps its data (localStorage) there, so a
+    /// later browser on the same profile is "the same browser, restarted".
+    pub async fn launch(profile: Option<&Path>) -> Browser {
+        let port = free_port();
+        let chromedriver =
+            std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+        let mut driver = Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {chromedriver}: {e}"));
+        let deadline = Instant::now() + PATIENCE;
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            if let Ok(Some(status)) = driver.try_wait() {
+                panic!("chromedriver exited: {status}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut args = vec![
+            "--headless=new".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--disable-quic".to_owned(),
+            "--no-first-run".to_owned(),
+            "--window-size=1200,900".to_owned(),
+        ];
+        if let Some(profile) = profile {
+            args.push(format!("--user-data-dir={}", profile.display()));
+        }
+        let mut options = serde_json::json!({ "args": args });
+        if Path::new("/usr/bin/chromium").exists() {
+            options["binary"] = "/usr/bin/chromium".into();
+        }
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("goog:chromeOptions".into(), options);
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a browser session");
+        Browser { client, driver }
+    }
+
+    /// Closes the browser (flushing its profile) and its driver.
+    pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill().await;
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.client.goto(url).await.expect("navigation");
+    }
+
+    /// Waits for an element matching the XPath.
+    pub async fn find(&self, xpath: &str) -> Element {
+        self.client
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::XPath(xpath))
+            .await
+            .unwrap_or_else(|e| panic!("no element {xpath}: {e}"))
+    }
+
+    /// A button, by its accessible name (its text).
+    pub async fn button(&self, name: &str) -> Element {
+        self.find(&format!(
+            "//button[normalize-space(.)={}]",
+            xpath_literal(name)
+        ))
+        .await
+    }
+
+    /// The form control labelled `label` (input, textarea or select).
+    pub async fn labelled(&self, label: &str) -> Element {
+        let label_el = self
+            .find(&format!(
+                "//label[normalize-space(.)={}]",
+                xpath_literal(label)
+            ))
+            .await;
+        let target = label_el
+            .attr("for")
+            .await
+            .expect("label attribute")
+            .unwrap_or_else(|| panic!("label {label} has no `for`"));
+        self.find(&format!("//*[@id={}]", xpath_literal(&target)))
+            .await
+    }
+
+    /// The checkbox labelled `label` (a choice of a checkbox group).
+    pub async fn checkbox(&self, label: &str) -> Element {
+        self.find(&format!(
+            "//label[normalize-space(.)={0}]//input[@type='checkbox'] | //input[@type='checkbox'][@aria-label={0}]",
+            xpath_literal(label)
+        ))
+        .await
+    }
+
+    /// The current value of a form control.
+    pub async fn value_of(&self, element: &Element) -> String {
+        element
+            .prop("value")
+            .await
+            .expect("value property")
+            .unwrap_or_default()
+    }
+
+    /// Waits until `check` holds for the value of the control labelled `label`.
+    pub async fn wait_value(
+        &self,
+        label: &str,
+        check: impl Fn(&str) -> bool,
+        what: &str,
+    ) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let element = self.labelled(label).await;
+            let value = self.value_of(&element).await;
+            if check(&value) {
+                return value;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{label}: expected {what}, still {value:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the page shows `text` somewhere.
+    pub async fn wait_text(&self, text: &str) -> Element {
+        self.find(&format!(
+            "//*[contains(normalize-space(.), {})]",
+            xpath_literal(text)
+        ))
+        .await
+    }
+
+    /// Replaces the text of a textbox the way a person would (select all, type).
+    pub async fn type_into(&self, label: &str, text: &str) {
+        let element = self.labelled(label).await;
+        element.clear().await.expect("clear");
+        element.send_keys(text).await.expect("typing");
+    }
+
+    /// Runs a script in the page.
+    pub async fn script(&self, code: &str) -> serde_json::Value {
+        self.client.execute(code, vec![]).await.expect("script")
+    }
+}
+
+/// Quotes text for XPath.
+pub fn xpath_literal(text: &str) -> String {
+    if !text.contains('\'') {
+        format!("'{text}'")
+    } else {
+        format!("\"{text}\"")
+    }
+}
+
+/// A fresh, empty directory under the target dir.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/e2e-scratch")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}

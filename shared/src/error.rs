@@ -70,9 +70,7 @@ impl ErrorKind {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorKind::BadRequest | ErrorKind::InvalidInput => 400,
-            ErrorKind::UnknownApp | ErrorKind::UnknownSession | ErrorKind::UnknownDependency => {
-                404
-            }
+            ErrorKind::UnknownApp | ErrorKind::UnknownSession | ErrorKind::UnknownDependency => 404,
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::LimitExceeded => 429,
             ErrorKind::HandlerFailed | ErrorKind::Internal => 500,

@@ -34,7 +34,9 @@ pub fn fast_settings() -> Settings {
 impl TestServer {
     pub async fn start(settings: Settings, apps: Vec<App>) -> TestServer {
         let server = Server::new(settings, apps).expect("apps mount");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(keepsake::run(listener, server, async move {
@@ -118,7 +120,11 @@ impl TestServer {
             .send()
             .await
             .expect("stream request");
-        assert!(response.status().is_success(), "stream refused: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "stream refused: {}",
+            response.status()
+        );
         MessageStream {
             bytes: Box::pin(response.bytes_stream()),
             buffer: String::new(),
@@ -156,7 +162,11 @@ pub fn value_of(result: &EventResult, component: ComponentId) -> Option<Value> {
         .and_then(|u| u.value.clone())
 }
 
-pub fn assert_error(outcome: Result<EventResult, (u16, ErrorBody)>, status: u16, kind: ErrorKind) -> ErrorBody {
+pub fn assert_error(
+    outcome: Result<EventResult, (u16, ErrorBody)>,
+    status: u16,
+    kind: ErrorKind,
+) -> ErrorBody {
     match outcome {
         Ok(result) => panic!("expected {kind:?}, got success {result:?}"),
         Err((got_status, body)) => {
@@ -167,7 +177,8 @@ pub fn assert_error(outcome: Result<EventResult, (u16, ErrorBody)>, status: u16,
     }
 }
 
-type ByteStream = std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+type ByteStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
 
 /// A minimal SSE reader for `ServerMessage`s.
 pub struct MessageStream {
@@ -192,13 +203,18 @@ impl MessageStream {
                 }
                 return Some(serde_json::from_str(&data).expect("stream message is JSON"));
             }
-            let chunk = tokio::time::timeout_at(deadline, self.bytes.next()).await.ok()??;
+            let chunk = tokio::time::timeout_at(deadline, self.bytes.next())
+                .await
+                .ok()??;
             self.buffer.push_str(&String::from_utf8_lossy(&chunk.ok()?));
         }
     }
 
     /// Skips heartbeats until a push arrives.
-    pub async fn next_push(&mut self, wait: Duration) -> Option<keepsake::protocol::event::ComponentUpdate> {
+    pub async fn next_push(
+        &mut self,
+        wait: Duration,
+    ) -> Option<keepsake::protocol::event::ComponentUpdate> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -214,7 +230,10 @@ impl MessageStream {
 pub async fn eventually(wait: Duration, what: &str, mut check: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + wait;
     while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Installs what Keepsake's build and tests need, skipping whatever is already there at
+# the right version: the wasm32 target, trunk, wasm-bindgen-cli (the version in
+# Cargo.lock), and Debian's binaryen, chromium, chromium-driver and redis-server.
+# Sourced by scripts/run and scripts/test; safe to run again and again.
+set -euo pipefail
+
+TRUNK_VERSION="0.21.14"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_debian_packages() {
+  local missing=()
+  for pkg in binaryen chromium chromium-driver redis-server; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+      missing+=("$pkg")
+    fi
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    say "Debian packages present (binaryen, chromium, chromium-driver, redis-server)"
+    return
+  fi
+  say "Installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+install_wasm_target() {
+  if rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    say "wasm32-unknown-unknown target present"
+  else
+    say "Adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+}
+
+install_trunk() {
+  if command -v trunk >/dev/null && [ "$(trunk --version 2>/dev/null)" = "trunk $TRUNK_VERSION" ]; then
+    say "trunk $TRUNK_VERSION present"
+  else
+    say "Installing trunk $TRUNK_VERSION (takes several minutes)"
+    cargo install trunk --version "$TRUNK_VERSION" --locked --quiet
+  fi
+}
+
+install_wasm_bindgen() {
+  local want
+  want="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$ROOT/Cargo.lock")"
+  if [ -z "$want" ]; then
+    echo "cannot find wasm-bindgen in Cargo.lock" >&2
+    exit 1
+  fi
+  if command -v wasm-bindgen >/dev/null && [ "$(wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen $want" ] \
+    && command -v wasm-bindgen-test-runner >/dev/null; then
+    say "wasm-bindgen-cli $want present"
+  else
+    # Not --locked: the CLI's own lockfile pins a crate the registry no longer has.
+    say "Installing wasm-bindgen-cli $want (matches Cargo.lock)"
+    cargo install wasm-bindgen-cli --version "=$want" --force --quiet
+  fi
+  if ! grep -q "wasm_bindgen = \"$want\"" "$ROOT/Trunk.toml"; then
+    echo "Trunk.toml's [tools] wasm_bindgen must be \"$want\" (Cargo.lock's wasm-bindgen)" >&2
+    exit 1
+  fi
+}
+
+install_all() {
+  install_debian_packages
+  install_wasm_target
+  install_trunk
+  install_wasm_bindgen
+}
+
+build_client() {
+  say "Building the client (trunk build --release --offline)"
+  (cd "$ROOT" && trunk build --release --offline)
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  install_all
+fi
