@@ -6,8 +6,13 @@
 set -euo pipefail
 
 TRUNK_VERSION="0.21.14"
+# Debian's binaryen (wasm-opt 108) predates wasm-bindgen's externref table and writes it
+# back as a funcref table, so the optimised client throws at start-up. Binaryen from the
+# npm registry (same project, built to run on Node.js) handles it; Trunk.toml pins it.
+BINARYEN_VERSION="132"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-export PATH="$HOME/.cargo/bin:$PATH"
+BINARYEN_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/keepsake/binaryen-$BINARYEN_VERSION"
+export PATH="$BINARYEN_DIR/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -70,8 +75,24 @@ install_wasm_bindgen() {
   fi
 }
 
+install_binaryen() {
+  if [ "$("$BINARYEN_DIR/node_modules/.bin/wasm-opt" --version 2>/dev/null)" = "wasm-opt version $BINARYEN_VERSION (version_$BINARYEN_VERSION)" ]; then
+    say "wasm-opt $BINARYEN_VERSION present"
+  else
+    say "Installing wasm-opt $BINARYEN_VERSION (npm package binaryen)"
+    mkdir -p "$BINARYEN_DIR"
+    npm install --prefix "$BINARYEN_DIR" --no-save --no-audit --no-fund --loglevel=error \
+      "binaryen@$BINARYEN_VERSION.0.0" >/dev/null
+  fi
+  if ! grep -q "wasm_opt = \"version_$BINARYEN_VERSION\"" "$ROOT/Trunk.toml"; then
+    echo "Trunk.toml's [tools] wasm_opt must be \"version_$BINARYEN_VERSION\"" >&2
+    exit 1
+  fi
+}
+
 install_all() {
   install_debian_packages
+  install_binaryen
   install_wasm_target
   install_trunk
   install_wasm_bindgen

@@ -98,6 +98,7 @@ impl RunningServer {
 pub struct Browser {
     pub client: Client,
     driver: Child,
+    profile: Option<PathBuf>,
 }
 
 impl Browser {
@@ -151,13 +152,26 @@ impl Browser {
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
             .expect("a browser session");
-        Browser { client, driver }
+        Browser {
+            client,
+            driver,
+            profile: profile.map(Path::to_path_buf),
+        }
     }
 
     /// Closes the browser (flushing its profile) and its driver.
     pub async fn close(mut self) {
         let _ = self.client.clone().close().await;
         let _ = self.driver.kill().await;
+        // Chromium lets go of its profile a moment after the driver says it quit; a
+        // browser restarted on the profile before then cannot start.
+        if let Some(profile) = &self.profile {
+            let lock = profile.join("SingletonLock");
+            let deadline = Instant::now() + PATIENCE;
+            while lock.symlink_metadata().is_ok() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 
     pub async fn goto(&self, url: &str) {
@@ -271,10 +285,12 @@ pub fn xpath_literal(text: &str) -> String {
     }
 }
 
-/// A fresh, empty directory under the target dir.
+/// A fresh, empty directory under the system temporary directory.
 pub fn scratch_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/e2e-scratch")
+    // Under the system's temporary directory, by an absolute path without `..`:
+    // Chromium does not start on a profile path it has to resolve.
+    let dir = std::env::temp_dir()
+        .join("keepsake-e2e")
         .join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");

@@ -1,0 +1,133 @@
+//! The typed API client: one generic call over the protocol's [`Endpoint`]s, and the
+//! [`Backend`] seam through which the app page talks to the server (the real HTTP one,
+//! or a scripted one in tests).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use gloo_net::http::Request;
+use keepsake_shared::api::{self, Endpoint, Method};
+use keepsake_shared::error::{ErrorBody, ErrorKind};
+use keepsake_shared::event::{EventRequest, EventResult, SessionStarted, SessionStatus};
+use keepsake_shared::{AppId, SessionId};
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error body.
+    #[error("{}", .0.message)]
+    Server(ErrorBody),
+    /// No answer: the server is unreachable or the connection broke.
+    #[error("could not reach the server ({0})")]
+    Network(String),
+    /// An answer that is not what the protocol says (e.g. a proxy's error page).
+    #[error("unexpected answer from the server ({0})")]
+    Decode(String),
+}
+
+impl ClientError {
+    /// The server's error kind, when it sent one.
+    pub fn kind(&self) -> Option<ErrorKind> {
+        match self {
+            ClientError::Server(body) => Some(body.error),
+            _ => None,
+        }
+    }
+
+    /// Whether the session is gone and a new one should be started.
+    pub fn is_unknown_session(&self) -> bool {
+        self.kind() == Some(ErrorKind::UnknownSession)
+    }
+}
+
+/// Calls `E` with path `params` and `body`. A body that serialises to `null` (the unit
+/// request) is not sent at all.
+pub async fn call<E: Endpoint>(
+    params: &E::Params,
+    body: &E::Request,
+) -> Result<E::Response, ClientError> {
+    let path = E::path(params);
+    let builder = match E::METHOD {
+        Method::Get => Request::get(&path),
+        Method::Post => Request::post(&path),
+    };
+    let body = serde_json::to_value(body).map_err(|e| ClientError::Decode(e.to_string()))?;
+    let request = if body.is_null() {
+        builder.build()
+    } else {
+        builder.json(&body)
+    }
+    .map_err(|e| ClientError::Network(e.to_string()))?;
+    let response = request
+        .send()
+        .await
+        .map_err(|e| ClientError::Network(e.to_string()))?;
+    let status = response.status();
+    let text = response
+        .text()
+        .await
+        .map_err(|e| ClientError::Network(e.to_string()))?;
+    if response.ok() {
+        serde_json::from_str(&text).map_err(|e| ClientError::Decode(e.to_string()))
+    } else {
+        match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(body) => Err(ClientError::Server(body)),
+            Err(_) => Err(ClientError::Decode(format!("HTTP {status}"))),
+        }
+    }
+}
+
+/// A boxed, non-`Send` future (everything in the browser runs on one thread).
+pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+/// What an app page needs from a server.
+pub trait Backend {
+    fn start_session(&self, app: &AppId) -> LocalFuture<Result<SessionStarted, ClientError>>;
+    fn get_session(
+        &self,
+        app: &AppId,
+        session: &SessionId,
+    ) -> LocalFuture<Result<SessionStatus, ClientError>>;
+    fn run_event(
+        &self,
+        app: &AppId,
+        session: &SessionId,
+        request: EventRequest,
+    ) -> LocalFuture<Result<EventResult, ClientError>>;
+    /// URL of the session's event stream, or `None` when there is no stream (tests).
+    fn stream_url(&self, app: &AppId, session: &SessionId) -> Option<String>;
+}
+
+/// The real server, over HTTP on the page's origin.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HttpBackend;
+
+impl Backend for HttpBackend {
+    fn start_session(&self, app: &AppId) -> LocalFuture<Result<SessionStarted, ClientError>> {
+        let app = app.clone();
+        Box::pin(async move { call::<api::StartSession>(&app, &()).await })
+    }
+
+    fn get_session(
+        &self,
+        app: &AppId,
+        session: &SessionId,
+    ) -> LocalFuture<Result<SessionStatus, ClientError>> {
+        let params = (app.clone(), session.clone());
+        Box::pin(async move { call::<api::GetSession>(&params, &()).await })
+    }
+
+    fn run_event(
+        &self,
+        app: &AppId,
+        session: &SessionId,
+        request: EventRequest,
+    ) -> LocalFuture<Result<EventResult, ClientError>> {
+        let params = (app.clone(), session.clone());
+        Box::pin(async move { call::<api::RunEvent>(&params, &request).await })
+    }
+
+    fn stream_url(&self, app: &AppId, session: &SessionId) -> Option<String> {
+        Some(api::stream_path(app, session))
+    }
+}

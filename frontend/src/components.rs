@@ -1,0 +1,526 @@
+//! One view per component kind, and the layout of rows and columns around them.
+//!
+//! Every form control has an accessible name (a `<label for>` or an `aria-label`) so
+//! that people using assistive technology, and tests, can find it by its label. Views
+//! only read the controller's signals and report the user's actions to it.
+
+use std::rc::Rc;
+
+use keepsake_shared::ComponentId;
+use keepsake_shared::config::{ButtonVariant, ComponentKind, EventKind, LayoutNode, TextboxType};
+use leptos::prelude::*;
+use serde_json::{Number, Value};
+use wasm_bindgen::JsCast as _;
+
+use crate::app_page::{Controller, PageHandle, Props};
+use crate::markdown;
+
+/// DOM id of a component's control.
+pub fn dom_id(id: ComponentId) -> String {
+    format!("ks-c{}", id.0)
+}
+
+/// The text a value shows in a text-like control.
+pub fn value_text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Null => String::new(),
+        Value::Number(number) => number_text(number),
+        other => other.to_string(),
+    }
+}
+
+/// Numbers as people write them: `2`, not `2.0`.
+fn number_text(number: &Number) -> String {
+    if let Some(int) = number.as_i64() {
+        return int.to_string();
+    }
+    match number.as_f64() {
+        Some(float) if float.fract() == 0.0 && float.abs() < 1e15 => format!("{float:.0}"),
+        Some(float) => float.to_string(),
+        None => number.to_string(),
+    }
+}
+
+/// The layout of the whole app: an implicit column. Rendered components that the
+/// layout forgets are appended at the end rather than silently dropped.
+pub fn layout_view(controller: &Rc<Controller>, page: PageHandle) -> AnyView {
+    let config = controller.config();
+    let mut placed = Vec::new();
+    collect_placed(&config.layout, &mut placed);
+    let mut children: Vec<AnyView> = config
+        .layout
+        .iter()
+        .map(|node| node_view(controller, page, node))
+        .collect();
+    for component in &config.components {
+        if component.kind.is_rendered() && !placed.contains(&component.id) {
+            children.push(component_view(controller, page, component.id));
+        }
+    }
+    view! { <div class="layout column">{children}</div> }.into_any()
+}
+
+fn collect_placed(nodes: &[LayoutNode], placed: &mut Vec<ComponentId>) {
+    for node in nodes {
+        match node {
+            LayoutNode::Row { children } | LayoutNode::Column { children } => {
+                collect_placed(children, placed)
+            }
+            LayoutNode::Component { id } => placed.push(*id),
+        }
+    }
+}
+
+fn node_view(controller: &Rc<Controller>, page: PageHandle, node: &LayoutNode) -> AnyView {
+    match node {
+        LayoutNode::Row { children } => {
+            let children: Vec<AnyView> = children
+                .iter()
+                .map(|n| node_view(controller, page, n))
+                .collect();
+            view! { <div class="row">{children}</div> }.into_any()
+        }
+        LayoutNode::Column { children } => {
+            let children: Vec<AnyView> = children
+                .iter()
+                .map(|n| node_view(controller, page, n))
+                .collect();
+            view! { <div class="column">{children}</div> }.into_any()
+        }
+        LayoutNode::Component { id } => component_view(controller, page, *id),
+    }
+}
+
+/// What every component view needs.
+#[derive(Clone, Copy)]
+struct Cx {
+    id: ComponentId,
+    value: RwSignal<Value>,
+    props: RwSignal<Props>,
+    page: PageHandle,
+}
+
+impl Cx {
+    fn label(&self) -> Memo<Option<String>> {
+        let props = self.props;
+        Memo::new(move |_| props.with(|p| p.label.clone()))
+    }
+
+    fn interactive(&self) -> Memo<bool> {
+        let props = self.props;
+        Memo::new(move |_| props.with(|p| p.interactive))
+    }
+
+    fn choices(&self) -> Memo<Vec<String>> {
+        let props = self.props;
+        Memo::new(move |_| props.with(|p| p.choices.clone()))
+    }
+
+    fn info(&self) -> Option<String> {
+        self.props.with_untracked(|p| p.info.clone())
+    }
+
+    fn info_id(&self) -> String {
+        format!("{}-info", dom_id(self.id))
+    }
+
+    /// `aria-describedby` value when the component has help text.
+    fn described_by(&self) -> Option<String> {
+        self.info().map(|_| self.info_id())
+    }
+}
+
+/// One component, by id; nothing for ids that are not rendered.
+pub fn component_view(controller: &Rc<Controller>, page: PageHandle, id: ComponentId) -> AnyView {
+    let (Some(component), Some(value), Some(props)) = (
+        controller.config().component(id),
+        controller.value_signal(id),
+        controller.props_signal(id),
+    ) else {
+        return ().into_any();
+    };
+    let cx = Cx {
+        id,
+        value,
+        props,
+        page,
+    };
+    let (class, body) = match &component.kind {
+        ComponentKind::Markdown => ("markdown-block", markdown_view(cx)),
+        ComponentKind::Textbox {
+            input_type,
+            lines,
+            placeholder,
+        } => {
+            let submits = controller.has_listeners(id, EventKind::Submit);
+            (
+                "textbox",
+                textbox_view(cx, *input_type, *lines, placeholder.clone(), submits),
+            )
+        }
+        ComponentKind::Number {
+            minimum,
+            maximum,
+            step,
+        } => ("number", number_view(cx, *minimum, *maximum, *step)),
+        ComponentKind::Button { variant } => ("button", button_view(cx, *variant)),
+        ComponentKind::Checkbox => ("checkbox", checkbox_view(cx)),
+        ComponentKind::CheckboxGroup { .. } => ("checkbox-group", checkbox_group_view(cx)),
+        ComponentKind::Dropdown { multiselect, .. } => {
+            ("dropdown", dropdown_view(cx, *multiselect))
+        }
+        ComponentKind::Json => ("json", json_view(cx)),
+        ComponentKind::State | ComponentKind::Global | ComponentKind::BrowserState(_) => {
+            return ().into_any();
+        }
+    };
+    view! {
+        <div
+            class=format!("component {class}")
+            data-testid=format!("component-{}", id.0)
+            hidden=move || !props.with(|p| p.visible)
+        >
+            {body}
+        </div>
+    }
+    .into_any()
+}
+
+fn label_view(cx: Cx) -> impl IntoView {
+    let label = cx.label();
+    let target = dom_id(cx.id);
+    move || {
+        label
+            .get()
+            .map(|text| view! { <label class="label" for=target.clone()>{text}</label> })
+    }
+}
+
+fn info_view(cx: Cx) -> impl IntoView {
+    let id = cx.info_id();
+    cx.info()
+        .map(|text| view! { <p class="info" id=id>{text}</p> })
+}
+
+/// Accessible name for a control without a visible label.
+fn fallback_name(cx: Cx, fallback: String) -> impl Fn() -> Option<String> + Send + Sync + 'static {
+    let label = cx.label();
+    move || label.with(|l| l.is_none().then(|| fallback.clone()))
+}
+
+fn markdown_view(cx: Cx) -> AnyView {
+    let value = cx.value;
+    let html = Memo::new(move |_| value.with(|v| markdown::to_html(&value_text(v))));
+    view! { <div class="prose" inner_html=move || html.get()></div> }.into_any()
+}
+
+fn textbox_view(
+    cx: Cx,
+    input_type: TextboxType,
+    lines: u32,
+    placeholder: Option<String>,
+    submits: bool,
+) -> AnyView {
+    let Cx {
+        id, value, page, ..
+    } = cx;
+    let interactive = cx.interactive();
+    let aria_label = fallback_name(cx, placeholder.clone().unwrap_or_else(|| "Text".to_owned()));
+    let text = move || value.with(value_text);
+    let on_input =
+        move |event: web_sys::Event| page.user_input(id, Value::String(event_target_value(&event)));
+    let control = if lines > 1 {
+        let on_keydown = move |event: web_sys::KeyboardEvent| {
+            // In a text area Enter makes a new line, unless the app listens for
+            // submit; Shift+Enter always makes a new line.
+            if submits && event.key() == "Enter" && !event.shift_key() && !event.is_composing() {
+                event.prevent_default();
+                page.submit(id);
+            }
+        };
+        view! {
+            <textarea
+                id=dom_id(id)
+                rows=lines.to_string()
+                placeholder=placeholder
+                aria-label=aria_label
+                aria-describedby=cx.described_by()
+                disabled=move || !interactive.get()
+                prop:value=text
+                on:input=on_input
+                on:keydown=on_keydown
+            ></textarea>
+        }
+        .into_any()
+    } else {
+        let kind = match input_type {
+            TextboxType::Text => "text",
+            TextboxType::Password => "password",
+            TextboxType::Email => "email",
+        };
+        let on_keydown = move |event: web_sys::KeyboardEvent| {
+            if event.key() == "Enter" && !event.is_composing() {
+                page.submit(id);
+            }
+        };
+        view! {
+            <input
+                type=kind
+                id=dom_id(id)
+                placeholder=placeholder
+                aria-label=aria_label
+                aria-describedby=cx.described_by()
+                autocomplete=if input_type == TextboxType::Password { "current-password" } else { "off" }
+                disabled=move || !interactive.get()
+                prop:value=text
+                on:input=on_input
+                on:keydown=on_keydown
+            />
+        }
+        .into_any()
+    };
+    view! { {label_view(cx)} {info_view(cx)} {control} }.into_any()
+}
+
+fn number_view(cx: Cx, minimum: Option<f64>, maximum: Option<f64>, step: Option<f64>) -> AnyView {
+    let Cx {
+        id, value, page, ..
+    } = cx;
+    let interactive = cx.interactive();
+    let aria_label = fallback_name(cx, "Number".to_owned());
+    let on_input = move |event: web_sys::Event| {
+        // Half-typed numbers ("-", "1e") are not values yet; keep the last good one.
+        let text = event_target_value(&event);
+        if let Some(number) = text.trim().parse::<f64>().ok().and_then(Number::from_f64) {
+            page.user_input(id, Value::Number(number));
+        }
+    };
+    let fmt = |n: f64| Number::from_f64(n).map(|n| number_text(&n));
+    view! {
+        {label_view(cx)}
+        {info_view(cx)}
+        <input
+            type="number"
+            id=dom_id(id)
+            min=minimum.and_then(fmt)
+            max=maximum.and_then(fmt)
+            step=step.and_then(fmt).unwrap_or_else(|| "any".to_owned())
+            aria-label=aria_label
+            aria-describedby=cx.described_by()
+            disabled=move || !interactive.get()
+            prop:value=move || value.with(value_text)
+            on:input=on_input
+        />
+    }
+    .into_any()
+}
+
+fn button_view(cx: Cx, variant: ButtonVariant) -> AnyView {
+    let Cx {
+        id, value, page, ..
+    } = cx;
+    let interactive = cx.interactive();
+    let label = cx.label();
+    let variant = match variant {
+        ButtonVariant::Primary => "primary",
+        ButtonVariant::Secondary => "secondary",
+        ButtonVariant::Stop => "stop",
+    };
+    // A button's value is its caption (as in Gradio).
+    let caption = move || {
+        let text = value.with(value_text);
+        if text.is_empty() {
+            label.get().unwrap_or_else(|| "Run".to_owned())
+        } else {
+            text
+        }
+    };
+    view! {
+        <button
+            type="button"
+            id=dom_id(id)
+            class=format!("btn btn-{variant}")
+            aria-describedby=cx.described_by()
+            disabled=move || !interactive.get()
+            on:click=move |_| page.click(id)
+        >
+            {caption}
+        </button>
+        {info_view(cx)}
+    }
+    .into_any()
+}
+
+fn checkbox_view(cx: Cx) -> AnyView {
+    let Cx {
+        id, value, page, ..
+    } = cx;
+    let interactive = cx.interactive();
+    let label = cx.label();
+    view! {
+        <label class="check">
+            <input
+                type="checkbox"
+                id=dom_id(id)
+                aria-describedby=cx.described_by()
+                disabled=move || !interactive.get()
+                prop:checked=move || value.with(|v| v.as_bool().unwrap_or(false))
+                on:change=move |event| page.user_input(id, Value::Bool(event_target_checked(&event)))
+            />
+            {move || label.get().unwrap_or_else(|| "Checkbox".to_owned())}
+        </label>
+        {info_view(cx)}
+    }
+    .into_any()
+}
+
+/// The checked choices of a checkbox group's value.
+fn checked(value: &Value) -> Vec<String> {
+    match value {
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn checkbox_group_view(cx: Cx) -> AnyView {
+    let Cx {
+        id, value, page, ..
+    } = cx;
+    let interactive = cx.interactive();
+    let label = cx.label();
+    let choices = cx.choices();
+    let options = move || {
+        choices
+            .get()
+            .into_iter()
+            .map(|choice| {
+                let for_checked = choice.clone();
+                let for_change = choice.clone();
+                view! {
+                    <label class="check">
+                        <input
+                            type="checkbox"
+                            value=choice.clone()
+                            disabled=move || !interactive.get()
+                            prop:checked=move || value.with(|v| checked(v).contains(&for_checked))
+                            on:change=move |event| {
+                                // Gradio's order: choices in the order they were ticked.
+                                let mut selected = value.with_untracked(checked);
+                                selected.retain(|c| *c != for_change);
+                                if event_target_checked(&event) {
+                                    selected.push(for_change.clone());
+                                }
+                                page.user_input(id, Value::Array(selected.into_iter().map(Value::String).collect()));
+                            }
+                        />
+                        {choice}
+                    </label>
+                }
+            })
+            .collect_view()
+    };
+    view! {
+        <fieldset id=dom_id(id) aria-describedby=cx.described_by()>
+            <legend class="label">{move || label.get().unwrap_or_else(|| "Choices".to_owned())}</legend>
+            {info_view(cx)}
+            <div class="choices">{options}</div>
+        </fieldset>
+    }
+    .into_any()
+}
+
+fn dropdown_view(cx: Cx, multiselect: bool) -> AnyView {
+    let Cx {
+        id, value, page, ..
+    } = cx;
+    let interactive = cx.interactive();
+    let aria_label = fallback_name(cx, "Choose".to_owned());
+    let choices = cx.choices();
+    let is_selected = move |choice: &str| {
+        value.with(|v| match v {
+            Value::String(s) => s == choice,
+            Value::Array(items) => items.iter().any(|i| i.as_str() == Some(choice)),
+            _ => false,
+        })
+    };
+    let options = move || {
+        choices
+            .get()
+            .into_iter()
+            .map(|choice| {
+                let for_selected = choice.clone();
+                let text = choice.clone();
+                view! { <option value=choice prop:selected=move || is_selected(&for_selected)>{text}</option> }
+            })
+            .collect_view()
+    };
+    let on_change = move |event: web_sys::Event| {
+        let Some(select) = event
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::HtmlSelectElement>().ok())
+        else {
+            return;
+        };
+        let new = if multiselect {
+            let selected = select.selected_options();
+            let values = (0..selected.length())
+                .filter_map(|i| selected.item(i))
+                .filter_map(|el| el.dyn_into::<web_sys::HtmlOptionElement>().ok())
+                .map(|option| Value::String(option.value()))
+                .collect();
+            Value::Array(values)
+        } else {
+            match select.value() {
+                text if text.is_empty() => Value::Null,
+                text => Value::String(text),
+            }
+        };
+        page.user_input(id, new);
+    };
+    let placeholder = (!multiselect).then(|| {
+        view! { <option value="" prop:selected=move || value.with(Value::is_null)>"Select…"</option> }
+    });
+    view! {
+        {label_view(cx)}
+        {info_view(cx)}
+        <select
+            id=dom_id(id)
+            multiple=multiselect
+            aria-label=aria_label
+            aria-describedby=cx.described_by()
+            disabled=move || !interactive.get()
+            on:change=on_change
+        >
+            {placeholder}
+            {options}
+        </select>
+    }
+    .into_any()
+}
+
+fn json_view(cx: Cx) -> AnyView {
+    let value = cx.value;
+    let label = cx.label();
+    let heading_id = format!("{}-label", dom_id(cx.id));
+    let text =
+        Memo::new(move |_| value.with(|v| serde_json::to_string_pretty(v).unwrap_or_default()));
+    view! {
+        {move || label.get().map(|text| view! { <div class="label" id=heading_id.clone()>{text}</div> })}
+        {info_view(cx)}
+        <pre
+            class="json"
+            id=dom_id(cx.id)
+            tabindex="0"
+            aria-labelledby=move || label.with(|l| l.as_ref().map(|_| format!("{}-label", dom_id(cx.id))))
+            aria-label=move || label.with(|l| l.is_none().then(|| "JSON value".to_owned()))
+            aria-describedby=cx.described_by()
+        >
+            {move || text.get()}
+        </pre>
+    }
+    .into_any()
+}

@@ -1,0 +1,356 @@
+//! The generic client in a real browser: it renders an app from its config with
+//! accessible names, runs an event through a scripted backend, applies the outputs,
+//! shows the running indicator and errors, and recovers from an expired session.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use keepsake_frontend::api::{Backend, ClientError, LocalFuture};
+use keepsake_frontend::app_page::{Controller, PageHandle, SESSION_RESTARTED, app_view};
+use keepsake_frontend::browser_state::MemoryStore;
+use keepsake_shared::config::{
+    AppConfig, ButtonVariant, ComponentConfig, ComponentKind, ComponentProps, DependencyConfig,
+    EventKind, LayoutNode, Trigger,
+};
+use keepsake_shared::error::{ErrorBody, ErrorKind};
+use keepsake_shared::event::{
+    ComponentUpdate, EventRequest, EventResult, PropsUpdate, SessionStarted, SessionStatus,
+};
+use keepsake_shared::{AppId, ComponentId, DependencyId, PROTOCOL_VERSION, SessionId};
+use serde_json::{Value, json};
+use wasm_bindgen::JsCast as _;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const ITEMS: ComponentId = ComponentId(0);
+const ADD: ComponentId = ComponentId(1);
+const SIZE: ComponentId = ComponentId(2);
+const CART: ComponentId = ComponentId(3);
+
+fn component(id: u32, kind: ComponentKind, label: &str, value: Value) -> ComponentConfig {
+    ComponentConfig {
+        id: ComponentId(id),
+        kind,
+        props: ComponentProps {
+            label: Some(label.to_owned()),
+            value,
+            ..ComponentProps::default()
+        },
+    }
+}
+
+/// The shopping cart's shape: items, a button, a cart size and a session state.
+fn cart_config() -> AppConfig {
+    AppConfig {
+        protocol_version: PROTOCOL_VERSION,
+        id: AppId("cart".into()),
+        title: "Cart".into(),
+        description: "test".into(),
+        components: vec![
+            component(
+                0,
+                ComponentKind::CheckboxGroup {
+                    choices: vec!["Milk".into(), "Water".into()],
+                },
+                "Items",
+                json!([]),
+            ),
+            component(
+                1,
+                ComponentKind::Button {
+                    variant: ButtonVariant::Primary,
+                },
+                "Add Items",
+                json!("Add Items"),
+            ),
+            component(
+                2,
+                ComponentKind::Number {
+                    minimum: None,
+                    maximum: None,
+                    step: None,
+                },
+                "Cart Size",
+                json!(0),
+            ),
+            ComponentConfig {
+                id: CART,
+                kind: ComponentKind::State,
+                props: ComponentProps::default(),
+            },
+        ],
+        layout: vec![LayoutNode::Row {
+            children: vec![
+                LayoutNode::Component { id: ITEMS },
+                LayoutNode::Component { id: SIZE },
+            ],
+        }],
+        dependencies: vec![DependencyConfig {
+            id: DependencyId(0),
+            triggers: vec![Trigger {
+                component: Some(ADD),
+                event: EventKind::Click,
+            }],
+            inputs: vec![ITEMS, CART],
+            outputs: vec![SIZE],
+            api_name: None,
+        }],
+    }
+}
+
+/// A backend that answers from a script and records what it was sent.
+#[derive(Default)]
+struct Scripted {
+    sessions: RefCell<u8>,
+    answers: RefCell<VecDeque<Result<EventResult, ClientError>>>,
+    sent: RefCell<Vec<(SessionId, EventRequest)>>,
+}
+
+/// The backend handed to the controller; the test keeps another handle on `Scripted`.
+struct Shared(Rc<Scripted>);
+
+impl Backend for Shared {
+    fn start_session(&self, _app: &AppId) -> LocalFuture<Result<SessionStarted, ClientError>> {
+        *self.0.sessions.borrow_mut() += 1;
+        let id = SessionId::from_bytes([*self.0.sessions.borrow(); 16]);
+        Box::pin(async move {
+            Ok(SessionStarted {
+                session_id: id,
+                retention_secs: 3600,
+            })
+        })
+    }
+
+    fn get_session(
+        &self,
+        _app: &AppId,
+        session: &SessionId,
+    ) -> LocalFuture<Result<SessionStatus, ClientError>> {
+        let session = session.clone();
+        Box::pin(async move {
+            Ok(SessionStatus {
+                session_id: session,
+                connected_streams: 1,
+            })
+        })
+    }
+
+    fn run_event(
+        &self,
+        _app: &AppId,
+        session: &SessionId,
+        request: EventRequest,
+    ) -> LocalFuture<Result<EventResult, ClientError>> {
+        self.0.sent.borrow_mut().push((session.clone(), request));
+        let answer = self
+            .0
+            .answers
+            .borrow_mut()
+            .pop_front()
+            .unwrap_or_else(|| Ok(EventResult::default()));
+        Box::pin(async move {
+            keepsake_frontend::sleep(30).await;
+            answer
+        })
+    }
+
+    fn stream_url(&self, _app: &AppId, _session: &SessionId) -> Option<String> {
+        None
+    }
+}
+
+fn size_update(n: u32) -> EventResult {
+    EventResult {
+        updates: vec![ComponentUpdate {
+            component: SIZE,
+            value: Some(json!(n)),
+            props: PropsUpdate::default(),
+        }],
+        ran: vec![DependencyId(0)],
+        errors: vec![],
+    }
+}
+
+fn document() -> web_sys::Document {
+    web_sys::window().unwrap().document().unwrap()
+}
+
+/// Mounts the app in a fresh container and starts it.
+fn mount(backend: Rc<Scripted>) -> (web_sys::HtmlElement, Rc<Controller>) {
+    let container: web_sys::HtmlElement =
+        document().create_element("div").unwrap().unchecked_into();
+    document().body().unwrap().append_child(&container).unwrap();
+    let controller = Controller::new(
+        cart_config(),
+        Rc::new(Shared(backend)),
+        Box::new(MemoryStore::new()),
+    );
+    let for_view = controller.clone();
+    let handle = leptos::mount::mount_to(container.clone(), move || {
+        app_view(PageHandle::new(for_view))
+    });
+    handle.forget();
+    controller.start();
+    (container, controller)
+}
+
+/// The control a `<label>` with this text points to.
+fn labelled(root: &web_sys::HtmlElement, text: &str) -> web_sys::HtmlElement {
+    let labels = root.query_selector_all("label[for]").unwrap();
+    for i in 0..labels.length() {
+        let label: web_sys::Element = labels.item(i).unwrap().unchecked_into();
+        if label.text_content().unwrap_or_default().trim() == text {
+            let id = label.get_attribute("for").unwrap();
+            // Ids repeat across the containers of earlier tests: look inside this one.
+            return root
+                .query_selector(&format!("#{id}"))
+                .unwrap()
+                .unwrap()
+                .unchecked_into();
+        }
+    }
+    panic!("no control labelled {text:?}");
+}
+
+fn button(root: &web_sys::HtmlElement, text: &str) -> web_sys::HtmlElement {
+    let buttons = root.query_selector_all("button").unwrap();
+    (0..buttons.length())
+        .map(|i| {
+            buttons
+                .item(i)
+                .unwrap()
+                .unchecked_into::<web_sys::HtmlElement>()
+        })
+        .find(|b| b.text_content().unwrap_or_default().trim() == text)
+        .unwrap_or_else(|| panic!("no button {text:?}"))
+}
+
+async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+    for _ in 0..100 {
+        if condition() {
+            return;
+        }
+        keepsake_frontend::sleep(20).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn input_value(element: &web_sys::HtmlElement) -> String {
+    element.unchecked_ref::<web_sys::HtmlInputElement>().value()
+}
+
+#[wasm_bindgen_test]
+async fn renders_every_control_with_an_accessible_name() {
+    let (root, _controller) = mount(Rc::new(Scripted::default()));
+    assert_eq!(
+        root.query_selector("h1")
+            .unwrap()
+            .unwrap()
+            .text_content()
+            .unwrap(),
+        "Cart"
+    );
+    let size = labelled(&root, "Cart Size");
+    assert_eq!(size.get_attribute("type").as_deref(), Some("number"));
+    until("the initial value", || input_value(&size) == "0").await;
+    let legend = root.query_selector("fieldset legend").unwrap().unwrap();
+    assert_eq!(legend.text_content().unwrap(), "Items");
+    assert_eq!(
+        root.query_selector_all("fieldset input[type=checkbox]")
+            .unwrap()
+            .length(),
+        2
+    );
+    let add = button(&root, "Add Items");
+    assert!(!add.unchecked_ref::<web_sys::HtmlButtonElement>().disabled());
+    // The session state is not rendered.
+    assert_eq!(root.query_selector_all(".component").unwrap().length(), 3);
+}
+
+#[wasm_bindgen_test]
+async fn a_click_sends_the_inputs_and_applies_the_outputs() {
+    let backend = Rc::new(Scripted::default());
+    backend.answers.borrow_mut().push_back(Ok(size_update(1)));
+    let (root, _controller) = mount(backend.clone());
+    let milk: web_sys::HtmlElement = root
+        .query_selector("input[value=Milk]")
+        .unwrap()
+        .unwrap()
+        .unchecked_into();
+    milk.click();
+    button(&root, "Add Items").click();
+    // The running indicator shows while the event is in flight.
+    until("the running indicator", || {
+        root.text_content().unwrap_or_default().contains("Running")
+    })
+    .await;
+    let size = labelled(&root, "Cart Size");
+    until("the cart size output", || input_value(&size) == "1").await;
+    until("the indicator to go away", || {
+        !root.text_content().unwrap_or_default().contains("Running")
+    })
+    .await;
+    let sent = backend.sent.borrow();
+    assert_eq!(sent.len(), 1);
+    // The state's slot is sent as null: session values never come from the client.
+    assert_eq!(sent[0].1.inputs, vec![json!(["Milk"]), Value::Null]);
+}
+
+#[wasm_bindgen_test]
+async fn a_failed_event_shows_a_readable_error() {
+    let backend = Rc::new(Scripted::default());
+    backend
+        .answers
+        .borrow_mut()
+        .push_back(Err(ClientError::Server(ErrorBody {
+            error: ErrorKind::HandlerFailed,
+            message: "the handler of listener 0 failed: out of stock".into(),
+        })));
+    let (root, _controller) = mount(backend);
+    button(&root, "Add Items").click();
+    until("the error banner", || {
+        root.query_selector("[role=alert] .banner.error")
+            .unwrap()
+            .is_some_and(|e| {
+                e.text_content()
+                    .unwrap_or_default()
+                    .contains("out of stock")
+            })
+    })
+    .await;
+}
+
+#[wasm_bindgen_test]
+async fn an_expired_session_is_replaced_and_the_event_retried() {
+    let backend = Rc::new(Scripted::default());
+    backend
+        .answers
+        .borrow_mut()
+        .push_back(Err(ClientError::Server(ErrorBody {
+            error: ErrorKind::UnknownSession,
+            message: "unknown session; start a new one".into(),
+        })));
+    backend.answers.borrow_mut().push_back(Ok(size_update(5)));
+    let (root, controller) = mount(backend.clone());
+    until("a session", || controller.session().is_some()).await;
+    let first = controller.session().unwrap();
+    button(&root, "Add Items").click();
+    let size = labelled(&root, "Cart Size");
+    until("the retried event's output", || input_value(&size) == "5").await;
+    assert!(
+        root.text_content().unwrap().contains(SESSION_RESTARTED),
+        "the user is told"
+    );
+    let sent = backend.sent.borrow();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0].0, first);
+    assert_ne!(sent[1].0, first, "the retry runs on the new session");
+    assert!(
+        root.query_selector("[role=alert] .banner.error")
+            .unwrap()
+            .is_none()
+    );
+}
