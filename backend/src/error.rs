@@ -26,6 +26,10 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
     LimitExceeded(String),
+    #[error(
+        "the session's state would take {size} bytes; the limit is {limit}; nothing was changed"
+    )]
+    StateTooLarge { size: usize, limit: usize },
     #[error("the event handler failed: {0}")]
     HandlerFailed(String),
     #[error("the event handler did not finish within {0:?}")]
@@ -44,6 +48,7 @@ impl ApiError {
             ApiError::InvalidInput(_) => ErrorKind::InvalidInput,
             ApiError::PayloadTooLarge { .. } => ErrorKind::PayloadTooLarge,
             ApiError::LimitExceeded(_) => ErrorKind::LimitExceeded,
+            ApiError::StateTooLarge { .. } => ErrorKind::StateTooLarge,
             ApiError::HandlerFailed(_) => ErrorKind::HandlerFailed,
             ApiError::Timeout(_) => ErrorKind::Timeout,
             ApiError::Internal(_) => ErrorKind::Internal,
@@ -63,6 +68,7 @@ impl IntoResponse for ApiError {
         let kind = self.kind();
         let status =
             StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        metrics::counter!("keepsake_errors_total", "kind" => kind.as_str()).increment(1);
         if status.is_server_error() {
             tracing::warn!(error = %self, kind = kind.as_str(), "request failed");
         } else {

@@ -4,12 +4,14 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use keepsake_shared::api::{self, Endpoint};
@@ -21,8 +23,11 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::{ServeDir, ServeFile};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
+use tracing::Instrument;
 
 use crate::blocks::App;
 use crate::error::{ApiError, BuildError};
@@ -40,6 +45,8 @@ struct ServerState {
     apps: BTreeMap<AppId, Arc<AppRuntime>>,
     settings: Settings,
     shutdown: CancellationToken,
+    /// Streams open on this server, against `settings.max_streams`.
+    open_streams: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Server {
@@ -74,6 +81,7 @@ impl Server {
                 apps: mounted,
                 settings,
                 shutdown,
+                open_streams: Arc::new(AtomicUsize::new(0)),
             }),
         })
     }
@@ -85,6 +93,41 @@ impl Server {
     /// Ends streams and background tasks; [`run`] calls it when asked to shut down.
     pub fn shutdown(&self) {
         self.inner.shutdown.cancel();
+    }
+
+    /// Starts a session of `app`, as `POST /api/apps/{app}/sessions` does.
+    pub fn start_session(&self, app: &str) -> Result<SessionStarted, ApiError> {
+        let runtime = self.runtime(app)?;
+        let session = runtime.sessions.create();
+        tracing::debug!(app, session = session.id.short(), "session started");
+        Ok(SessionStarted {
+            session_id: session.id.clone(),
+            retention_secs: runtime.sessions.retention().as_secs(),
+        })
+    }
+
+    /// Runs an event in-process, exactly as `POST .../events` does (minus HTTP).
+    pub async fn run_event(
+        &self,
+        app: &str,
+        session: &SessionId,
+        request: EventRequest,
+    ) -> Result<EventResult, ApiError> {
+        self.runtime(app)?.run_event(session, request).await
+    }
+
+    /// Live sessions of `app`.
+    pub fn live_sessions(&self, app: &str) -> Result<u64, ApiError> {
+        Ok(self.runtime(app)?.sessions.live_sessions())
+    }
+
+    /// Processes due expiries and evictions now (the server also does it every
+    /// `sweep_interval`). For benchmarks and tests.
+    #[doc(hidden)]
+    pub fn sweep_now(&self) {
+        for runtime in self.inner.apps.values() {
+            runtime.sessions.sweep();
+        }
     }
 
     fn runtime(&self, app: &str) -> Result<&Arc<AppRuntime>, ApiError> {
@@ -113,13 +156,48 @@ pub fn app(server: &Server) -> Router {
         tracing::warn!(path = %index.display(), "no built client found; the API works, pages will not");
     }
     let client = ServeDir::new(&settings.static_dir).fallback(ServeFile::new(index));
-    api.route("/healthz", get(healthz))
+    let router = api
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .fallback_service(client)
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ));
+    let router = match cors(&settings.allow_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             tracing::info_span!("request", method = %request.method(), path = %redact_path(request.uri().path()))
         }))
         .with_state(server.clone())
+}
+
+/// Cross-origin access for the configured origins only; none by default, so only
+/// pages this server serves can call its API from a browser.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|origin| match HeaderValue::from_str(origin.trim()) {
+            Ok(value) => Some(value),
+            Err(_) => {
+                tracing::warn!(
+                    origin,
+                    "ignoring an allowed origin that is not a valid header value"
+                );
+                None
+            }
+        })
+        .collect();
+    (!allowed.is_empty()).then(|| {
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(allowed))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::CONTENT_TYPE])
+    })
 }
 
 /// The path with session ids shortened, so full ids never reach the logs.
@@ -200,6 +278,28 @@ async fn healthz(State(server): State<Server>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok", "live_sessions": sessions }))
 }
 
+/// Prometheus text exposition of every metric.
+async fn metrics(State(server): State<Server>) -> Response {
+    for (id, runtime) in &server.inner.apps {
+        metrics::gauge!("keepsake_live_sessions", "app" => id.0.clone())
+            .set(runtime.sessions.live_sessions() as f64);
+    }
+    metrics::gauge!("keepsake_open_streams")
+        .set(server.inner.open_streams.load(Ordering::Relaxed) as f64);
+    match crate::telemetry::prometheus() {
+        Some(handle) => {
+            handle.run_upkeep();
+            (
+                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                handle.render(),
+            )
+                .into_response()
+        }
+        None => ApiError::Internal("metrics go to the application's own recorder".into())
+            .into_response(),
+    }
+}
+
 async fn api_not_found() -> ApiError {
     ApiError::BadRequest("no such API endpoint".into())
 }
@@ -233,13 +333,7 @@ async fn start_session(
     State(server): State<Server>,
     Path(app): Path<String>,
 ) -> Result<Json<SessionStarted>, ApiError> {
-    let runtime = server.runtime(&app)?;
-    let session = runtime.sessions.create();
-    tracing::debug!(app, session = session.id.short(), "session started");
-    Ok(Json(SessionStarted {
-        session_id: session.id.clone(),
-        retention_secs: runtime.sessions.retention().as_secs(),
-    }))
+    server.start_session(&app).map(Json)
 }
 
 async fn get_session(
@@ -260,7 +354,6 @@ async fn run_event(
     Path((app, session)): Path<(String, String)>,
     ApiJson(request): ApiJson<EventRequest>,
 ) -> Result<Json<EventResult>, ApiError> {
-    let runtime = server.runtime(&app)?;
     let id = parse_session(&session)?;
     let span = tracing::debug_span!(
         "event",
@@ -268,8 +361,11 @@ async fn run_event(
         session = id.short(),
         listener = request.dependency.0
     );
-    let _entered = span.enter();
-    runtime.run_event(&id, request).await.map(Json)
+    server
+        .run_event(&app, &id, request)
+        .instrument(span)
+        .await
+        .map(Json)
 }
 
 type SseStream = Sse<ReceiverStream<Result<Event, Infallible>>>;
@@ -281,8 +377,30 @@ async fn stream(
     let runtime = server.runtime(&app)?.clone();
     let id = parse_session(&session)?;
     let session = runtime.sessions.get(&id).ok_or(ApiError::UnknownSession)?;
+    let settings = server.settings();
+    if session.open_streams() >= settings.max_streams_per_session {
+        return Err(ApiError::LimitExceeded(format!(
+            "this session already has {} open streams, the most allowed",
+            settings.max_streams_per_session
+        )));
+    }
+    let total = &server.inner.open_streams;
+    if total
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+            (open < settings.max_streams).then_some(open + 1)
+        })
+        .is_err()
+    {
+        return Err(ApiError::LimitExceeded(
+            "the server has as many open streams as it allows; try again later".into(),
+        ));
+    }
     runtime.sessions.stream_opened(&session);
-    let attachment = Attachment { runtime, session };
+    let attachment = Attachment {
+        runtime,
+        session,
+        server_streams: total.clone(),
+    };
     let (sender, receiver) = mpsc::channel(64);
     tokio::spawn(pump(
         attachment,
@@ -298,10 +416,12 @@ async fn stream(
 struct Attachment {
     runtime: Arc<AppRuntime>,
     session: Arc<Session>,
+    server_streams: Arc<AtomicUsize>,
 }
 
 impl Drop for Attachment {
     fn drop(&mut self) {
+        self.server_streams.fetch_sub(1, Ordering::AcqRel);
         if self.runtime.sessions.stream_closed(&self.session) {
             let runtime = self.runtime.clone();
             let session = self.session.clone();

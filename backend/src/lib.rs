@@ -41,6 +41,7 @@ mod runtime;
 mod session;
 pub mod settings;
 pub mod state;
+mod telemetry;
 mod value;
 
 pub use blocks::{App, Blocks, ListenerRef};

@@ -53,6 +53,31 @@ pub(crate) struct AppRuntime {
     pub(crate) pushes: broadcast::Sender<ComponentUpdate>,
     ttl_requests: mpsc::UnboundedSender<TtlRequest>,
     event_timeout: Duration,
+    max_state_bytes: usize,
+    max_events_per_second: u32,
+    metrics: Metrics,
+}
+
+/// This app's metric handles, registered once.
+struct Metrics {
+    events_ok: metrics::Counter,
+    event_duration: metrics::Histogram,
+    sessions_expired: metrics::Counter,
+    sessions_evicted: metrics::Counter,
+    state_expiries: metrics::Counter,
+}
+
+impl Metrics {
+    fn new(app: &str) -> Self {
+        let app = app.to_owned();
+        Metrics {
+            events_ok: metrics::counter!("keepsake_events_total", "app" => app.clone(), "outcome" => "ok"),
+            event_duration: metrics::histogram!("keepsake_event_duration_seconds", "app" => app.clone()),
+            sessions_expired: metrics::counter!("keepsake_sessions_ended_total", "app" => app.clone(), "reason" => "expired"),
+            sessions_evicted: metrics::counter!("keepsake_sessions_ended_total", "app" => app.clone(), "reason" => "evicted"),
+            state_expiries: metrics::counter!("keepsake_state_expiries_total", "app" => app),
+        }
+    }
 }
 
 impl AppRuntime {
@@ -61,6 +86,7 @@ impl AppRuntime {
         let (sessions, ended) = SessionStore::new(
             settings.session_capacity,
             settings.session_retention,
+            settings.max_events_per_second,
             app.states.len(),
             app.resources.len(),
         );
@@ -70,7 +96,11 @@ impl AppRuntime {
             .map(|g| Arc::new(tokio::sync::Mutex::new(g.initial.clone_boxed())))
             .collect();
         let (ttl_requests, ttl_rx) = mpsc::unbounded_channel();
+        let metrics = Metrics::new(&app.config.id.0);
         let runtime = Arc::new(AppRuntime {
+            metrics,
+            max_state_bytes: settings.max_state_bytes,
+            max_events_per_second: settings.max_events_per_second,
             app,
             sessions,
             globals,
@@ -117,6 +147,28 @@ impl AppRuntime {
         session_id: &SessionId,
         request: EventRequest,
     ) -> Result<EventResult, ApiError> {
+        let started = Instant::now();
+        let outcome = self.run_event_inner(session_id, request).await;
+        self.metrics
+            .event_duration
+            .record(started.elapsed().as_secs_f64());
+        match &outcome {
+            Ok(_) => self.metrics.events_ok.increment(1),
+            Err(error) => metrics::counter!(
+                "keepsake_events_total",
+                "app" => self.app.config.id.0.clone(),
+                "outcome" => error.kind().as_str()
+            )
+            .increment(1),
+        }
+        outcome
+    }
+
+    async fn run_event_inner(
+        &self,
+        session_id: &SessionId,
+        request: EventRequest,
+    ) -> Result<EventResult, ApiError> {
         let dependency = self.dependency(request.dependency)?;
         if dependency
             .config
@@ -133,6 +185,12 @@ impl AppRuntime {
             .sessions
             .get(session_id)
             .ok_or(ApiError::UnknownSession)?;
+        if session.rate.check().is_err() {
+            return Err(ApiError::LimitExceeded(format!(
+                "this session sent more than {} events per second; slow down",
+                self.max_events_per_second
+            )));
+        }
         let mut data = session.data.lock().await;
         if data.closed {
             return Err(ApiError::UnknownSession);
@@ -206,6 +264,7 @@ impl AppRuntime {
         let stored = slot.get_or_insert_with(|| StoredState {
             value: (def.factory)(),
             written_at: Instant::now(),
+            bytes: 0,
         });
         Ok(&*stored.value)
     }
@@ -344,10 +403,27 @@ impl AppRuntime {
                 }
             }
 
+            // The session's state must stay within its size limit.
+            let mut state_bytes = data.state_bytes;
+            let mut sized_states = Vec::with_capacity(new_states.len());
+            for (index, value) in new_states {
+                let previous = data.states[index as usize].as_ref().map_or(0, |s| s.bytes);
+                let bytes = value.encoded_len();
+                state_bytes = state_bytes.saturating_sub(previous) + bytes;
+                sized_states.push((index, value, bytes));
+            }
+            if state_bytes > self.max_state_bytes {
+                return Err(ApiError::StateTooLarge {
+                    size: state_bytes,
+                    limit: self.max_state_bytes,
+                });
+            }
+
             // Commit.
             let now = Instant::now();
             let mut changed_states = Vec::new();
-            for (index, value) in new_states {
+            data.state_bytes = state_bytes;
+            for (index, value, bytes) in sized_states {
                 let def = &self.app.states[index as usize];
                 let unchanged = match &data.states[index as usize] {
                     Some(stored) => stored.value.eq_dyn(&*value),
@@ -356,6 +432,7 @@ impl AppRuntime {
                 data.states[index as usize] = Some(StoredState {
                     value,
                     written_at: now,
+                    bytes,
                 });
                 if let Some(ttl) = def.time_to_live {
                     let _ = self.ttl_requests.send(TtlRequest {
@@ -501,6 +578,10 @@ impl AppRuntime {
     /// A session expired or was evicted: call the delete callbacks with the last
     /// values, drop resources, and close its streams.
     async fn end_session(&self, session: Arc<Session>, reason: EndReason) {
+        match reason {
+            EndReason::Expired => self.metrics.sessions_expired.increment(1),
+            EndReason::Evicted => self.metrics.sessions_evicted.increment(1),
+        }
         session.ended.cancel();
         let mut data = session.data.lock().await;
         data.closed = true;
@@ -528,11 +609,12 @@ impl AppRuntime {
             return;
         };
         let due = slot.as_ref().is_some_and(|s| s.written_at.elapsed() >= ttl);
-        if due
-            && let Some(stored) = slot.take()
-            && let Some(callback) = &def.on_delete
-        {
-            run_delete_callback(callback, stored.value);
+        if due && let Some(stored) = slot.take() {
+            data.state_bytes = data.state_bytes.saturating_sub(stored.bytes);
+            self.metrics.state_expiries.increment(1);
+            if let Some(callback) = &def.on_delete {
+                run_delete_callback(callback, stored.value);
+            }
         }
     }
 }

@@ -31,6 +31,8 @@ pub(crate) struct Session {
     streams: AtomicU32,
     /// Cancelled when the session expires or is evicted, to close its streams.
     pub(crate) ended: CancellationToken,
+    /// Events per second this session may send.
+    pub(crate) rate: governor::DefaultDirectRateLimiter,
 }
 
 impl Session {
@@ -43,12 +45,16 @@ impl Session {
 pub(crate) struct StoredState {
     pub(crate) value: Box<dyn DynValue>,
     pub(crate) written_at: Instant,
+    /// Size of its JSON encoding when written (0 for a default not yet written).
+    pub(crate) bytes: usize,
 }
 
 /// The values of one session, indexed like the app's states and resources.
 pub(crate) struct SessionData {
     pub(crate) states: Vec<Option<StoredState>>,
     pub(crate) resources: Vec<Option<StoredResource>>,
+    /// Sum of `bytes` over `states`, checked against the per-session limit.
+    pub(crate) state_bytes: usize,
     /// Set once the session has ended; later events must not resurrect values.
     pub(crate) closed: bool,
 }
@@ -110,12 +116,14 @@ pub(crate) struct SessionStore {
     retention: Duration,
     state_count: usize,
     resource_count: usize,
+    events_per_second: governor::Quota,
 }
 
 impl SessionStore {
     pub(crate) fn new(
         capacity: u64,
         retention: Duration,
+        events_per_second: u32,
         state_count: usize,
         resource_count: usize,
     ) -> (Self, EndedSessions) {
@@ -135,11 +143,15 @@ impl SessionStore {
                 let _ = ended_tx.send((session, reason));
             })
             .build();
+        let events_per_second = governor::Quota::per_second(
+            std::num::NonZeroU32::new(events_per_second).unwrap_or(std::num::NonZeroU32::MIN),
+        );
         let store = SessionStore {
             cache,
             retention,
             state_count,
             resource_count,
+            events_per_second,
         };
         (store, ended_rx)
     }
@@ -162,10 +174,12 @@ impl SessionStore {
                 resources: std::iter::repeat_with(|| None)
                     .take(self.resource_count)
                     .collect(),
+                state_bytes: 0,
                 closed: false,
             }),
             streams: AtomicU32::new(0),
             ended: CancellationToken::new(),
+            rate: governor::RateLimiter::direct(self.events_per_second),
         });
         self.cache.insert(id, session.clone());
         // Apply the capacity now, so that the least recently used session is the one

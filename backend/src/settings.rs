@@ -36,6 +36,32 @@ pub struct Settings {
     #[arg(long, env = "KEEPSAKE_HEARTBEAT", default_value = "15s", value_parser = humantime::parse_duration)]
     pub heartbeat: Duration,
 
+    /// Largest total size of one session's states (their JSON encoding), in bytes.
+    #[arg(long, env = "KEEPSAKE_MAX_STATE_BYTES", default_value_t = 1024 * 1024)]
+    pub max_state_bytes: usize,
+
+    /// Events one session may send per second (bursts of as many are allowed).
+    #[arg(long, env = "KEEPSAKE_MAX_EVENTS_PER_SECOND", default_value_t = 50)]
+    pub max_events_per_second: u32,
+
+    /// Open streams (pages) allowed in total.
+    #[arg(long, env = "KEEPSAKE_MAX_STREAMS", default_value_t = 10_000)]
+    pub max_streams: usize,
+
+    /// Open streams allowed per session.
+    #[arg(long, env = "KEEPSAKE_MAX_STREAMS_PER_SESSION", default_value_t = 8)]
+    pub max_streams_per_session: u32,
+
+    /// Origins allowed to call the API from other sites (CORS), e.g.
+    /// `https://example.com`; repeat the flag or separate with commas. None by default:
+    /// only pages served by this server may call it.
+    #[arg(
+        long = "allow-origin",
+        env = "KEEPSAKE_ALLOW_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allow_origins: Vec<String>,
+
     /// How often expired sessions are collected.
     #[arg(long, env = "KEEPSAKE_SWEEP_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub sweep_interval: Duration,
@@ -52,6 +78,11 @@ impl Default for Settings {
             event_timeout: Duration::from_secs(60),
             heartbeat: Duration::from_secs(15),
             sweep_interval: Duration::from_secs(1),
+            max_state_bytes: 1024 * 1024,
+            max_events_per_second: 50,
+            max_streams: 10_000,
+            max_streams_per_session: 8,
+            allow_origins: Vec::new(),
         }
     }
 }
@@ -79,6 +110,14 @@ mod tests {
         assert_eq!(parsed.event_timeout, default.event_timeout);
         assert_eq!(parsed.heartbeat, default.heartbeat);
         assert_eq!(parsed.sweep_interval, default.sweep_interval);
+        assert_eq!(parsed.max_state_bytes, default.max_state_bytes);
+        assert_eq!(parsed.max_events_per_second, default.max_events_per_second);
+        assert_eq!(parsed.max_streams, default.max_streams);
+        assert_eq!(
+            parsed.max_streams_per_session,
+            default.max_streams_per_session
+        );
+        assert_eq!(parsed.allow_origins, default.allow_origins);
     }
 
     #[test]

@@ -11,10 +11,14 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::value::DynValue;
 
-/// What a session state may hold: clonable (every session starts from a copy of the
-/// default, every handler gets its own copy) and comparable (for `.change`).
-pub trait StateType: Clone + PartialEq + Send + Sync + 'static {}
-impl<T: Clone + PartialEq + Send + Sync + 'static> StateType for T {}
+/// What a session state or global may hold: clonable (every session starts from a
+/// copy of the default, every handler gets its own copy), comparable (for `.change`)
+/// and serde-serialisable (for the size limit and for stores outside the process).
+pub trait StateType:
+    Clone + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+}
+impl<T: Clone + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static> StateType for T {}
 
 pub(crate) type Factory = Arc<dyn Fn() -> Box<dyn DynValue> + Send + Sync>;
 pub(crate) type DeleteCallback = Arc<dyn Fn(Box<dyn DynValue>) + Send + Sync>;

@@ -12,18 +12,32 @@ use std::any::Any;
 pub(crate) type AnyValue = Box<dyn Any + Send>;
 
 /// A value the engine keeps (session state, global): it must be clonable (each
-/// handler gets its own copy) and comparable (to decide whether `.change` fires).
+/// handler gets its own copy), comparable (to decide whether `.change` fires) and
+/// serialisable (to measure it against the per-session limit, and to store it
+/// outside the process).
 pub trait DynValue: Any + Send + Sync {
     fn clone_boxed(&self) -> Box<dyn DynValue>;
+    /// Size of the value's JSON encoding, without allocating it.
+    fn encoded_len(&self) -> usize;
     /// Equality across the erasure: false when the types differ.
     fn eq_dyn(&self, other: &dyn DynValue) -> bool;
     fn as_any(&self) -> &dyn Any;
     fn into_any(self: Box<Self>) -> AnyValue;
 }
 
-impl<T: Clone + PartialEq + Send + Sync + 'static> DynValue for T {
+impl<T: Clone + PartialEq + serde::Serialize + Send + Sync + 'static> DynValue for T {
     fn clone_boxed(&self) -> Box<dyn DynValue> {
         Box::new(self.clone())
+    }
+
+    fn encoded_len(&self) -> usize {
+        let mut counter = ByteCounter(0);
+        // A value that cannot be encoded counts as nothing; it cannot be stored
+        // elsewhere either, which the store reports when it tries.
+        match serde_json::to_writer(&mut counter, self) {
+            Ok(()) => counter.0,
+            Err(_) => 0,
+        }
     }
 
     fn eq_dyn(&self, other: &dyn DynValue) -> bool {
@@ -39,8 +53,22 @@ impl<T: Clone + PartialEq + Send + Sync + 'static> DynValue for T {
     }
 }
 
+/// A writer that only counts.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Turns a handler's output back into a stored value of type `T`.
-pub(crate) fn into_stored<T: Clone + PartialEq + Send + Sync + 'static>(
+pub(crate) fn into_stored<T: Clone + PartialEq + serde::Serialize + Send + Sync + 'static>(
     value: AnyValue,
 ) -> Option<Box<dyn DynValue>> {
     value
@@ -79,5 +107,6 @@ mod tests {
         assert!(a.eq_dyn(&*b));
         assert!(!a.eq_dyn(&vec![1, 2, 3]));
         assert!(!a.eq_dyn(&"other type"));
+        assert_eq!(a.encoded_len(), "[1,2]".len());
     }
 }

@@ -37,8 +37,10 @@ pub enum ErrorKind {
     InvalidInput,
     /// The request body exceeds the configured limit.
     PayloadTooLarge,
-    /// Too many requests or too many sessions/streams.
+    /// Too many events or streams; try again later.
     LimitExceeded,
+    /// The event would make the session's state larger than the server allows.
+    StateTooLarge,
     /// The event handler failed (returned an error or panicked); nothing was changed.
     HandlerFailed,
     /// The event handler did not finish within the configured time.
@@ -59,6 +61,7 @@ impl ErrorKind {
             ErrorKind::InvalidInput => "invalid_input",
             ErrorKind::PayloadTooLarge => "payload_too_large",
             ErrorKind::LimitExceeded => "limit_exceeded",
+            ErrorKind::StateTooLarge => "state_too_large",
             ErrorKind::HandlerFailed => "handler_failed",
             ErrorKind::Timeout => "timeout",
             ErrorKind::StoreUnavailable => "store_unavailable",
@@ -71,7 +74,7 @@ impl ErrorKind {
         match self {
             ErrorKind::BadRequest | ErrorKind::InvalidInput => 400,
             ErrorKind::UnknownApp | ErrorKind::UnknownSession | ErrorKind::UnknownDependency => 404,
-            ErrorKind::PayloadTooLarge => 413,
+            ErrorKind::PayloadTooLarge | ErrorKind::StateTooLarge => 413,
             ErrorKind::LimitExceeded => 429,
             ErrorKind::HandlerFailed | ErrorKind::Internal => 500,
             ErrorKind::StoreUnavailable => 503,

@@ -1,0 +1,640 @@
+//! Keepsake's benchmark tool (run by `scripts/bench`, which writes BENCHMARKS.md).
+//!
+//! - `bare --addr A`: a bare axum server whose routes parse the same request and return
+//!   a JSON body of the same size as Keepsake's cart event: the baseline.
+//! - `http --keepsake URL --bare URL`: a load generator (hyper, keep-alive, N concurrent
+//!   sessions) that measures the cart's "Add Items" round trip against both servers,
+//!   alternating rounds so both see the same machine, then global-state contention.
+//! - `engine`: in-process measurements of memory per session, latency at scale and the
+//!   expiry sweep's cost, with a counting allocator.
+//!
+//! Every section prints Markdown; figures are measured, never assumed.
+
+use std::alloc::System;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::routing::post;
+use bytes::Bytes;
+use cap::Cap;
+use clap::{Parser, Subcommand};
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use keepsake::components::{Button, Number};
+use keepsake::protocol::event::{EventRequest, EventResult};
+use keepsake::protocol::{DependencyId, SessionId};
+use keepsake::{Blocks, Server, Settings, State, demos};
+use serde_json::{Value, json};
+
+#[global_allocator]
+static ALLOCATOR: Cap<System> = Cap::new(System, usize::MAX);
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the bare-axum baseline.
+    Bare {
+        #[arg(long, default_value = "127.0.0.1:7870")]
+        addr: std::net::SocketAddr,
+    },
+    /// HTTP round trips against a running keepsake-demo and the bare baseline.
+    Http {
+        #[arg(long)]
+        keepsake: String,
+        #[arg(long)]
+        bare: String,
+        #[arg(long, default_value_t = 50)]
+        concurrency: usize,
+        /// Seconds per measured round.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Rounds per target (alternating).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    /// In-process measurements: memory, scale, sweep.
+    Engine {
+        /// Sessions for the large-scale figures.
+        #[arg(long, default_value_t = 1_000_000)]
+        sessions: usize,
+    },
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    match Cli::parse().command {
+        Command::Bare { addr } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(serve_bare(addr))
+        }
+        Command::Http {
+            keepsake,
+            bare,
+            concurrency,
+            seconds,
+            rounds,
+        } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(http(
+                keepsake,
+                bare,
+                concurrency,
+                Duration::from_secs(seconds),
+                rounds,
+            ))
+        }
+        Command::Engine { sessions } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(engine(sessions))
+        }
+    }
+}
+
+// ---------------------------------------------------------------- bare baseline
+
+/// The body Keepsake answers "Add Items" with once a cart holds a few items: the
+/// baseline returns this exact body, so both servers send the same bytes.
+const CART_RESPONSE: &str = r#"{"updates":[{"component":4,"value":3.0}],"ran":[0,1]}"#;
+
+async fn serve_bare(addr: std::net::SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+    let response: Value = serde_json::from_str(CART_RESPONSE)?;
+    let session = json!({ "session_id": SessionId::from_bytes([7; 16]), "retention_secs": 3600 });
+    let app = axum::Router::new()
+        .route(
+            "/bare/sessions",
+            post(move || async move { Json(session.clone()) }),
+        )
+        .route(
+            "/bare/events",
+            post(move |Json(request): Json<EventRequest>| async move {
+                std::hint::black_box(request);
+                Json(response.clone())
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!("bare baseline on http://{}", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- HTTP load
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+async fn post_json(client: &HttpClient, url: &str, body: Bytes) -> Result<(u16, Bytes), String> {
+    let request = hyper::Request::post(url)
+        .header("content-type", "application/json")
+        .body(Full::new(body))
+        .map_err(|e| e.to_string())?;
+    let response = client.request(request).await.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, body))
+}
+
+#[derive(Clone, Copy)]
+enum Target {
+    Keepsake,
+    Bare,
+    Global,
+}
+
+struct Round {
+    requests: u64,
+    errors: u64,
+    elapsed: Duration,
+    latencies: Histogram<u64>,
+    /// For the global round: the highest count any response reported.
+    max_count: u64,
+}
+
+/// The events URL of a session.
+type EventsUrl = Box<dyn Fn(&str) -> String + Send + Sync>;
+
+/// One measured round: `concurrency` workers, each with its own session (renewed
+/// every 20 events so carts stay small, as a person's would), for `length`.
+async fn round(
+    client: &HttpClient,
+    base: &str,
+    target: Target,
+    concurrency: usize,
+    length: Duration,
+) -> Round {
+    let (sessions_url, events_url, body): (String, EventsUrl, Bytes) = match target {
+        Target::Keepsake => (
+            format!("{base}/api/apps/shopping-cart/sessions"),
+            Box::new({
+                let base = base.to_owned();
+                move |s: &str| format!("{base}/api/apps/shopping-cart/sessions/{s}/events")
+            }),
+            Bytes::from(r#"{"dependency":0,"inputs":[["Milk"],null]}"#),
+        ),
+        Target::Global => (
+            format!("{base}/api/apps/visitor-counter/sessions"),
+            Box::new({
+                let base = base.to_owned();
+                move |s: &str| format!("{base}/api/apps/visitor-counter/sessions/{s}/events")
+            }),
+            Bytes::from(r#"{"dependency":0,"inputs":[null]}"#),
+        ),
+        Target::Bare => (
+            format!("{base}/bare/sessions"),
+            Box::new({
+                let base = base.to_owned();
+                move |_: &str| format!("{base}/bare/events")
+            }),
+            Bytes::from(r#"{"dependency":0,"inputs":[["Milk"],null]}"#),
+        ),
+    };
+    let events_url = Arc::new(events_url);
+    let deadline = Instant::now() + length;
+    let max_count = Arc::new(AtomicU64::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    let started = Instant::now();
+    for _ in 0..concurrency {
+        let (client, sessions_url, events_url, body, max_count) = (
+            client.clone(),
+            sessions_url.clone(),
+            events_url.clone(),
+            body.clone(),
+            max_count.clone(),
+        );
+        workers.spawn(async move {
+            let mut latencies =
+                Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+            let (mut requests, mut errors) = (0u64, 0u64);
+            'sessions: while Instant::now() < deadline {
+                let Ok((200, started)) = post_json(&client, &sessions_url, Bytes::new()).await
+                else {
+                    errors += 1;
+                    continue;
+                };
+                let started: Value = serde_json::from_slice(&started).unwrap_or_default();
+                let session = started["session_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let url = events_url(&session);
+                for _ in 0..20 {
+                    if Instant::now() >= deadline {
+                        break 'sessions;
+                    }
+                    let sent = Instant::now();
+                    let outcome = post_json(&client, &url, body.clone()).await;
+                    let micros = sent.elapsed().as_micros() as u64;
+                    requests += 1;
+                    match outcome {
+                        Ok((200, response)) => {
+                            let _ = latencies.record(micros.max(1));
+                            if let Ok(result) = serde_json::from_slice::<EventResult>(&response) {
+                                for update in &result.updates {
+                                    let count = update
+                                        .value
+                                        .as_ref()
+                                        .and_then(|v| {
+                                            v.as_str().and_then(|s| s.parse().ok()).or(v.as_u64())
+                                        })
+                                        .unwrap_or(0);
+                                    max_count.fetch_max(count, Ordering::Relaxed);
+                                }
+                            }
+                        }
+                        _ => errors += 1,
+                    }
+                }
+            }
+            (requests, errors, latencies)
+        });
+    }
+    let mut total = Round {
+        requests: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        latencies: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
+        max_count: 0,
+    };
+    while let Some(Ok((requests, errors, latencies))) = workers.join_next().await {
+        total.requests += requests;
+        total.errors += errors;
+        let _ = total.latencies.add(latencies);
+    }
+    total.elapsed = started.elapsed();
+    total.max_count = max_count.load(Ordering::Relaxed);
+    total
+}
+
+fn rps(round: &Round) -> f64 {
+    (round.requests - round.errors) as f64 / round.elapsed.as_secs_f64()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+async fn http(
+    keepsake: String,
+    bare: String,
+    concurrency: usize,
+    length: Duration,
+    rounds: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client: HttpClient = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(concurrency * 2)
+        .build(connector);
+    // Warm up both (connections, allocator, caches).
+    round(
+        &client,
+        &bare,
+        Target::Bare,
+        concurrency,
+        Duration::from_secs(1),
+    )
+    .await;
+    round(
+        &client,
+        &keepsake,
+        Target::Keepsake,
+        concurrency,
+        Duration::from_secs(1),
+    )
+    .await;
+
+    let (mut bare_rounds, mut keepsake_rounds) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        bare_rounds.push(round(&client, &bare, Target::Bare, concurrency, length).await);
+        keepsake_rounds
+            .push(round(&client, &keepsake, Target::Keepsake, concurrency, length).await);
+    }
+    let bare_rps: Vec<f64> = bare_rounds.iter().map(rps).collect();
+    let keepsake_rps: Vec<f64> = keepsake_rounds.iter().map(rps).collect();
+    let ratios: Vec<f64> = keepsake_rps
+        .iter()
+        .zip(&bare_rps)
+        .map(|(k, b)| k / b)
+        .collect();
+    let mut keepsake_latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut bare_latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    for r in &keepsake_rounds {
+        keepsake_latency.add(&r.latencies)?;
+    }
+    for r in &bare_rounds {
+        bare_latency.add(&r.latencies)?;
+    }
+    let errors: u64 = keepsake_rounds
+        .iter()
+        .chain(&bare_rounds)
+        .map(|r| r.errors)
+        .sum();
+
+    println!(
+        "### Event round trip over HTTP (cart \"Add Items\", {concurrency} concurrent sessions)\n"
+    );
+    println!(
+        "{rounds} alternating rounds of {}s per server; sessions renewed every 20 events.\n",
+        length.as_secs()
+    );
+    println!("| server | throughput (median of rounds) | p50 | p99 | p99.9 |");
+    println!("| --- | --- | --- | --- | --- |");
+    for (name, values, hist) in [
+        ("bare axum route, same body", &bare_rps, &bare_latency),
+        ("Keepsake cart event", &keepsake_rps, &keepsake_latency),
+    ] {
+        println!(
+            "| {name} | {:.0} req/s (rounds: {}) | {} µs | {} µs | {} µs |",
+            median(values.clone()),
+            values
+                .iter()
+                .map(|v| format!("{v:.0}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            hist.value_at_quantile(0.5),
+            hist.value_at_quantile(0.99),
+            hist.value_at_quantile(0.999),
+        );
+    }
+    let ratio = median(ratios.clone());
+    println!(
+        "\nThroughput ratio Keepsake / bare: **{:.0}%** (per round: {}; target ≥ 70%). p99: **{:.2} ms** (target < 2 ms). Errors: {errors}.\n",
+        ratio * 100.0,
+        ratios
+            .iter()
+            .map(|r| format!("{:.0}%", r * 100.0))
+            .collect::<Vec<_>>()
+            .join(", "),
+        keepsake_latency.value_at_quantile(0.99) as f64 / 1000.0,
+    );
+
+    // Global contention: every session increments the one visitor counter.
+    let global = round(&client, &keepsake, Target::Global, concurrency, length).await;
+    let successes = global.requests - global.errors;
+    println!("### Global-state contention ({concurrency} sessions incrementing one global)\n");
+    // The server is fresh (scripts/bench starts it) and nothing else visits, so the
+    // highest count seen must equal the number of acknowledged increments.
+    println!(
+        "| increments acknowledged | final count seen | lost updates | throughput | p50 | p99 |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- |");
+    println!(
+        "| {successes} | {} | {} | {:.0} req/s | {} µs | {} µs |\n",
+        global.max_count,
+        successes.abs_diff(global.max_count),
+        rps(&global),
+        global.latencies.value_at_quantile(0.5),
+        global.latencies.value_at_quantile(0.99),
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------- in-process engine
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+fn counter_app() -> keepsake::App {
+    let mut app = Blocks::new("bench-counter", "Bench counter");
+    let count = app.state(State::new(0i64));
+    let bump = app.add(Button::new("Bump"));
+    let shown = app.add(Number::new().label("Count"));
+    app.click(bump, count, (count, shown), |n: i64| {
+        (n + 1, (n + 1) as f64)
+    })
+    .api_name("bump");
+    app.build().expect("bench app builds")
+}
+
+fn engine_settings(capacity: usize) -> Settings {
+    Settings {
+        session_capacity: capacity as u64 * 2,
+        // Only explicit sweeps, so they can be timed.
+        sweep_interval: Duration::from_secs(3600),
+        ..Settings::default()
+    }
+}
+
+async fn bump(server: &Server, session: &SessionId) {
+    let request = EventRequest {
+        dependency: DependencyId(0),
+        inputs: vec![Value::Null],
+    };
+    if let Err(error) = server.run_event("bench-counter", session, request).await {
+        panic!("bump failed: {error}");
+    }
+}
+
+/// Median and p99 of `samples` event latencies over random live sessions.
+async fn latency_with(server: &Server, sessions: &[SessionId], samples: usize) -> (f64, f64) {
+    let mut nanos = Vec::with_capacity(samples);
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..samples {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let session = &sessions[(state % sessions.len() as u64) as usize];
+        let started = Instant::now();
+        bump(server, session).await;
+        nanos.push(started.elapsed().as_nanos() as f64);
+    }
+    nanos.sort_by(f64::total_cmp);
+    (nanos[samples / 2], nanos[samples * 99 / 100])
+}
+
+/// Median and p99 of sequential event round trips over HTTP to random sessions.
+async fn http_latency_with(
+    server: &Server,
+    sessions: &[SessionId],
+    samples: usize,
+) -> Result<(f64, f64), Box<dyn std::error::Error>> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(keepsake::run(listener, server.clone(), async move {
+        let _ = stopped.await;
+    }));
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let body = Bytes::from(r#"{"dependency":0,"inputs":[null]}"#);
+    let mut nanos = Vec::with_capacity(samples);
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for i in 0..samples + samples / 4 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let session = &sessions[(state % sessions.len() as u64) as usize];
+        let url = format!("{base}/api/apps/bench-counter/sessions/{session}/events");
+        let started = Instant::now();
+        let (status, _) = post_json(&client, &url, body.clone()).await?;
+        if status != 200 {
+            return Err(format!("status {status}").into());
+        }
+        if i >= samples / 4 {
+            nanos.push(started.elapsed().as_nanos() as f64);
+        }
+    }
+    let _ = stop.send(());
+    let _ = serving.await;
+    nanos.sort_by(f64::total_cmp);
+    Ok((nanos[nanos.len() / 2], nanos[nanos.len() * 99 / 100]))
+}
+
+async fn start_sessions(server: &Server, app: &str, n: usize) -> Vec<SessionId> {
+    (0..n)
+        .map(|_| server.start_session(app).map(|s| s.session_id))
+        .collect::<Result<_, _>>()
+        .expect("sessions start")
+}
+
+async fn engine(large: usize) -> Result<(), Box<dyn std::error::Error>> {
+    println!("### Memory\n");
+    // Idle sessions: no state touched yet, so everything measured is overhead.
+    let idle = 100_000;
+    {
+        let server = Server::new(engine_settings(idle), [counter_app()])?;
+        let before = ALLOCATOR.allocated();
+        let sessions = start_sessions(&server, "bench-counter", idle).await;
+        server.sweep_now();
+        let per_session = (ALLOCATOR.allocated() - before) as f64 / idle as f64;
+        println!(
+            "- Idle session overhead: **{per_session:.0} bytes** per session ({idle} sessions, heap bytes counted by the allocator, including the id kept by the caller: {} bytes; target < 1024).",
+            std::mem::size_of::<SessionId>() + 32
+        );
+        drop(sessions);
+        server.shutdown();
+    }
+
+    // One million sessions each holding a 10-item cart.
+    {
+        let server = Server::new(engine_settings(large), [demos::shopping_cart()?])?;
+        let rss_before = rss_bytes();
+        let heap_before = ALLOCATOR.allocated();
+        let started = Instant::now();
+        let add = |items: Value| EventRequest {
+            dependency: DependencyId(0),
+            inputs: vec![items, Value::Null],
+        };
+        let all = json!(["Cereal", "Milk", "Orange Juice", "Water"]);
+        let two = json!(["Milk", "Water"]);
+        for _ in 0..large {
+            let session = server.start_session("shopping-cart")?.session_id;
+            for items in [&all, &all, &two] {
+                server
+                    .run_event("shopping-cart", &session, add(items.clone()))
+                    .await?;
+            }
+        }
+        server.sweep_now();
+        let filled = started.elapsed();
+        let rss = rss_bytes().saturating_sub(rss_before);
+        let heap = ALLOCATOR.allocated() - heap_before;
+        println!(
+            "- {large} sessions × 10-item cart: **{:.2} GiB resident** growth ({:.2} GiB heap; {:.0} bytes per session; built in {:.1}s; target < 1.5 GiB).",
+            rss as f64 / (1u64 << 30) as f64,
+            heap as f64 / (1u64 << 30) as f64,
+            heap as f64 / large as f64,
+            filled.as_secs_f64(),
+        );
+        server.shutdown();
+    }
+
+    println!("\n### Scale\n");
+    let samples = 20_000;
+    let mut rows = Vec::new();
+    for live in [1000usize, large] {
+        let server = Server::new(engine_settings(live), [counter_app()])?;
+        let sessions = start_sessions(&server, "bench-counter", live).await;
+        latency_with(&server, &sessions, samples / 4).await; // warm-up
+        let in_process = latency_with(&server, &sessions, samples).await;
+        let over_http = http_latency_with(&server, &sessions, samples / 4).await?;
+        rows.push((live, in_process, over_http));
+        server.shutdown();
+    }
+    println!(
+        "| live sessions | median event latency in process | p99 | median over HTTP (loopback, one client) | p99 |"
+    );
+    println!("| --- | --- | --- | --- | --- |");
+    for (live, in_process, over_http) in &rows {
+        println!(
+            "| {live} | {:.1} µs | {:.1} µs | {:.1} µs | {:.1} µs |",
+            in_process.0 / 1e3,
+            in_process.1 / 1e3,
+            over_http.0 / 1e3,
+            over_http.1 / 1e3
+        );
+    }
+    println!(
+        "\nRatio {} vs 1,000 sessions: **{:.2}×** in process, **{:.2}×** over HTTP (target ≤ 1.2×).\n",
+        rows[1].0,
+        rows[1].1.0 / rows[0].1.0,
+        rows[1].2.0 / rows[0].2.0
+    );
+
+    println!("### Expiry sweep\n");
+    println!(
+        "The same 1,000 sessions expire among a growing number of live ones; one sweep is timed.\n"
+    );
+    println!("| live sessions | expired | sweep time |\n| --- | --- | --- |");
+    for live in [10_000usize, 100_000, large] {
+        // The 1,000 expire first; the others are started a second later, so at the
+        // sweep they are all still within their retention.
+        let retention = Duration::from_secs(8);
+        let settings = Settings {
+            session_retention: retention,
+            ..engine_settings(live)
+        };
+        let server = Server::new(settings, [counter_app()])?;
+        let born = Instant::now();
+        let expiring = start_sessions(&server, "bench-counter", 1000).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let kept = start_sessions(&server, "bench-counter", live).await;
+        let sweep_at = born + retention + Duration::from_millis(300);
+        assert!(
+            Instant::now() < sweep_at - Duration::from_millis(200),
+            "starting sessions took too long"
+        );
+        tokio::time::sleep_until(sweep_at.into()).await;
+        let before = server.live_sessions("bench-counter")?;
+        let started = Instant::now();
+        server.sweep_now();
+        let took = started.elapsed();
+        let after = server.live_sessions("bench-counter")?;
+        println!(
+            "| {live} | {} | {:.2} ms |",
+            before.saturating_sub(after),
+            took.as_secs_f64() * 1e3
+        );
+        drop((expiring, kept));
+        server.shutdown();
+    }
+    println!();
+    Ok(())
+}
