@@ -64,7 +64,11 @@ impl Server {
         settings: Settings,
         apps: impl IntoIterator<Item = App>,
     ) -> Result<Self, BuildError> {
+        // Before the runtimes register their counters: handles taken earlier would
+        // record into nothing.
+        crate::telemetry::prometheus();
         let shutdown = CancellationToken::new();
+        tokio::spawn(crate::telemetry::upkeep(shutdown.clone()));
         let mut mounted = BTreeMap::new();
         for app in apps {
             let id = app.id().clone();

@@ -3,6 +3,9 @@
 //! by reason, state expiries, errors by kind, live sessions and open streams.
 
 use std::sync::OnceLock;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -11,6 +14,9 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
     1.0, 2.5, 5.0, 10.0,
 ];
+
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -31,4 +37,19 @@ pub(crate) fn prometheus() -> Option<&'static PrometheusHandle> {
             Some(handle)
         })
         .as_ref()
+}
+
+/// Folds recorded histogram samples into their buckets every few seconds. The
+/// exporter keeps raw samples until then: without upkeep every event's latency
+/// sample stays in memory until someone reads `/metrics`.
+pub(crate) async fn upkeep(shutdown: CancellationToken) {
+    let Some(handle) = prometheus() else { return };
+    let mut ticker = tokio::time::interval(UPKEEP_EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => handle.run_upkeep(),
+        }
+    }
 }
