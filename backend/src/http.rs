@@ -161,6 +161,7 @@ pub fn app(server: &Server) -> Router {
     }
     let client = ServeDir::new(&settings.static_dir).fallback(ServeFile::new(index));
     let router = api
+        .route(api::API_DOCS_ROUTE, get(api_docs))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback_service(client)
@@ -269,6 +270,28 @@ fn json_rejection(rejection: JsonRejection, limit: usize) -> ApiError {
 fn parse_session(raw: &str) -> Result<SessionId, ApiError> {
     // A malformed id cannot have been issued by this server.
     raw.parse().map_err(|_| ApiError::UnknownSession)
+}
+
+/// The app's endpoints and how to call them (HTML).
+async fn api_docs(
+    State(server): State<Server>,
+    Path(app): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Html<String>, ApiError> {
+    let config = server.runtime(&app)?.app.config();
+    // Examples use the address the reader reached us by.
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c))
+        })
+        .map_or_else(|| server.settings().addr.to_string(), str::to_owned);
+    Ok(axum::response::Html(crate::api_docs::page(
+        config,
+        &format!("http://{host}"),
+    )))
 }
 
 /// Liveness and a little load information: live sessions per app.

@@ -31,6 +31,7 @@
 //! # }
 //! ```
 
+mod api_docs;
 pub mod blocks;
 pub mod components;
 pub mod demos;

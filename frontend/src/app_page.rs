@@ -783,12 +783,17 @@ pub fn app_view(page: PageHandle) -> impl IntoView {
     let status = controller.status;
     let running = status.running;
     let title = config.title.clone();
+    let api_docs = keepsake_shared::api::api_docs_path(&config.id);
     let description = config.description.clone();
     let layout = components::layout_view(&controller, page);
     view! {
         <main class="app" aria-busy=move || if running.get() { "true" } else { "false" }>
             <header class="app-header">
-                <nav><a href="/" class="back">"← All apps"</a></nav>
+                <nav>
+                    <a href="/" class="back">"← All apps"</a>
+                    " · "
+                    <a href=api_docs>"Use via API"</a>
+                </nav>
                 <h1>{title}</h1>
                 {(!description.is_empty()).then(|| view! { <p class="description">{description}</p> })}
             </header>

@@ -110,3 +110,11 @@ pub const STREAM_ROUTE: &str = "/api/apps/{app}/sessions/{session}/stream";
 pub fn app_page_path(app: &AppId) -> String {
     format!("/apps/{app}")
 }
+
+/// Route pattern of [`api_docs_path`].
+pub const API_DOCS_ROUTE: &str = "/apps/{app}/api";
+
+/// The server-rendered page listing an app's endpoints and how to call them.
+pub fn api_docs_path(app: &AppId) -> String {
+    format!("/apps/{app}/api")
+}

@@ -103,6 +103,41 @@ pub enum ComponentKind {
 }
 
 impl ComponentKind {
+    /// A short name of the kind, as API documentation shows it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ComponentKind::Markdown => "markdown",
+            ComponentKind::Textbox { .. } => "textbox",
+            ComponentKind::Number { .. } => "number",
+            ComponentKind::Button { .. } => "button",
+            ComponentKind::Checkbox => "checkbox",
+            ComponentKind::CheckboxGroup { .. } => "checkbox_group",
+            ComponentKind::Dropdown { .. } => "dropdown",
+            ComponentKind::Json => "json",
+            ComponentKind::State => "state",
+            ComponentKind::Global => "global",
+            ComponentKind::BrowserState(_) => "browser_state",
+        }
+    }
+
+    /// The JSON type an API caller sends or receives for this slot.
+    pub fn value_type(&self) -> &'static str {
+        match self {
+            ComponentKind::Markdown
+            | ComponentKind::Textbox { .. }
+            | ComponentKind::Button { .. } => "string",
+            ComponentKind::Number { .. } => "number",
+            ComponentKind::Checkbox => "boolean",
+            ComponentKind::CheckboxGroup { .. } => "array of strings",
+            ComponentKind::Dropdown {
+                multiselect: true, ..
+            } => "array of strings",
+            ComponentKind::Dropdown { .. } => "string or null",
+            ComponentKind::Json | ComponentKind::BrowserState(_) => "any JSON",
+            ComponentKind::State | ComponentKind::Global => "null (held by the server)",
+        }
+    }
+
     /// Whether the value of this slot lives on the server (session or global).
     pub fn is_server_side(&self) -> bool {
         matches!(self, ComponentKind::State | ComponentKind::Global)
@@ -226,5 +261,60 @@ impl EventKind {
             EventKind::Load => "load",
             EventKind::Unload => "unload",
         }
+    }
+}
+
+/// One slot of an API endpoint, for documentation and API clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointSlot {
+    pub component: ComponentId,
+    /// The component's label, or its kind when it has none.
+    pub name: String,
+    pub kind: String,
+    /// The JSON a caller sends (inputs) or receives (outputs).
+    pub value_type: String,
+}
+
+/// A listener that API clients may call by name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointInfo {
+    pub api_name: String,
+    pub dependency: DependencyId,
+    pub inputs: Vec<EndpointSlot>,
+    pub outputs: Vec<EndpointSlot>,
+}
+
+impl AppConfig {
+    /// The listeners with an `api_name`, with their inputs and outputs described.
+    pub fn endpoints(&self) -> Vec<EndpointInfo> {
+        let slot = |id: &ComponentId| {
+            let component = self.component(*id);
+            EndpointSlot {
+                component: *id,
+                name: component
+                    .and_then(|c| c.props.label.clone())
+                    .unwrap_or_else(|| component.map_or("?", |c| c.kind.name()).to_owned()),
+                kind: component.map_or("?", |c| c.kind.name()).to_owned(),
+                value_type: component.map_or("?", |c| c.kind.value_type()).to_owned(),
+            }
+        };
+        self.dependencies
+            .iter()
+            .filter_map(|d| {
+                Some(EndpointInfo {
+                    api_name: d.api_name.clone()?,
+                    dependency: d.id,
+                    inputs: d.inputs.iter().map(slot).collect(),
+                    outputs: d.outputs.iter().map(slot).collect(),
+                })
+            })
+            .collect()
+    }
+
+    /// The endpoint called `api_name`.
+    pub fn endpoint(&self, api_name: &str) -> Option<EndpointInfo> {
+        self.endpoints()
+            .into_iter()
+            .find(|e| e.api_name == api_name)
     }
 }

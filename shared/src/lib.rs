@@ -12,6 +12,8 @@
 //! *ids* of state slots so that it can keep input positions aligned.
 
 pub mod api;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod event;
