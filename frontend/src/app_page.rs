@@ -358,6 +358,7 @@ impl Controller {
             let Some((session, generation)) = self.usable_session().await else {
                 return;
             };
+            let read_at = self.browser.version();
             let request = EventRequest {
                 dependency: job.dependency,
                 inputs: dependency
@@ -373,7 +374,7 @@ impl Controller {
             match result {
                 Ok(result) => {
                     self.status.error.set(None);
-                    self.apply_result(result, job.depth);
+                    self.apply_result(result, job.depth, read_at);
                     return;
                 }
                 Err(error) if error.is_unknown_session() && !job.retried => {
@@ -397,9 +398,11 @@ impl Controller {
             .set(Some(format!("The last action failed: {error}")));
     }
 
-    fn apply_result(&self, result: EventResult, depth: u8) {
+    /// Applies an event's answer; `read_at` is the browser-state version its inputs
+    /// were read at.
+    fn apply_result(&self, result: EventResult, depth: u8, read_at: u64) {
         for update in result.updates {
-            self.apply_update(update, depth);
+            self.apply_update(update, depth, Some(read_at));
         }
         if !result.errors.is_empty() {
             let messages: Vec<String> = result
@@ -416,11 +419,16 @@ impl Controller {
 
     /// Applies one update: props, then value; a value that changes runs the
     /// component's (or browser state's) change listeners.
-    pub fn apply_update(&self, update: ComponentUpdate, depth: u8) {
+    /// `read_at`: for an event's answer, the browser-state version its inputs were
+    /// read at (stale browser-state writes are dropped); `None` for server pushes.
+    pub fn apply_update(&self, update: ComponentUpdate, depth: u8, read_at: Option<u64>) {
         let id = update.component;
         if self.browser.contains(id) {
             if let Some(value) = update.value {
-                let outcome = self.browser.set(id, value);
+                let outcome = match read_at {
+                    Some(read_at) => self.browser.set_unless_stale(id, value, read_at),
+                    None => self.browser.set(id, value),
+                };
                 if let Some(error) = outcome.error {
                     self.status.storage_warning.set(Some(format!(
                         "Your browser did not save this page's data ({error}). \
@@ -581,7 +589,7 @@ impl Controller {
         match serde_json::from_str::<ServerMessage>(&data) {
             Ok(ServerMessage::Attached) => self.status.connection_lost.set(false),
             Ok(ServerMessage::Heartbeat) => {}
-            Ok(ServerMessage::Push { update }) => self.apply_update(update, 0),
+            Ok(ServerMessage::Push { update }) => self.apply_update(update, 0, None),
             Ok(ServerMessage::SessionEnded) => {
                 let this = self.clone();
                 spawn_local(async move {

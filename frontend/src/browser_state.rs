@@ -12,7 +12,7 @@
 //! `key_id` is the hex of the first 8 bytes of SHA-256 of the AES key. The key id
 //! lets a reader pick the right secret during a rotation without revealing the key.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
@@ -487,6 +487,8 @@ pub struct SetOutcome {
 pub struct BrowserStates {
     store: Box<dyn KeyValueStore>,
     slots: HashMap<ComponentId, (BrowserStateSlot, RefCell<Value>)>,
+    /// Bumped whenever another tab changes a slot; see [`BrowserStates::version`].
+    external_version: Cell<u64>,
 }
 
 impl fmt::Debug for BrowserStates {
@@ -512,7 +514,11 @@ impl BrowserStates {
                 _ => None,
             })
             .collect();
-        BrowserStates { store, slots }
+        BrowserStates {
+            store,
+            slots,
+            external_version: Cell::new(0),
+        }
     }
 
     pub fn store(&self) -> &dyn KeyValueStore {
@@ -547,15 +553,41 @@ impl BrowserStates {
         self.slots.get(&id).map(|(_, value)| value.borrow().clone())
     }
 
-    /// Sets a slot's value: in memory always, in storage when possible.
+    /// How many times other tabs have changed this page's browser states. An event
+    /// answer computed from values read before another tab's change must not
+    /// overwrite that change (see [`BrowserStates::set_unless_stale`]).
+    pub fn version(&self) -> u64 {
+        self.external_version.get()
+    }
+
+    /// Sets a slot's value: in memory always, in storage when possible. A value equal
+    /// to the current one is not written again: storage holds it already, and a
+    /// rewrite (a fresh nonce, so a new string) would wake every other tab for nothing.
     pub fn set(&self, id: ComponentId, new: Value) -> SetOutcome {
         let Some((slot, value)) = self.slots.get(&id) else {
             return SetOutcome::default();
         };
-        let changed = *value.borrow() != new;
+        if *value.borrow() == new {
+            return SetOutcome::default();
+        }
         let error = slot.write(self.store.as_ref(), &new).err();
         *value.borrow_mut() = new;
-        SetOutcome { changed, error }
+        SetOutcome {
+            changed: true,
+            error,
+        }
+    }
+
+    /// [`BrowserStates::set`], unless another tab changed a browser state since
+    /// `read_at` (a [`BrowserStates::version`] taken when the event's inputs were
+    /// read): that answer was computed from stale values, and writing it would undo
+    /// the other tab's newer write (and the two tabs could echo stale values at each
+    /// other). The newer value stays; its change listeners are already queued.
+    pub fn set_unless_stale(&self, id: ComponentId, new: Value, read_at: u64) -> SetOutcome {
+        if self.version() != read_at {
+            return SetOutcome::default();
+        }
+        self.set(id, new)
     }
 
     /// Interprets another tab's change of `key` (a `storage` event). Returns the slot
@@ -580,22 +612,7 @@ impl BrowserStates {
             return None;
         }
         *value.borrow_mut() = new;
+        self.external_version.set(self.external_version.get() + 1);
         Some(*id)
     }
-}
-
-/// Benchmark hook: encrypts and decrypts a 1 KiB value once under a fixed key.
-/// Returns whether the round trip gave back the value.
-pub fn bench_round_trip_1kib() -> bool {
-    let key = derive_key("keepsake benchmark secret");
-    let app = AppId("bench".into());
-    let ad = associated_data(&app, "bench");
-    let value = Value::String("x".repeat(1024));
-    let Ok(nonce) = random_nonce() else {
-        return false;
-    };
-    seal(&key, &nonce, &ad, &value)
-        .ok()
-        .and_then(|sealed| open(std::slice::from_ref(&key), &ad, &sealed).ok())
-        .is_some_and(|opened| opened.value == value)
 }
