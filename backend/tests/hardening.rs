@@ -332,15 +332,7 @@ async fn healthz_and_metrics_report_sessions_events_and_errors() {
         )
         .await;
 
-    let health: Value = server
-        .client
-        .get(server.url("/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = server.health().await;
     assert_eq!(health["status"], "ok");
     assert_eq!(health["live_sessions"]["notebook"], 1);
     assert_eq!(health["live_sessions"]["shopping-cart"], 0);

@@ -116,15 +116,7 @@ async fn sessions_created_used_and_abandoned_leave_nothing_behind() {
 async fn wait_for_no_sessions(server: &TestServer) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let health: Value = server
-            .client
-            .get(server.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let health = server.health().await;
         if health["live_sessions"]["shopping-cart"] == 0 {
             // Reading the metrics folds pending latency samples into their buckets,
             // as the server's periodic upkeep would a few seconds later.

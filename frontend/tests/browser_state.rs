@@ -343,7 +343,10 @@ fn real_local_storage_round_trip_and_external_change() {
 #[wasm_bindgen_test]
 fn an_answer_computed_before_another_tabs_write_does_not_undo_it() {
     let store = std::rc::Rc::new(MemoryStore::new());
-    let states = BrowserStates::new(&config_with_slot(json!(["", ""])), Box::new(Shared(store.clone())));
+    let states = BrowserStates::new(
+        &config_with_slot(json!(["", ""])),
+        Box::new(Shared(store.clone())),
+    );
     let key = states.slot(ComponentId(0)).unwrap().key().to_owned();
     let other_tab = BrowserStateSlot::new(&app(), &slot_config(&["secret"], json!(null)));
 
@@ -352,16 +355,31 @@ fn an_answer_computed_before_another_tabs_write_does_not_undo_it() {
     let read_at = states.version();
     let newer = other_tab.encode(&json!(["carol", ""])).unwrap();
     store.put_raw(&key, &newer);
-    assert_eq!(states.external_change(&key, Some(&newer)), Some(ComponentId(0)));
+    assert_eq!(
+        states.external_change(&key, Some(&newer)),
+        Some(ComponentId(0))
+    );
     let outcome = states.set_unless_stale(ComponentId(0), json!(["c", ""]), read_at);
     assert!(!outcome.changed);
     assert_eq!(states.value(ComponentId(0)), Some(json!(["carol", ""])));
-    assert_eq!(store.raw(&key).as_deref(), Some(newer.as_str()), "storage keeps the newer write");
+    assert_eq!(
+        store.raw(&key).as_deref(),
+        Some(newer.as_str()),
+        "storage keeps the newer write"
+    );
 
     // An answer computed after it is applied; an equal value is not rewritten.
     let read_at = states.version();
-    assert!(states.set_unless_stale(ComponentId(0), json!(["carol", "pw"]), read_at).changed);
+    assert!(
+        states
+            .set_unless_stale(ComponentId(0), json!(["carol", "pw"]), read_at)
+            .changed
+    );
     let written = store.raw(&key).unwrap();
     assert!(!states.set(ComponentId(0), json!(["carol", "pw"])).changed);
-    assert_eq!(store.raw(&key).unwrap(), written, "an equal value wakes no other tab");
+    assert_eq!(
+        store.raw(&key).unwrap(),
+        written,
+        "an equal value wakes no other tab"
+    );
 }

@@ -112,6 +112,18 @@ impl TestServer {
         }
     }
 
+    /// `GET /healthz`, as JSON.
+    pub async fn health(&self) -> Value {
+        self.client
+            .get(self.url("/healthz"))
+            .send()
+            .await
+            .expect("healthz request")
+            .json()
+            .await
+            .expect("healthz body")
+    }
+
     /// Opens a page's stream; drop the returned stream to close it.
     pub async fn open_stream(&self, app: &str, session: &SessionId) -> MessageStream {
         let response = self
