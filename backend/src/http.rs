@@ -405,12 +405,6 @@ async fn stream(
     let id = parse_session(&session)?;
     let session = runtime.sessions.get(&id).ok_or(ApiError::UnknownSession)?;
     let settings = server.settings();
-    if session.open_streams() >= settings.max_streams_per_session {
-        return Err(ApiError::LimitExceeded(format!(
-            "this session already has {} open streams, the most allowed",
-            settings.max_streams_per_session
-        )));
-    }
     let total = &server.inner.open_streams;
     if total
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
@@ -422,7 +416,17 @@ async fn stream(
             "the server has as many open streams as it allows; try again later".into(),
         ));
     }
-    runtime.sessions.stream_opened(&session);
+    if !runtime
+        .sessions
+        .stream_opened(&session, settings.max_streams_per_session)
+    {
+        // Give back the server-wide place taken above.
+        total.fetch_sub(1, Ordering::AcqRel);
+        return Err(ApiError::LimitExceeded(format!(
+            "this session already has {} open streams, the most allowed",
+            settings.max_streams_per_session
+        )));
+    }
     let attachment = Attachment {
         runtime,
         session,

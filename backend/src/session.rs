@@ -193,11 +193,22 @@ impl SessionStore {
         self.cache.get(id)
     }
 
-    /// A page attached a stream: the session stops expiring.
-    pub(crate) fn stream_opened(&self, session: &Session) {
-        session.streams.fetch_add(1, Ordering::AcqRel);
-        // Re-evaluates the entry's expiry (none while a stream is open).
-        let _ = self.cache.get(&session.id);
+    /// A page attaches a stream, unless the session already has `limit` open: then
+    /// `false` and nothing changes. Counting and checking are one atomic step, so
+    /// concurrent attaches cannot overshoot the limit. While a stream is open the
+    /// session does not expire.
+    pub(crate) fn stream_opened(&self, session: &Session, limit: u32) -> bool {
+        let attached = session
+            .streams
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < limit).then_some(open + 1)
+            })
+            .is_ok();
+        if attached {
+            // Re-evaluates the entry's expiry (none while a stream is open).
+            let _ = self.cache.get(&session.id);
+        }
+        attached
     }
 
     /// A stream ended. Returns true if it was the session's last one.
