@@ -5,22 +5,13 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use keepsake::components::{Button, Number};
 use keepsake::protocol::DependencyId;
 use keepsake::protocol::event::EventRequest;
-use keepsake::{Blocks, Server, Settings, State, demos};
+use keepsake::{Server, Settings, demos};
 use serde_json::{Value, json};
 
-fn counter_app() -> keepsake::App {
-    let mut app = Blocks::new("bench-counter", "Bench counter");
-    let count = app.state(State::new(0i64));
-    let bump = app.add(Button::new("Bump"));
-    let shown = app.add(Number::new().label("Count"));
-    app.click(bump, count, (count, shown), |n: i64| {
-        (n + 1, (n + 1) as f64)
-    });
-    app.build().expect("bench app builds")
-}
+mod support;
+use support::counter_app;
 
 fn engine(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()

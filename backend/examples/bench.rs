@@ -25,11 +25,14 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use keepsake::components::{Button, Number};
 use keepsake::protocol::event::{EventRequest, EventResult};
 use keepsake::protocol::{DependencyId, SessionId};
-use keepsake::{Blocks, Server, Settings, State, demos};
+use keepsake::{Server, Settings, demos};
 use serde_json::{Value, json};
+
+#[path = "../benches/support/mod.rs"]
+mod support;
+use support::counter_app;
 
 #[global_allocator]
 static ALLOCATOR: Cap<System> = Cap::new(System, usize::MAX);
@@ -420,18 +423,6 @@ fn rss_bytes() -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         })
         .map_or(0, |kib| kib * 1024)
-}
-
-fn counter_app() -> keepsake::App {
-    let mut app = Blocks::new("bench-counter", "Bench counter");
-    let count = app.state(State::new(0i64));
-    let bump = app.add(Button::new("Bump"));
-    let shown = app.add(Number::new().label("Count"));
-    app.click(bump, count, (count, shown), |n: i64| {
-        (n + 1, (n + 1) as f64)
-    })
-    .api_name("bump");
-    app.build().expect("bench app builds")
 }
 
 fn engine_settings(capacity: usize) -> Settings {
