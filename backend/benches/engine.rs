@@ -26,8 +26,8 @@ fn engine(c: &mut Criterion) {
         .expect("server")
     });
 
-    let counter_session = server
-        .start_session("bench-counter")
+    let counter_session = runtime
+        .block_on(server.start_session("bench-counter"))
         .expect("session")
         .session_id;
     c.bench_function("counter event (state read, write, outputs)", |b| {
@@ -47,8 +47,8 @@ fn engine(c: &mut Criterion) {
     });
 
     // A cart renewed every 20 events, as in the HTTP benchmark.
-    let mut cart_session = server
-        .start_session("shopping-cart")
+    let mut cart_session = runtime
+        .block_on(server.start_session("shopping-cart"))
         .expect("session")
         .session_id;
     let mut events = 0u32;
@@ -56,8 +56,8 @@ fn engine(c: &mut Criterion) {
         b.iter(|| {
             events += 1;
             if events.is_multiple_of(20) {
-                cart_session = server
-                    .start_session("shopping-cart")
+                cart_session = runtime
+                    .block_on(server.start_session("shopping-cart"))
                     .expect("session")
                     .session_id;
             }
@@ -76,7 +76,7 @@ fn engine(c: &mut Criterion) {
     });
 
     c.bench_function("start a session", |b| {
-        b.iter(|| black_box(server.start_session("bench-counter")))
+        b.iter(|| black_box(runtime.block_on(server.start_session("bench-counter"))))
     });
 }
 

@@ -499,10 +499,12 @@ async fn http_latency_with(
 }
 
 async fn start_sessions(server: &Server, app: &str, n: usize) -> Vec<SessionId> {
-    (0..n)
-        .map(|_| server.start_session(app).map(|s| s.session_id))
-        .collect::<Result<_, _>>()
-        .expect("sessions start")
+    let mut sessions = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = server.start_session(app).await.expect("sessions start");
+        sessions.push(started.session_id);
+    }
+    sessions
 }
 
 async fn engine(large: usize) -> Result<(), Box<dyn std::error::Error>> {
@@ -513,7 +515,7 @@ async fn engine(large: usize) -> Result<(), Box<dyn std::error::Error>> {
         let server = Server::new(engine_settings(idle), [counter_app()])?;
         let before = ALLOCATOR.allocated();
         let sessions = start_sessions(&server, "bench-counter", idle).await;
-        server.sweep_now();
+        server.sweep_now().await;
         let per_session = (ALLOCATOR.allocated() - before) as f64 / idle as f64;
         println!(
             "- Idle session overhead: **{per_session:.0} bytes** per session ({idle} sessions, heap bytes counted by the allocator, including the id kept by the caller: {} bytes; target < 1024).",
@@ -536,14 +538,14 @@ async fn engine(large: usize) -> Result<(), Box<dyn std::error::Error>> {
         let all = json!(["Cereal", "Milk", "Orange Juice", "Water"]);
         let two = json!(["Milk", "Water"]);
         for _ in 0..large {
-            let session = server.start_session("shopping-cart")?.session_id;
+            let session = server.start_session("shopping-cart").await?.session_id;
             for items in [&all, &all, &two] {
                 server
                     .run_event("shopping-cart", &session, add(items.clone()))
                     .await?;
             }
         }
-        server.sweep_now();
+        server.sweep_now().await;
         let filled = started.elapsed();
         let rss = rss_bytes().saturating_sub(rss_before);
         let heap = ALLOCATOR.allocated() - heap_before;
@@ -614,11 +616,11 @@ async fn engine(large: usize) -> Result<(), Box<dyn std::error::Error>> {
             "starting sessions took too long"
         );
         tokio::time::sleep_until(sweep_at.into()).await;
-        let before = server.live_sessions("bench-counter")?;
+        let before = server.live_sessions("bench-counter").await?;
         let started = Instant::now();
-        server.sweep_now();
+        server.sweep_now().await;
         let took = started.elapsed();
-        let after = server.live_sessions("bench-counter")?;
+        let after = server.live_sessions("bench-counter").await?;
         println!(
             "| {live} | {} | {:.2} ms |",
             before.saturating_sub(after),

@@ -26,7 +26,7 @@ use crate::handler::{
 use crate::state::{
     BrowserState, DeleteCallback, Factory, Global, Resource, ResourceFactory, State, StateType,
 };
-use crate::value::{self, AnyValue, DynValue};
+use crate::value::{self, AnyValue, Codec, DynValue};
 
 /// Secrets shorter than this are accepted but warned about.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -48,6 +48,7 @@ pub(crate) struct StateDef {
     pub(crate) time_to_live: Option<Duration>,
     pub(crate) on_delete: Option<DeleteCallback>,
     pub(crate) accept: fn(AnyValue) -> Option<Box<dyn DynValue>>,
+    pub(crate) codec: Codec,
 }
 
 pub(crate) type Render = Arc<dyn Fn(&dyn DynValue) -> Option<Value> + Send + Sync>;
@@ -55,6 +56,7 @@ pub(crate) type Render = Arc<dyn Fn(&dyn DynValue) -> Option<Value> + Send + Syn
 pub(crate) struct GlobalDef {
     pub(crate) initial: Box<dyn DynValue>,
     pub(crate) accept: fn(AnyValue) -> Option<Box<dyn DynValue>>,
+    pub(crate) codec: Codec,
     /// Components that show this global on every connected page.
     pub(crate) bindings: Vec<(ComponentId, Render)>,
 }
@@ -189,13 +191,14 @@ impl Blocks {
             ComponentProps::default(),
             SlotDef::State(index),
         );
-        let (factory, time_to_live, on_delete) = state.into_parts();
+        let parts = state.into_parts();
         self.states.push(StateDef {
             component: id,
-            factory,
-            time_to_live,
-            on_delete,
+            factory: parts.factory,
+            time_to_live: parts.time_to_live,
+            on_delete: parts.on_delete,
             accept: value::into_stored::<T>,
+            codec: parts.codec,
         });
         StateHandle {
             id,
@@ -211,9 +214,11 @@ impl Blocks {
             ComponentProps::default(),
             SlotDef::Global(index),
         );
+        let codec = global.codec();
         self.globals.push(GlobalDef {
             initial: Box::new(global.initial),
             accept: value::into_stored::<T>,
+            codec,
             bindings: Vec::new(),
         });
         GlobalHandle {

@@ -34,6 +34,12 @@ pub enum ApiError {
     HandlerFailed(String),
     #[error("the event handler did not finish within {0:?}")]
     Timeout(Duration),
+    #[error("the state store is unavailable ({0}); nothing was changed; try again")]
+    StoreUnavailable(String),
+    #[error(
+        "the session's lease ran out while the event ran and another instance took it over; none of the session's values were written"
+    )]
+    LeaseLost,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -51,6 +57,8 @@ impl ApiError {
             ApiError::StateTooLarge { .. } => ErrorKind::StateTooLarge,
             ApiError::HandlerFailed(_) => ErrorKind::HandlerFailed,
             ApiError::Timeout(_) => ErrorKind::Timeout,
+            ApiError::StoreUnavailable(_) => ErrorKind::StoreUnavailable,
+            ApiError::LeaseLost => ErrorKind::LeaseLost,
             ApiError::Internal(_) => ErrorKind::Internal,
         }
     }

@@ -78,7 +78,14 @@ impl Server {
                     message: "two apps share this id".into(),
                 });
             }
-            mounted.insert(id, AppRuntime::start(app, &settings, shutdown.clone()));
+            let runtime =
+                AppRuntime::start(app, &settings, shutdown.clone()).map_err(|message| {
+                    BuildError {
+                        app: id.0.clone(),
+                        message,
+                    }
+                })?;
+            mounted.insert(id, runtime);
         }
         Ok(Server {
             inner: Arc::new(ServerState {
@@ -100,13 +107,13 @@ impl Server {
     }
 
     /// Starts a session of `app`, as `POST /api/apps/{app}/sessions` does.
-    pub fn start_session(&self, app: &str) -> Result<SessionStarted, ApiError> {
+    pub async fn start_session(&self, app: &str) -> Result<SessionStarted, ApiError> {
         let runtime = self.runtime(app)?;
-        let session = runtime.sessions.create();
+        let session = runtime.create_session().await?;
         tracing::debug!(app, session = session.id.short(), "session started");
         Ok(SessionStarted {
             session_id: session.id.clone(),
-            retention_secs: runtime.sessions.retention().as_secs(),
+            retention_secs: runtime.store.retention().as_secs(),
         })
     }
 
@@ -121,16 +128,16 @@ impl Server {
     }
 
     /// Live sessions of `app`.
-    pub fn live_sessions(&self, app: &str) -> Result<u64, ApiError> {
-        Ok(self.runtime(app)?.sessions.live_sessions())
+    pub async fn live_sessions(&self, app: &str) -> Result<u64, ApiError> {
+        self.runtime(app)?.live_sessions().await
     }
 
     /// Processes due expiries and evictions now (the server also does it every
     /// `sweep_interval`). For benchmarks and tests.
     #[doc(hidden)]
-    pub fn sweep_now(&self) {
+    pub async fn sweep_now(&self) {
         for runtime in self.inner.apps.values() {
-            runtime.sessions.sweep();
+            runtime.sweep().await;
         }
     }
 
@@ -294,22 +301,38 @@ async fn api_docs(
     )))
 }
 
-/// Liveness and a little load information: live sessions per app.
+/// Liveness and a little load information: live sessions per app, and whether the
+/// store answers. Always 200 while the process serves: a Redis outage is reported
+/// (`"status": "degraded"`), not a reason to restart instances that recover by
+/// themselves.
 async fn healthz(State(server): State<Server>) -> Json<serde_json::Value> {
-    let sessions: serde_json::Map<String, serde_json::Value> = server
-        .inner
-        .apps
-        .iter()
-        .map(|(id, runtime)| (id.0.clone(), runtime.sessions.live_sessions().into()))
-        .collect();
-    Json(serde_json::json!({ "status": "ok", "live_sessions": sessions }))
+    let mut sessions = serde_json::Map::new();
+    let mut store_error = None;
+    for (id, runtime) in &server.inner.apps {
+        match runtime.live_sessions().await {
+            Ok(live) => {
+                sessions.insert(id.0.clone(), live.into());
+            }
+            Err(error) => store_error = Some(error.to_string()),
+        }
+    }
+    let store = server.settings().store_kind();
+    match store_error {
+        None => {
+            Json(serde_json::json!({ "status": "ok", "store": store, "live_sessions": sessions }))
+        }
+        Some(error) => {
+            Json(serde_json::json!({ "status": "degraded", "store": store, "store_error": error }))
+        }
+    }
 }
 
 /// Prometheus text exposition of every metric.
 async fn metrics(State(server): State<Server>) -> Response {
     for (id, runtime) in &server.inner.apps {
-        metrics::gauge!("keepsake_live_sessions", "app" => id.0.clone())
-            .set(runtime.sessions.live_sessions() as f64);
+        if let Ok(live) = runtime.live_sessions().await {
+            metrics::gauge!("keepsake_live_sessions", "app" => id.0.clone()).set(live as f64);
+        }
     }
     metrics::gauge!("keepsake_open_streams")
         .set(server.inner.open_streams.load(Ordering::Relaxed) as f64);
@@ -360,7 +383,7 @@ async fn start_session(
     State(server): State<Server>,
     Path(app): Path<String>,
 ) -> Result<Json<SessionStarted>, ApiError> {
-    server.start_session(&app).map(Json)
+    server.start_session(&app).await.map(Json)
 }
 
 async fn get_session(
@@ -369,10 +392,10 @@ async fn get_session(
 ) -> Result<Json<SessionStatus>, ApiError> {
     let runtime = server.runtime(&app)?;
     let id = parse_session(&session)?;
-    let session = runtime.sessions.get(&id).ok_or(ApiError::UnknownSession)?;
+    let session = runtime.session(&id).await?;
     Ok(Json(SessionStatus {
         session_id: id,
-        connected_streams: session.open_streams(),
+        connected_streams: runtime.open_streams(&session).await?,
     }))
 }
 
@@ -403,7 +426,7 @@ async fn stream(
 ) -> Result<SseStream, ApiError> {
     let runtime = server.runtime(&app)?.clone();
     let id = parse_session(&session)?;
-    let session = runtime.sessions.get(&id).ok_or(ApiError::UnknownSession)?;
+    let session = runtime.session(&id).await?;
     let settings = server.settings();
     let total = &server.inner.open_streams;
     if total
@@ -416,12 +439,13 @@ async fn stream(
             "the server has as many open streams as it allows; try again later".into(),
         ));
     }
-    if !runtime
-        .sessions
+    let attached = runtime
         .stream_opened(&session, settings.max_streams_per_session)
-    {
+        .await;
+    if !matches!(attached, Ok(true)) {
         // Give back the server-wide place taken above.
         total.fetch_sub(1, Ordering::AcqRel);
+        attached?;
         return Err(ApiError::LimitExceeded(format!(
             "this session already has {} open streams, the most allowed",
             settings.max_streams_per_session
@@ -453,12 +477,10 @@ struct Attachment {
 impl Drop for Attachment {
     fn drop(&mut self) {
         self.server_streams.fetch_sub(1, Ordering::AcqRel);
-        if self.runtime.sessions.stream_closed(&self.session) {
-            let runtime = self.runtime.clone();
-            let session = self.session.clone();
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(async move { runtime.unload(&session).await });
-            }
+        let runtime = self.runtime.clone();
+        let session = self.session.clone();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move { runtime.stream_closed(session).await });
         }
     }
 }
@@ -502,7 +524,14 @@ async fn pump(
                 send(&sender, &ServerMessage::SessionEnded).await;
                 false
             }
-            _ = ticker.tick() => send(&sender, &ServerMessage::Heartbeat).await,
+            _ = ticker.tick() => {
+                if runtime.stream_alive(&session).await {
+                    send(&sender, &ServerMessage::Heartbeat).await
+                } else {
+                    send(&sender, &ServerMessage::SessionEnded).await;
+                    false
+                }
+            }
             push = pushes.recv() => match push {
                 Ok(update) => send(&sender, &ServerMessage::Push { update }).await,
                 Err(broadcast::error::RecvError::Lagged(_)) => {

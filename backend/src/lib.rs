@@ -42,6 +42,7 @@ mod runtime;
 mod session;
 pub mod settings;
 pub mod state;
+mod store;
 mod telemetry;
 mod value;
 

@@ -62,9 +62,32 @@ pub struct Settings {
     )]
     pub allow_origins: Vec<String>,
 
+    /// Where session values and globals are kept: `memory` (this process) or a
+    /// Redis URL (`redis://host:port/db`) so that several instances serve one app
+    /// without sticky sessions.
+    #[arg(long, env = "KEEPSAKE_STORE", default_value = "memory")]
+    pub store: String,
+
+    /// Prefix of every Redis key and channel this server uses (instances of one
+    /// deployment share it; separate deployments on one Redis must not).
+    #[arg(long, env = "KEEPSAKE_STORE_NAMESPACE", default_value = "keepsake")]
+    pub store_namespace: String,
+
     /// How often expired sessions are collected.
     #[arg(long, env = "KEEPSAKE_SWEEP_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub sweep_interval: Duration,
+}
+
+impl Settings {
+    /// `memory` or `redis`, for logs and `/healthz` (never the URL: it may hold a
+    /// password).
+    pub fn store_kind(&self) -> &'static str {
+        if self.store == "memory" {
+            "memory"
+        } else {
+            "redis"
+        }
+    }
 }
 
 impl Default for Settings {
@@ -83,6 +106,8 @@ impl Default for Settings {
             max_streams: 10_000,
             max_streams_per_session: 8,
             allow_origins: Vec::new(),
+            store: "memory".into(),
+            store_namespace: "keepsake".into(),
         }
     }
 }
@@ -118,6 +143,8 @@ mod tests {
             default.max_streams_per_session
         );
         assert_eq!(parsed.allow_origins, default.allow_origins);
+        assert_eq!(parsed.store, default.store);
+        assert_eq!(parsed.store_namespace, default.store_namespace);
     }
 
     #[test]

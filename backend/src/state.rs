@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::value::DynValue;
+use crate::value::{Codec, DynValue, Migration};
 
 /// What a session state or global may hold: clonable (every session starts from a
 /// copy of the default, every handler gets its own copy), comparable (for `.change`)
@@ -29,7 +29,25 @@ pub struct State<T> {
     factory: Factory,
     time_to_live: Option<Duration>,
     on_delete: Option<DeleteCallback>,
+    version: u32,
+    migration: Option<Migration>,
     _type: std::marker::PhantomData<fn() -> T>,
+}
+
+/// A state's declaration, type-erased for the app.
+pub(crate) struct StateParts {
+    pub(crate) factory: Factory,
+    pub(crate) time_to_live: Option<Duration>,
+    pub(crate) on_delete: Option<DeleteCallback>,
+    pub(crate) codec: Codec,
+}
+
+fn erase_migration<T: StateType>(
+    migrate: impl Fn(u32, serde_json::Value) -> Option<T> + Send + Sync + 'static,
+) -> Migration {
+    Arc::new(move |version, data| {
+        migrate(version, data).map(|value| Box::new(value) as Box<dyn DynValue>)
+    })
 }
 
 impl<T: StateType> State<T> {
@@ -45,8 +63,29 @@ impl<T: StateType> State<T> {
             factory: Arc::new(move || Box::new(factory()) as Box<dyn DynValue>),
             time_to_live: None,
             on_delete: None,
+            version: 0,
+            migration: None,
             _type: std::marker::PhantomData,
         }
+    }
+
+    /// The version of this state's type, stored with each value in a store outside
+    /// the process (Redis). Bump it when the type changes incompatibly: values stored
+    /// under another version go through [`State::migrate`], or read as the default.
+    pub fn version(mut self, version: u32) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// Turns a value stored by another version of the app (its version and JSON)
+    /// into the current type; `None` falls back to the default. Without a migration,
+    /// such values read as the default (and a warning is logged).
+    pub fn migrate(
+        mut self,
+        migrate: impl Fn(u32, serde_json::Value) -> Option<T> + Send + Sync + 'static,
+    ) -> Self {
+        self.migration = Some(erase_migration(migrate));
+        self
     }
 
     /// Deletes the value this long after its last write (the next event sees the
@@ -67,8 +106,13 @@ impl<T: StateType> State<T> {
         self
     }
 
-    pub(crate) fn into_parts(self) -> (Factory, Option<Duration>, Option<DeleteCallback>) {
-        (self.factory, self.time_to_live, self.on_delete)
+    pub(crate) fn into_parts(self) -> StateParts {
+        StateParts {
+            factory: self.factory,
+            time_to_live: self.time_to_live,
+            on_delete: self.on_delete,
+            codec: Codec::new::<T>(self.version, self.migration),
+        }
     }
 }
 
@@ -77,11 +121,36 @@ impl<T: StateType> State<T> {
 /// handlers never lose an update.
 pub struct Global<T> {
     pub(crate) initial: T,
+    version: u32,
+    migration: Option<Migration>,
 }
 
 impl<T: StateType> Global<T> {
     pub fn new(initial: T) -> Self {
-        Global { initial }
+        Global {
+            initial,
+            version: 0,
+            migration: None,
+        }
+    }
+
+    /// As [`State::version`]: the version stored with the value in Redis.
+    pub fn version(mut self, version: u32) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// As [`State::migrate`]; `None` falls back to the initial value.
+    pub fn migrate(
+        mut self,
+        migrate: impl Fn(u32, serde_json::Value) -> Option<T> + Send + Sync + 'static,
+    ) -> Self {
+        self.migration = Some(erase_migration(migrate));
+        self
+    }
+
+    pub(crate) fn codec(&self) -> Codec {
+        Codec::new::<T>(self.version, self.migration.clone())
     }
 }
 

@@ -23,6 +23,8 @@ pub trait DynValue: Any + Send + Sync {
     fn eq_dyn(&self, other: &dyn DynValue) -> bool;
     fn as_any(&self) -> &dyn Any;
     fn into_any(self: Box<Self>) -> AnyValue;
+    /// The value as JSON, for a store outside the process.
+    fn to_json(&self) -> Result<serde_json::Value, String>;
 }
 
 impl<T: Clone + PartialEq + serde::Serialize + Send + Sync + 'static> DynValue for T {
@@ -50,6 +52,10 @@ impl<T: Clone + PartialEq + serde::Serialize + Send + Sync + 'static> DynValue f
 
     fn into_any(self: Box<Self>) -> AnyValue {
         self
+    }
+
+    fn to_json(&self) -> Result<serde_json::Value, String> {
+        serde_json::to_value(self).map_err(|e| e.to_string())
     }
 }
 
@@ -108,5 +114,135 @@ mod tests {
         assert!(!a.eq_dyn(&vec![1, 2, 3]));
         assert!(!a.eq_dyn(&"other type"));
         assert_eq!(a.encoded_len(), "[1,2]".len());
+    }
+
+    fn migrate_from_text(version: u32, data: serde_json::Value) -> Option<Box<dyn DynValue>> {
+        (version == 1)
+            .then(|| data.as_str().and_then(|s| s.parse::<u64>().ok()))
+            .flatten()
+            .map(|n| Box::new(n) as Box<dyn DynValue>)
+    }
+
+    #[test]
+    fn envelopes_round_trip_and_detect_a_changed_type() {
+        let v1 = Codec::new::<String>(1, None);
+        let stored = v1.encode(&"41".to_owned()).expect("encodes");
+        assert!(matches!(v1.decode(&stored), Decoded::Current(v) if v.eq_dyn(&"41".to_owned())));
+
+        // Version 2 holds a number; without a migration the old text is stale.
+        let v2 = Codec::new::<u64>(2, None);
+        assert!(matches!(v2.decode(&stored), Decoded::Stale { .. }));
+        let v2 = Codec::new::<u64>(2, Some(std::sync::Arc::new(migrate_from_text)));
+        assert!(matches!(v2.decode(&stored), Decoded::Migrated(v) if v.eq_dyn(&41u64)));
+
+        // Same version, but the type changed without a version bump: still detected.
+        let undeclared = Codec::new::<u64>(1, None);
+        assert!(matches!(undeclared.decode(&stored), Decoded::Stale { .. }));
+        // Garbage is stale too, never a panic.
+        assert!(matches!(v1.decode("not json"), Decoded::Stale { .. }));
+    }
+}
+
+/// A migration: turns a value stored by an earlier version of the app (its declared
+/// version and its JSON) into the current type, or `None` to fall back to the default.
+pub(crate) type Migration =
+    std::sync::Arc<dyn Fn(u32, serde_json::Value) -> Option<Box<dyn DynValue>> + Send + Sync>;
+
+/// How a state's or global's values are written to a store outside the process and
+/// read back: a versioned serde envelope, so that a value written by an earlier
+/// version of the app is recognised rather than misread.
+#[derive(Clone)]
+pub(crate) struct Codec {
+    /// The version the app declares for this value's type (0 unless declared).
+    pub(crate) version: u32,
+    /// For diagnostics only: `type_name` is not stable across compilers, so a
+    /// different name alone is not treated as a type change.
+    pub(crate) type_name: &'static str,
+    decode: fn(serde_json::Value) -> Result<Box<dyn DynValue>, String>,
+    pub(crate) migration: Option<Migration>,
+}
+
+/// What reading a stored value found.
+pub(crate) enum Decoded {
+    /// Written by this version of the app.
+    Current(Box<dyn DynValue>),
+    /// Written by another version (or no longer readable as the declared type), and
+    /// turned into the current type by the app's migration.
+    Migrated(Box<dyn DynValue>),
+    /// Written by another version and not migrated: the caller uses the default.
+    Stale { reason: String },
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "v")]
+    version: u32,
+    #[serde(rename = "t", borrow)]
+    type_name: std::borrow::Cow<'a, str>,
+    #[serde(rename = "d")]
+    data: serde_json::Value,
+}
+
+fn decode_boxed<T: serde::de::DeserializeOwned + DynValue>(
+    value: serde_json::Value,
+) -> Result<Box<dyn DynValue>, String> {
+    serde_json::from_value::<T>(value)
+        .map(|v| Box::new(v) as Box<dyn DynValue>)
+        .map_err(|e| e.to_string())
+}
+
+impl Codec {
+    pub(crate) fn new<T: serde::de::DeserializeOwned + DynValue>(
+        version: u32,
+        migration: Option<Migration>,
+    ) -> Self {
+        Codec {
+            version,
+            type_name: std::any::type_name::<T>(),
+            decode: decode_boxed::<T>,
+            migration,
+        }
+    }
+
+    pub(crate) fn encode(&self, value: &dyn DynValue) -> Result<String, String> {
+        let envelope = Envelope {
+            version: self.version,
+            type_name: self.type_name.into(),
+            data: value.to_json()?,
+        };
+        serde_json::to_string(&envelope).map_err(|e| e.to_string())
+    }
+
+    pub(crate) fn decode(&self, stored: &str) -> Decoded {
+        let envelope: Envelope<'_> = match serde_json::from_str(stored) {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                return Decoded::Stale {
+                    reason: format!("not a Keepsake value envelope: {error}"),
+                };
+            }
+        };
+        let reason = if envelope.version == self.version {
+            match (self.decode)(envelope.data.clone()) {
+                Ok(value) => return Decoded::Current(value),
+                Err(error) => format!(
+                    "stored as {} (version {}) but no longer reads as {}: {error}",
+                    envelope.type_name, envelope.version, self.type_name
+                ),
+            }
+        } else {
+            format!(
+                "stored by version {} of the app, which declares version {}",
+                envelope.version, self.version
+            )
+        };
+        match self
+            .migration
+            .as_ref()
+            .and_then(|migrate| migrate(envelope.version, envelope.data))
+        {
+            Some(value) => Decoded::Migrated(value),
+            None => Decoded::Stale { reason },
+        }
     }
 }

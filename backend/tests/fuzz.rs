@@ -109,7 +109,7 @@ proptest! {
     ) {
         let (runtime, server) = fixture();
         runtime.block_on(async {
-            let session = server.start_session(app).unwrap().session_id;
+            let session = server.start_session(app).await.unwrap().session_id;
             for request in requests {
                 if let Err(error) = server.run_event(app, &session, request.clone()).await {
                     let kind = error.kind();
@@ -120,7 +120,7 @@ proptest! {
                 }
                 // The same request on a fresh, empty cart: if rejected, the cart is
                 // still empty.
-                let cart = server.start_session("shopping-cart").unwrap().session_id;
+                let cart = server.start_session("shopping-cart").await.unwrap().session_id;
                 if server.run_event("shopping-cart", &cart, request.clone()).await.is_err() {
                     prop_assert!(cart_len_is(server, &cart, 0).await, "{request:?} was rejected but changed the cart");
                 }

@@ -47,6 +47,9 @@ pub enum ErrorKind {
     Timeout,
     /// The state store is unreachable.
     StoreUnavailable,
+    /// Another server instance took over the session while the event ran (the event
+    /// outlived its lease); none of the session's values were written.
+    LeaseLost,
     /// A bug on the server.
     Internal,
 }
@@ -65,6 +68,7 @@ impl ErrorKind {
             ErrorKind::HandlerFailed => "handler_failed",
             ErrorKind::Timeout => "timeout",
             ErrorKind::StoreUnavailable => "store_unavailable",
+            ErrorKind::LeaseLost => "lease_lost",
             ErrorKind::Internal => "internal",
         }
     }
@@ -78,6 +82,7 @@ impl ErrorKind {
             ErrorKind::LimitExceeded => 429,
             ErrorKind::HandlerFailed | ErrorKind::Internal => 500,
             ErrorKind::StoreUnavailable => 503,
+            ErrorKind::LeaseLost => 409,
             ErrorKind::Timeout => 504,
         }
     }

@@ -31,9 +31,39 @@ pub fn fast_settings() -> Settings {
     }
 }
 
+/// The store the suite runs against: memory, or the Redis at `KEEPSAKE_TEST_REDIS`
+/// (the test command starts one). Each server gets its own key namespace, so tests
+/// running in parallel on one Redis do not see each other's sessions.
+pub fn with_test_store(mut settings: Settings) -> Settings {
+    if let Ok(url) = std::env::var("KEEPSAKE_TEST_REDIS")
+        && settings.store == "memory"
+    {
+        settings.store = url;
+        settings.store_namespace = format!("test-{:016x}", rand_u64());
+    }
+    settings
+}
+
+/// Whether the suite runs against Redis.
+pub fn on_redis() -> bool {
+    std::env::var_os("KEEPSAKE_TEST_REDIS").is_some()
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // A fresh SipHash key per call: random enough to keep namespaces apart.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.finish()
+}
+
 impl TestServer {
     pub async fn start(settings: Settings, apps: Vec<App>) -> TestServer {
-        let server = Server::new(settings, apps).expect("apps mount");
+        let server = Server::new(with_test_store(settings), apps).expect("apps mount");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
