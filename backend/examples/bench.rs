@@ -65,6 +65,19 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// Cart and global rounds against one deployment, each request to a random one
+    /// of `--url` (repeat it for several instances): the store comparison.
+    Store {
+        /// What the row is called in the report.
+        #[arg(long)]
+        label: String,
+        #[arg(long = "url", required = true)]
+        urls: Vec<String>,
+        #[arg(long, default_value_t = 50)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
     /// In-process measurements: memory, scale, sweep.
     Engine {
         /// Sessions for the large-scale figures.
@@ -97,6 +110,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 concurrency,
                 Duration::from_secs(seconds),
                 rounds,
+            ))
+        }
+        Command::Store {
+            label,
+            urls,
+            concurrency,
+            seconds,
+        } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(store_row(
+                label,
+                urls,
+                concurrency,
+                Duration::from_secs(seconds),
             ))
         }
         Command::Engine { sessions } => {
@@ -183,7 +212,19 @@ async fn round(
     concurrency: usize,
     length: Duration,
 ) -> Round {
-    let (sessions_url, events_url, body): (String, EventsUrl, Bytes) = match target {
+    round_over(client, &[base.to_owned()], target, concurrency, length).await
+}
+
+/// As [`round`], with every request (session start or event) sent to a randomly
+/// chosen one of `bases`: instances of one deployment, no sticky sessions.
+async fn round_over(
+    client: &HttpClient,
+    bases: &[String],
+    target: Target,
+    concurrency: usize,
+    length: Duration,
+) -> Round {
+    let routes = |base: &str| -> (String, EventsUrl, Bytes) { match target {
         Target::Keepsake => (
             format!("{base}/api/apps/shopping-cart/sessions"),
             Box::new({
@@ -208,26 +249,22 @@ async fn round(
             }),
             Bytes::from(r#"{"dependency":0,"inputs":[["Milk"],null]}"#),
         ),
-    };
-    let events_url = Arc::new(events_url);
+    }};
+    let routes: Arc<Vec<(String, EventsUrl, Bytes)>> =
+        Arc::new(bases.iter().map(|base| routes(base)).collect());
     let deadline = Instant::now() + length;
     let max_count = Arc::new(AtomicU64::new(0));
     let mut workers = tokio::task::JoinSet::new();
     let started = Instant::now();
     for _ in 0..concurrency {
-        let (client, sessions_url, events_url, body, max_count) = (
-            client.clone(),
-            sessions_url.clone(),
-            events_url.clone(),
-            body.clone(),
-            max_count.clone(),
-        );
+        let (client, routes, max_count) = (client.clone(), routes.clone(), max_count.clone());
         workers.spawn(async move {
+            let pick = || &routes[rand::random_range(0..routes.len())];
             let mut latencies =
                 Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
             let (mut requests, mut errors) = (0u64, 0u64);
             'sessions: while Instant::now() < deadline {
-                let Ok((200, started)) = post_json(&client, &sessions_url, Bytes::new()).await
+                let Ok((200, started)) = post_json(&client, &pick().0, Bytes::new()).await
                 else {
                     errors += 1;
                     continue;
@@ -237,11 +274,12 @@ async fn round(
                     .as_str()
                     .unwrap_or_default()
                     .to_owned();
-                let url = events_url(&session);
                 for _ in 0..20 {
                     if Instant::now() >= deadline {
                         break 'sessions;
                     }
+                    let (_, events_url, body) = pick();
+                    let url = events_url(&session);
                     let sent = Instant::now();
                     let outcome = post_json(&client, &url, body.clone()).await;
                     let micros = sent.elapsed().as_micros() as u64;
@@ -407,6 +445,35 @@ async fn http(
         rps(&global),
         global.latencies.value_at_quantile(0.5),
         global.latencies.value_at_quantile(0.99),
+    );
+    Ok(())
+}
+
+/// One row of the store comparison table (the header is written by scripts/bench).
+async fn store_row(
+    label: String,
+    urls: Vec<String>,
+    concurrency: usize,
+    length: Duration,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client: HttpClient = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(concurrency * 2)
+        .build(connector);
+    round_over(&client, &urls, Target::Keepsake, concurrency, Duration::from_secs(1)).await;
+    let cart = round_over(&client, &urls, Target::Keepsake, concurrency, length).await;
+    let global = round_over(&client, &urls, Target::Global, concurrency, length).await;
+    let acknowledged = global.requests - global.errors;
+    println!(
+        "| {label} | {:.0} req/s | {} µs | {} µs | {} | {:.0} req/s | {acknowledged} | {} | {} |",
+        rps(&cart),
+        cart.latencies.value_at_quantile(0.5),
+        cart.latencies.value_at_quantile(0.99),
+        cart.errors,
+        rps(&global),
+        global.max_count,
+        acknowledged.abs_diff(global.max_count),
     );
     Ok(())
 }
