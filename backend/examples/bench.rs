@@ -168,6 +168,16 @@ async fn serve_bare(addr: std::net::SocketAddr) -> Result<(), Box<dyn std::error
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
+/// The load generator's client: keep-alive, no Nagle, enough idle connections for
+/// every worker.
+fn load_client(concurrency: usize) -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(concurrency * 2)
+        .build(connector)
+}
+
 async fn post_json(client: &HttpClient, url: &str, body: Bytes) -> Result<(u16, Bytes), String> {
     let request = hyper::Request::post(url)
         .header("content-type", "application/json")
@@ -224,32 +234,34 @@ async fn round_over(
     concurrency: usize,
     length: Duration,
 ) -> Round {
-    let routes = |base: &str| -> (String, EventsUrl, Bytes) { match target {
-        Target::Keepsake => (
-            format!("{base}/api/apps/shopping-cart/sessions"),
-            Box::new({
-                let base = base.to_owned();
-                move |s: &str| format!("{base}/api/apps/shopping-cart/sessions/{s}/events")
-            }),
-            Bytes::from(r#"{"dependency":0,"inputs":[["Milk"],null]}"#),
-        ),
-        Target::Global => (
-            format!("{base}/api/apps/visitor-counter/sessions"),
-            Box::new({
-                let base = base.to_owned();
-                move |s: &str| format!("{base}/api/apps/visitor-counter/sessions/{s}/events")
-            }),
-            Bytes::from(r#"{"dependency":0,"inputs":[null]}"#),
-        ),
-        Target::Bare => (
-            format!("{base}/bare/sessions"),
-            Box::new({
-                let base = base.to_owned();
-                move |_: &str| format!("{base}/bare/events")
-            }),
-            Bytes::from(r#"{"dependency":0,"inputs":[["Milk"],null]}"#),
-        ),
-    }};
+    let routes = |base: &str| -> (String, EventsUrl, Bytes) {
+        match target {
+            Target::Keepsake => (
+                format!("{base}/api/apps/shopping-cart/sessions"),
+                Box::new({
+                    let base = base.to_owned();
+                    move |s: &str| format!("{base}/api/apps/shopping-cart/sessions/{s}/events")
+                }),
+                Bytes::from(r#"{"dependency":0,"inputs":[["Milk"],null]}"#),
+            ),
+            Target::Global => (
+                format!("{base}/api/apps/visitor-counter/sessions"),
+                Box::new({
+                    let base = base.to_owned();
+                    move |s: &str| format!("{base}/api/apps/visitor-counter/sessions/{s}/events")
+                }),
+                Bytes::from(r#"{"dependency":0,"inputs":[null]}"#),
+            ),
+            Target::Bare => (
+                format!("{base}/bare/sessions"),
+                Box::new({
+                    let base = base.to_owned();
+                    move |_: &str| format!("{base}/bare/events")
+                }),
+                Bytes::from(r#"{"dependency":0,"inputs":[["Milk"],null]}"#),
+            ),
+        }
+    };
     let routes: Arc<Vec<(String, EventsUrl, Bytes)>> =
         Arc::new(bases.iter().map(|base| routes(base)).collect());
     let deadline = Instant::now() + length;
@@ -264,8 +276,7 @@ async fn round_over(
                 Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
             let (mut requests, mut errors) = (0u64, 0u64);
             'sessions: while Instant::now() < deadline {
-                let Ok((200, started)) = post_json(&client, &pick().0, Bytes::new()).await
-                else {
+                let Ok((200, started)) = post_json(&client, &pick().0, Bytes::new()).await else {
                     errors += 1;
                     continue;
                 };
@@ -340,11 +351,7 @@ async fn http(
     length: Duration,
     rounds: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let client: HttpClient = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(concurrency * 2)
-        .build(connector);
+    let client = load_client(concurrency);
     // Warm up both (connections, allocator, caches).
     round(
         &client,
@@ -456,12 +463,15 @@ async fn store_row(
     concurrency: usize,
     length: Duration,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let client: HttpClient = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(concurrency * 2)
-        .build(connector);
-    round_over(&client, &urls, Target::Keepsake, concurrency, Duration::from_secs(1)).await;
+    let client = load_client(concurrency);
+    round_over(
+        &client,
+        &urls,
+        Target::Keepsake,
+        concurrency,
+        Duration::from_secs(1),
+    )
+    .await;
     let cart = round_over(&client, &urls, Target::Keepsake, concurrency, length).await;
     let global = round_over(&client, &urls, Target::Global, concurrency, length).await;
     let acknowledged = global.requests - global.errors;

@@ -47,7 +47,7 @@ pub(crate) enum StoreError {
     UnknownSession,
     #[error("lease lost")]
     LeaseLost,
-    #[error("the session stayed busy on another instance for {0:?}")]
+    #[error("locked by another instance for {0:?}")]
     Busy(Duration),
 }
 
@@ -65,7 +65,9 @@ impl From<StoreError> for crate::error::ApiError {
             StoreError::Unavailable(detail) => ApiError::StoreUnavailable(detail),
             StoreError::UnknownSession => ApiError::UnknownSession,
             StoreError::LeaseLost => ApiError::LeaseLost,
-            StoreError::Busy(waited) => ApiError::Timeout(waited),
+            StoreError::Busy(waited) => ApiError::StoreUnavailable(format!(
+                "the session or a global stayed locked by another instance for {waited:?}"
+            )),
         }
     }
 }
