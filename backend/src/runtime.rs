@@ -455,41 +455,43 @@ impl AppRuntime {
                 Ok(())
             }
             (Store::Redis(store), Some(token)) => {
-                let mut writes = Vec::with_capacity(written.len() + defaulted.len());
+                // What the event wrote, and the defaults it made (without a
+                // time-to-live: they were not written).
                 let fresh = defaulted
                     .into_iter()
-                    .filter(|index| written.binary_search(index).is_err());
-                for (index, ttl) in written
+                    .filter(|index| written.binary_search(index).is_err())
+                    .map(|index| (index, None));
+                let writes: Result<Vec<_>, ApiError> = written
                     .iter()
                     .map(|&index| (index, self.app.states[index as usize].time_to_live))
-                    .chain(fresh.map(|index| (index, None)))
-                    .collect::<Vec<_>>()
-                {
-                    let def = &self.app.states[index as usize];
-                    let Some(stored) = &data.states[index as usize] else {
-                        continue;
-                    };
-                    let envelope = def.codec.encode(&*stored.value).map_err(|e| {
-                        ApiError::HandlerFailed(format!("a state value could not be encoded: {e}"))
-                    });
-                    match envelope {
-                        Ok(envelope) => writes.push((index, envelope, ttl)),
-                        Err(error) => {
-                            store.release_session(&session.id, token).await;
-                            return Err(error);
-                        }
-                    }
-                }
+                    .chain(fresh)
+                    .filter_map(|(index, ttl)| {
+                        let stored = data.states[index as usize].as_ref()?;
+                        let codec = &self.app.states[index as usize].codec;
+                        Some(
+                            codec
+                                .encode(&*stored.value)
+                                .map(|envelope| (index, envelope, ttl))
+                                .map_err(|e| {
+                                    ApiError::HandlerFailed(format!(
+                                        "a state value could not be encoded: {e}"
+                                    ))
+                                }),
+                        )
+                    })
+                    .collect();
                 // Values stay in Redis only: the local copy is dropped after each event.
                 for slot in &mut data.states {
                     *slot = None;
                 }
-                if writes.is_empty() {
-                    store.release_session(&session.id, token).await;
-                    Ok(())
-                } else {
-                    store.commit(&session.id, &token, &writes).await?;
-                    Ok(())
+                match writes {
+                    Ok(writes) if !writes.is_empty() => {
+                        Ok(store.commit(&session.id, &token, &writes).await?)
+                    }
+                    nothing_or_failed => {
+                        store.release_session(&session.id, token).await;
+                        nothing_or_failed.map(drop)
+                    }
                 }
             }
             (Store::Redis(_), None) => Ok(()),

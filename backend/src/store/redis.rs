@@ -472,8 +472,7 @@ impl RedisStore {
         token: &str,
         wait: Duration,
     ) -> Result<Vec<(u32, String)>, StoreError> {
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(1);
+        let mut backoff = Backoff::new(wait);
         loop {
             let reply: Vec<String> = self
                 .scripts
@@ -487,11 +486,7 @@ impl RedisStore {
                 .await?;
             match reply.first().map(String::as_str) {
                 Some("ok") => return Ok(pairs(&reply[1..])),
-                Some("busy") if started.elapsed() < wait => {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(20));
-                }
-                Some("busy") => return Err(StoreError::Busy(wait)),
+                Some("busy") => backoff.pause().await?,
                 _ => {
                     self.forget(id);
                     return Err(StoreError::UnknownSession);
@@ -629,8 +624,7 @@ impl RedisStore {
         token: &str,
         wait: Duration,
     ) -> Result<Option<String>, StoreError> {
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(1);
+        let mut backoff = Backoff::new(wait);
         loop {
             let reply: Vec<String> = self
                 .scripts
@@ -643,11 +637,7 @@ impl RedisStore {
                 .await?;
             match reply.first().map(String::as_str) {
                 Some("ok") => return Ok(reply.into_iter().nth(1)),
-                _ if started.elapsed() < wait => {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(20));
-                }
-                _ => return Err(StoreError::Busy(wait)),
+                _ => backoff.pause().await?,
             }
         }
     }
@@ -749,6 +739,34 @@ impl RedisStore {
             }
             pause = (pause * 2).min(Duration::from_secs(5));
         }
+    }
+}
+
+/// Waiting for a lease or lock another instance holds: pauses doubling from 1 ms to
+/// 20 ms, until `wait` has passed.
+struct Backoff {
+    started: Instant,
+    wait: Duration,
+    pause: Duration,
+}
+
+impl Backoff {
+    fn new(wait: Duration) -> Self {
+        Backoff {
+            started: Instant::now(),
+            wait,
+            pause: Duration::from_millis(1),
+        }
+    }
+
+    /// Sleeps before the next attempt, or `Busy` once `wait` has passed.
+    async fn pause(&mut self) -> Result<(), StoreError> {
+        if self.started.elapsed() >= self.wait {
+            return Err(StoreError::Busy(self.wait));
+        }
+        tokio::time::sleep(self.pause).await;
+        self.pause = (self.pause * 2).min(Duration::from_millis(20));
+        Ok(())
     }
 }
 
