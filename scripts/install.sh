@@ -103,6 +103,20 @@ build_client() {
   (cd "$ROOT" && trunk build --release --offline)
 }
 
+# A free loopback port.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# Starts a throw-away redis-server (no persistence) on loopback port $1 with its files
+# in directory $2, prefixed by $3 (e.g. taskset), and waits until it answers.
+start_redis() {
+  ${3:-} redis-server --bind 127.0.0.1 --port "$1" --save "" --appendonly no --dir "$2" \
+    --daemonize yes --pidfile "$2/redis.pid" --logfile "$2/redis.log"
+  for _ in $(seq 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return; sleep 0.1; done
+  echo "redis-server on port $1 never answered" >&2; return 1
+}
+
+stop_redis() { kill "$(cat "$1/redis.pid" 2>/dev/null)" 2>/dev/null || true; }
+
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   install_all
 fi
