@@ -449,7 +449,7 @@ impl BrowserStateSlot {
             }
             Err(error) => {
                 warn(&format!(
-                    "Keepsake: the stored browser state {:?} was unreadable ({error}); using its default value",
+                    "Keepsake: the stored browser state \"{}\" was unreadable ({error}); using its default value",
                     self.key
                 ));
                 outcome.discarded = Some(error);
@@ -602,7 +602,7 @@ impl BrowserStates {
                 Ok(opened) => opened.value,
                 Err(error) => {
                     warn(&format!(
-                        "Keepsake: another tab stored an unreadable value for {key:?} ({error}); ignored"
+                        "Keepsake: another tab stored an unreadable value for \"{key}\" ({error}); ignored"
                     ));
                     return None;
                 }

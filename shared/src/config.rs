@@ -62,7 +62,7 @@ pub struct ComponentConfig {
 
 /// The kind of a component, with the properties only that kind has.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum ComponentKind {
     /// Rendered Markdown text. Value: string.
     Markdown,
@@ -210,7 +210,7 @@ impl Default for ComponentProps {
 
 /// The page layout: rows and columns of components.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum LayoutNode {
     Row { children: Vec<LayoutNode> },
     Column { children: Vec<LayoutNode> },

@@ -12,7 +12,7 @@ pub const SSE_EVENT_NAME: &str = "keepsake";
 
 /// One message on the stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum ServerMessage {
     /// First message: the stream is attached to the session.
     Attached,
