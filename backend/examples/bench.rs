@@ -10,7 +10,6 @@
 //!
 //! Every section prints Markdown; figures are measured, never assumed.
 
-use std::alloc::System;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -34,8 +33,10 @@ use serde_json::{Value, json};
 mod support;
 use support::counter_app;
 
+// mimalloc, as in keepsake-demo, so the bare baseline and Keepsake run on the same
+// allocator; `Cap` counts the heap bytes the engine figures report.
 #[global_allocator]
-static ALLOCATOR: Cap<System> = Cap::new(System, usize::MAX);
+static ALLOCATOR: Cap<mimalloc::MiMalloc> = Cap::new(mimalloc::MiMalloc, usize::MAX);
 
 #[derive(Parser)]
 struct Cli {

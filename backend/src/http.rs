@@ -112,7 +112,7 @@ impl Server {
         let session = runtime.create_session().await?;
         tracing::debug!(app, session = session.id.short(), "session started");
         Ok(SessionStarted {
-            session_id: session.id.clone(),
+            session_id: session.id,
             retention_secs: runtime.store.retention().as_secs(),
         })
     }

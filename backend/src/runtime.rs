@@ -446,7 +446,7 @@ impl AppRuntime {
                     if let Some(ttl) = self.app.states[index as usize].time_to_live {
                         let _ = self.ttl_requests.send(TtlRequest {
                             session: Arc::downgrade(session),
-                            id: session.id.clone(),
+                            id: session.id,
                             state: index,
                             ttl,
                         });
@@ -1131,7 +1131,7 @@ async fn expire_states(
             _ = shutdown.cancelled() => return,
             request = requests.recv() => {
                 let Some(request) = request else { return };
-                let key = (request.id.clone(), request.state);
+                let key = (request.id, request.state);
                 match keys.get(&key) {
                     Some(existing) => queue.reset(existing, request.ttl),
                     None => {

@@ -24,8 +24,19 @@ pub(crate) struct Session {
     /// Cancelled when the session expires or is evicted, to close its streams.
     pub(crate) ended: CancellationToken,
     /// Events per second this session may send.
-    pub(crate) rate: governor::DefaultDirectRateLimiter,
+    pub(crate) rate: EventRate,
 }
+
+/// A session's events-per-second limiter, on std's monotonic clock. Governor's default
+/// clock (quanta) reads CPUID and calibrates for every limiter built: with one limiter
+/// per session that was 4% of the server's CPU under load, and it made each idle
+/// session bigger.
+pub(crate) type EventRate = governor::RateLimiter<
+    governor::state::NotKeyed,
+    governor::state::InMemoryState,
+    governor::clock::MonotonicClock,
+    governor::middleware::NoOpMiddleware<Instant>,
+>;
 
 impl Session {
     pub(crate) fn new(
@@ -48,7 +59,7 @@ impl Session {
             }),
             streams: AtomicU32::new(0),
             ended: CancellationToken::new(),
-            rate: governor::RateLimiter::direct(events_per_second),
+            rate: EventRate::direct_with_clock(events_per_second, governor::clock::MonotonicClock),
         }
     }
 

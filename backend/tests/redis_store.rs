@@ -194,7 +194,6 @@ async fn a_lost_lease_is_a_clear_error_and_writes_nothing() {
 
     let running = {
         let base = server.base.clone();
-        let session = session.clone();
         tokio::spawn(async move {
             TestServer::external(base)
                 .event("slow", &session, bump, vec![Value::Null])

@@ -338,9 +338,9 @@ async fn lru_capacity_gives_gradios_sequence_and_calls_delete_callbacks() {
     let mut s3 = None;
     for who in ["S1", "S2", "S1", "S2", "S3", "S2", "S1"] {
         let session = match who {
-            "S1" => s1.clone(),
-            "S2" => s2.clone(),
-            _ => s3.get_or_insert(server.start_session("lru").await).clone(),
+            "S1" => s1,
+            "S2" => s2,
+            _ => *s3.get_or_insert(server.start_session("lru").await),
         };
         let outcome = server.event("lru", &session, bump, vec![Value::Null]).await;
         let result = match outcome {
@@ -476,10 +476,9 @@ async fn one_sessions_events_run_one_at_a_time_and_sessions_run_in_parallel() {
             )
             .await
             .unwrap();
-        sessions.push(session.clone());
+        sessions.push(session);
         for n in 0..10 {
-            let (server, session, go) =
-                (server.clone(), session.clone(), dependency(&config, "go"));
+            let (server, session, go) = (server.clone(), session, dependency(&config, "go"));
             tasks.spawn(async move {
                 server
                     .event(

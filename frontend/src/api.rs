@@ -113,7 +113,7 @@ impl Backend for HttpBackend {
         app: &AppId,
         session: &SessionId,
     ) -> LocalFuture<Result<SessionStatus, ClientError>> {
-        let params = (app.clone(), session.clone());
+        let params = (app.clone(), *session);
         Box::pin(async move { call::<api::GetSession>(&params, &()).await })
     }
 
@@ -123,7 +123,7 @@ impl Backend for HttpBackend {
         session: &SessionId,
         request: EventRequest,
     ) -> LocalFuture<Result<EventResult, ClientError>> {
-        let params = (app.clone(), session.clone());
+        let params = (app.clone(), *session);
         Box::pin(async move { call::<api::RunEvent>(&params, &request).await })
     }
 

@@ -206,7 +206,7 @@ impl Controller {
 
     /// The current session, if one is established.
     pub fn session(&self) -> Option<SessionId> {
-        self.session.borrow().clone()
+        *self.session.borrow()
     }
 
     /// Whether any listener is triggered by `event` on `component`.

@@ -129,7 +129,7 @@ impl Backend for Shared {
         _app: &AppId,
         session: &SessionId,
     ) -> LocalFuture<Result<SessionStatus, ClientError>> {
-        let session = session.clone();
+        let session = *session;
         Box::pin(async move {
             Ok(SessionStatus {
                 session_id: session,
@@ -144,7 +144,7 @@ impl Backend for Shared {
         session: &SessionId,
         request: EventRequest,
     ) -> LocalFuture<Result<EventResult, ClientError>> {
-        self.0.sent.borrow_mut().push((session.clone(), request));
+        self.0.sent.borrow_mut().push((*session, request));
         let answer = self
             .0
             .answers

@@ -174,7 +174,7 @@ impl Session<'_> {
             dependency: endpoint.dependency,
             inputs,
         };
-        let params = (self.app.config.id.clone(), self.id.clone());
+        let params = (self.app.config.id.clone(), self.id);
         let result = self
             .app
             .client

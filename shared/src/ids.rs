@@ -31,9 +31,12 @@ impl fmt::Display for AppId {
 /// Parsing only checks the *form*; whether the server issued the id is the server's
 /// business. Display prints the full id (it is needed on the wire); use
 /// [`SessionId::short`] in logs so that a full id never lands there.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// The digits are held inline (no heap allocation): the server keeps two copies per
+/// live session, and a lookup compares ids without following a pointer.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct SessionId(String);
+pub struct SessionId([u8; SESSION_ID_HEX_LEN]);
 
 /// Length of a session id in hex digits (128 bits).
 pub const SESSION_ID_HEX_LEN: usize = 32;
@@ -42,22 +45,23 @@ impl SessionId {
     /// Builds an id from 16 random bytes. The caller is responsible for the randomness.
     pub fn from_bytes(bytes: [u8; 16]) -> Self {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut s = String::with_capacity(SESSION_ID_HEX_LEN);
-        for b in bytes {
-            s.push(HEX[usize::from(b >> 4)] as char);
-            s.push(HEX[usize::from(b & 0x0f)] as char);
+        let mut digits = [0u8; SESSION_ID_HEX_LEN];
+        for (i, b) in bytes.into_iter().enumerate() {
+            digits[2 * i] = HEX[usize::from(b >> 4)];
+            digits[2 * i + 1] = HEX[usize::from(b & 0x0f)];
         }
-        SessionId(s)
+        SessionId(digits)
     }
 
     /// The full id, as sent on the wire.
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Every constructor checks or writes ASCII hex digits, so this never falls back.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 
     /// The first 8 hex digits: enough to correlate log lines, useless to an attacker.
     pub fn short(&self) -> &str {
-        &self.0[..8]
+        &self.as_str()[..8]
     }
 }
 
@@ -83,8 +87,10 @@ impl FromStr for SessionId {
         let well_formed = s.len() == SESSION_ID_HEX_LEN
             && s.bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let mut digits = [0u8; SESSION_ID_HEX_LEN];
         if well_formed {
-            Ok(SessionId(s.to_owned()))
+            digits.copy_from_slice(s.as_bytes());
+            Ok(SessionId(digits))
         } else {
             Err(SessionIdError)
         }
@@ -100,7 +106,7 @@ impl TryFrom<String> for SessionId {
 
 impl From<SessionId> for String {
     fn from(id: SessionId) -> String {
-        id.0
+        id.as_str().to_owned()
     }
 }
 
@@ -113,7 +119,7 @@ impl fmt::Debug for SessionId {
 
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -125,7 +131,7 @@ mod tests {
     fn session_id_round_trips_and_rejects_bad_forms() {
         let id = SessionId::from_bytes([0xab; 16]);
         assert_eq!(id.as_str().len(), 32);
-        assert_eq!(id.as_str().parse::<SessionId>(), Ok(id.clone()));
+        assert_eq!(id.as_str().parse::<SessionId>(), Ok(id));
         assert_eq!(id.short(), "abababab");
         for bad in ["", "xyz", &"A".repeat(32), &"a".repeat(31), &"a".repeat(33)] {
             assert!(bad.parse::<SessionId>().is_err(), "{bad:?} accepted");

@@ -38,18 +38,26 @@ struct Index {
 
 impl Index {
     fn set_deadline(&mut self, id: &SessionId, at: Option<Instant>) {
-        let sequence = self.next_sequence;
-        let Some(entry) = self.lru.peek_mut(id) else {
-            return;
-        };
+        if let Some(entry) = self.lru.peek_mut(id) {
+            Self::move_deadline(&mut self.deadlines, &mut self.next_sequence, entry, at);
+        }
+    }
+
+    /// Moves `entry`'s position in the deadline index (`None`: takes it out).
+    fn move_deadline(
+        deadlines: &mut BTreeMap<Deadline, Arc<Session>>,
+        next_sequence: &mut u64,
+        entry: &mut Entry,
+        at: Option<Instant>,
+    ) {
         if let Some(old) = entry.deadline.take() {
-            self.deadlines.remove(&old);
+            deadlines.remove(&old);
         }
         if let Some(at) = at {
-            let deadline = (at, sequence);
-            self.deadlines.insert(deadline, entry.session.clone());
+            let deadline = (at, *next_sequence);
+            deadlines.insert(deadline, entry.session.clone());
             entry.deadline = Some(deadline);
-            self.next_sequence += 1;
+            *next_sequence += 1;
         }
     }
 }
@@ -116,7 +124,7 @@ impl MemoryStore {
     /// capacity is reached.
     pub(crate) fn create(&self, id: SessionId) -> Arc<Session> {
         let session = Arc::new(Session::new(
-            id.clone(),
+            id,
             self.state_count,
             self.resource_count,
             self.events_per_second,
@@ -124,7 +132,7 @@ impl MemoryStore {
         let evicted = {
             let mut index = self.index();
             let evicted = index.lru.push(
-                id.clone(),
+                id,
                 Entry {
                     session: session.clone(),
                     deadline: None,
@@ -141,7 +149,9 @@ impl MemoryStore {
                 }
                 _ => None,
             };
-            index.set_deadline(&id, Some(Instant::now() + self.retention));
+            // Creating is a use: the same step as in `get`.
+            let at = Instant::now() + self.retention + self.deadline_slack();
+            index.set_deadline(&id, Some(at));
             evicted
         };
         if let Some(evicted) = evicted {
@@ -151,13 +161,32 @@ impl MemoryStore {
     }
 
     /// A live session; counts as a use (LRU order, retention clock).
+    ///
+    /// The retention deadline moves in steps of [`Self::deadline_slack`]: a use moves it
+    /// only when it is due sooner than `retention` from now, and then to `retention +
+    /// slack` from now. A session that is used often (every event of an active page)
+    /// thus touches the deadline index once per step instead of on every event, and
+    /// expires between `retention` and `retention + slack` after its last use, never
+    /// before.
     pub(crate) fn get(&self, id: &SessionId) -> Option<Arc<Session>> {
-        let mut index = self.index();
-        let session = index.lru.get(id)?.session.clone();
-        if session.open_streams() == 0 {
-            index.set_deadline(id, Some(Instant::now() + self.retention));
+        let now = Instant::now();
+        let (retention, slack) = (self.retention, self.deadline_slack());
+        let mut guard = self.index();
+        let index = &mut *guard;
+        let entry = index.lru.get_mut(id)?;
+        let session = entry.session.clone();
+        let due_too_soon = entry.deadline.is_some_and(|(at, _)| at < now + retention);
+        if session.open_streams() == 0 && (entry.deadline.is_none() || due_too_soon) {
+            let at = Some(now + retention + slack);
+            Index::move_deadline(&mut index.deadlines, &mut index.next_sequence, entry, at);
         }
         Some(session)
+    }
+
+    /// How much later than `retention` after its last use a session may expire: 1/64
+    /// of the retention (56 s of Gradio's 60 min).
+    fn deadline_slack(&self) -> Duration {
+        self.retention / 64
     }
 
     /// A page attaches a stream, unless the session already has `limit` open: then
@@ -260,7 +289,7 @@ mod tests {
             for n in expiring..expiring + live {
                 store.create(id(n));
             }
-            let stats = store.sweep_at(cutoff + retention);
+            let stats = store.sweep_at(cutoff + retention + store.deadline_slack());
             assert_eq!(stats.ended, expiring as usize, "live = {live}");
             assert_eq!(stats.examined, expiring as usize + 1, "live = {live}");
             assert_eq!(store.live_sessions(), u64::from(live));
@@ -275,16 +304,17 @@ mod tests {
 
     #[test]
     fn use_moves_the_deadline_and_open_streams_remove_it() {
-        let retention = Duration::from_secs(60);
+        let retention = Duration::from_millis(640); // slack: 10 ms
         let (store, _ended) = store(10, retention);
         let used = store.create(id(1));
         let streaming = store.create(id(2));
         let idle = store.create(id(3));
         let start = Instant::now();
-        std::thread::sleep(Duration::from_millis(2));
+        // Past the step, so the use moves the deadline.
+        std::thread::sleep(Duration::from_millis(15));
         assert!(store.get(&used.id).is_some());
         assert!(store.stream_opened(&streaming, 8));
-        let stats = store.sweep_at(start + retention);
+        let stats = store.sweep_at(start + retention + store.deadline_slack());
         assert_eq!(stats.ended, 1);
         assert!(store.get(&idle.id).is_none());
         assert!(store.get(&used.id).is_some());
@@ -295,6 +325,51 @@ mod tests {
         assert!(store.stream_closed(&streaming));
         store.sweep_at(Instant::now() + retention);
         assert_eq!(store.live_sessions(), 0);
+    }
+
+    fn deadline_of(store: &MemoryStore, id: &SessionId) -> Option<Deadline> {
+        store.index().lru.peek(id).and_then(|entry| entry.deadline)
+    }
+
+    #[test]
+    fn frequent_use_moves_the_deadline_in_steps_and_never_expires_early() {
+        let retention = Duration::from_secs(64); // slack: 1 s
+        let (long, _ended) = store(10, retention);
+        let session = long.create(id(1));
+        assert!(long.get(&session.id).is_some());
+        let stepped = deadline_of(&long, &session.id);
+        // More uses within the step leave the deadline index alone.
+        for _ in 0..100 {
+            assert!(long.get(&session.id).is_some());
+        }
+        assert_eq!(deadline_of(&long, &session.id), stepped);
+        let last_use = Instant::now();
+        // Kept at least `retention` after the last use, and at most the slack longer.
+        let just_before = last_use + retention - Duration::from_millis(1);
+        assert_eq!(long.sweep_at(just_before).ended, 0);
+        assert_eq!(
+            long.sweep_at(last_use + retention + Duration::from_secs(1))
+                .ended,
+            1
+        );
+
+        // Once the step has passed, a use moves the deadline again.
+        let retention = Duration::from_millis(64); // slack: 1 ms
+        let (short, _ended) = store(10, retention);
+        let session = short.create(id(2));
+        assert!(short.get(&session.id).is_some());
+        let before = deadline_of(&short, &session.id);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(short.get(&session.id).is_some());
+        let after = deadline_of(&short, &session.id);
+        assert!(after.map(|d| d.0) > before.map(|d| d.0));
+        let last_use = Instant::now();
+        assert_eq!(
+            short
+                .sweep_at(last_use + retention - Duration::from_micros(100))
+                .ended,
+            0
+        );
     }
 
     #[test]

@@ -407,12 +407,12 @@ impl RedisStore {
             return session.clone();
         }
         let session = Arc::new(Session::new(
-            id.clone(),
+            *id,
             self.settings.state_count,
             self.settings.resource_count,
             self.settings.events_per_second,
         ));
-        local.put(id.clone(), session.clone());
+        local.put(*id, session.clone());
         session
     }
 

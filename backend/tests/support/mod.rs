@@ -126,7 +126,7 @@ impl TestServer {
         dependency: DependencyId,
         inputs: Vec<Value>,
     ) -> Result<EventResult, (u16, ErrorBody)> {
-        let path = api::RunEvent::path(&(AppId(app.into()), session.clone()));
+        let path = api::RunEvent::path(&(AppId(app.into()), *session));
         let response = self
             .client
             .post(self.url(&path))
