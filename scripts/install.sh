@@ -22,13 +22,13 @@ as_root() {
 
 install_debian_packages() {
   local missing=()
-  for pkg in binaryen chromium chromium-driver redis-server; do
+  for pkg in binaryen brotli chromium chromium-driver redis-server; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
       missing+=("$pkg")
     fi
   done
   if [ ${#missing[@]} -eq 0 ]; then
-    say "Debian packages present (binaryen, chromium, chromium-driver, redis-server)"
+    say "Debian packages present (binaryen, brotli, chromium, chromium-driver, redis-server)"
     return
   fi
   say "Installing Debian packages: ${missing[*]}"
@@ -101,6 +101,16 @@ install_all() {
 build_client() {
   say "Building the client (trunk build --release --offline)"
   (cd "$ROOT" && trunk build --release --offline)
+  # Precompressed copies: the server sends the brotli or gzip file to browsers that
+  # accept it (tower-http's ServeDir), instead of compressing on every request or
+  # sending the 700 KB uncompressed.
+  local file
+  for file in "$ROOT"/frontend/dist/*; do
+    case "$file" in *.gz | *.br) continue ;; esac
+    [ -f "$file" ] || continue
+    gzip -9 -k -f -n "$file"
+    brotli -q 11 -k -f "$file"
+  done
 }
 
 # A free loopback port.

@@ -166,7 +166,16 @@ pub fn app(server: &Server) -> Router {
     if !index.exists() {
         tracing::warn!(path = %index.display(), "no built client found; the API works, pages will not");
     }
-    let client = ServeDir::new(&settings.static_dir).fallback(ServeFile::new(index));
+    // The build writes brotli and gzip copies of every file (scripts/install.sh); a
+    // browser gets the smallest one it accepts, and the plain file otherwise.
+    let client = ServeDir::new(&settings.static_dir)
+        .precompressed_br()
+        .precompressed_gzip()
+        .fallback(
+            ServeFile::new(index)
+                .precompressed_br()
+                .precompressed_gzip(),
+        );
     let router = api
         .route(api::API_DOCS_ROUTE, get(api_docs))
         .route("/healthz", get(healthz))

@@ -402,3 +402,61 @@ async fn graceful_shutdown_finishes_running_events() {
     // And the server no longer takes requests.
     assert!(reqwest::get(format!("{base}/healthz")).await.is_err());
 }
+
+/// The client's files go out precompressed: brotli or gzip when the browser accepts
+/// it and the build wrote that copy, the plain file otherwise; client-side routes get
+/// `index.html` the same way.
+#[tokio::test]
+async fn client_files_are_served_precompressed_when_accepted() {
+    let dir = std::env::temp_dir().join(format!("keepsake-static-{}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, body) in [
+        ("index.html", "plain index"),
+        ("index.html.gz", "gzip index"),
+        ("index.html.br", "brotli index"),
+        ("app.js", "plain js"),
+        ("app.js.br", "brotli js"),
+    ] {
+        std::fs::write(dir.join(name), body).unwrap();
+    }
+    let settings = Settings {
+        static_dir: dir.clone(),
+        ..fast_settings()
+    };
+    let server = TestServer::start(settings, vec![notebook()]).await;
+    let get = |path: &'static str, accept: &'static str| {
+        let request = server.client.get(server.url(path));
+        let request = if accept.is_empty() {
+            request
+        } else {
+            request.header("accept-encoding", accept)
+        };
+        async move {
+            let response = request.send().await.unwrap();
+            let encoding = response
+                .headers()
+                .get("content-encoding")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (encoding, response.text().await.unwrap())
+        }
+    };
+    let br = Some("br".to_owned());
+    let gzip = Some("gzip".to_owned());
+    assert_eq!(
+        get("/app.js", "gzip, br").await,
+        (br.clone(), "brotli js".into())
+    );
+    assert_eq!(get("/app.js", "gzip").await, (None, "plain js".into()));
+    assert_eq!(get("/app.js", "").await, (None, "plain js".into()));
+    assert_eq!(
+        get("/apps/notebook", "gzip").await,
+        (gzip, "gzip index".into())
+    );
+    assert_eq!(
+        get("/apps/notebook", "br").await,
+        (br, "brotli index".into())
+    );
+    assert_eq!(get("/", "").await, (None, "plain index".into()));
+    server.stop().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

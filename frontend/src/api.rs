@@ -5,11 +5,12 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use gloo_net::http::Request;
 use keepsake_shared::api::{self, Endpoint, Method};
 use keepsake_shared::error::{ErrorBody, ErrorKind};
 use keepsake_shared::event::{EventRequest, EventResult, SessionStarted, SessionStatus};
 use keepsake_shared::{AppId, SessionId};
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
 
 /// Why a call failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -42,39 +43,57 @@ impl ClientError {
 
 /// Calls `E` with path `params` and `body`. A body that serialises to `null` (the unit
 /// request) is not sent at all.
+///
+/// `fetch` through web-sys directly: gloo-net's wrapper (with the `http` crate and
+/// wasm-streams behind it) cost the client 8 KB for two calls.
 pub async fn call<E: Endpoint>(
     params: &E::Params,
     body: &E::Request,
 ) -> Result<E::Response, ClientError> {
-    let path = E::path(params);
-    let builder = match E::METHOD {
-        Method::Get => Request::get(&path),
-        Method::Post => Request::post(&path),
-    };
-    let body = serde_json::to_value(body).map_err(|e| ClientError::Decode(e.to_string()))?;
-    let request = if body.is_null() {
-        builder.build()
-    } else {
-        builder.json(&body)
+    let body = serde_json::to_string(body).map_err(|e| ClientError::Decode(e.to_string()))?;
+    let init = web_sys::RequestInit::new();
+    init.set_method(match E::METHOD {
+        Method::Get => "GET",
+        Method::Post => "POST",
+    });
+    if body != "null" {
+        let headers = web_sys::Headers::new().map_err(js_network_error)?;
+        headers
+            .set("Content-Type", "application/json")
+            .map_err(js_network_error)?;
+        init.set_headers(&headers);
+        init.set_body(&body.into());
     }
-    .map_err(|e| ClientError::Network(e.to_string()))?;
-    let response = request
-        .send()
+    let window = web_sys::window().ok_or_else(|| ClientError::Network("no window".into()))?;
+    let response: web_sys::Response =
+        JsFuture::from(window.fetch_with_str_and_init(&E::path(params), &init))
+            .await
+            .map_err(js_network_error)?
+            .dyn_into()
+            .map_err(js_network_error)?;
+    let text = JsFuture::from(response.text().map_err(js_network_error)?)
         .await
-        .map_err(|e| ClientError::Network(e.to_string()))?;
-    let status = response.status();
-    let text = response
-        .text()
-        .await
-        .map_err(|e| ClientError::Network(e.to_string()))?;
+        .map_err(js_network_error)?
+        .as_string()
+        .unwrap_or_default();
     if response.ok() {
         serde_json::from_str(&text).map_err(|e| ClientError::Decode(e.to_string()))
     } else {
         match serde_json::from_str::<ErrorBody>(&text) {
             Ok(body) => Err(ClientError::Server(body)),
-            Err(_) => Err(ClientError::Decode(format!("HTTP {status}"))),
+            Err(_) => Err(ClientError::Decode(format!("HTTP {}", response.status()))),
         }
     }
+}
+
+/// A failed `fetch` (or a step of it) as a network error with the browser's message.
+fn js_network_error(error: wasm_bindgen::JsValue) -> ClientError {
+    let message = error
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| error.as_string())
+        .unwrap_or_else(|| "request failed".to_owned());
+    ClientError::Network(message)
 }
 
 /// A boxed, non-`Send` future (everything in the browser runs on one thread).
