@@ -79,6 +79,14 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// How much longer than `retention` after its last use a session may be kept: the
+    /// memory store moves a session's deadline in steps of 1/64 of the retention rather
+    /// than on every event, so sessions end between `retention` and `retention +
+    /// slack` after their last use, never before.
+    pub fn retention_slack(retention: Duration) -> Duration {
+        retention / 64
+    }
+
     /// `memory` or `redis`, for logs and `/healthz` (never the URL: it may hold a
     /// password).
     pub fn store_kind(&self) -> &'static str {

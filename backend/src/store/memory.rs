@@ -183,10 +183,10 @@ impl MemoryStore {
         Some(session)
     }
 
-    /// How much later than `retention` after its last use a session may expire: 1/64
-    /// of the retention (56 s of Gradio's 60 min).
+    /// How much later than `retention` after its last use a session may expire (56 s
+    /// of Gradio's 60 min).
     fn deadline_slack(&self) -> Duration {
-        self.retention / 64
+        crate::Settings::retention_slack(self.retention)
     }
 
     /// A page attaches a stream, unless the session already has `limit` open: then
