@@ -216,3 +216,73 @@ fn hostile_input_stays_cheap_and_bounded() {
         .collect::<String>();
     assert!(to_html(&deep_list).contains("<li>"));
 }
+
+#[wasm_bindgen_test]
+fn random_markup_never_panics_or_leaks_a_tag() {
+    // A fixed-seed xorshift over the characters the parser treats specially, plus
+    // multi-byte ones that would expose a slice off a char boundary.
+    let alphabet = [
+        "*",
+        "_",
+        "~",
+        "`",
+        "[",
+        "]",
+        "(",
+        ")",
+        "!",
+        "<",
+        ">",
+        "\\",
+        "\n",
+        " ",
+        "  ",
+        "#",
+        "-",
+        "+",
+        "1.",
+        "2)",
+        "|",
+        ":",
+        "\"",
+        "'",
+        "a",
+        "é",
+        "😀",
+        "\u{3000}",
+        "\t",
+        "    ",
+        "> ",
+        "```",
+        "~~~",
+        "http://x",
+        "@",
+        ".",
+        "=",
+        "[ ]",
+        "[x]",
+        "\r\n",
+        "&",
+        "<script>",
+        "javascript:",
+    ];
+    let mut state = 0x1234_5678_9abc_def0u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..5_000 {
+        let len = (next() % 60) as usize;
+        let source: String = (0..len)
+            .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+            .collect();
+        let html = to_html(&source);
+        assert!(!html.contains("<script"), "{source:?} gave {html}");
+        assert!(
+            !html.contains("href=\"javascript:"),
+            "{source:?} gave {html}"
+        );
+    }
+}
