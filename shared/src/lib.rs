@@ -23,4 +23,7 @@ pub mod stream;
 pub use ids::{AppId, ComponentId, DependencyId, SessionId, SessionIdError};
 
 /// Version of the message formats in this crate. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 1;
+///
+/// 2: enums (component kinds, layout nodes, stream messages) are externally tagged,
+/// `"markdown"` or `{"textbox": {...}}`, where 1 had a `"type"` field.
+pub const PROTOCOL_VERSION: u32 = 2;
