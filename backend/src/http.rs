@@ -144,7 +144,7 @@ impl Server {
     fn runtime(&self, app: &str) -> Result<&Arc<AppRuntime>, ApiError> {
         self.inner
             .apps
-            .get(&AppId(app.to_owned()))
+            .get(app)
             .ok_or_else(|| ApiError::UnknownApp(app.chars().take(64).collect()))
     }
 }

@@ -20,6 +20,14 @@ pub struct DependencyId(pub u32);
 #[serde(transparent)]
 pub struct AppId(pub String);
 
+/// Lets maps keyed by `AppId` be searched with a `&str` (a request path) without
+/// allocating; the derived `Hash` and `Eq` agree with `str`'s.
+impl std::borrow::Borrow<str> for AppId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Display for AppId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
