@@ -73,7 +73,12 @@ fn is_blank(line: &str) -> bool {
 }
 
 fn indentation(line: &str) -> usize {
-    line.len() - line.trim_start_matches(' ').len()
+    run_length(line, ' ')
+}
+
+/// Bytes of the run of `c` (an ASCII character) that `text` starts with.
+fn run_length(text: &str, c: char) -> usize {
+    text.len() - text.trim_start_matches(c).len()
 }
 
 /// Whether `line` starts a block that ends a paragraph.
@@ -102,7 +107,7 @@ struct Fence {
 impl Fence {
     fn open(text: &str) -> Option<Fence> {
         let char = text.chars().next().filter(|c| *c == '`' || *c == '~')?;
-        let len = text.len() - text.trim_start_matches(char).len();
+        let len = run_length(text, char);
         let info = text[len..].trim();
         if len < 3 || (char == '`' && info.contains('`')) {
             return None;
@@ -114,7 +119,7 @@ impl Fence {
     fn closes(&self, line: &str) -> bool {
         let indent = indentation(line);
         let text = &line[indent..];
-        let len = text.len() - text.trim_start_matches(self.char).len();
+        let len = run_length(text, self.char);
         indent < 4 && len >= self.len && text[len..].trim().is_empty()
     }
 }
@@ -166,7 +171,7 @@ fn indented_code(lines: &[&str], start: usize, out: &mut String) -> usize {
 }
 
 fn atx_heading(text: &str) -> Option<(usize, &str)> {
-    let level = text.len() - text.trim_start_matches('#').len();
+    let level = run_length(text, '#');
     let rest = &text[level..];
     if !(1..=6).contains(&level) || !(rest.is_empty() || rest.starts_with(' ')) {
         return None;
@@ -319,19 +324,11 @@ fn list(lines: &[&str], start: usize, first: ListMarker, depth: usize, out: &mut
         }
         items.push(item);
     }
-    // Trailing blank lines belong to nobody; leave them for the caller to skip.
-    while i > start && is_blank(lines[i - 1]) {
-        i -= 1;
-    }
-    match first.start {
-        Some(1) | None => {}
-        Some(n) => out.push_str(&format!("<ol start=\"{n}\">\n")),
-    }
-    match first.start {
-        Some(1) => out.push_str("<ol>\n"),
-        None => out.push_str("<ul>\n"),
-        Some(_) => {}
-    }
+    out.push_str(&match first.start {
+        None => "<ul>\n".to_owned(),
+        Some(1) => "<ol>\n".to_owned(),
+        Some(n) => format!("<ol start=\"{n}\">\n"),
+    });
     for item in items {
         out.push_str(if loose { "<li>\n" } else { "<li>" });
         let (checkbox, item) = task_marker(item);
@@ -568,7 +565,7 @@ fn parse_inline(text: &str, pieces: &mut Vec<Inline>, links_allowed: bool) {
                 }
             },
             '`' => {
-                let ticks = rest.len() - rest.trim_start_matches('`').len();
+                let ticks = run_length(rest, '`');
                 let span = if unclosed_ticks.contains(&ticks) {
                     None
                 } else {
@@ -600,7 +597,7 @@ fn parse_inline(text: &str, pieces: &mut Vec<Inline>, links_allowed: bool) {
                 }
                 plain.push('\n');
                 i += 1;
-                i += text[i..].len() - text[i..].trim_start_matches(' ').len();
+                i += indentation(&text[i..]);
             }
             '<' => match autolink(rest) {
                 Some((url, used)) if links_allowed => {
@@ -656,7 +653,7 @@ fn parse_inline(text: &str, pieces: &mut Vec<Inline>, links_allowed: bool) {
                 }
             }
             '*' | '_' | '~' => {
-                let count = rest.len() - rest.trim_start_matches(c).len();
+                let count = run_length(rest, c);
                 let before = text[..i].chars().next_back();
                 let after = rest[count..].chars().next();
                 flush(&mut plain, pieces);
@@ -686,7 +683,7 @@ fn code_span(rest: &str, ticks: usize) -> Option<(String, usize)> {
     let mut at = 0;
     while let Some(offset) = rest[at..].find('`') {
         let start = at + offset;
-        let run = rest[start..].len() - rest[start..].trim_start_matches('`').len();
+        let run = run_length(&rest[start..], '`');
         if run == ticks {
             let code = rest[..start].replace('\n', " ");
             let code = match code.strip_prefix(' ').and_then(|c| c.strip_suffix(' ')) {
@@ -743,7 +740,7 @@ fn link(rest: &str) -> Option<Link<'_>> {
             }
             '`' => {
                 // Brackets inside a code span do not count.
-                let ticks = window[at..].len() - window[at..].trim_start_matches('`').len();
+                let ticks = run_length(&window[at..], '`');
                 if let Some((_, used)) = code_span(&window[at + ticks..], ticks) {
                     let skip_to = at + ticks + used;
                     while chars.clone().next().is_some_and(|(next, _)| next < skip_to) {
