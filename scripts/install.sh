@@ -103,7 +103,7 @@ build_client() {
   (cd "$ROOT" && trunk build --release --offline)
   # Precompressed copies: the server sends the brotli or gzip file to browsers that
   # accept it (tower-http's ServeDir), instead of compressing on every request or
-  # sending the 700 KB uncompressed.
+  # sending the files uncompressed.
   local file
   for file in "$ROOT"/frontend/dist/*; do
     case "$file" in *.gz | *.br) continue ;; esac

@@ -44,8 +44,8 @@ impl ClientError {
 /// Calls `E` with path `params` and `body`. A body that serialises to `null` (the unit
 /// request) is not sent at all.
 ///
-/// `fetch` through web-sys directly: gloo-net's wrapper (with the `http` crate and
-/// wasm-streams behind it) cost the client 8 KB for two calls.
+/// `fetch` through web-sys directly: gloo-net's wrapper brought the `http` crate and
+/// wasm-streams along for two calls (3.3 KB of wasm, 0.4 KB gzip).
 pub async fn call<E: Endpoint>(
     params: &E::Params,
     body: &E::Request,

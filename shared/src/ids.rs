@@ -69,7 +69,7 @@ impl SessionId {
 
     /// The first 8 hex digits: enough to correlate log lines, useless to an attacker.
     pub fn short(&self) -> &str {
-        &self.as_str()[..8]
+        self.as_str().get(..8).unwrap_or_default()
     }
 }
 
@@ -95,13 +95,12 @@ impl FromStr for SessionId {
         let well_formed = s.len() == SESSION_ID_HEX_LEN
             && s.bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        let mut digits = [0u8; SESSION_ID_HEX_LEN];
-        if well_formed {
-            digits.copy_from_slice(s.as_bytes());
-            Ok(SessionId(digits))
-        } else {
-            Err(SessionIdError)
+        if !well_formed {
+            return Err(SessionIdError);
         }
+        let mut digits = [0u8; SESSION_ID_HEX_LEN];
+        digits.copy_from_slice(s.as_bytes());
+        Ok(SessionId(digits))
     }
 }
 

@@ -175,8 +175,8 @@ impl MemoryStore {
         let index = &mut *guard;
         let entry = index.lru.get_mut(id)?;
         let session = entry.session.clone();
-        let due_too_soon = entry.deadline.is_some_and(|(at, _)| at < now + retention);
-        if session.open_streams() == 0 && (entry.deadline.is_none() || due_too_soon) {
+        let due_too_soon = entry.deadline.is_none_or(|(at, _)| at < now + retention);
+        if session.open_streams() == 0 && due_too_soon {
             let at = Some(now + retention + slack);
             Index::move_deadline(&mut index.deadlines, &mut index.next_sequence, entry, at);
         }
