@@ -294,9 +294,14 @@ fn number_view(cx: Cx, minimum: Option<f64>, maximum: Option<f64>, step: Option<
     let interactive = cx.interactive();
     let aria_label = fallback_name(cx, "Number".to_owned());
     let on_input = move |event: web_sys::Event| {
-        // Half-typed numbers ("-", "1e") are not values yet; keep the last good one.
-        let text = event_target_value(&event);
-        if let Some(number) = text.trim().parse::<f64>().ok().and_then(Number::from_f64) {
+        // The browser has parsed the field by the rules of `<input type="number">`;
+        // half-typed numbers ("-", "1e") are NaN, so the last good value stays.
+        // (Parsing the text again in Rust would also ship core's float parser.)
+        let number = event
+            .target()
+            .and_then(|target| target.dyn_into::<web_sys::HtmlInputElement>().ok())
+            .and_then(|input| Number::from_f64(input.value_as_number()));
+        if let Some(number) = number {
             page.user_input(id, Value::Number(number));
         }
     };

@@ -19,6 +19,7 @@ use keepsake_shared::event::{
     ComponentUpdate, EventRequest, EventResult, PropsUpdate, SessionStarted, SessionStatus,
 };
 use keepsake_shared::{AppId, ComponentId, DependencyId, PROTOCOL_VERSION, SessionId};
+use leptos::prelude::GetUntracked as _;
 use serde_json::{Value, json};
 use wasm_bindgen::JsCast as _;
 use wasm_bindgen_test::*;
@@ -353,4 +354,28 @@ async fn an_expired_session_is_replaced_and_the_event_retried() {
             .unwrap()
             .is_none()
     );
+}
+
+#[wasm_bindgen_test]
+async fn a_number_field_takes_what_the_browser_parsed_and_ignores_half_typed_text() {
+    let (root, controller) = mount(Rc::new(Scripted::default()));
+    let size = labelled(&root, "Cart Size");
+    until("the initial value", || input_value(&size) == "0").await;
+    let field = size.unchecked_ref::<web_sys::HtmlInputElement>();
+    let value = controller.value_signal(SIZE).unwrap();
+    let type_in = |text: &str| {
+        field.set_value(text);
+        let event = web_sys::Event::new("input").unwrap();
+        field.dispatch_event(&event).unwrap();
+    };
+    type_in("12.5");
+    assert_eq!(value.get_untracked(), json!(12.5));
+    type_in("-3e2");
+    assert_eq!(value.get_untracked(), json!(-300.0));
+    // Text the browser cannot read as a number (a number field sanitises it to "")
+    // keeps the last good value instead of sending 0 or null.
+    type_in("1e");
+    assert_eq!(value.get_untracked(), json!(-300.0));
+    type_in("");
+    assert_eq!(value.get_untracked(), json!(-300.0));
 }
