@@ -12,7 +12,10 @@ TRUNK_VERSION="0.21.14"
 BINARYEN_VERSION="132"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BINARYEN_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/keepsake/binaryen-$BINARYEN_VERSION"
-export PATH="$BINARYEN_DIR/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+# esbuild minifies wasm-bindgen's JS glue, which trunk leaves as written.
+ESBUILD_VERSION="0.28.2"
+ESBUILD_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/keepsake/esbuild-$ESBUILD_VERSION"
+export PATH="$BINARYEN_DIR/node_modules/.bin:$ESBUILD_DIR/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -90,9 +93,21 @@ install_binaryen() {
   fi
 }
 
+install_esbuild() {
+  if [ "$("$ESBUILD_DIR/node_modules/.bin/esbuild" --version 2>/dev/null)" = "$ESBUILD_VERSION" ]; then
+    say "esbuild $ESBUILD_VERSION present"
+  else
+    say "Installing esbuild $ESBUILD_VERSION (npm)"
+    mkdir -p "$ESBUILD_DIR"
+    npm install --prefix "$ESBUILD_DIR" --no-save --no-audit --no-fund --loglevel=error \
+      "esbuild@$ESBUILD_VERSION" >/dev/null
+  fi
+}
+
 install_all() {
   install_debian_packages
   install_binaryen
+  install_esbuild
   install_wasm_target
   install_trunk
   install_wasm_bindgen
@@ -101,6 +116,22 @@ install_all() {
 build_client() {
   say "Building the client (trunk build --release --offline)"
   (cd "$ROOT" && trunk build --release --offline)
+  # wasm-bindgen writes its JS glue unminified and trunk leaves it so (its `minify`
+  # covers HTML and CSS): esbuild takes it from 6.6 KB to 4.9 KB of brotli. Trunk
+  # has already written the file's Subresource Integrity hash into index.html, so
+  # the hash is swapped for the minified file's.
+  local glue before after
+  for glue in "$ROOT"/frontend/dist/*.js; do
+    before="sha384-$(openssl dgst -sha384 -binary "$glue" | base64 -w0)"
+    grep -qF "$before" "$ROOT/frontend/dist/index.html" || {
+      echo "index.html holds no integrity hash for $glue" >&2
+      return 1
+    }
+    esbuild --minify --format=esm --log-level=warning "$glue" --outfile="$glue.min"
+    mv "$glue.min" "$glue"
+    after="sha384-$(openssl dgst -sha384 -binary "$glue" | base64 -w0)"
+    sed -i "s|$before|$after|" "$ROOT/frontend/dist/index.html"
+  done
   # Precompressed copies: the server sends the brotli or gzip file to browsers that
   # accept it (tower-http's ServeDir), instead of compressing on every request or
   # sending the files uncompressed.
