@@ -33,9 +33,9 @@ use crate::error::ApiError;
 use crate::handler::{ErasedUpdate, SlotRef};
 use crate::session::{EndReason, Session, SessionData, StoredState};
 use crate::settings::Settings;
-use crate::store::Store;
 use crate::store::memory::{EndedSessions, MemoryStore};
-use crate::store::redis::{Ended, Notice, RedisSettings, RedisStore, StreamOpened};
+use crate::store::redis::{Ended, Notice, RedisSettings, RedisStore};
+use crate::store::{Store, StreamOpened};
 use crate::value::{AnyValue, Codec, Decoded, DynValue};
 
 /// How many rounds of state `.change` listeners one event may cause (a listener that
@@ -224,24 +224,29 @@ impl AppRuntime {
         }
     }
 
-    /// A page attaches a stream: `Ok(false)` if the session has as many as allowed.
+    /// A page attaches a stream: `Ok(false)` if the session has as many as allowed,
+    /// `UnknownSession` if it ended since the caller looked it up.
     pub(crate) async fn stream_opened(
         &self,
         session: &Session,
         limit: u32,
     ) -> Result<bool, ApiError> {
-        match &self.store {
-            Store::Memory(store) => Ok(store.stream_opened(session, limit)),
-            Store::Redis(store) => match store.stream_opened(&session.id, limit).await? {
-                StreamOpened::Attached => {
+        let opened = match &self.store {
+            Store::Memory(store) => store.stream_opened(session, limit),
+            Store::Redis(store) => {
+                let opened = store.stream_opened(&session.id, limit).await?;
+                if opened == StreamOpened::Attached {
                     session
                         .streams
                         .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-                    Ok(true)
                 }
-                StreamOpened::Full => Ok(false),
-                StreamOpened::UnknownSession => Err(ApiError::UnknownSession),
-            },
+                opened
+            }
+        };
+        match opened {
+            StreamOpened::Attached => Ok(true),
+            StreamOpened::Full => Ok(false),
+            StreamOpened::UnknownSession => Err(ApiError::UnknownSession),
         }
     }
 

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use keepsake_shared::SessionId;
 use tokio::sync::mpsc;
 
+use super::StreamOpened;
 use crate::session::{EndReason, Session};
 
 /// Sessions that ended (expired or evicted), for the runtime to close.
@@ -191,18 +192,19 @@ impl MemoryStore {
 
     /// A page attaches a stream, unless the session already has `limit` open: then
     /// `false` and nothing changes. While a stream is open the session does not expire.
-    pub(crate) fn stream_opened(&self, session: &Session, limit: u32) -> bool {
+    pub(crate) fn stream_opened(&self, session: &Session, limit: u32) -> StreamOpened {
         let mut index = self.index();
         if index.lru.peek(&session.id).is_none() {
-            return false;
+            // Ended between the caller's lookup and this lock.
+            return StreamOpened::UnknownSession;
         }
         let open = session.streams.load(Ordering::Acquire);
         if open >= limit {
-            return false;
+            return StreamOpened::Full;
         }
         session.streams.store(open + 1, Ordering::Release);
         index.set_deadline(&session.id, None);
-        true
+        StreamOpened::Attached
     }
 
     /// A stream ended. Returns true if it was the session's last one; then the
@@ -313,7 +315,7 @@ mod tests {
         // Past the step, so the use moves the deadline.
         std::thread::sleep(Duration::from_millis(15));
         assert!(store.get(&used.id).is_some());
-        assert!(store.stream_opened(&streaming, 8));
+        assert_eq!(store.stream_opened(&streaming, 8), StreamOpened::Attached);
         let stats = store.sweep_at(start + retention + store.deadline_slack());
         assert_eq!(stats.ended, 1);
         assert!(store.get(&idle.id).is_none());
@@ -396,10 +398,28 @@ mod tests {
     fn stream_limit_is_kept() {
         let (store, _ended) = store(2, Duration::from_secs(60));
         let session = store.create(id(1));
-        assert!(store.stream_opened(&session, 2));
-        assert!(store.stream_opened(&session, 2));
-        assert!(!store.stream_opened(&session, 2));
+        assert_eq!(store.stream_opened(&session, 2), StreamOpened::Attached);
+        assert_eq!(store.stream_opened(&session, 2), StreamOpened::Attached);
+        assert_eq!(store.stream_opened(&session, 2), StreamOpened::Full);
         assert!(!store.stream_closed(&session));
         assert!(store.stream_closed(&session));
+    }
+
+    #[test]
+    fn a_stream_for_a_session_that_just_ended_is_told_so() {
+        // The HTTP handler looks the session up, then attaches: the session can end
+        // in between. That is an unknown session, not a full one.
+        let (store, _ended) = store(2, Duration::from_millis(10));
+        let session = store.create(id(1));
+        assert_eq!(
+            store
+                .sweep_at(Instant::now() + Duration::from_secs(1))
+                .ended,
+            1
+        );
+        assert_eq!(
+            store.stream_opened(&session, 2),
+            StreamOpened::UnknownSession
+        );
     }
 }

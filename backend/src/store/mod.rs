@@ -11,6 +11,16 @@ pub(crate) mod redis;
 
 use std::sync::Arc;
 
+/// What asking a store to attach one more stream to a session gave.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum StreamOpened {
+    Attached,
+    /// The session has as many streams as it may.
+    Full,
+    /// The session ended (expired or evicted) before the stream could attach.
+    UnknownSession,
+}
+
 /// The store an app's runtime uses.
 pub(crate) enum Store {
     Memory(memory::MemoryStore),

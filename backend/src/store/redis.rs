@@ -36,6 +36,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::StreamOpened;
 use crate::session::{EndReason, Session};
 
 /// Why a store operation failed.
@@ -98,14 +99,6 @@ pub(crate) enum Notice {
     SessionEnded(SessionId),
     /// (Re)subscribed: notices may have been missed, so re-read what matters.
     Resubscribed,
-}
-
-/// Opening a stream.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum StreamOpened {
-    Attached,
-    Full,
-    UnknownSession,
 }
 
 #[derive(Deserialize)]
