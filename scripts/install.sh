@@ -78,15 +78,22 @@ install_wasm_bindgen() {
   fi
 }
 
-install_binaryen() {
-  if [ "$("$BINARYEN_DIR/node_modules/.bin/wasm-opt" --version 2>/dev/null)" = "wasm-opt version $BINARYEN_VERSION (version_$BINARYEN_VERSION)" ]; then
-    say "wasm-opt $BINARYEN_VERSION present"
+# Installs the npm package $2 (name@version) into directory $1, unless its binary $3
+# is there already and answers `--version` with $4.
+install_npm_tool() {
+  local dir="$1" package="$2" bin="$3" want="$4"
+  if [ "$("$dir/node_modules/.bin/$bin" --version 2>/dev/null)" = "$want" ]; then
+    say "$package present"
   else
-    say "Installing wasm-opt $BINARYEN_VERSION (npm package binaryen)"
-    mkdir -p "$BINARYEN_DIR"
-    npm install --prefix "$BINARYEN_DIR" --no-save --no-audit --no-fund --loglevel=error \
-      "binaryen@$BINARYEN_VERSION.0.0" >/dev/null
+    say "Installing $package (npm)"
+    mkdir -p "$dir"
+    npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error "$package" >/dev/null
   fi
+}
+
+install_binaryen() {
+  install_npm_tool "$BINARYEN_DIR" "binaryen@$BINARYEN_VERSION.0.0" wasm-opt \
+    "wasm-opt version $BINARYEN_VERSION (version_$BINARYEN_VERSION)"
   if ! grep -q "wasm_opt = \"version_$BINARYEN_VERSION\"" "$ROOT/Trunk.toml"; then
     echo "Trunk.toml's [tools] wasm_opt must be \"version_$BINARYEN_VERSION\"" >&2
     exit 1
@@ -94,14 +101,7 @@ install_binaryen() {
 }
 
 install_esbuild() {
-  if [ "$("$ESBUILD_DIR/node_modules/.bin/esbuild" --version 2>/dev/null)" = "$ESBUILD_VERSION" ]; then
-    say "esbuild $ESBUILD_VERSION present"
-  else
-    say "Installing esbuild $ESBUILD_VERSION (npm)"
-    mkdir -p "$ESBUILD_DIR"
-    npm install --prefix "$ESBUILD_DIR" --no-save --no-audit --no-fund --loglevel=error \
-      "esbuild@$ESBUILD_VERSION" >/dev/null
-  fi
+  install_npm_tool "$ESBUILD_DIR" "esbuild@$ESBUILD_VERSION" esbuild "$ESBUILD_VERSION"
 }
 
 install_all() {
