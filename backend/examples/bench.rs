@@ -63,7 +63,7 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
         /// Rounds per target (alternating).
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 5)]
         rounds: usize,
     },
     /// Cart and global rounds against one deployment, each request to a random one
@@ -405,34 +405,61 @@ async fn http(
         "{rounds} alternating rounds of {}s per server; sessions renewed every 20 events.\n",
         length.as_secs()
     );
-    println!("| server | throughput (median of rounds) | p50 | p99 | p99.9 |");
-    println!("| --- | --- | --- | --- | --- |");
-    for (name, values, hist) in [
-        ("bare axum route, same body", &bare_rps, &bare_latency),
-        ("Keepsake cart event", &keepsake_rps, &keepsake_latency),
+    // p99 per round, judged like throughput: on the median round, so that one round
+    // during which this shared machine stalls does not decide the figure alone.
+    let round_p99 = |rounds: &[Round]| -> Vec<f64> {
+        rounds
+            .iter()
+            .map(|r| r.latencies.value_at_quantile(0.99) as f64)
+            .collect()
+    };
+    let joined = |values: &[f64]| -> String {
+        values
+            .iter()
+            .map(|v| format!("{v:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (bare_p99, keepsake_p99) = (round_p99(&bare_rounds), round_p99(&keepsake_rounds));
+    println!(
+        "| server | throughput (median of rounds) | p50 | p99 (median of rounds) | p99 of all rounds pooled | p99.9 pooled |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for (name, values, p99s, hist) in [
+        (
+            "bare axum route, same body",
+            &bare_rps,
+            &bare_p99,
+            &bare_latency,
+        ),
+        (
+            "Keepsake cart event",
+            &keepsake_rps,
+            &keepsake_p99,
+            &keepsake_latency,
+        ),
     ] {
         println!(
-            "| {name} | {:.0} req/s (rounds: {}) | {} µs | {} µs | {} µs |",
+            "| {name} | {:.0} req/s (rounds: {}) | {} µs | {:.0} µs (rounds: {}) | {} µs | {} µs |",
             median(values.clone()),
-            values
-                .iter()
-                .map(|v| format!("{v:.0}"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            joined(values),
             hist.value_at_quantile(0.5),
+            median(p99s.clone()),
+            joined(p99s),
             hist.value_at_quantile(0.99),
             hist.value_at_quantile(0.999),
         );
     }
     let ratio = median(ratios.clone());
     println!(
-        "\nThroughput ratio Keepsake / bare: **{:.0}%** (per round: {}; target ≥ 70%). p99: **{:.2} ms** (target < 2 ms). Errors: {errors}.\n",
+        "\nThroughput ratio Keepsake / bare: **{:.0}%** (per round: {}; target ≥ 70%). p99: **{:.2} ms** in the median round (target < 2 ms); {:.2} ms over all rounds pooled. Errors: {errors}.\n",
         ratio * 100.0,
         ratios
             .iter()
             .map(|r| format!("{:.0}%", r * 100.0))
             .collect::<Vec<_>>()
             .join(", "),
+        median(keepsake_p99.clone()) / 1000.0,
         keepsake_latency.value_at_quantile(0.99) as f64 / 1000.0,
     );
 
