@@ -340,6 +340,11 @@ fn rps(round: &Round) -> f64 {
     (round.requests - round.errors) as f64 / round.elapsed.as_secs_f64()
 }
 
+/// Per-round figures for a report line: each formatted, joined by ", ".
+fn per_round(values: impl Iterator<Item = f64>, format: impl Fn(f64) -> String) -> String {
+    values.map(format).collect::<Vec<_>>().join(", ")
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -413,13 +418,6 @@ async fn http(
             .map(|r| r.latencies.value_at_quantile(0.99) as f64)
             .collect()
     };
-    let joined = |values: &[f64]| -> String {
-        values
-            .iter()
-            .map(|v| format!("{v:.0}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     let (bare_p99, keepsake_p99) = (round_p99(&bare_rounds), round_p99(&keepsake_rounds));
     println!(
         "| server | throughput (median of rounds) | p50 | p99 (median of rounds) | p99 of all rounds pooled | p99.9 pooled |"
@@ -442,10 +440,10 @@ async fn http(
         println!(
             "| {name} | {:.0} req/s (rounds: {}) | {} µs | {:.0} µs (rounds: {}) | {} µs | {} µs |",
             median(values.clone()),
-            joined(values),
+            per_round(values.iter().copied(), |v| format!("{v:.0}")),
             hist.value_at_quantile(0.5),
             median(p99s.clone()),
-            joined(p99s),
+            per_round(p99s.iter().copied(), |v| format!("{v:.0}")),
             hist.value_at_quantile(0.99),
             hist.value_at_quantile(0.999),
         );
@@ -454,11 +452,7 @@ async fn http(
     println!(
         "\nThroughput ratio Keepsake / bare: **{:.0}%** (per round: {}; target ≥ 70%). p99: **{:.2} ms** in the median round (target < 2 ms); {:.2} ms over all rounds pooled. Errors: {errors}.\n",
         ratio * 100.0,
-        ratios
-            .iter()
-            .map(|r| format!("{:.0}%", r * 100.0))
-            .collect::<Vec<_>>()
-            .join(", "),
+        per_round(ratios.iter().copied(), |r| format!("{:.0}%", r * 100.0)),
         median(keepsake_p99.clone()) / 1000.0,
         keepsake_latency.value_at_quantile(0.99) as f64 / 1000.0,
     );
@@ -819,19 +813,12 @@ async fn engine(large: usize) -> Result<(), Box<dyn std::error::Error>> {
         hot.0 / 1e3,
         hot.1 / 1e3
     );
-    let list = |pick: fn(&(f64, f64)) -> f64| {
-        round_ratios
-            .iter()
-            .map(|r| format!("{:.2}", pick(r)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     println!(
         "\nRatio {large} vs 1,000 sessions, event round trip over HTTP: **{:.2}×** (per round: {}; target ≤ 1.2×). The engine's step alone, in process: **{:.2}×** (per round: {}); it is {:.1} µs of a {:.0} µs round trip. Events to 1,000 of the {large} sessions, in process: **{:.2}×** the 1,000-session figure.\n",
         medians[1].1 / medians[0].1,
-        list(|r| r.1),
+        per_round(round_ratios.iter().map(|r| r.1), |r| format!("{r:.2}")),
         medians[1].0 / medians[0].0,
-        list(|r| r.0),
+        per_round(round_ratios.iter().map(|r| r.0), |r| format!("{r:.2}")),
         medians[1].0 / 1e3,
         medians[1].1 / 1e3,
         hot.0 / medians[0].0,
