@@ -552,12 +552,12 @@ impl AppRuntime {
             .map(|(position, (id, value))| match self.slot(*id)? {
                 SlotDef::Client { decode, .. } => {
                     let component = &self.app.config.components[id.0 as usize];
-                    let name = component
-                        .props
-                        .label
-                        .clone()
-                        .unwrap_or_else(|| format!("component {}", id.0));
+                    // The name is only formatted for an error: most inputs are valid.
                     let invalid = |e: String| {
+                        let name = match &component.props.label {
+                            Some(label) => label.clone(),
+                            None => format!("component {}", id.0),
+                        };
                         ApiError::InvalidInput(format!("input {position} ({name}): {e}"))
                     };
                     validate_input(&component.kind, &value).map_err(invalid)?;
