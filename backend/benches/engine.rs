@@ -1,19 +1,37 @@
-//! Criterion micro-benchmarks of the engine, in process (no HTTP): one cart event,
-//! one counter event, and starting a session. Medians and spread are in criterion's
-//! report; `scripts/bench` copies them into BENCHMARKS.md.
+//! Criterion micro-benchmarks, in process: the engine alone (one cart event, one
+//! counter event, starting a session), and one cart event through Keepsake's whole
+//! router beside a bare axum route (the HTTP layers without a socket). Medians and
+//! spread are in criterion's report; `scripts/bench` copies them into BENCHMARKS.md.
 
 use std::hint::black_box;
 
+use axum::body::{Body, Bytes};
+use axum::http::{Request, StatusCode, header};
+use axum::{Json, Router};
 use criterion::{Criterion, criterion_group, criterion_main};
 use keepsake::protocol::DependencyId;
 use keepsake::protocol::event::EventRequest;
 use keepsake::{Server, Settings, demos};
 use serde_json::{Value, json};
+use tower::ServiceExt;
+use tracing_subscriber::EnvFilter;
 
 mod support;
 use support::counter_app;
 
+// The allocator keepsake-demo runs on.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn engine(c: &mut Criterion) {
+    // As `scripts/bench` runs keepsake-demo (RUST_LOG=warn unless set): without a
+    // subscriber, tracing falls back to `log` and evaluates every span's fields.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::sink)
+        .init();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -78,6 +96,68 @@ fn engine(c: &mut Criterion) {
     c.bench_function("start a session", |b| {
         b.iter(|| black_box(runtime.block_on(server.start_session("bench-counter"))))
     });
+
+    // The same event as a request through the router: extraction, JSON in and out,
+    // middleware. The bare route parses the same body and answers the same bytes.
+    let router = keepsake::app(&server);
+    let mut http_session = runtime
+        .block_on(server.start_session("shopping-cart"))
+        .expect("session")
+        .session_id;
+    let mut http_events = 0u32;
+    c.bench_function("cart add_items event through the router (no socket)", |b| {
+        b.iter(|| {
+            http_events += 1;
+            if http_events.is_multiple_of(20) {
+                http_session = runtime
+                    .block_on(server.start_session("shopping-cart"))
+                    .expect("session")
+                    .session_id;
+            }
+            let request = post(
+                &format!("/api/apps/shopping-cart/sessions/{http_session}/events"),
+                CART_EVENT,
+            );
+            black_box(runtime.block_on(respond(&router, request)))
+        })
+    });
+    let bare = bare_router();
+    c.bench_function("bare axum route, same body (no socket)", |b| {
+        b.iter(|| black_box(runtime.block_on(respond(&bare, post("/bare/events", CART_EVENT)))))
+    });
+}
+
+const CART_EVENT: &str = r#"{"dependency":0,"inputs":[["Milk"],null]}"#;
+
+fn post(path: &str, body: &'static str) -> Request<Body> {
+    Request::post(path)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .expect("request")
+}
+
+/// Runs `request` through `router` and reads the whole response body.
+async fn respond(router: &Router, request: Request<Body>) -> Bytes {
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+    axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body")
+}
+
+/// The HTTP benchmark's baseline route (`examples/bench.rs`): parses the request and
+/// answers the body Keepsake answers once a cart holds a few items.
+fn bare_router() -> Router {
+    let response: Value =
+        serde_json::from_str(r#"{"updates":[{"component":4,"value":3.0}],"ran":[0,1]}"#)
+            .expect("json");
+    Router::new().route(
+        "/bare/events",
+        axum::routing::post(move |Json(request): Json<EventRequest>| async move {
+            black_box(request);
+            Json(response.clone())
+        }),
+    )
 }
 
 criterion_group!(benches, engine);
