@@ -1,10 +1,9 @@
 //! Keepsake's benchmark tool (run by `scripts/bench`, which writes BENCHMARKS.md).
 //!
-//! - `bare --addr A`: a bare axum server whose routes parse the same request and return
-//!   a JSON body of the same size as Keepsake's cart event: the baseline.
-//! - `http --keepsake URL --bare URL`: a load generator (hyper, keep-alive, N concurrent
-//!   sessions) that measures the cart's "Add Items" round trip against both servers,
-//!   alternating rounds so both see the same machine, then global-state contention.
+//! - `http --keepsake URL --bare URL`: a load generator (hyper, N concurrent sessions,
+//!   each on its own keep-alive connection) that measures the cart's "Add Items" round
+//!   trip against keepsake-demo and the bare baseline (`examples/bare.rs`), alternating
+//!   rounds so both see the same machine, then global-state contention.
 //! - `engine`: in-process measurements of memory per session, latency at scale and the
 //!   expiry sweep's cost, with a counting allocator.
 //!
@@ -14,16 +13,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::Json;
-use axum::routing::post;
 use bytes::Bytes;
 use cap::Cap;
 use clap::{Parser, Subcommand};
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper::Uri;
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{self, HeaderValue};
+use hyper_util::rt::TokioIo;
 use keepsake::protocol::event::{EventRequest, EventResult};
 use keepsake::protocol::{DependencyId, SessionId};
 use keepsake::{Server, Settings, demos};
@@ -33,8 +31,7 @@ use serde_json::{Value, json};
 mod support;
 use support::counter_app;
 
-// mimalloc, as in keepsake-demo, so the bare baseline and Keepsake run on the same
-// allocator; `Cap` counts the heap bytes the engine figures report.
+// mimalloc, as in keepsake-demo; `Cap` counts the heap bytes the engine figures report.
 #[global_allocator]
 static ALLOCATOR: Cap<mimalloc::MiMalloc> = Cap::new(mimalloc::MiMalloc, usize::MAX);
 
@@ -46,11 +43,6 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the bare-axum baseline.
-    Bare {
-        #[arg(long, default_value = "127.0.0.1:7870")]
-        addr: std::net::SocketAddr,
-    },
     /// HTTP round trips against a running keepsake-demo and the bare baseline.
     Http {
         #[arg(long)]
@@ -89,12 +81,6 @@ enum Command {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     match Cli::parse().command {
-        Command::Bare { addr } => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(serve_bare(addr))
-        }
         Command::Http {
             keepsake,
             bare,
@@ -138,61 +124,93 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
-// ---------------------------------------------------------------- bare baseline
-
-/// The body Keepsake answers "Add Items" with once a cart holds a few items: the
-/// baseline returns this exact body, so both servers send the same bytes.
-const CART_RESPONSE: &str = r#"{"updates":[{"component":4,"value":3.0}],"ran":[0,1]}"#;
-
-async fn serve_bare(addr: std::net::SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
-    let response: Value = serde_json::from_str(CART_RESPONSE)?;
-    let session = json!({ "session_id": SessionId::from_bytes([7; 16]), "retention_secs": 3600 });
-    let app = axum::Router::new()
-        .route(
-            "/bare/sessions",
-            post(move || async move { Json(session.clone()) }),
-        )
-        .route(
-            "/bare/events",
-            post(move |Json(request): Json<EventRequest>| async move {
-                std::hint::black_box(request);
-                Json(response.clone())
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    println!("bare baseline on http://{}", listener.local_addr()?);
-    axum::serve(listener, app).await?;
-    Ok(())
-}
-
 // ---------------------------------------------------------------- HTTP load
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
-/// The load generator's client: keep-alive, no Nagle, enough idle connections for
-/// every worker.
-fn load_client(concurrency: usize) -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(concurrency * 2)
-        .build(connector)
+/// A client's keep-alive HTTP/1.1 connection to one server, as a browser tab holds
+/// one. Requests go straight down it: no pool to check out from and no URL to parse
+/// per request. With hyper's pooled client the load generator spent as much CPU per
+/// request as the server did, and its own queueing went into every latency measured.
+struct Connection {
+    address: String,
+    host: HeaderValue,
+    sender: Option<SendRequest<Full<Bytes>>>,
 }
 
-async fn post_json(client: &HttpClient, url: &str, body: Bytes) -> Result<(u16, Bytes), String> {
-    let request = hyper::Request::post(url)
-        .header("content-type", "application/json")
-        .body(Full::new(body))
-        .map_err(|e| e.to_string())?;
-    let response = client.request(request).await.map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok((status, body))
+impl Connection {
+    /// Connects to `base` (`http://host:port`).
+    async fn open(base: &str) -> Result<Self, String> {
+        let uri: Uri = base.parse().map_err(|e| format!("{base}: {e}"))?;
+        let authority = uri
+            .authority()
+            .ok_or_else(|| format!("{base}: no host"))?
+            .as_str();
+        let host = HeaderValue::from_str(authority).map_err(|e| e.to_string())?;
+        let mut connection = Connection {
+            address: authority.to_owned(),
+            host,
+            sender: None,
+        };
+        connection.sender().await?;
+        Ok(connection)
+    }
+
+    /// The open connection, or a new one if the server closed it.
+    async fn sender(&mut self) -> Result<&mut SendRequest<Full<Bytes>>, String> {
+        if self.sender.as_ref().is_none_or(SendRequest::is_closed) {
+            let stream = tokio::net::TcpStream::connect(&self.address)
+                .await
+                .map_err(|e| e.to_string())?;
+            stream.set_nodelay(true).map_err(|e| e.to_string())?;
+            let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(connection);
+            self.sender = Some(sender);
+        }
+        self.sender
+            .as_mut()
+            .ok_or_else(|| "not connected".to_owned())
+    }
+
+    /// POSTs a JSON `body` to `path`; the status and the response body.
+    async fn post(&mut self, path: &Uri, body: Bytes) -> Result<(u16, Bytes), String> {
+        let request = hyper::Request::post(path.clone())
+            .header(header::HOST, self.host.clone())
+            .header(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )
+            .body(Full::new(body))
+            .map_err(|e| e.to_string())?;
+        let sender = self.sender().await?;
+        sender.ready().await.map_err(|e| e.to_string())?;
+        let outcome = async {
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = response.status().as_u16();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            Ok((status, body))
+        }
+        .await;
+        if outcome.is_err() {
+            // Reconnect on the next request rather than reuse a broken connection.
+            self.sender = None;
+        }
+        outcome
+    }
+}
+
+/// Parses a request path built by the load generator.
+fn path(path: &str) -> Uri {
+    path.parse()
+        .unwrap_or_else(|e| panic!("the bench built an invalid path {path}: {e}"))
 }
 
 #[derive(Clone, Copy)]
@@ -209,91 +227,84 @@ struct Round {
     latencies: Histogram<u64>,
     /// For the global round: the highest count any response reported.
     max_count: u64,
+    /// Share of one core the load generator used: near 100%, its own queueing would
+    /// be part of every latency it measures.
+    load_cpu: f64,
 }
 
-/// The events URL of a session.
-type EventsUrl = Box<dyn Fn(&str) -> String + Send + Sync>;
-
 /// One measured round: `concurrency` workers, each with its own session (renewed
-/// every 20 events so carts stay small, as a person's would), for `length`.
-async fn round(
-    client: &HttpClient,
-    base: &str,
-    target: Target,
-    concurrency: usize,
-    length: Duration,
-) -> Round {
-    round_over(client, &[base.to_owned()], target, concurrency, length).await
+/// every 20 events so carts stay small, as a person's would) and its own keep-alive
+/// connection, for `length`.
+async fn round(base: &str, target: Target, concurrency: usize, length: Duration) -> Round {
+    round_over(&[base.to_owned()], target, concurrency, length).await
 }
 
 /// As [`round`], with every request (session start or event) sent to a randomly
-/// chosen one of `bases`: instances of one deployment, no sticky sessions.
+/// chosen one of `bases`: instances of one deployment, no sticky sessions. Each worker
+/// holds one connection per instance, opened before the clock starts.
 async fn round_over(
-    client: &HttpClient,
     bases: &[String],
     target: Target,
     concurrency: usize,
     length: Duration,
 ) -> Round {
-    let routes = |base: &str| -> (String, EventsUrl, Bytes) {
-        match target {
-            Target::Keepsake => (
-                format!("{base}/api/apps/shopping-cart/sessions"),
-                Box::new({
-                    let base = base.to_owned();
-                    move |s: &str| format!("{base}/api/apps/shopping-cart/sessions/{s}/events")
-                }),
-                Bytes::from(r#"{"dependency":0,"inputs":[["Milk"],null]}"#),
-            ),
-            Target::Global => (
-                format!("{base}/api/apps/visitor-counter/sessions"),
-                Box::new({
-                    let base = base.to_owned();
-                    move |s: &str| format!("{base}/api/apps/visitor-counter/sessions/{s}/events")
-                }),
-                Bytes::from(r#"{"dependency":0,"inputs":[null]}"#),
-            ),
-            Target::Bare => (
-                format!("{base}/bare/sessions"),
-                Box::new({
-                    let base = base.to_owned();
-                    move |_: &str| format!("{base}/bare/events")
-                }),
-                Bytes::from(r#"{"dependency":0,"inputs":[["Milk"],null]}"#),
-            ),
-        }
+    let (start, events, body): (Uri, fn(&str) -> String, Bytes) = match target {
+        Target::Keepsake => (
+            path("/api/apps/shopping-cart/sessions"),
+            |s| format!("/api/apps/shopping-cart/sessions/{s}/events"),
+            Bytes::from(r#"{"dependency":0,"inputs":[["Milk"],null]}"#),
+        ),
+        Target::Global => (
+            path("/api/apps/visitor-counter/sessions"),
+            |s| format!("/api/apps/visitor-counter/sessions/{s}/events"),
+            Bytes::from(r#"{"dependency":0,"inputs":[null]}"#),
+        ),
+        Target::Bare => (
+            path("/bare/sessions"),
+            |_| "/bare/events".to_owned(),
+            Bytes::from(r#"{"dependency":0,"inputs":[["Milk"],null]}"#),
+        ),
     };
-    let routes: Arc<Vec<(String, EventsUrl, Bytes)>> =
-        Arc::new(bases.iter().map(|base| routes(base)).collect());
-    let deadline = Instant::now() + length;
-    let max_count = Arc::new(AtomicU64::new(0));
     let mut workers = tokio::task::JoinSet::new();
-    let started = Instant::now();
+    let mut ready = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
-        let (client, routes, max_count) = (client.clone(), routes.clone(), max_count.clone());
+        let mut connections = Vec::with_capacity(bases.len());
+        for base in bases {
+            match Connection::open(base).await {
+                Ok(connection) => connections.push(connection),
+                Err(error) => panic!("cannot connect to {base}: {error}"),
+            }
+        }
+        ready.push(connections);
+    }
+    let max_count = Arc::new(AtomicU64::new(0));
+    let cpu_before = process_cpu_seconds();
+    let started = Instant::now();
+    let deadline = started + length;
+    for mut connections in ready {
+        let (start, body, max_count) = (start.clone(), body.clone(), max_count.clone());
         workers.spawn(async move {
-            let pick = || &routes[rand::random_range(0..routes.len())];
+            let instances = connections.len();
+            let pick = move || rand::random_range(0..instances);
             let mut latencies =
                 Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
             let (mut requests, mut errors) = (0u64, 0u64);
             'sessions: while Instant::now() < deadline {
-                let Ok((200, started)) = post_json(&client, &pick().0, Bytes::new()).await else {
+                let Ok((200, started)) = connections[pick()].post(&start, Bytes::new()).await
+                else {
                     errors += 1;
                     continue;
                 };
                 let started: Value = serde_json::from_slice(&started).unwrap_or_default();
-                let session = started["session_id"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned();
+                let session = started["session_id"].as_str().unwrap_or_default();
+                let events = path(&events(session));
                 for _ in 0..20 {
                     if Instant::now() >= deadline {
                         break 'sessions;
                     }
-                    let (_, events_url, body) = pick();
-                    let url = events_url(&session);
+                    let connection = &mut connections[pick()];
                     let sent = Instant::now();
-                    let outcome = post_json(&client, &url, body.clone()).await;
+                    let outcome = connection.post(&events, body.clone()).await;
                     let micros = sent.elapsed().as_micros() as u64;
                     requests += 1;
                     match outcome {
@@ -323,6 +334,7 @@ async fn round_over(
         requests: 0,
         errors: 0,
         elapsed: Duration::ZERO,
+        load_cpu: 0.0,
         latencies: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
         max_count: 0,
     };
@@ -332,6 +344,7 @@ async fn round_over(
         let _ = total.latencies.add(latencies);
     }
     total.elapsed = started.elapsed();
+    total.load_cpu = (process_cpu_seconds() - cpu_before) / total.elapsed.as_secs_f64();
     total.max_count = max_count.load(Ordering::Relaxed);
     total
 }
@@ -357,18 +370,9 @@ async fn http(
     length: Duration,
     rounds: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let client = load_client(concurrency);
-    // Warm up both (connections, allocator, caches).
+    // Warm up both (allocator, caches).
+    round(&bare, Target::Bare, concurrency, Duration::from_secs(1)).await;
     round(
-        &client,
-        &bare,
-        Target::Bare,
-        concurrency,
-        Duration::from_secs(1),
-    )
-    .await;
-    round(
-        &client,
         &keepsake,
         Target::Keepsake,
         concurrency,
@@ -378,9 +382,8 @@ async fn http(
 
     let (mut bare_rounds, mut keepsake_rounds) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
-        bare_rounds.push(round(&client, &bare, Target::Bare, concurrency, length).await);
-        keepsake_rounds
-            .push(round(&client, &keepsake, Target::Keepsake, concurrency, length).await);
+        bare_rounds.push(round(&bare, Target::Bare, concurrency, length).await);
+        keepsake_rounds.push(round(&keepsake, Target::Keepsake, concurrency, length).await);
     }
     let bare_rps: Vec<f64> = bare_rounds.iter().map(rps).collect();
     let keepsake_rps: Vec<f64> = keepsake_rounds.iter().map(rps).collect();
@@ -448,6 +451,12 @@ async fn http(
             hist.value_at_quantile(0.999),
         );
     }
+    let load_cpu = |rounds: &[Round]| median(rounds.iter().map(|r| r.load_cpu).collect());
+    println!(
+        "\nThe load generator (one thread, on its own core) was busy {:.0}% of the bare rounds and {:.0}% of Keepsake's (median of rounds).",
+        load_cpu(&bare_rounds) * 100.0,
+        load_cpu(&keepsake_rounds) * 100.0,
+    );
     let ratio = median(ratios.clone());
     println!(
         "\nThroughput ratio Keepsake / bare: **{:.0}%** (per round: {}; target ≥ 70%). p99: **{:.2} ms** in the median round (target < 2 ms); {:.2} ms over all rounds pooled. Errors: {errors}.\n",
@@ -458,7 +467,7 @@ async fn http(
     );
 
     // Global contention: every session increments the one visitor counter.
-    let global = round(&client, &keepsake, Target::Global, concurrency, length).await;
+    let global = round(&keepsake, Target::Global, concurrency, length).await;
     let successes = global.requests - global.errors;
     println!("### Global-state contention ({concurrency} sessions incrementing one global)\n");
     // The server is fresh (scripts/bench starts it) and nothing else visits, so the
@@ -485,17 +494,9 @@ async fn store_row(
     concurrency: usize,
     length: Duration,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let client = load_client(concurrency);
-    round_over(
-        &client,
-        &urls,
-        Target::Keepsake,
-        concurrency,
-        Duration::from_secs(1),
-    )
-    .await;
-    let cart = round_over(&client, &urls, Target::Keepsake, concurrency, length).await;
-    let global = round_over(&client, &urls, Target::Global, concurrency, length).await;
+    round_over(&urls, Target::Keepsake, concurrency, Duration::from_secs(1)).await;
+    let cart = round_over(&urls, Target::Keepsake, concurrency, length).await;
+    let global = round_over(&urls, Target::Global, concurrency, length).await;
     let acknowledged = global.requests - global.errors;
     println!(
         "| {label} | {:.0} req/s | {} µs | {} µs | {} | {:.0} req/s | {acknowledged} | {} | {} |",
@@ -511,6 +512,21 @@ async fn store_row(
 }
 
 // ---------------------------------------------------------------- in-process engine
+
+/// CPU time this process has used, all threads, user and system.
+fn process_cpu_seconds() -> f64 {
+    // /proc/self/stat: utime and stime are the 12th and 13th fields after the
+    // parenthesised command name, in USER_HZ ticks (100 per second in Linux's ABI).
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|field| field.parse::<u64>().ok())
+        .sum();
+    ticks as f64 / 100.0
+}
 
 fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -571,8 +587,7 @@ async fn latencies_in_process(
 
 /// Appends `samples` sequential event round trips (ns) over HTTP to random sessions.
 async fn latencies_over_http(
-    client: &HttpClient,
-    base: &str,
+    connection: &mut Connection,
     sessions: &[SessionId],
     samples: usize,
     seed: &mut u64,
@@ -581,9 +596,11 @@ async fn latencies_over_http(
     let body = Bytes::from(r#"{"dependency":0,"inputs":[null]}"#);
     for _ in 0..samples {
         let session = sessions[next_index(seed, sessions.len())];
-        let url = format!("{base}/api/apps/bench-counter/sessions/{session}/events");
+        let events = path(&format!(
+            "/api/apps/bench-counter/sessions/{session}/events"
+        ));
         let started = Instant::now();
-        let (status, _) = post_json(client, &url, body.clone()).await?;
+        let (status, _) = connection.post(&events, body.clone()).await?;
         if status != 200 {
             return Err(format!("status {status}").into());
         }
@@ -603,7 +620,7 @@ struct ScaleCase {
     live: usize,
     server: Server,
     sessions: Vec<SessionId>,
-    base: String,
+    connection: Connection,
     stop: tokio::sync::oneshot::Sender<()>,
     serving: tokio::task::JoinHandle<std::io::Result<()>>,
     in_process: Vec<f64>,
@@ -621,11 +638,12 @@ impl ScaleCase {
         let serving = tokio::spawn(keepsake::run(listener, server.clone(), async move {
             let _ = stopped.await;
         }));
+        let connection = Connection::open(&base).await?;
         Ok(ScaleCase {
             live,
             server,
             sessions,
-            base,
+            connection,
             stop,
             serving,
             in_process: Vec::new(),
@@ -635,6 +653,7 @@ impl ScaleCase {
     }
 
     async fn stop(self) {
+        drop(self.connection);
         let _ = self.stop.send(());
         let _ = self.serving.await;
         self.server.shutdown();
@@ -709,7 +728,6 @@ async fn engine(large: usize) -> Result<(), Box<dyn std::error::Error>> {
     let (in_process_round, http_round) = (4_000, 1_000);
     let mut small = ScaleCase::start(1000).await?;
     let mut big = ScaleCase::start(large).await?;
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
     let mut warm_up = Vec::new();
     for case in [&mut small, &mut big] {
         latencies_in_process(
@@ -721,8 +739,7 @@ async fn engine(large: usize) -> Result<(), Box<dyn std::error::Error>> {
         )
         .await;
         latencies_over_http(
-            &client,
-            &case.base,
+            &mut case.connection,
             &case.sessions,
             http_round / 4,
             &mut case.seed,
@@ -766,8 +783,7 @@ async fn engine(large: usize) -> Result<(), Box<dyn std::error::Error>> {
                 .await;
             }
             latencies_over_http(
-                &client,
-                &case.base,
+                &mut case.connection,
                 &case.sessions,
                 http_round,
                 &mut case.seed,
