@@ -9,8 +9,8 @@ use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode, header};
 use axum::{Json, Router};
 use criterion::{Criterion, criterion_group, criterion_main};
-use keepsake::protocol::DependencyId;
 use keepsake::protocol::event::EventRequest;
+use keepsake::protocol::{DependencyId, SessionId};
 use keepsake::{Server, Settings, demos};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -64,21 +64,10 @@ fn engine(c: &mut Criterion) {
         })
     });
 
-    // A cart renewed every 20 events, as in the HTTP benchmark.
-    let mut cart_session = runtime
-        .block_on(server.start_session("shopping-cart"))
-        .expect("session")
-        .session_id;
-    let mut events = 0u32;
+    let mut carts = RenewedCart::start(&runtime, &server);
     c.bench_function("cart add_items event (with cart.change listener)", |b| {
         b.iter(|| {
-            events += 1;
-            if events.is_multiple_of(20) {
-                cart_session = runtime
-                    .block_on(server.start_session("shopping-cart"))
-                    .expect("session")
-                    .session_id;
-            }
+            let cart_session = carts.next_event();
             runtime.block_on(async {
                 let request = EventRequest {
                     dependency: DependencyId(0),
@@ -100,20 +89,10 @@ fn engine(c: &mut Criterion) {
     // The same event as a request through the router: extraction, JSON in and out,
     // middleware. The bare route parses the same body and answers the same bytes.
     let router = keepsake::app(&server);
-    let mut http_session = runtime
-        .block_on(server.start_session("shopping-cart"))
-        .expect("session")
-        .session_id;
-    let mut http_events = 0u32;
+    let mut carts = RenewedCart::start(&runtime, &server);
     c.bench_function("cart add_items event through the router (no socket)", |b| {
         b.iter(|| {
-            http_events += 1;
-            if http_events.is_multiple_of(20) {
-                http_session = runtime
-                    .block_on(server.start_session("shopping-cart"))
-                    .expect("session")
-                    .session_id;
-            }
+            let http_session = carts.next_event();
             let request = post(
                 &format!("/api/apps/shopping-cart/sessions/{http_session}/events"),
                 CART_EVENT,
@@ -125,6 +104,45 @@ fn engine(c: &mut Criterion) {
     c.bench_function("bare axum route, same body (no socket)", |b| {
         b.iter(|| black_box(runtime.block_on(respond(&bare, post("/bare/events", CART_EVENT)))))
     });
+}
+
+/// A cart session renewed every 20 events, as in the HTTP benchmark, so carts stay
+/// the size a person's would.
+struct RenewedCart<'a> {
+    runtime: &'a tokio::runtime::Runtime,
+    server: &'a Server,
+    session: SessionId,
+    events: u32,
+}
+
+impl<'a> RenewedCart<'a> {
+    fn start(runtime: &'a tokio::runtime::Runtime, server: &'a Server) -> Self {
+        let mut cart = RenewedCart {
+            runtime,
+            server,
+            session: SessionId::from_bytes([0; 16]),
+            events: 0,
+        };
+        cart.renew();
+        cart
+    }
+
+    fn renew(&mut self) {
+        self.session = self
+            .runtime
+            .block_on(self.server.start_session("shopping-cart"))
+            .expect("session")
+            .session_id;
+    }
+
+    /// The session the next event goes to.
+    fn next_event(&mut self) -> SessionId {
+        self.events += 1;
+        if self.events.is_multiple_of(20) {
+            self.renew();
+        }
+        self.session
+    }
 }
 
 const CART_EVENT: &str = r#"{"dependency":0,"inputs":[["Milk"],null]}"#;
