@@ -88,6 +88,10 @@ async fn logs_hold_short_session_ids_and_no_secrets() {
 
     let logs = captured.text();
     assert!(
+        logs.contains("finished processing request"),
+        "with DEBUG on when the router is built, requests are traced:\n{logs}"
+    );
+    assert!(
         logs.contains(session.short()),
         "requests are logged with the short id:\n{logs}"
     );
