@@ -52,7 +52,7 @@ pub use handler::{
     BrowserStateHandle, Changeable, Clickable, GlobalHandle, Handle, HandlerError, ResourceHandle,
     StateHandle, Submittable, Update,
 };
-pub use http::{Server, app, run};
+pub use http::{EVENT_INTERVAL, Server, app, run, runtime_builder};
 pub use keepsake_shared as protocol;
 pub use settings::Settings;
 pub use state::{BrowserState, Global, Resource, Shared, State};
