@@ -5,9 +5,9 @@
 
 use std::hint::black_box;
 
+use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode, header};
-use axum::{Json, Router};
 use criterion::{Criterion, criterion_group, criterion_main};
 use keepsake::protocol::event::EventRequest;
 use keepsake::protocol::{DependencyId, SessionId};
@@ -18,17 +18,19 @@ use tracing_subscriber::EnvFilter;
 
 mod support;
 use support::counter_app;
+#[path = "support/bare.rs"]
+mod bare;
 
 // The allocator keepsake-demo runs on.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn engine(c: &mut Criterion) {
-    // As `scripts/bench` runs keepsake-demo (RUST_LOG=warn unless set): without a
-    // subscriber, tracing falls back to `log` and evaluates every span's fields.
+    // As keepsake-demo runs (RUST_LOG, default info): without a subscriber, tracing
+    // falls back to `log` and evaluates every span's fields.
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::sink)
         .init();
@@ -100,7 +102,7 @@ fn engine(c: &mut Criterion) {
             black_box(runtime.block_on(respond(&router, request)))
         })
     });
-    let bare = bare_router();
+    let bare = bare::router();
     c.bench_function("bare axum route, same body (no socket)", |b| {
         b.iter(|| black_box(runtime.block_on(respond(&bare, post("/bare/events", CART_EVENT)))))
     });
@@ -161,21 +163,6 @@ async fn respond(router: &Router, request: Request<Body>) -> Bytes {
     axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
         .expect("body")
-}
-
-/// The HTTP benchmark's baseline route (`examples/bench.rs`): parses the request and
-/// answers the body Keepsake answers once a cart holds a few items.
-fn bare_router() -> Router {
-    let response: Value =
-        serde_json::from_str(r#"{"updates":[{"component":4,"value":3.0}],"ran":[0,1]}"#)
-            .expect("json");
-    Router::new().route(
-        "/bare/events",
-        axum::routing::post(move |Json(request): Json<EventRequest>| async move {
-            black_box(request);
-            Json(response.clone())
-        }),
-    )
 }
 
 criterion_group!(benches, engine);
