@@ -366,15 +366,25 @@ async fn lru_capacity_gives_gradios_sequence_and_calls_delete_callbacks() {
     server.stop().await;
 }
 
-#[tokio::test]
+/// Protects: a listener that writes a global holds it for its whole run, so
+/// read-modify-write handlers never lose an update, even when the handler awaits
+/// between receiving the value and returning value + 1 and events of 50 sessions run
+/// truly in parallel (multi-threaded runtime). Without the lock, this loses hundreds
+/// of the 1,000 increments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_increments_of_a_global_lose_nothing() {
     let mut app = Blocks::new("counter", "Counter");
     let total = app.global(Global::new(0u64));
     let button = app.add(Button::new("Increment"));
     let read = app.add(Button::new("Read"));
     let shown = app.add(Number::new().label("Total"));
-    app.click(button, total, total, |n: u64| n + 1)
-        .api_name("increment");
+    app.click(button, total, total, |n: u64| async move {
+        // Other events run meanwhile: only the global's lock keeps them from
+        // reading the same value.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        n + 1
+    })
+    .api_name("increment");
     app.click(read, total, shown, |n: u64| n as f64)
         .api_name("read");
     let server = Arc::new(TestServer::start(fast_settings(), vec![app.build().unwrap()]).await);
@@ -397,9 +407,16 @@ async fn concurrent_increments_of_a_global_lose_nothing() {
             }
         });
     }
-    while let Some(done) = tasks.join_next().await {
-        done.unwrap();
-    }
+    let finished = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
+    })
+    .await;
+    assert!(
+        finished.is_ok(),
+        "1,000 increments did not finish within 60 s"
+    );
     let session = server.start_session("counter").await;
     let r = server
         .event(
@@ -410,9 +427,12 @@ async fn concurrent_increments_of_a_global_lose_nothing() {
         )
         .await
         .unwrap();
+    let total = value_of(&r, component(&config, "Total")).and_then(|v| v.as_f64());
     assert_eq!(
-        value_of(&r, component(&config, "Total")),
-        Some(json!(1000.0))
+        total,
+        Some(1000.0),
+        "lost updates: {} of 1000 increments",
+        1000.0 - total.unwrap_or(0.0)
     );
     if let Ok(server) = Arc::try_unwrap(server) {
         server.stop().await;
