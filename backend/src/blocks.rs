@@ -1,15 +1,14 @@
 //! The app builder, after Gradio's `Blocks`: components in rows and columns, states,
 //! globals, browser states, resources and event listeners. [`Blocks::build`] checks
-//! the wiring and produces an immutable [`App`] that a server mounts.
+//! the wiring and freezes it into an [`App`] (see [`crate::plan`]) that a server mounts.
 
 use std::collections::HashSet;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Duration;
 
 use keepsake_shared::config::{
     AppConfig, BrowserStateConfig, ComponentConfig, ComponentKind, ComponentProps,
-    DependencyConfig, EventKind, LayoutNode, Trigger,
+    DependencyConfig, EventKind, LayoutNode,
 };
 use keepsake_shared::{AppId, ComponentId, DependencyId, PROTOCOL_VERSION};
 use rand::RngCore;
@@ -20,55 +19,14 @@ use crate::components::Component;
 use crate::error::BuildError;
 use crate::handler::{
     BrowserStateHandle, Changeable, Clickable, EventTrigger, GlobalHandle, Handle, Handler,
-    HandlerError, HandlerFuture, Inputs, Outputs, ResourceHandle, SlotRef, StateHandle,
-    Submittable,
+    HandlerError, Inputs, Outputs, ResourceHandle, SlotRef, StateHandle, Submittable,
 };
-use crate::state::{
-    BrowserState, DeleteCallback, Factory, Global, Resource, ResourceFactory, State, StateType,
-};
-use crate::value::{self, AnyValue, Codec, DynValue};
+use crate::plan::{App, DependencyDef, ErasedHandler, GlobalDef, Render, SlotDef, StateDef};
+use crate::state::{BrowserState, Global, Resource, ResourceFactory, State, StateType};
+use crate::value::{self, AnyValue, DynValue};
 
 /// Secrets shorter than this are accepted but warned about.
 pub const MIN_SECRET_BYTES: usize = 32;
-
-/// How the engine reads and writes one slot.
-pub(crate) enum SlotDef {
-    /// A component or browser state: the value comes from (and goes to) the client.
-    Client {
-        decode: fn(Value) -> Result<AnyValue, String>,
-        encode: fn(AnyValue) -> Result<Value, String>,
-    },
-    State(u32),
-    Global(u32),
-}
-
-pub(crate) struct StateDef {
-    pub(crate) component: ComponentId,
-    pub(crate) factory: Factory,
-    pub(crate) time_to_live: Option<Duration>,
-    pub(crate) on_delete: Option<DeleteCallback>,
-    pub(crate) accept: fn(AnyValue) -> Option<Box<dyn DynValue>>,
-    pub(crate) codec: Codec,
-}
-
-pub(crate) type Render = Arc<dyn Fn(&dyn DynValue) -> Option<Value> + Send + Sync>;
-
-pub(crate) struct GlobalDef {
-    pub(crate) initial: Box<dyn DynValue>,
-    pub(crate) accept: fn(AnyValue) -> Option<Box<dyn DynValue>>,
-    pub(crate) codec: Codec,
-    /// Components that show this global on every connected page.
-    pub(crate) bindings: Vec<(ComponentId, Render)>,
-}
-
-pub(crate) type ErasedHandler =
-    Arc<dyn Fn(Vec<AnyValue>) -> Result<HandlerFuture, HandlerError> + Send + Sync>;
-
-pub(crate) struct DependencyDef {
-    pub(crate) config: DependencyConfig,
-    pub(crate) inputs: Vec<SlotRef>,
-    pub(crate) handler: ErasedHandler,
-}
 
 /// Builds an app. See the crate docs for an example.
 pub struct Blocks {
@@ -322,7 +280,7 @@ impl Blocks {
         let erased: ErasedHandler = Arc::new(move |values: Vec<AnyValue>| {
             let args = I::from_erased(values)
                 .ok_or_else(|| HandlerError("internal error: inputs of unexpected types".into()))?;
-            Ok(handler.call(args))
+            Ok(handler.clone().call(args))
         });
         self.dependencies.push(DependencyDef {
             config: DependencyConfig {
@@ -334,6 +292,7 @@ impl Blocks {
             },
             inputs: input_refs,
             handler: erased,
+            globals_written: Vec::new(),
         });
         let config = match self.dependencies.last_mut() {
             Some(dep) => &mut dep.config,
@@ -468,33 +427,6 @@ impl Blocks {
         for warning in &self.warnings {
             tracing::warn!("{warning}");
         }
-        let state_change_listeners = self
-            .states
-            .iter()
-            .map(|state| {
-                self.dependencies
-                    .iter()
-                    .filter(|dep| {
-                        dep.config.triggers.contains(&Trigger {
-                            component: Some(state.component),
-                            event: EventKind::Change,
-                        })
-                    })
-                    .map(|dep| dep.config.id)
-                    .collect()
-            })
-            .collect();
-        let unload_listeners = self
-            .dependencies
-            .iter()
-            .filter(|dep| {
-                dep.config
-                    .triggers
-                    .iter()
-                    .any(|t| t.event == EventKind::Unload)
-            })
-            .map(|dep| dep.config.id)
-            .collect();
         let mut layout_stack = self.layout_stack;
         let config = AppConfig {
             protocol_version: PROTOCOL_VERSION,
@@ -505,16 +437,14 @@ impl Blocks {
             layout: layout_stack.pop().unwrap_or_default(),
             dependencies: self.dependencies.iter().map(|d| d.config.clone()).collect(),
         };
-        Ok(App {
+        Ok(App::freeze(
             config,
-            slots: self.slots,
-            states: self.states,
-            globals: self.globals,
-            resources: self.resources,
-            dependencies: self.dependencies,
-            state_change_listeners,
-            unload_listeners,
-        })
+            self.slots,
+            self.states,
+            self.globals,
+            self.resources,
+            self.dependencies,
+        ))
     }
 }
 
@@ -522,36 +452,4 @@ fn random_token(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rng().fill_bytes(&mut buf);
     buf.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A built app: its wire config plus everything the engine needs to run it.
-pub struct App {
-    pub(crate) config: AppConfig,
-    pub(crate) slots: Vec<SlotDef>,
-    pub(crate) states: Vec<StateDef>,
-    pub(crate) globals: Vec<GlobalDef>,
-    pub(crate) resources: Vec<ResourceFactory>,
-    pub(crate) dependencies: Vec<DependencyDef>,
-    /// For each state, the listeners its `.change` triggers.
-    pub(crate) state_change_listeners: Vec<Vec<DependencyId>>,
-    pub(crate) unload_listeners: Vec<DependencyId>,
-}
-
-impl std::fmt::Debug for App {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App")
-            .field("id", &self.config.id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl App {
-    /// The config clients receive.
-    pub fn config(&self) -> &AppConfig {
-        &self.config
-    }
-
-    pub fn id(&self) -> &AppId {
-        &self.config.id
-    }
 }

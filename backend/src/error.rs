@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keepsake_shared::error::{ErrorBody, ErrorKind};
+
+use crate::store::StoreError;
 
 /// Why an API request failed. Messages never carry secrets, session values or full ids.
 #[derive(Debug, thiserror::Error)]
@@ -27,12 +29,21 @@ pub enum ApiError {
     #[error("{0}")]
     LimitExceeded(String),
     #[error(
+        "this address started too many sessions; try again in {} s",
+        retry_after.as_secs().max(1)
+    )]
+    TooManySessionStarts { retry_after: Duration },
+    #[error(
+        "every session this server keeps has an open page, so no new session can start without evicting one; try again later"
+    )]
+    AtCapacity,
+    #[error(
         "the session's state would take {size} bytes; the limit is {limit}; nothing was changed"
     )]
     StateTooLarge { size: usize, limit: usize },
     #[error("the event handler failed: {0}")]
     HandlerFailed(String),
-    #[error("the event handler did not finish within {0:?}")]
+    #[error("the event did not finish within {0:?}; nothing was changed")]
     Timeout(Duration),
     #[error("the state store is unavailable ({0}); nothing was changed; try again")]
     StoreUnavailable(String),
@@ -53,7 +64,10 @@ impl ApiError {
             ApiError::UnknownDependency(_) => ErrorKind::UnknownDependency,
             ApiError::InvalidInput(_) => ErrorKind::InvalidInput,
             ApiError::PayloadTooLarge { .. } => ErrorKind::PayloadTooLarge,
-            ApiError::LimitExceeded(_) => ErrorKind::LimitExceeded,
+            ApiError::LimitExceeded(_) | ApiError::TooManySessionStarts { .. } => {
+                ErrorKind::LimitExceeded
+            }
+            ApiError::AtCapacity => ErrorKind::AtCapacity,
             ApiError::StateTooLarge { .. } => ErrorKind::StateTooLarge,
             ApiError::HandlerFailed(_) => ErrorKind::HandlerFailed,
             ApiError::Timeout(_) => ErrorKind::Timeout,
@@ -82,7 +96,37 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(error = %self, kind = kind.as_str(), "request rejected");
         }
-        (status, axum::Json(self.body())).into_response()
+        let retry_after = match &self {
+            ApiError::TooManySessionStarts { retry_after } => Some(retry_after.as_secs().max(1)),
+            ApiError::AtCapacity => Some(AT_CAPACITY_RETRY_SECS),
+            _ => None,
+        };
+        let mut response = (status, axum::Json(self.body())).into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+/// When to try again after [`ApiError::AtCapacity`]: pages close and free their
+/// sessions on their own schedule, so this is a polite guess.
+const AT_CAPACITY_RETRY_SECS: u64 = 30;
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(detail) => ApiError::StoreUnavailable(detail),
+            StoreError::UnknownSession => ApiError::UnknownSession,
+            StoreError::LeaseLost => ApiError::LeaseLost,
+            StoreError::AtCapacity => ApiError::AtCapacity,
+            StoreError::Busy(waited) => ApiError::Timeout(waited),
+            StoreError::Encode(detail) => ApiError::HandlerFailed(format!(
+                "a value could not be encoded for the store: {detail}; nothing was changed"
+            )),
+        }
     }
 }
 
@@ -92,4 +136,21 @@ impl IntoResponse for ApiError {
 pub struct BuildError {
     pub app: String,
     pub message: String,
+}
+
+/// Why a [`crate::Server`] could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// An app's definition is wrong (or two apps share an id).
+    #[error(transparent)]
+    App(#[from] BuildError),
+    /// A setting is out of range.
+    #[error("invalid setting {setting}: {message}")]
+    Settings {
+        setting: &'static str,
+        message: String,
+    },
+    /// The store could not be set up (e.g. an invalid Redis URL).
+    #[error("cannot set up the store for app {app:?}: {message}")]
+    Store { app: String, message: String },
 }

@@ -20,6 +20,7 @@ use std::any::Any;
 use std::fmt::Display;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use keepsake_shared::ComponentId;
@@ -459,9 +460,29 @@ pub mod markers {
 /// A function usable as the handler of a listener with argument tuple `Args` and
 /// outputs `O`. Implemented for `Fn(A, B, ..) -> R`, `Fn(..) -> Result<R, E>`, and the
 /// same returning futures, where `R` matches the outputs and `E: Display`.
+///
+/// Sync handlers run on tokio's blocking threads, as Gradio runs sync functions in a
+/// thread pool: a slow or CPU-bound one holds up no other session's events, and the
+/// event time-out cuts it off (the thread finishes it in the background and its
+/// outputs are dropped). Async handlers run on the runtime's workers and must not
+/// block.
 pub trait Handler<Args, O, M>: Send + Sync + 'static {
     #[doc(hidden)]
-    fn call(&self, args: Args) -> HandlerFuture;
+    fn call(self: Arc<Self>, args: Args) -> HandlerFuture;
+}
+
+/// Runs a sync handler on the blocking pool. A panic there is resumed here, where
+/// the engine catches it like any other handler's.
+async fn run_blocking(
+    handler: impl FnOnce() -> Result<Vec<ErasedUpdate>, HandlerError> + Send + 'static,
+) -> Result<Vec<ErasedUpdate>, HandlerError> {
+    match tokio::task::spawn_blocking(handler).await {
+        Ok(outputs) => outputs,
+        Err(error) => match error.try_into_panic() {
+            Ok(payload) => std::panic::resume_unwind(payload),
+            Err(_) => Err(HandlerError("the handler was cancelled".into())),
+        },
+    }
 }
 
 macro_rules! handlers {
@@ -469,27 +490,31 @@ macro_rules! handlers {
         impl<Func, R, O, $($ty,)*> Handler<($($ty,)*), O, markers::Sync> for Func
         where
             Func: Fn($($ty),*) -> R + Send + Sync + 'static,
-            R: IntoOutputs<O>,
+            R: IntoOutputs<O> + 'static,
+            O: 'static,
+            $($ty: Send + 'static,)*
         {
             #[allow(non_snake_case)]
-            fn call(&self, ($($ty,)*): ($($ty,)*)) -> HandlerFuture {
-                let outputs = (self)($($ty),*).into_outputs();
-                Box::pin(std::future::ready(Ok(outputs)))
+            fn call(self: Arc<Self>, ($($ty,)*): ($($ty,)*)) -> HandlerFuture {
+                Box::pin(run_blocking(move || Ok((self)($($ty),*).into_outputs())))
             }
         }
 
         impl<Func, R, Err, O, $($ty,)*> Handler<($($ty,)*), O, markers::SyncFallible> for Func
         where
             Func: Fn($($ty),*) -> Result<R, Err> + Send + Sync + 'static,
-            R: IntoOutputs<O>,
-            Err: Display,
+            R: IntoOutputs<O> + 'static,
+            Err: Display + 'static,
+            O: 'static,
+            $($ty: Send + 'static,)*
         {
             #[allow(non_snake_case)]
-            fn call(&self, ($($ty,)*): ($($ty,)*)) -> HandlerFuture {
-                let outputs = (self)($($ty),*)
-                    .map(IntoOutputs::into_outputs)
-                    .map_err(|e| HandlerError(e.to_string()));
-                Box::pin(std::future::ready(outputs))
+            fn call(self: Arc<Self>, ($($ty,)*): ($($ty,)*)) -> HandlerFuture {
+                Box::pin(run_blocking(move || {
+                    (self)($($ty),*)
+                        .map(IntoOutputs::into_outputs)
+                        .map_err(|e| HandlerError(e.to_string()))
+                }))
             }
         }
 
@@ -500,7 +525,7 @@ macro_rules! handlers {
             R: IntoOutputs<O>,
         {
             #[allow(non_snake_case)]
-            fn call(&self, ($($ty,)*): ($($ty,)*)) -> HandlerFuture {
+            fn call(self: Arc<Self>, ($($ty,)*): ($($ty,)*)) -> HandlerFuture {
                 let future = (self)($($ty),*);
                 Box::pin(async move { Ok(future.await.into_outputs()) })
             }
@@ -514,7 +539,7 @@ macro_rules! handlers {
             Err: Display,
         {
             #[allow(non_snake_case)]
-            fn call(&self, ($($ty,)*): ($($ty,)*)) -> HandlerFuture {
+            fn call(self: Arc<Self>, ($($ty,)*): ($($ty,)*)) -> HandlerFuture {
                 let future = (self)($($ty),*);
                 Box::pin(async move {
                     future

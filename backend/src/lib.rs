@@ -35,10 +35,12 @@ mod api_docs;
 pub mod blocks;
 pub mod components;
 pub mod demos;
+mod engine;
 pub mod error;
 pub mod handler;
 mod http;
-mod runtime;
+pub mod plan;
+mod server;
 mod session;
 pub mod settings;
 pub mod state;
@@ -46,13 +48,15 @@ mod store;
 mod telemetry;
 mod value;
 
-pub use blocks::{App, Blocks, ListenerRef};
-pub use error::{ApiError, BuildError};
+pub use blocks::{Blocks, ListenerRef};
+pub use error::{ApiError, BuildError, StartError};
 pub use handler::{
     BrowserStateHandle, Changeable, Clickable, GlobalHandle, Handle, HandlerError, ResourceHandle,
     StateHandle, Submittable, Update,
 };
-pub use http::{EVENT_INTERVAL, Server, app, run, runtime_builder};
+pub use http::{EVENT_INTERVAL, app, run, runtime_builder};
 pub use keepsake_shared as protocol;
+pub use plan::App;
+pub use server::Server;
 pub use settings::Settings;
 pub use state::{BrowserState, Global, Resource, Shared, State};

@@ -53,8 +53,6 @@ impl Session {
                     .take(resource_count)
                     .collect(),
                 state_bytes: 0,
-                written: Vec::new(),
-                defaulted: Vec::new(),
                 closed: false,
             }),
             streams: AtomicU32::new(0),
@@ -82,14 +80,25 @@ pub(crate) struct SessionData {
     pub(crate) resources: Vec<Option<StoredResource>>,
     /// Sum of `bytes` over `states`, checked against the per-session limit.
     pub(crate) state_bytes: usize,
-    /// States written by the event in progress, in order (a store outside the
-    /// process writes these back when the event commits).
-    pub(crate) written: Vec<u32>,
-    /// States whose default was made by the event in progress (stored too, so that
-    /// a factory default is made once per session, not once per event).
-    pub(crate) defaulted: Vec<u32>,
     /// Set once the session has ended; later events must not resurrect values.
     pub(crate) closed: bool,
+}
+
+impl SessionData {
+    /// Empties the session: its values (for the delete callbacks) and resources go,
+    /// and no later event may bring values back.
+    pub(crate) fn close(&mut self) -> Vec<(u32, Box<dyn DynValue>)> {
+        self.closed = true;
+        self.state_bytes = 0;
+        for resource in &mut self.resources {
+            *resource = None;
+        }
+        self.states
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(index, slot)| Some((index as u32, slot.take()?.value)))
+            .collect()
+    }
 }
 
 /// Why a session ended.

@@ -5,6 +5,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::error::StartError;
+
+fn invalid(setting: &'static str, message: String) -> StartError {
+    StartError::Settings { setting, message }
+}
+
 /// How the server runs. `Settings::default()` matches the flag defaults.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
@@ -76,9 +82,99 @@ pub struct Settings {
     /// How often expired sessions are collected.
     #[arg(long, env = "KEEPSAKE_SWEEP_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub sweep_interval: Duration,
+
+    /// Sessions one client address may start per minute (bursts of as many are
+    /// allowed); more answer 429 with `Retry-After`. Keeps one client from pushing
+    /// everybody else's sessions out of the capacity.
+    #[arg(
+        long,
+        env = "KEEPSAKE_MAX_SESSION_STARTS_PER_MINUTE",
+        default_value_t = 120
+    )]
+    pub max_session_starts_per_minute: u32,
+
+    /// Reverse proxies whose `X-Forwarded-For` header is believed (addresses or
+    /// CIDR ranges, e.g. `127.0.0.1` or `10.0.0.0/8`; repeat the flag or separate
+    /// with commas). Requests from anywhere else are limited by their own address.
+    #[arg(long = "trust-proxy", env = "KEEPSAKE_TRUST_PROXIES", value_delimiter = ',', value_parser = parse_network)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
+/// An address (`10.0.0.1`) or a range (`10.0.0.0/8`).
+fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is neither an IP address nor a CIDR range"))
+}
+
+/// The longest duration a setting accepts: longer ones are mistakes (and would
+/// overflow the clock arithmetic of deadlines).
+const LONGEST: Duration = Duration::from_secs(366 * 24 * 60 * 60);
+
 impl Settings {
+    /// Checks every setting, so that a mistake is a clear message at start-up rather
+    /// than a panic in a background task or sessions that never expire.
+    /// [`crate::Server::new`] calls it.
+    pub fn validate(&self) -> Result<(), StartError> {
+        let durations = [
+            ("--session-retention", self.session_retention, LONGEST),
+            (
+                "--event-timeout",
+                self.event_timeout,
+                Duration::from_secs(24 * 60 * 60),
+            ),
+            ("--heartbeat", self.heartbeat, Duration::from_secs(60 * 60)),
+            (
+                "--sweep-interval",
+                self.sweep_interval,
+                Duration::from_secs(60 * 60),
+            ),
+        ];
+        for (setting, value, most) in durations {
+            if value.is_zero() {
+                return Err(invalid(setting, "must be longer than zero".into()));
+            }
+            if value > most {
+                return Err(invalid(
+                    setting,
+                    format!(
+                        "{} is longer than the most it accepts, {}",
+                        humantime::format_duration(value),
+                        humantime::format_duration(most)
+                    ),
+                ));
+            }
+        }
+        let counts = [
+            ("--session-capacity", self.session_capacity),
+            ("--max-body-bytes", self.max_body_bytes as u64),
+            ("--max-state-bytes", self.max_state_bytes as u64),
+            (
+                "--max-events-per-second",
+                u64::from(self.max_events_per_second),
+            ),
+            ("--max-streams", self.max_streams as u64),
+            (
+                "--max-streams-per-session",
+                u64::from(self.max_streams_per_session),
+            ),
+            (
+                "--max-session-starts-per-minute",
+                u64::from(self.max_session_starts_per_minute),
+            ),
+        ];
+        for (setting, value) in counts {
+            if value == 0 {
+                return Err(invalid(setting, "must be at least 1".into()));
+            }
+        }
+        if self.store_namespace.is_empty() {
+            return Err(invalid("--store-namespace", "must not be empty".into()));
+        }
+        Ok(())
+    }
+
     /// How much longer than `retention` after its last use a session may be kept: the
     /// memory store moves a session's deadline in steps of 1/64 of the retention rather
     /// than on every event, so sessions end between `retention` and `retention +
@@ -116,6 +212,8 @@ impl Default for Settings {
             allow_origins: Vec::new(),
             store: "memory".into(),
             store_namespace: "keepsake".into(),
+            max_session_starts_per_minute: 120,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -153,6 +251,34 @@ mod tests {
         assert_eq!(parsed.allow_origins, default.allow_origins);
         assert_eq!(parsed.store, default.store);
         assert_eq!(parsed.store_namespace, default.store_namespace);
+        assert_eq!(
+            parsed.max_session_starts_per_minute,
+            default.max_session_starts_per_minute
+        );
+        assert_eq!(parsed.trusted_proxies, default.trusted_proxies);
+        assert!(default.validate().is_ok());
+    }
+
+    #[test]
+    fn zero_and_absurd_settings_are_refused_with_the_flag_named() {
+        for flags in [
+            &["--heartbeat", "0s"][..],
+            &["--sweep-interval", "0s"],
+            &["--event-timeout", "0s"],
+            &["--session-retention", "0s"],
+            &["--session-retention", "1000000years"],
+            &["--heartbeat", "2days"],
+            &["--session-capacity", "0"],
+            &["--max-session-starts-per-minute", "0"],
+        ] {
+            let parsed =
+                Cli::parse_from(std::iter::once("keepsake").chain(flags.iter().copied())).settings;
+            let error = parsed.validate().expect_err("refused");
+            assert!(error.to_string().contains(flags[0]), "{error}");
+        }
+        let parsed =
+            Cli::parse_from(["keepsake", "--trust-proxy", "127.0.0.1,10.0.0.0/8"]).settings;
+        assert_eq!(parsed.trusted_proxies.len(), 2);
     }
 
     #[test]

@@ -214,7 +214,7 @@ fn faulty_app() -> keepsake::App {
     })
     .api_name("refuse");
     app.click(slow, count, count, |n: i64| async move {
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        tokio::time::sleep(Duration::from_secs(30)).await;
         n + 1000
     })
     .api_name("slow");
@@ -224,7 +224,10 @@ fn faulty_app() -> keepsake::App {
 #[tokio::test]
 async fn failing_handlers_fail_only_their_event_and_change_nothing() {
     let settings = Settings {
-        event_timeout: Duration::from_millis(300),
+        // Sync handlers run on the blocking pool while the time-out runs, and with
+        // RUST_BACKTRACE=1 the panic hook symbolises a backtrace before the panic
+        // reaches the engine: 300 ms was not always enough for that.
+        event_timeout: Duration::from_secs(3),
         ..fast_settings()
     };
     let server = TestServer::start(settings, vec![faulty_app()]).await;

@@ -47,6 +47,9 @@ pub enum ErrorKind {
     Timeout,
     /// The state store is unreachable.
     StoreUnavailable,
+    /// Every session the server may keep has an open page, so a new one cannot
+    /// start without evicting somebody's; try again later.
+    AtCapacity,
     /// Another server instance took over the session while the event ran (the event
     /// outlived its lease); none of the session's values were written.
     LeaseLost,
@@ -68,6 +71,7 @@ impl ErrorKind {
             ErrorKind::HandlerFailed => "handler_failed",
             ErrorKind::Timeout => "timeout",
             ErrorKind::StoreUnavailable => "store_unavailable",
+            ErrorKind::AtCapacity => "at_capacity",
             ErrorKind::LeaseLost => "lease_lost",
             ErrorKind::Internal => "internal",
         }
@@ -81,7 +85,7 @@ impl ErrorKind {
             ErrorKind::PayloadTooLarge | ErrorKind::StateTooLarge => 413,
             ErrorKind::LimitExceeded => 429,
             ErrorKind::HandlerFailed | ErrorKind::Internal => 500,
-            ErrorKind::StoreUnavailable => 503,
+            ErrorKind::StoreUnavailable | ErrorKind::AtCapacity => 503,
             ErrorKind::LeaseLost => 409,
             ErrorKind::Timeout => 504,
         }

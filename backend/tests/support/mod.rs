@@ -22,11 +22,13 @@ pub struct TestServer {
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
-/// Settings for tests: fast sweeps and heartbeats.
+/// Settings for tests: fast sweeps and heartbeats, and no practical limit on session
+/// starts (every test client is 127.0.0.1; `abuse.rs` tests the limit).
 pub fn fast_settings() -> Settings {
     Settings {
         sweep_interval: Duration::from_millis(20),
         heartbeat: Duration::from_millis(200),
+        max_session_starts_per_minute: 1_000_000,
         ..Settings::default()
     }
 }

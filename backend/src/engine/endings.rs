@@ -1,0 +1,118 @@
+//! Endings: what the engine does when the store reports that something ended, and
+//! when a page goes away.
+//!
+//! Invariants kept here:
+//! - **Every deletion calls the delete callback with the last value**: time-to-live,
+//!   retention expiry and LRU eviction alike, once (the store reports each ending
+//!   once, across instances too).
+//! - An ended session is closed before its callbacks run: its streams end, its
+//!   resources go, and no later event can bring its values back.
+//! - Unload listeners run once, when a session's last page goes away, as an event
+//!   of their own (same staging, same all-or-nothing commit).
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use keepsake_shared::SessionId;
+
+use super::Engine;
+use crate::session::{EndReason, Session};
+use crate::state::DeleteCallback;
+use crate::store::StoreEvent;
+use crate::value::DynValue;
+
+impl Engine {
+    /// Handles one report of the store.
+    pub(super) async fn on_store_event(self: &Arc<Self>, event: StoreEvent) {
+        match event {
+            StoreEvent::SessionEnded {
+                id,
+                session,
+                reason,
+                values,
+            } => {
+                // Off the events loop: closing waits for a running event of the
+                // session, and pushes must not queue behind it.
+                let engine = self.clone();
+                tokio::spawn(async move { engine.end_session(id, session, reason, values).await });
+            }
+            StoreEvent::StateExpired { id, index, value } => {
+                self.metrics.state_expiries.increment(1);
+                tracing::debug!(session = id.short(), state = index, "state expired");
+                self.delete(index, value);
+            }
+            StoreEvent::GlobalChanged { index, value } => self.push_bindings(index, &*value),
+            StoreEvent::Resubscribed => {
+                // Changes made while the subscription was down were not heard.
+                for update in self.bound_values().await {
+                    let _ = self.pushes.send(update);
+                }
+            }
+        }
+    }
+
+    /// A session expired or was evicted: close it, then call the delete callbacks
+    /// with its last values.
+    async fn end_session(
+        &self,
+        id: SessionId,
+        session: Option<Arc<Session>>,
+        reason: EndReason,
+        mut values: Vec<(u32, Box<dyn DynValue>)>,
+    ) {
+        match reason {
+            EndReason::Expired => self.metrics.sessions_expired.increment(1),
+            EndReason::Evicted => self.metrics.sessions_evicted.increment(1),
+        }
+        if let Some(session) = session {
+            session.ended.cancel();
+            values.extend(session.data.lock().await.close());
+        }
+        for (index, value) in values {
+            self.delete(index, value);
+        }
+        tracing::debug!(session = id.short(), ?reason, "session ended");
+    }
+
+    fn delete(&self, index: u32, value: Box<dyn DynValue>) {
+        if let Some(callback) = self
+            .app
+            .states
+            .get(index as usize)
+            .and_then(|def| def.on_delete.as_ref())
+        {
+            run_delete_callback(callback, value);
+        }
+    }
+
+    /// The page of `session` went away: run the unload listeners once and release
+    /// the session's resources. The values stay for the retention period.
+    pub(crate) async fn unload(&self, session: &Arc<Session>) {
+        let mut data = session.data.lock().await;
+        if data.closed {
+            return;
+        }
+        for listener in &self.app.unload_listeners {
+            let outcome = match self.dependency(*listener) {
+                Ok(dependency) => {
+                    self.run_locked(session, &mut data, dependency, Vec::new())
+                        .await
+                }
+                Err(error) => Err(error),
+            };
+            if let Err(error) = outcome {
+                tracing::warn!(session = session.id.short(), %error, "unload listener failed");
+            }
+        }
+        for resource in &mut data.resources {
+            *resource = None;
+        }
+        tracing::debug!(session = session.id.short(), "session unloaded");
+    }
+}
+
+fn run_delete_callback(callback: &DeleteCallback, value: Box<dyn DynValue>) {
+    if std::panic::catch_unwind(AssertUnwindSafe(|| callback(value))).is_err() {
+        tracing::error!("a state's delete callback panicked");
+    }
+}

@@ -1,0 +1,471 @@
+//! Running one event: gather the inputs, call the handler, stage its outputs, run the
+//! `.change` listeners of the states it changed, then commit everything in one store
+//! step.
+//!
+//! Invariants kept here:
+//! - **Nothing is written unless the listener succeeded**: inputs are validated
+//!   before the session is touched; a handler's outputs are encoded, type-checked and
+//!   size-checked before they join the event's working set; the working set reaches
+//!   the store only through [`crate::store::Store::commit`], which writes all of it
+//!   (session values and globals) or none. A panic, an error or a time-out fails only
+//!   that event. A `.change` listener that fails adds its error to the result and
+//!   writes nothing; what the listeners before it did still lands.
+//! - **One event at a time per session, in arrival order**: the session's data sits
+//!   behind a fair tokio mutex, held for the whole event including its `.change`
+//!   listeners. Sessions run in parallel.
+//! - **Session and global values never leave the server**: only component and
+//!   browser-state outputs become `ComponentUpdate`s; a value a client sends in a
+//!   state or global slot is ignored ([`Engine::decode_inputs`]).
+//! - Lock order: session mutex, then (with Redis) the session's lease, then the
+//!   globals ([`super::globals`]); never the other way round.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::FutureExt;
+use keepsake_shared::DependencyId;
+use keepsake_shared::SessionId;
+use keepsake_shared::config::EventKind;
+use keepsake_shared::event::{ComponentUpdate, EventRequest, EventResult, ListenerError};
+use serde_json::Value;
+
+use super::Engine;
+use super::globals::HeldGlobals;
+use crate::components::validate_input;
+use crate::error::ApiError;
+use crate::handler::{ErasedUpdate, SlotRef};
+use crate::plan::{DependencyDef, SlotDef};
+use crate::session::{Session, SessionData, StoredState};
+use crate::store::Commit;
+use crate::value::{AnyValue, DynValue};
+
+/// How many rounds of state `.change` listeners one event may cause (a listener that
+/// changes a state whose listener changes it back would otherwise never end).
+const MAX_CHANGE_DEPTH: u32 = 8;
+
+/// One event's working set: what it has read and staged, not yet committed.
+struct Event<'a> {
+    engine: &'a Engine,
+    data: &'a mut SessionData,
+    /// States written by the event's listeners: the newest value of each, with the
+    /// size of its JSON encoding.
+    states: Vec<(u32, Box<dyn DynValue>, usize)>,
+    /// States whose default the event made.
+    defaults: Vec<u32>,
+    /// The session's size if the event commits.
+    state_bytes: usize,
+    globals: HeldGlobals,
+    result: EventResult,
+}
+
+impl Engine {
+    /// Runs a client's event: validates the inputs (before touching anything), then
+    /// runs the listener and the `.change` listeners of the states it changed.
+    pub(crate) async fn run_event(
+        &self,
+        session_id: &SessionId,
+        request: EventRequest,
+    ) -> Result<EventResult, ApiError> {
+        let started = Instant::now();
+        let outcome = self.run_client_event(session_id, request).await;
+        self.metrics.event_finished(started, &outcome);
+        outcome
+    }
+
+    async fn run_client_event(
+        &self,
+        session_id: &SessionId,
+        request: EventRequest,
+    ) -> Result<EventResult, ApiError> {
+        let dependency = self.dependency(request.dependency)?;
+        if dependency
+            .config
+            .triggers
+            .iter()
+            .all(|t| t.event == EventKind::Unload)
+        {
+            return Err(ApiError::InvalidInput(
+                "unload listeners are run by the server when a page goes away".into(),
+            ));
+        }
+        let client_values = self.decode_inputs(dependency, request.inputs)?;
+        let session = self.session(session_id).await?;
+        if session.rate.check().is_err() {
+            return Err(ApiError::LimitExceeded(format!(
+                "this session sent more than {} events per second; slow down",
+                self.limits.max_events_per_second
+            )));
+        }
+        let mut data = session.data.lock().await;
+        if data.closed {
+            return Err(ApiError::UnknownSession);
+        }
+        self.run_locked(&session, &mut data, dependency, client_values)
+            .await
+    }
+
+    /// Runs `dependency` (and what it sets off) on a session whose data the caller
+    /// has locked, and commits the event.
+    pub(super) async fn run_locked(
+        &self,
+        session: &Arc<Session>,
+        data: &mut SessionData,
+        dependency: &DependencyDef,
+        client_values: Vec<Option<AnyValue>>,
+    ) -> Result<EventResult, ApiError> {
+        let wait = self.limits.event_timeout;
+        let lease = self.store.begin(session, data, wait).await?;
+        let globals = self
+            .writers
+            .lock(&self.store, &dependency.globals_written, wait)
+            .await?;
+        let mut event = Event {
+            engine: self,
+            state_bytes: data.state_bytes,
+            data,
+            states: Vec::new(),
+            defaults: Vec::new(),
+            globals,
+            result: EventResult::default(),
+        };
+        // On failure, the lease and the locks are given back as they drop.
+        event.execute(dependency, client_values, 0).await?;
+        let (global_writes, hold) = event.globals.take_commit();
+        let commit = Commit {
+            states: event.states,
+            defaults: event.defaults,
+            globals: global_writes,
+        };
+        let result = event.result;
+        self.store
+            .commit(session, event.data, lease, commit, hold)
+            .await?;
+        // `event.globals` (this process's writer locks) goes only now.
+        drop(event.globals);
+        Ok(result)
+    }
+
+    pub(super) fn dependency(&self, id: DependencyId) -> Result<&DependencyDef, ApiError> {
+        self.app
+            .dependency(id)
+            .ok_or(ApiError::UnknownDependency(id.0))
+    }
+
+    /// Checks and decodes what a client sent, before anything is touched.
+    fn decode_inputs(
+        &self,
+        dependency: &DependencyDef,
+        inputs: Vec<Value>,
+    ) -> Result<Vec<Option<AnyValue>>, ApiError> {
+        let expected = &dependency.config.inputs;
+        if inputs.len() != expected.len() {
+            return Err(ApiError::InvalidInput(format!(
+                "listener {} takes {} input value(s), got {}",
+                dependency.config.id.0,
+                expected.len(),
+                inputs.len()
+            )));
+        }
+        expected
+            .iter()
+            .zip(inputs)
+            .enumerate()
+            .map(|(position, (id, value))| match self.slot(*id)? {
+                SlotDef::Client { decode, .. } => {
+                    let component = &self.app.config.components[id.0 as usize];
+                    // The name is only formatted for an error: most inputs are valid.
+                    let invalid = |e: String| {
+                        let name = match &component.props.label {
+                            Some(label) => label.clone(),
+                            None => format!("component {}", id.0),
+                        };
+                        ApiError::InvalidInput(format!("input {position} ({name}): {e}"))
+                    };
+                    validate_input(&component.kind, &value).map_err(invalid)?;
+                    decode(value).map(Some).map_err(invalid)
+                }
+                // Server-side slots: whatever the client sent is ignored.
+                SlotDef::State(_) | SlotDef::Global(_) => Ok(None),
+            })
+            .collect()
+    }
+
+    fn slot(&self, id: keepsake_shared::ComponentId) -> Result<&SlotDef, ApiError> {
+        self.app
+            .slot(id)
+            .ok_or_else(|| ApiError::Internal(format!("no slot {}", id.0)))
+    }
+
+    /// Calls a handler, turning panics, errors and time-outs into API errors. Sync
+    /// handlers run on tokio's blocking threads (see [`crate::handler`]), so the
+    /// time-out cuts them off too and they never hold up other sessions' events.
+    async fn call(
+        &self,
+        dependency: &DependencyDef,
+        args: Vec<AnyValue>,
+    ) -> Result<Vec<ErasedUpdate>, ApiError> {
+        let panicked = |payload: Box<dyn std::any::Any + Send>| {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(listener = dependency.config.id.0, panic = %what, "event handler panicked");
+            ApiError::HandlerFailed("the handler panicked; nothing was changed".into())
+        };
+        let future = match std::panic::catch_unwind(AssertUnwindSafe(|| (dependency.handler)(args)))
+        {
+            Ok(Ok(future)) => future,
+            Ok(Err(error)) => return Err(ApiError::HandlerFailed(error.0)),
+            Err(payload) => return Err(panicked(payload)),
+        };
+        let timeout = self.limits.event_timeout;
+        match tokio::time::timeout(timeout, AssertUnwindSafe(future).catch_unwind()).await {
+            Err(_) => Err(ApiError::Timeout(timeout)),
+            Ok(Err(payload)) => Err(panicked(payload)),
+            Ok(Ok(Err(error))) => Err(ApiError::HandlerFailed(error.0)),
+            Ok(Ok(Ok(outputs))) => Ok(outputs),
+        }
+    }
+}
+
+impl Event<'_> {
+    /// Runs one listener, stages its outputs into the working set, then runs the
+    /// listeners of the states it changed. Errors of the listener itself are returned
+    /// (and nothing of it is staged); errors of follow-up listeners are collected in
+    /// the result.
+    fn execute<'b>(
+        &'b mut self,
+        dependency: &'b DependencyDef,
+        mut client_values: Vec<Option<AnyValue>>,
+        depth: u32,
+    ) -> futures::future::BoxFuture<'b, Result<(), ApiError>> {
+        Box::pin(async move {
+            let engine = self.engine;
+            let mut args: Vec<AnyValue> = Vec::with_capacity(dependency.inputs.len());
+            let mut wire_position = 0;
+            for input in &dependency.inputs {
+                let value = match input {
+                    SlotRef::Resource(index) => engine.resource(self.data, *index)?,
+                    SlotRef::Wire(id) => {
+                        let position = wire_position;
+                        wire_position += 1;
+                        match engine.slot(*id)? {
+                            SlotDef::Client { .. } => client_values
+                                .get_mut(position)
+                                .and_then(Option::take)
+                                .ok_or_else(|| {
+                                    ApiError::Internal(format!(
+                                        "missing client value for slot {}",
+                                        id.0
+                                    ))
+                                })?,
+                            SlotDef::State(index) => self.state(*index)?.into_any(),
+                            SlotDef::Global(index) => match self.globals.value(*index) {
+                                Some(value) => value.clone_boxed().into_any(),
+                                None => engine.store.read_global(*index).await?.into_any(),
+                            },
+                        }
+                    }
+                };
+                args.push(value);
+            }
+
+            let outputs = engine.call(dependency, args).await?;
+            let changed = self.stage(dependency, outputs)?;
+            self.result.ran.push(dependency.config.id);
+
+            for index in changed {
+                for listener in &engine.app.state_change_listeners[index as usize] {
+                    let outcome = if depth >= MAX_CHANGE_DEPTH {
+                        Err(ApiError::Internal(format!(
+                            "state change listeners nested deeper than {MAX_CHANGE_DEPTH}; stopped"
+                        )))
+                    } else {
+                        match engine.dependency(*listener) {
+                            Ok(next) => self.execute(next, Vec::new(), depth + 1).await,
+                            Err(error) => Err(error),
+                        }
+                    };
+                    if let Err(error) = outcome {
+                        self.result.errors.push(ListenerError {
+                            dependency: *listener,
+                            error: error.body(),
+                        });
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Checks a listener's outputs and, only if all pass, adds them to the working
+    /// set. Returns the states whose content changed.
+    fn stage(
+        &mut self,
+        dependency: &DependencyDef,
+        outputs: Vec<ErasedUpdate>,
+    ) -> Result<Vec<u32>, ApiError> {
+        let engine = self.engine;
+        if outputs.len() != dependency.config.outputs.len() {
+            return Err(ApiError::Internal(
+                "handler returned a wrong number of outputs".into(),
+            ));
+        }
+        let mut updates = Vec::new();
+        let mut new_states = Vec::new();
+        let mut new_globals = Vec::new();
+        for (id, output) in dependency.config.outputs.iter().zip(outputs) {
+            let ErasedUpdate { value, props } = output;
+            match engine.slot(*id)? {
+                SlotDef::Client { encode, .. } => {
+                    let value = value.map(encode).transpose().map_err(|e| {
+                        ApiError::HandlerFailed(format!(
+                            "output for component {} could not be encoded: {e}",
+                            id.0
+                        ))
+                    })?;
+                    if value.is_some() || !props.is_empty() {
+                        updates.push(ComponentUpdate {
+                            component: *id,
+                            value,
+                            props,
+                        });
+                    }
+                }
+                SlotDef::State(index) => {
+                    if let Some(value) = value {
+                        let def = &engine.app.states[*index as usize];
+                        let value = (def.accept)(value).ok_or_else(|| {
+                            ApiError::Internal("state output of unexpected type".into())
+                        })?;
+                        let bytes = value.encoded_len();
+                        new_states.push((*index, value, bytes));
+                    }
+                }
+                SlotDef::Global(index) => {
+                    if let Some(value) = value {
+                        let def = &engine.app.globals[*index as usize];
+                        let value = (def.accept)(value).ok_or_else(|| {
+                            ApiError::Internal("global output of unexpected type".into())
+                        })?;
+                        new_globals.push((*index, value));
+                    }
+                }
+            }
+        }
+
+        // The session's state must stay within its size limit.
+        let mut state_bytes = self.state_bytes;
+        for (index, _, bytes) in &new_states {
+            state_bytes = state_bytes.saturating_sub(self.current_bytes(*index)) + bytes;
+        }
+        let limit = engine.limits.max_state_bytes;
+        if state_bytes > limit {
+            return Err(ApiError::StateTooLarge {
+                size: state_bytes,
+                limit,
+            });
+        }
+        for (index, _) in &new_globals {
+            if self.globals.value(*index).is_none() {
+                return Err(ApiError::Internal(format!(
+                    "global {index} written without its lock"
+                )));
+            }
+        }
+
+        // Everything checked: the outputs join the working set.
+        self.state_bytes = state_bytes;
+        for (index, value) in new_globals {
+            self.globals.set(index, value)?;
+        }
+        let mut changed = Vec::new();
+        for (index, value, bytes) in new_states {
+            if !self.current_equals(index, &*value) {
+                changed.push(index);
+            }
+            match self.states.iter_mut().find(|(i, _, _)| *i == index) {
+                Some(staged) => *staged = (index, value, bytes),
+                None => self.states.push((index, value, bytes)),
+            }
+        }
+        self.result.updates.extend(updates);
+        Ok(changed)
+    }
+
+    /// A copy of state `index` as the event sees it: staged, stored, or the default
+    /// (made once per session, on first use).
+    fn state(&mut self, index: u32) -> Result<Box<dyn DynValue>, ApiError> {
+        if let Some((_, value, _)) = self.states.iter().find(|(i, _, _)| *i == index) {
+            return Ok(value.clone_boxed());
+        }
+        let def = self
+            .engine
+            .app
+            .states
+            .get(index as usize)
+            .ok_or_else(|| ApiError::Internal(format!("no state {index}")))?;
+        let slot = self
+            .data
+            .states
+            .get_mut(index as usize)
+            .ok_or_else(|| ApiError::Internal(format!("no state {index} in session")))?;
+        if slot.is_none() {
+            self.defaults.push(index);
+        }
+        let stored = slot.get_or_insert_with(|| StoredState {
+            value: (def.factory)(),
+            written_at: Instant::now(),
+            bytes: 0,
+        });
+        Ok(stored.value.clone_boxed())
+    }
+
+    fn current_bytes(&self, index: u32) -> usize {
+        match self.states.iter().find(|(i, _, _)| *i == index) {
+            Some((_, _, bytes)) => *bytes,
+            None => self
+                .data
+                .states
+                .get(index as usize)
+                .and_then(Option::as_ref)
+                .map_or(0, |s| s.bytes),
+        }
+    }
+
+    /// Whether `value` equals state `index` as the event sees it (its default if it
+    /// has none yet).
+    fn current_equals(&self, index: u32, value: &dyn DynValue) -> bool {
+        if let Some((_, staged, _)) = self.states.iter().find(|(i, _, _)| *i == index) {
+            return staged.eq_dyn(value);
+        }
+        match self
+            .data
+            .states
+            .get(index as usize)
+            .and_then(Option::as_ref)
+        {
+            Some(stored) => stored.value.eq_dyn(value),
+            None => (self.engine.app.states[index as usize].factory)().eq_dyn(value),
+        }
+    }
+}
+
+impl Engine {
+    fn resource(&self, data: &mut SessionData, index: u32) -> Result<AnyValue, ApiError> {
+        let factory = self
+            .app
+            .resources
+            .get(index as usize)
+            .ok_or_else(|| ApiError::Internal(format!("no resource {index}")))?;
+        let slot = data
+            .resources
+            .get_mut(index as usize)
+            .ok_or_else(|| ApiError::Internal(format!("no resource {index} in session")))?;
+        slot.get_or_insert_with(|| factory())
+            .handle()
+            .ok_or_else(|| ApiError::Internal("resource of unexpected type".into()))
+    }
+}

@@ -1,0 +1,166 @@
+//! The API's handlers: each parses its request, calls the [`Server`] and answers.
+
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use keepsake_shared::SessionId;
+use keepsake_shared::config::{AppConfig, AppSummary};
+use keepsake_shared::event::{EventRequest, EventResult, SessionStarted, SessionStatus};
+use tracing::Instrument;
+
+use super::client_address::ClientAddress;
+use super::json::ApiJson;
+use crate::error::ApiError;
+use crate::server::Server;
+
+/// A session id from a path. A malformed one cannot have been issued by this server.
+pub(super) fn parse_session(raw: &str) -> Result<SessionId, ApiError> {
+    raw.parse().map_err(|_| ApiError::UnknownSession)
+}
+
+/// The app's endpoints and how to call them (HTML).
+pub(super) async fn api_docs(
+    State(server): State<Server>,
+    Path(app): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Html<String>, ApiError> {
+    let config = server.engine(&app)?.app.config();
+    // Examples use the address the reader reached us by.
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c))
+        })
+        .map_or_else(|| server.settings().addr.to_string(), str::to_owned);
+    Ok(axum::response::Html(crate::api_docs::page(
+        config,
+        &format!("http://{host}"),
+    )))
+}
+
+/// Liveness and a little load information: live sessions per app, and whether the
+/// store answers. Always 200 while the process serves: a Redis outage is reported
+/// (`"status": "degraded"`), not a reason to restart instances that recover by
+/// themselves.
+pub(super) async fn healthz(State(server): State<Server>) -> Json<serde_json::Value> {
+    let mut sessions = serde_json::Map::new();
+    let mut store_error = None;
+    for (id, engine) in &server.inner.apps {
+        match engine.live_sessions().await {
+            Ok(live) => {
+                sessions.insert(id.0.clone(), live.into());
+            }
+            Err(error) => store_error = Some(error.to_string()),
+        }
+    }
+    let store = server.settings().store_kind();
+    match store_error {
+        None => {
+            Json(serde_json::json!({ "status": "ok", "store": store, "live_sessions": sessions }))
+        }
+        Some(error) => {
+            Json(serde_json::json!({ "status": "degraded", "store": store, "store_error": error }))
+        }
+    }
+}
+
+/// Prometheus text exposition of every metric.
+pub(super) async fn metrics(State(server): State<Server>) -> Response {
+    for (id, engine) in &server.inner.apps {
+        if let Ok(live) = engine.live_sessions().await {
+            metrics::gauge!("keepsake_live_sessions", "app" => id.0.clone()).set(live as f64);
+        }
+    }
+    metrics::gauge!("keepsake_open_streams")
+        .set(server.inner.open_streams.load(Ordering::Relaxed) as f64);
+    match crate::telemetry::prometheus() {
+        Some(handle) => {
+            handle.run_upkeep();
+            (
+                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                handle.render(),
+            )
+                .into_response()
+        }
+        None => ApiError::Internal("metrics go to the application's own recorder".into())
+            .into_response(),
+    }
+}
+
+pub(super) async fn api_not_found() -> ApiError {
+    ApiError::BadRequest("no such API endpoint".into())
+}
+
+pub(super) async fn list_apps(State(server): State<Server>) -> Json<Vec<AppSummary>> {
+    Json(
+        server
+            .inner
+            .apps
+            .values()
+            .map(|engine| {
+                let config = engine.app.config();
+                AppSummary {
+                    id: config.id.clone(),
+                    title: config.title.clone(),
+                    description: config.description.clone(),
+                }
+            })
+            .collect(),
+    )
+}
+
+pub(super) async fn get_config(
+    State(server): State<Server>,
+    Path(app): Path<String>,
+) -> Result<Json<AppConfig>, ApiError> {
+    Ok(Json(server.engine(&app)?.app.config().clone()))
+}
+
+pub(super) async fn start_session(
+    State(server): State<Server>,
+    Path(app): Path<String>,
+    ClientAddress(address): ClientAddress,
+) -> Result<Json<SessionStarted>, ApiError> {
+    match address {
+        Some(address) => server.start_session_for(&app, address).await,
+        None => server.start_session(&app).await,
+    }
+    .map(Json)
+}
+
+pub(super) async fn get_session(
+    State(server): State<Server>,
+    Path((app, session)): Path<(String, String)>,
+) -> Result<Json<SessionStatus>, ApiError> {
+    let engine = server.engine(&app)?;
+    let id = parse_session(&session)?;
+    let session = engine.session(&id).await?;
+    Ok(Json(SessionStatus {
+        session_id: id,
+        connected_streams: engine.open_streams(&session).await?,
+    }))
+}
+
+pub(super) async fn run_event(
+    State(server): State<Server>,
+    Path((app, session)): Path<(String, String)>,
+    ApiJson(request): ApiJson<EventRequest>,
+) -> Result<Json<EventResult>, ApiError> {
+    let id = parse_session(&session)?;
+    let span = tracing::debug_span!(
+        "event",
+        app,
+        session = id.short(),
+        listener = request.dependency.0
+    );
+    server
+        .run_event(&app, &id, request)
+        .instrument(span)
+        .await
+        .map(Json)
+}

@@ -1,0 +1,195 @@
+//! The frozen plan of an app: what [`crate::Blocks::build`] produces and the engine
+//! runs. Nothing here changes after start-up; the builder ([`crate::blocks`]) is the
+//! only place that makes one.
+//!
+//! Besides the wire config, the plan holds what only the server knows: how each slot
+//! is read and written, the handlers, and what follows from the wiring, computed once
+//! (which listeners a state's `.change` triggers, and every global an event may
+//! write, so the engine can lock them all up front, in one order).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keepsake_shared::DependencyId;
+use keepsake_shared::config::{AppConfig, DependencyConfig, EventKind, Trigger};
+use keepsake_shared::{AppId, ComponentId};
+use serde_json::Value;
+
+use crate::handler::{HandlerError, HandlerFuture, SlotRef};
+use crate::state::{DeleteCallback, Factory, ResourceFactory};
+use crate::value::{AnyValue, Codec, DynValue};
+
+/// How the engine reads and writes one slot.
+pub(crate) enum SlotDef {
+    /// A component or browser state: the value comes from (and goes to) the client.
+    Client {
+        decode: fn(Value) -> Result<AnyValue, String>,
+        encode: fn(AnyValue) -> Result<Value, String>,
+    },
+    State(u32),
+    Global(u32),
+}
+
+pub(crate) struct StateDef {
+    pub(crate) component: ComponentId,
+    pub(crate) factory: Factory,
+    pub(crate) time_to_live: Option<Duration>,
+    pub(crate) on_delete: Option<DeleteCallback>,
+    pub(crate) accept: fn(AnyValue) -> Option<Box<dyn DynValue>>,
+    pub(crate) codec: Codec,
+}
+
+pub(crate) type Render = Arc<dyn Fn(&dyn DynValue) -> Option<Value> + Send + Sync>;
+
+pub(crate) struct GlobalDef {
+    pub(crate) initial: Box<dyn DynValue>,
+    pub(crate) accept: fn(AnyValue) -> Option<Box<dyn DynValue>>,
+    pub(crate) codec: Codec,
+    /// Components that show this global on every connected page.
+    pub(crate) bindings: Vec<(ComponentId, Render)>,
+}
+
+pub(crate) type ErasedHandler =
+    Arc<dyn Fn(Vec<AnyValue>) -> Result<HandlerFuture, HandlerError> + Send + Sync>;
+
+pub(crate) struct DependencyDef {
+    pub(crate) config: DependencyConfig,
+    pub(crate) inputs: Vec<SlotRef>,
+    pub(crate) handler: ErasedHandler,
+    /// Every global an event of this listener may write: its own global outputs and
+    /// those of the `.change` listeners its state writes can set off, transitively.
+    /// Sorted: the engine locks them in this order before any handler runs.
+    pub(crate) globals_written: Vec<u32>,
+}
+
+/// A built app: its wire config plus everything the engine needs to run it.
+pub struct App {
+    pub(crate) config: AppConfig,
+    pub(crate) slots: Vec<SlotDef>,
+    pub(crate) states: Vec<StateDef>,
+    pub(crate) globals: Vec<GlobalDef>,
+    pub(crate) resources: Vec<ResourceFactory>,
+    pub(crate) dependencies: Vec<DependencyDef>,
+    /// For each state, the listeners its `.change` triggers.
+    pub(crate) state_change_listeners: Vec<Vec<DependencyId>>,
+    pub(crate) unload_listeners: Vec<DependencyId>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("id", &self.config.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Freezes a checked wiring: derives the `.change` and unload listener lists and
+    /// each listener's written globals.
+    pub(crate) fn freeze(
+        config: AppConfig,
+        slots: Vec<SlotDef>,
+        states: Vec<StateDef>,
+        globals: Vec<GlobalDef>,
+        resources: Vec<ResourceFactory>,
+        mut dependencies: Vec<DependencyDef>,
+    ) -> App {
+        let state_change_listeners: Vec<Vec<DependencyId>> = states
+            .iter()
+            .map(|state| {
+                dependencies
+                    .iter()
+                    .filter(|dep| {
+                        dep.config.triggers.contains(&Trigger {
+                            component: Some(state.component),
+                            event: EventKind::Change,
+                        })
+                    })
+                    .map(|dep| dep.config.id)
+                    .collect()
+            })
+            .collect();
+        let unload_listeners = dependencies
+            .iter()
+            .filter(|dep| {
+                dep.config
+                    .triggers
+                    .iter()
+                    .any(|t| t.event == EventKind::Unload)
+            })
+            .map(|dep| dep.config.id)
+            .collect();
+        let written: Vec<Vec<u32>> = (0..dependencies.len())
+            .map(|start| globals_reachable(start, &dependencies, &slots, &state_change_listeners))
+            .collect();
+        for (dep, globals) in dependencies.iter_mut().zip(written) {
+            dep.globals_written = globals;
+        }
+        App {
+            config,
+            slots,
+            states,
+            globals,
+            resources,
+            dependencies,
+            state_change_listeners,
+            unload_listeners,
+        }
+    }
+
+    /// The config clients receive.
+    pub fn config(&self) -> &AppConfig {
+        &self.config
+    }
+
+    /// The id the app is mounted under (`/apps/{id}`).
+    pub fn id(&self) -> &AppId {
+        &self.config.id
+    }
+
+    pub(crate) fn slot(&self, id: ComponentId) -> Option<&SlotDef> {
+        self.slots.get(id.0 as usize)
+    }
+
+    pub(crate) fn dependency(&self, id: DependencyId) -> Option<&DependencyDef> {
+        self.dependencies.get(id.0 as usize)
+    }
+}
+
+/// The globals listener `start` writes, and those of every `.change` listener its
+/// state outputs can set off (a graph walk, each listener visited once), sorted.
+fn globals_reachable(
+    start: usize,
+    dependencies: &[DependencyDef],
+    slots: &[SlotDef],
+    state_change_listeners: &[Vec<DependencyId>],
+) -> Vec<u32> {
+    let mut globals = Vec::new();
+    let mut seen = vec![false; dependencies.len()];
+    let mut pending = vec![start];
+    seen[start] = true;
+    while let Some(next) = pending.pop() {
+        for output in &dependencies[next].config.outputs {
+            match slots.get(output.0 as usize) {
+                Some(SlotDef::Global(index)) => globals.push(*index),
+                Some(SlotDef::State(index)) => {
+                    for listener in state_change_listeners
+                        .get(*index as usize)
+                        .into_iter()
+                        .flatten()
+                    {
+                        let listener = listener.0 as usize;
+                        if listener < seen.len() && !seen[listener] {
+                            seen[listener] = true;
+                            pending.push(listener);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    globals.sort_unstable();
+    globals.dedup();
+    globals
+}

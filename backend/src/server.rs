@@ -1,0 +1,189 @@
+//! [`Server`]: the mounted apps and everything that runs them in this process, with no
+//! HTTP in it. The HTTP adapter ([`crate::http`]) and in-process callers (tests,
+//! benchmarks, an embedding program) both go through its methods.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::{Duration, Instant};
+
+use governor::clock::{Clock, MonotonicClock};
+use keepsake_shared::event::{EventRequest, EventResult, SessionStarted};
+use keepsake_shared::{AppId, SessionId};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::Engine;
+use crate::error::{ApiError, BuildError, StartError};
+use crate::plan::App;
+use crate::settings::Settings;
+
+/// Session starts per client address (GCRA, keyed by address), on std's clock.
+type StartLimiter = governor::RateLimiter<
+    IpAddr,
+    governor::state::keyed::HashMapStateStore<IpAddr>,
+    MonotonicClock,
+    governor::middleware::NoOpMiddleware<Instant>,
+>;
+
+/// A server hosting one or more apps. Cheap to clone.
+#[derive(Clone)]
+pub struct Server {
+    pub(crate) inner: Arc<ServerState>,
+}
+
+pub(crate) struct ServerState {
+    pub(crate) apps: BTreeMap<AppId, Arc<Engine>>,
+    pub(crate) settings: Settings,
+    pub(crate) shutdown: CancellationToken,
+    /// Streams open on this server, against `settings.max_streams`.
+    pub(crate) open_streams: Arc<AtomicUsize>,
+    starts: StartLimiter,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("apps", &self.inner.apps.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Checks `settings`, mounts `apps` and starts their background work (expiry,
+    /// eviction). Must be called within a tokio runtime.
+    pub fn new(
+        settings: Settings,
+        apps: impl IntoIterator<Item = App>,
+    ) -> Result<Self, StartError> {
+        settings.validate()?;
+        // Before the engines register their counters: handles taken earlier would
+        // record into nothing.
+        crate::telemetry::prometheus();
+        let shutdown = CancellationToken::new();
+        tokio::spawn(crate::telemetry::upkeep(shutdown.clone()));
+        let mut mounted = BTreeMap::new();
+        for app in apps {
+            let id = app.id().clone();
+            if mounted.contains_key(&id) {
+                return Err(BuildError {
+                    app: id.0,
+                    message: "two apps share this id".into(),
+                }
+                .into());
+            }
+            let engine = Engine::start(app, &settings, shutdown.clone()).map_err(|message| {
+                StartError::Store {
+                    app: id.0.clone(),
+                    message,
+                }
+            })?;
+            mounted.insert(id, engine);
+        }
+        let per_minute = std::num::NonZeroU32::new(settings.max_session_starts_per_minute)
+            .unwrap_or(std::num::NonZeroU32::MIN);
+        let starts = StartLimiter::hashmap_with_clock(
+            governor::Quota::per_minute(per_minute),
+            MonotonicClock,
+        );
+        let server = Server {
+            inner: Arc::new(ServerState {
+                apps: mounted,
+                settings,
+                shutdown,
+                open_streams: Arc::new(AtomicUsize::new(0)),
+                starts,
+            }),
+        };
+        tokio::spawn(forget_quiet_addresses(
+            Arc::downgrade(&server.inner),
+            server.inner.shutdown.clone(),
+        ));
+        Ok(server)
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// Ends streams and background tasks; [`crate::run`] calls it when asked to shut
+    /// down.
+    pub fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+    }
+
+    /// Starts a session of `app` for this process (no per-address limit: the caller
+    /// is trusted code, not a client).
+    pub async fn start_session(&self, app: &str) -> Result<SessionStarted, ApiError> {
+        let engine = self.engine(app)?;
+        let session = engine.create_session().await?;
+        tracing::debug!(app, session = session.id.short(), "session started");
+        Ok(SessionStarted {
+            session_id: session.id,
+            retention_secs: engine.store.retention().as_secs(),
+        })
+    }
+
+    /// Starts a session of `app` for a client at `address`, as `POST
+    /// /api/apps/{app}/sessions` does: each address may start
+    /// `max_session_starts_per_minute` sessions a minute.
+    pub async fn start_session_for(
+        &self,
+        app: &str,
+        address: IpAddr,
+    ) -> Result<SessionStarted, ApiError> {
+        self.engine(app)?;
+        if let Err(not_until) = self.inner.starts.check_key(&address) {
+            let retry_after = not_until.wait_time_from(MonotonicClock.now());
+            return Err(ApiError::TooManySessionStarts { retry_after });
+        }
+        self.start_session(app).await
+    }
+
+    /// Runs an event in-process, exactly as `POST .../events` does (minus HTTP).
+    pub async fn run_event(
+        &self,
+        app: &str,
+        session: &SessionId,
+        request: EventRequest,
+    ) -> Result<EventResult, ApiError> {
+        self.engine(app)?.run_event(session, request).await
+    }
+
+    /// Live sessions of `app`.
+    pub async fn live_sessions(&self, app: &str) -> Result<u64, ApiError> {
+        self.engine(app)?.live_sessions().await
+    }
+
+    /// Processes due expiries and evictions now (the server also does it every
+    /// `sweep_interval`). For benchmarks and tests.
+    #[doc(hidden)]
+    pub async fn sweep_now(&self) {
+        for engine in self.inner.apps.values() {
+            engine.sweep().await;
+        }
+    }
+
+    pub(crate) fn engine(&self, app: &str) -> Result<&Arc<Engine>, ApiError> {
+        self.inner
+            .apps
+            .get(app)
+            .ok_or_else(|| ApiError::UnknownApp(app.chars().take(64).collect()))
+    }
+}
+
+/// Drops the start limiter's memory of addresses that have been quiet for a
+/// minute, so that it holds only the addresses seen recently.
+async fn forget_quiet_addresses(state: std::sync::Weak<ServerState>, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {
+                let Some(state) = state.upgrade() else { return };
+                state.starts.retain_recent();
+                state.starts.shrink_to_fit();
+            }
+        }
+    }
+}

@@ -1,0 +1,661 @@
+//! The Redis store: session values, session order and expiry, global values and their
+//! change notifications live in Redis, so several server instances can serve one app
+//! without sticky sessions.
+//!
+//! Every step that reads and writes more than one key is one Lua script
+//! ([`scripts`]), so it is atomic across instances. Time is Redis's own clock.
+//!
+//! Keys, under `{namespace}:{app}`:
+//! - `lru` (sorted set: session id → use sequence): the live sessions, in LRU order;
+//!   `seq` is the counter that orders them. Sessions with an open page score in a
+//!   band above every other (`ATTACHED`), so eviction reaches them last, and then
+//!   refuses the new session instead.
+//! - `deadlines` (sorted set: `s:{id}` or `t:{id}:{state}` → deadline in ms): when
+//!   each session's retention and each state's time-to-live run out. The sweep pops
+//!   the due entries from its front: its work grows with what expires.
+//! - `v:{id}` (hash: state index → versioned serde envelope): the session's values.
+//! - `lease:{id}` (string with expiry): the token of the event running on the
+//!   session. Events of one session therefore run one at a time across instances.
+//! - `streams:{id}` (counter with expiry): the session's open streams on all instances.
+//! - `g:{index}` and `glock:{index}`: a global's value and the lock held by the
+//!   event that may write it.
+//! - channel `events`: `{"global": index, "value": ...}` after a global changed and
+//!   `{"ended": id}` after a session ended, for every instance ([`listen`]).
+//!
+//! An event's writes go in one script (`commit.lua`) that first checks the lease and
+//! every global lock it needs, then writes the session's values and the globals and
+//! announces the globals: all of it or nothing. Scripts build key names from their
+//! arguments, so this store needs one Redis (or a primary with replicas), not Redis
+//! Cluster.
+
+mod hold;
+mod listen;
+mod scripts;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use keepsake_shared::SessionId;
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::Deserialize;
+
+pub(crate) use hold::{RedisGlobalHold, RedisLease};
+
+use super::{
+    Commit, GlobalHold, Lease, SessionShape, StoreError, StoreEvent, StoreEvents,
+    StoredValueMetrics, StreamOpened,
+};
+use crate::plan::App;
+use crate::session::{EndReason, Session, SessionData, StoredState};
+use crate::settings::Settings;
+use crate::value::DynValue;
+
+impl From<redis::RedisError> for StoreError {
+    fn from(error: redis::RedisError) -> Self {
+        // The detail (kind and message) helps the operator; it never carries values.
+        StoreError::Unavailable(format!("redis: {error}"))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum EndedRecord {
+    Session {
+        id: String,
+        reason: String,
+        // cjson encodes an empty table as `{}`, so this is always an object.
+        values: std::collections::HashMap<String, String>,
+    },
+    State {
+        id: String,
+        state: u32,
+        value: String,
+    },
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+/// One app's sessions and globals in Redis, and this instance's handles on them.
+pub(crate) struct RedisStore {
+    client: redis::Client,
+    connection: ConnectionManager,
+    scripts: scripts::Scripts,
+    /// `{namespace}:{app}`.
+    prefix: String,
+    app: Arc<App>,
+    capacity: u64,
+    retention: Duration,
+    /// How long an event may hold a session's lease or a global's lock.
+    lease: Duration,
+    /// How long a stream keeps its session alive without a heartbeat.
+    keepalive: Duration,
+    shape: SessionShape,
+    /// This instance's handles on sessions it served (their event order, rate limit,
+    /// resources and streams), bounded like the sessions themselves.
+    local: Mutex<lru::LruCache<SessionId, Arc<Session>>>,
+    events: StoreEvents,
+    stored: StoredValueMetrics,
+}
+
+impl RedisStore {
+    /// Connects lazily: the server starts even while Redis is down, and events fail
+    /// with `store_unavailable` until it is reachable.
+    pub(crate) fn open(
+        app: Arc<App>,
+        settings: &Settings,
+        shape: SessionShape,
+        events: StoreEvents,
+    ) -> Result<Self, String> {
+        let client = redis::Client::open(settings.store.as_str())
+            .map_err(|e| format!("invalid Redis URL: {e}"))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config)
+            .map_err(|e| format!("cannot set up the Redis connection: {e}"))?;
+        let capacity = std::num::NonZeroUsize::new(
+            usize::try_from(settings.session_capacity).unwrap_or(usize::MAX),
+        )
+        .unwrap_or(std::num::NonZeroUsize::MIN);
+        let app_id = app.config.id.0.clone();
+        Ok(RedisStore {
+            client,
+            connection,
+            scripts: scripts::Scripts::new(),
+            prefix: format!("{}:{app_id}", settings.store_namespace),
+            capacity: settings.session_capacity,
+            retention: settings.session_retention,
+            lease: settings.event_timeout + Duration::from_secs(5),
+            keepalive: settings.heartbeat * 3,
+            shape,
+            local: Mutex::new(lru::LruCache::new(capacity)),
+            events,
+            stored: StoredValueMetrics::new(&app_id),
+            app,
+        })
+    }
+
+    pub(crate) fn retention(&self) -> Duration {
+        self.retention
+    }
+
+    fn key(&self, suffix: &str) -> String {
+        format!("{}:{suffix}", self.prefix)
+    }
+
+    fn connection(&self) -> ConnectionManager {
+        self.connection.clone()
+    }
+
+    fn local(&self) -> MutexGuard<'_, lru::LruCache<SessionId, Arc<Session>>> {
+        self.local
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn handle(&self, id: &SessionId) -> Arc<Session> {
+        let mut local = self.local();
+        if let Some(session) = local.get(id) {
+            return session.clone();
+        }
+        let session = self.shape.new_session(*id);
+        local.put(*id, session.clone());
+        session
+    }
+
+    /// Forgets this instance's handle on an ended session, closing its streams.
+    fn forget(&self, id: &SessionId) -> Option<Arc<Session>> {
+        let session = self.local().pop(id)?;
+        session.ended.cancel();
+        Some(session)
+    }
+
+    /// Starts a session under `id`, evicting to make room (see `create.lua`).
+    pub(crate) async fn create(&self, id: SessionId) -> Result<Arc<Session>, StoreError> {
+        let mut records: Vec<String> = self
+            .scripts
+            .create
+            .arg(&self.prefix)
+            .arg(id.as_str())
+            .arg(self.capacity)
+            .arg(millis(self.retention))
+            .arg(self.shape.state_count)
+            .invoke_async(&mut self.connection())
+            .await?;
+        if records.first().map(String::as_str) != Some("ok") {
+            return Err(StoreError::AtCapacity);
+        }
+        records.remove(0);
+        self.report_ended(records);
+        Ok(self.handle(&id))
+    }
+
+    /// This instance's handle on a live session, or `None` if Redis does not know it.
+    pub(crate) async fn get(&self, id: &SessionId) -> Result<Option<Arc<Session>>, StoreError> {
+        if let Some(session) = self.local().get(id) {
+            return Ok(Some(session.clone()));
+        }
+        let score: Option<f64> = self
+            .connection()
+            .zscore(self.key("lru"), id.as_str())
+            .await?;
+        Ok(score.map(|_| self.handle(id)))
+    }
+
+    /// Open streams of a session on all instances.
+    pub(crate) async fn open_streams(&self, id: &SessionId) -> Result<u32, StoreError> {
+        let open: Option<i64> = self
+            .connection()
+            .get(self.key(&format!("streams:{}", id.as_str())))
+            .await?;
+        Ok(u32::try_from(open.unwrap_or(0)).unwrap_or(0))
+    }
+
+    pub(crate) async fn live_sessions(&self) -> Result<u64, StoreError> {
+        Ok(self.connection().zcard(self.key("lru")).await?)
+    }
+
+    /// Takes the session's lease (waiting up to `wait` for another instance's event)
+    /// and loads its values into `data`, decoded.
+    pub(crate) async fn begin(
+        self: &Arc<Self>,
+        session: &Session,
+        data: &mut SessionData,
+        wait: Duration,
+    ) -> Result<Lease, StoreError> {
+        let token = hold::token();
+        let mut backoff = Backoff::new(wait);
+        let stored = loop {
+            let reply: Vec<String> = self
+                .scripts
+                .load
+                .arg(&self.prefix)
+                .arg(session.id.as_str())
+                .arg(&token)
+                .arg(millis(self.lease))
+                .arg(millis(self.retention))
+                .invoke_async(&mut self.connection())
+                .await?;
+            match reply.first().map(String::as_str) {
+                Some("ok") => break pairs(&reply[1..]),
+                Some("busy") => backoff.pause().await?,
+                _ => {
+                    self.forget(&session.id);
+                    return Err(StoreError::UnknownSession);
+                }
+            }
+        };
+        let mut lease = Lease {
+            redis: Some(RedisLease {
+                store: self.clone(),
+                id: session.id,
+                token,
+                held: true,
+            }),
+            migrated: Vec::new(),
+        };
+        for slot in &mut data.states {
+            *slot = None;
+        }
+        data.state_bytes = 0;
+        let now = Instant::now();
+        for (index, envelope) in stored {
+            let Some(def) = self.app.states.get(index as usize) else {
+                continue;
+            };
+            let Some((value, migrated)) = self.stored.read(&def.codec, &envelope, "state") else {
+                continue;
+            };
+            if migrated {
+                lease.migrated.push(index);
+            }
+            let bytes = value.encoded_len();
+            data.state_bytes += bytes;
+            data.states[index as usize] = Some(StoredState {
+                value,
+                written_at: now,
+                bytes,
+            });
+        }
+        Ok(lease)
+    }
+
+    /// A global's value as stored (its initial value if never written, or stored by
+    /// another version without a migration).
+    fn stored_global(&self, index: u32, envelope: Option<String>) -> Box<dyn DynValue> {
+        let Some(def) = self.app.globals.get(index as usize) else {
+            return Box::new(());
+        };
+        envelope
+            .and_then(|envelope| self.stored.read(&def.codec, &envelope, "global"))
+            .map_or_else(|| def.initial.clone_boxed(), |(value, _)| value)
+    }
+
+    pub(crate) async fn read_global(&self, index: u32) -> Result<Box<dyn DynValue>, StoreError> {
+        let stored: Option<String> = self
+            .connection()
+            .get(self.key(&format!("g:{index}")))
+            .await?;
+        Ok(self.stored_global(index, stored))
+    }
+
+    /// Takes the locks of globals `indices`, all at once (waiting up to `wait` while
+    /// another event holds one), and reads their values.
+    pub(crate) async fn lock_globals(
+        self: &Arc<Self>,
+        indices: &[u32],
+        wait: Duration,
+    ) -> Result<(Vec<Box<dyn DynValue>>, GlobalHold), StoreError> {
+        let token = hold::token();
+        let mut backoff = Backoff::new(wait);
+        let values = loop {
+            let mut invocation = self.scripts.global_lock.prepare_invoke();
+            invocation
+                .arg(&self.prefix)
+                .arg(&token)
+                .arg(millis(self.lease));
+            for index in indices {
+                invocation.arg(index);
+            }
+            let reply: Vec<Option<String>> =
+                invocation.invoke_async(&mut self.connection()).await?;
+            match reply.first() {
+                Some(Some(status)) if status == "ok" => break reply,
+                _ => backoff.pause().await?,
+            }
+        };
+        let hold = GlobalHold {
+            redis: Some(RedisGlobalHold {
+                store: self.clone(),
+                token,
+                indices: indices.to_vec(),
+                held: true,
+            }),
+        };
+        let values = indices
+            .iter()
+            .zip(values.into_iter().skip(1))
+            .map(|(&index, envelope)| self.stored_global(index, envelope))
+            .collect();
+        Ok((values, hold))
+    }
+
+    /// Writes an event's states and globals in one script, or nothing. Encoding
+    /// comes first: a value that cannot be encoded fails the event before Redis is
+    /// asked to write anything.
+    pub(crate) async fn commit(
+        &self,
+        session: &Arc<Session>,
+        data: &mut SessionData,
+        mut lease: Lease,
+        commit: Commit,
+        mut globals: GlobalHold,
+    ) -> Result<(), StoreError> {
+        let encoded = self.encode(data, &lease, &commit);
+        // Values live in Redis only: the local copy goes after each event.
+        for slot in &mut data.states {
+            *slot = None;
+        }
+        data.state_bytes = 0;
+        let (states, global_writes) = encoded?;
+        let Some(session_lease) = lease.redis.as_mut() else {
+            return Err(StoreError::LeaseLost);
+        };
+        if states.is_empty() && global_writes.is_empty() {
+            session_lease.held = false;
+            let held_globals = globals.redis.as_mut().map(|g| {
+                g.held = false;
+                (g.token.as_str(), g.indices.as_slice())
+            });
+            self.release(Some((&session.id, &session_lease.token)), held_globals)
+                .await;
+            return Ok(());
+        }
+        let global_token = globals.redis.as_ref().map_or("", |g| g.token.as_str());
+        let mut invocation = self.scripts.commit.prepare_invoke();
+        invocation
+            .arg(&self.prefix)
+            .arg(session.id.as_str())
+            .arg(&session_lease.token)
+            .arg(global_token)
+            .arg(states.len());
+        for (index, envelope, ttl) in &states {
+            invocation
+                .arg(index)
+                .arg(envelope.as_str())
+                .arg(ttl.map_or(0, millis));
+        }
+        for (index, envelope) in &global_writes {
+            invocation.arg(index).arg(envelope.as_str());
+        }
+        let reply: String = invocation.invoke_async(&mut self.connection()).await?;
+        match reply.as_str() {
+            "ok" => {
+                session_lease.held = false;
+                if let Some(globals) = globals.redis.as_mut() {
+                    globals.held = false;
+                }
+                Ok(())
+            }
+            "lost" => Err(StoreError::LeaseLost),
+            _ => {
+                self.forget(&session.id);
+                Err(StoreError::UnknownSession)
+            }
+        }
+    }
+
+    /// Encodes what `commit` writes: the event's states (with their time-to-live),
+    /// the defaults it made and the values it migrated (both without), and globals.
+    #[allow(clippy::type_complexity)]
+    fn encode(
+        &self,
+        data: &SessionData,
+        lease: &Lease,
+        commit: &Commit,
+    ) -> Result<(Vec<(u32, String, Option<Duration>)>, Vec<(u32, String)>), StoreError> {
+        let written = |index: &u32| commit.states.iter().any(|(i, _, _)| i == index);
+        let mut states = Vec::new();
+        for (index, value, _) in &commit.states {
+            let def = self.state_def(*index)?;
+            states.push((*index, encode(&def.codec, &**value)?, def.time_to_live));
+        }
+        for index in commit.defaults.iter().chain(&lease.migrated) {
+            if written(index) || states.iter().any(|(i, _, _)| i == index) {
+                continue;
+            }
+            if let Some(Some(stored)) = data.states.get(*index as usize) {
+                let def = self.state_def(*index)?;
+                states.push((*index, encode(&def.codec, &*stored.value)?, None));
+            }
+        }
+        let mut globals = Vec::new();
+        for (index, value) in &commit.globals {
+            let def = self
+                .app
+                .globals
+                .get(*index as usize)
+                .ok_or_else(|| StoreError::Encode(format!("no global {index}")))?;
+            globals.push((*index, encode(&def.codec, &**value)?));
+        }
+        Ok((states, globals))
+    }
+
+    fn state_def(&self, index: u32) -> Result<&crate::plan::StateDef, StoreError> {
+        self.app
+            .states
+            .get(index as usize)
+            .ok_or_else(|| StoreError::Encode(format!("no state {index}")))
+    }
+
+    /// Gives back a lease and/or global locks without writing. Best effort: if
+    /// Redis cannot be reached, they run out by themselves.
+    async fn release(&self, lease: Option<(&SessionId, &str)>, globals: Option<(&str, &[u32])>) {
+        let mut invocation = self.scripts.release.prepare_invoke();
+        invocation
+            .arg(&self.prefix)
+            .arg(lease.map_or("", |(id, _)| id.as_str()))
+            .arg(lease.map_or("", |(_, token)| token))
+            .arg(globals.map_or("", |(token, _)| token));
+        for index in globals.map_or(&[][..], |(_, indices)| indices) {
+            invocation.arg(index);
+        }
+        let released: Result<i64, _> = invocation.invoke_async(&mut self.connection()).await;
+        if let Err(error) = released {
+            tracing::debug!(%error, "could not give a lease back; it will run out");
+        }
+    }
+
+    /// Pops everything that is due from the deadline index, in batches.
+    pub(crate) async fn sweep(&self) {
+        const BATCH: usize = 512;
+        loop {
+            let records: Result<Vec<String>, _> = self
+                .scripts
+                .sweep
+                .arg(&self.prefix)
+                .arg(BATCH)
+                .arg(self.shape.state_count)
+                .invoke_async(&mut self.connection())
+                .await;
+            match records {
+                Ok(records) => {
+                    let count = records.len();
+                    self.report_ended(records);
+                    if count < BATCH {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "sweep could not reach the store");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Tells the engine what a script ended, with the values decoded.
+    fn report_ended(&self, records: Vec<String>) {
+        for record in records {
+            let event = match serde_json::from_str::<EndedRecord>(&record) {
+                Ok(EndedRecord::Session { id, reason, values }) => {
+                    let Ok(id) = id.parse::<SessionId>() else {
+                        continue;
+                    };
+                    StoreEvent::SessionEnded {
+                        id,
+                        session: self.forget(&id),
+                        reason: if reason == "evicted" {
+                            EndReason::Evicted
+                        } else {
+                            EndReason::Expired
+                        },
+                        values: values
+                            .into_iter()
+                            .filter_map(|(index, envelope)| {
+                                let index: u32 = index.parse().ok()?;
+                                Some((index, self.stored_state(index, &envelope)?))
+                            })
+                            .collect(),
+                    }
+                }
+                Ok(EndedRecord::State { id, state, value }) => {
+                    let (Ok(id), Some(value)) = (id.parse(), self.stored_state(state, &value))
+                    else {
+                        continue;
+                    };
+                    StoreEvent::StateExpired {
+                        id,
+                        index: state,
+                        value,
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, "unreadable record from a script");
+                    continue;
+                }
+            };
+            let _ = self.events.send(event);
+        }
+    }
+
+    fn stored_state(&self, index: u32, envelope: &str) -> Option<Box<dyn DynValue>> {
+        let def = self.app.states.get(index as usize)?;
+        Some(self.stored.read(&def.codec, envelope, "state")?.0)
+    }
+
+    pub(crate) async fn stream_opened(
+        &self,
+        session: &Session,
+        limit: u32,
+    ) -> Result<StreamOpened, StoreError> {
+        let open: i64 = self
+            .scripts
+            .stream_open
+            .arg(&self.prefix)
+            .arg(session.id.as_str())
+            .arg(limit)
+            .arg(millis(self.keepalive))
+            .invoke_async(&mut self.connection())
+            .await?;
+        Ok(match open {
+            ..0 => StreamOpened::UnknownSession,
+            0 => StreamOpened::Full,
+            _ => {
+                session
+                    .streams
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                StreamOpened::Attached
+            }
+        })
+    }
+
+    /// A stream's heartbeat: keeps the session alive while its page is open, even if
+    /// no event comes. False if the session is gone; true while Redis is away (the
+    /// session is still there when it is back).
+    pub(crate) async fn stream_alive(&self, id: &SessionId) -> bool {
+        let alive: Result<i64, _> = self
+            .scripts
+            .stream_keepalive
+            .arg(&self.prefix)
+            .arg(id.as_str())
+            .arg(millis(self.keepalive))
+            .invoke_async(&mut self.connection())
+            .await;
+        match alive {
+            Ok(alive) => alive == 1,
+            Err(error) => {
+                tracing::debug!(%error, "heartbeat could not reach the store");
+                true
+            }
+        }
+    }
+
+    /// A stream ended; true if it was the session's last one on any instance.
+    pub(crate) async fn stream_closed(&self, session: &Session) -> bool {
+        session
+            .streams
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        let last: Result<i64, _> = self
+            .scripts
+            .stream_close
+            .arg(&self.prefix)
+            .arg(session.id.as_str())
+            .arg(millis(self.retention))
+            .invoke_async(&mut self.connection())
+            .await;
+        match last {
+            Ok(last) => last == 1,
+            Err(error) => {
+                tracing::warn!(session = session.id.short(), %error, "could not record a closed stream");
+                false
+            }
+        }
+    }
+}
+
+fn encode(codec: &crate::value::Codec, value: &dyn DynValue) -> Result<String, StoreError> {
+    codec.encode(value).map_err(StoreError::Encode)
+}
+
+/// Waiting for a lease or lock another instance holds: pauses doubling from 1 ms to
+/// 20 ms, until `wait` has passed.
+struct Backoff {
+    started: Instant,
+    wait: Duration,
+    pause: Duration,
+}
+
+impl Backoff {
+    fn new(wait: Duration) -> Self {
+        Backoff {
+            started: Instant::now(),
+            wait,
+            pause: Duration::from_millis(1),
+        }
+    }
+
+    /// Sleeps before the next attempt, or `Busy` once `wait` has passed.
+    async fn pause(&mut self) -> Result<(), StoreError> {
+        if self.started.elapsed() >= self.wait {
+            return Err(StoreError::Busy(self.wait));
+        }
+        tokio::time::sleep(self.pause).await;
+        self.pause = (self.pause * 2).min(Duration::from_millis(20));
+        Ok(())
+    }
+}
+
+/// `[field, value, field, value, ...]` of a state hash, as (index, envelope).
+fn pairs(flat: &[String]) -> Vec<(u32, String)> {
+    flat.chunks_exact(2)
+        .filter_map(|pair| Some((pair[0].parse().ok()?, pair[1].clone())))
+        .collect()
+}

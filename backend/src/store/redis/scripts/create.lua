@@ -1,0 +1,16 @@
+-- ARGV: ns, id, capacity, retention ms, state count.
+-- Returns 'full' (every session has an open page: nothing changed), or 'ok'
+-- followed by the sessions evicted to make room.
+local ns, sid = ARGV[1], ARGV[2]
+local capacity, retention, states = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local lru = ns .. ':lru'
+local ended = {'ok'}
+while redis.call('ZCARD', lru) >= capacity do
+  local oldest = redis.call('ZRANGE', lru, 0, 0, 'WITHSCORES')
+  if #oldest == 0 then break end
+  if tonumber(oldest[2]) >= ATTACHED then return {'full'} end
+  table.insert(ended, end_session(ns, oldest[1], 'evicted', states))
+end
+redis.call('ZADD', lru, redis.call('INCR', ns .. ':seq'), sid)
+redis.call('ZADD', ns .. ':deadlines', now_ms() + retention, 's:' .. sid)
+return ended
