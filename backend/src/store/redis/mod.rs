@@ -28,9 +28,11 @@
 //! arguments, so this store needs one Redis (or a primary with replicas), not Redis
 //! Cluster.
 
+mod endings;
 mod hold;
 mod listen;
 mod scripts;
+mod streams;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -38,16 +40,12 @@ use std::time::{Duration, Instant};
 use keepsake_shared::SessionId;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use serde::Deserialize;
 
 pub(crate) use hold::{RedisGlobalHold, RedisLease};
 
-use super::{
-    Commit, GlobalHold, Lease, SessionShape, StoreError, StoreEvent, StoreEvents,
-    StoredValueMetrics, StreamOpened,
-};
+use super::{Commit, GlobalHold, Lease, SessionShape, StoreError, StoreEvents, StoredValueMetrics};
 use crate::plan::App;
-use crate::session::{EndReason, Session, SessionData, StoredState};
+use crate::session::{Session, SessionData, StoredState};
 use crate::settings::Settings;
 use crate::value::DynValue;
 
@@ -56,22 +54,6 @@ impl From<redis::RedisError> for StoreError {
         // The detail (kind and message) helps the operator; it never carries values.
         StoreError::Unavailable(format!("redis: {error}"))
     }
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-enum EndedRecord {
-    Session {
-        id: String,
-        reason: String,
-        // cjson encodes an empty table as `{}`, so this is always an object.
-        values: std::collections::HashMap<String, String>,
-    },
-    State {
-        id: String,
-        state: u32,
-        value: String,
-    },
 }
 
 fn millis(duration: Duration) -> u64 {
@@ -470,153 +452,6 @@ impl RedisStore {
         let released: Result<i64, _> = invocation.invoke_async(&mut self.connection()).await;
         if let Err(error) = released {
             tracing::debug!(%error, "could not give a lease back; it will run out");
-        }
-    }
-
-    /// Pops everything that is due from the deadline index, in batches.
-    pub(crate) async fn sweep(&self) {
-        const BATCH: usize = 512;
-        loop {
-            let records: Result<Vec<String>, _> = self
-                .scripts
-                .sweep
-                .arg(&self.prefix)
-                .arg(BATCH)
-                .arg(self.shape.state_count)
-                .invoke_async(&mut self.connection())
-                .await;
-            match records {
-                Ok(records) => {
-                    let count = records.len();
-                    self.report_ended(records);
-                    if count < BATCH {
-                        return;
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "sweep could not reach the store");
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Tells the engine what a script ended, with the values decoded.
-    fn report_ended(&self, records: Vec<String>) {
-        for record in records {
-            let event = match serde_json::from_str::<EndedRecord>(&record) {
-                Ok(EndedRecord::Session { id, reason, values }) => {
-                    let Ok(id) = id.parse::<SessionId>() else {
-                        continue;
-                    };
-                    StoreEvent::SessionEnded {
-                        id,
-                        session: self.forget(&id),
-                        reason: if reason == "evicted" {
-                            EndReason::Evicted
-                        } else {
-                            EndReason::Expired
-                        },
-                        values: values
-                            .into_iter()
-                            .filter_map(|(index, envelope)| {
-                                let index: u32 = index.parse().ok()?;
-                                Some((index, self.stored_state(index, &envelope)?))
-                            })
-                            .collect(),
-                    }
-                }
-                Ok(EndedRecord::State { id, state, value }) => {
-                    let (Ok(id), Some(value)) = (id.parse(), self.stored_state(state, &value))
-                    else {
-                        continue;
-                    };
-                    StoreEvent::StateExpired {
-                        id,
-                        index: state,
-                        value,
-                    }
-                }
-                Err(error) => {
-                    tracing::error!(%error, "unreadable record from a script");
-                    continue;
-                }
-            };
-            let _ = self.events.send(event);
-        }
-    }
-
-    fn stored_state(&self, index: u32, envelope: &str) -> Option<Box<dyn DynValue>> {
-        let def = self.app.states.get(index as usize)?;
-        Some(self.stored.read(&def.codec, envelope, "state")?.0)
-    }
-
-    pub(crate) async fn stream_opened(
-        &self,
-        session: &Session,
-        limit: u32,
-    ) -> Result<StreamOpened, StoreError> {
-        let open: i64 = self
-            .scripts
-            .stream_open
-            .arg(&self.prefix)
-            .arg(session.id.as_str())
-            .arg(limit)
-            .arg(millis(self.keepalive))
-            .invoke_async(&mut self.connection())
-            .await?;
-        Ok(match open {
-            ..0 => StreamOpened::UnknownSession,
-            0 => StreamOpened::Full,
-            _ => {
-                session
-                    .streams
-                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-                StreamOpened::Attached
-            }
-        })
-    }
-
-    /// A stream's heartbeat: keeps the session alive while its page is open, even if
-    /// no event comes. False if the session is gone; true while Redis is away (the
-    /// session is still there when it is back).
-    pub(crate) async fn stream_alive(&self, id: &SessionId) -> bool {
-        let alive: Result<i64, _> = self
-            .scripts
-            .stream_keepalive
-            .arg(&self.prefix)
-            .arg(id.as_str())
-            .arg(millis(self.keepalive))
-            .invoke_async(&mut self.connection())
-            .await;
-        match alive {
-            Ok(alive) => alive == 1,
-            Err(error) => {
-                tracing::debug!(%error, "heartbeat could not reach the store");
-                true
-            }
-        }
-    }
-
-    /// A stream ended; true if it was the session's last one on any instance.
-    pub(crate) async fn stream_closed(&self, session: &Session) -> bool {
-        session
-            .streams
-            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-        let last: Result<i64, _> = self
-            .scripts
-            .stream_close
-            .arg(&self.prefix)
-            .arg(session.id.as_str())
-            .arg(millis(self.retention))
-            .invoke_async(&mut self.connection())
-            .await;
-        match last {
-            Ok(last) => last == 1,
-            Err(error) => {
-                tracing::warn!(session = session.id.short(), %error, "could not record a closed stream");
-                false
-            }
         }
     }
 }
