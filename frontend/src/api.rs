@@ -6,9 +6,11 @@ use std::future::Future;
 use std::pin::Pin;
 
 use keepsake_shared::api::{self, Endpoint, Method};
+use keepsake_shared::config::AppConfig;
 use keepsake_shared::error::{ErrorBody, ErrorKind};
 use keepsake_shared::event::{EventRequest, EventResult, SessionStarted, SessionStatus};
-use keepsake_shared::{AppId, SessionId};
+use keepsake_shared::{AppId, PROTOCOL_VERSION, SessionId};
+use serde::de::DeserializeOwned;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
@@ -24,6 +26,10 @@ pub enum ClientError {
     /// An answer that is not what the protocol says (e.g. a proxy's error page).
     #[error("unexpected answer from the server ({0})")]
     Decode(String),
+    /// The server speaks another protocol version (it was updated since this page
+    /// loaded): only a reload helps.
+    #[error("the server speaks protocol version {0}")]
+    Outdated(u32),
 }
 
 impl ClientError {
@@ -77,12 +83,31 @@ pub async fn call<E: Endpoint>(
         .as_string()
         .unwrap_or_default();
     if response.ok() {
-        serde_json::from_str(&text).map_err(|e| ClientError::Decode(e.to_string()))
+        decode(&text)
     } else {
         match serde_json::from_str::<ErrorBody>(&text) {
             Ok(body) => Err(ClientError::Server(body)),
             Err(_) => Err(ClientError::Decode(format!("HTTP {}", response.status()))),
         }
+    }
+}
+
+/// Reads a successful answer. One that does not fit but carries a `protocol_version`
+/// other than [`PROTOCOL_VERSION`] (the config of a server whose formats changed) is
+/// [`ClientError::Outdated`] rather than a decode error.
+pub fn decode<T: DeserializeOwned>(text: &str) -> Result<T, ClientError> {
+    serde_json::from_str(text).map_err(|error| decode_error(text, &error))
+}
+
+/// Not generic, so that the version probe is in the wasm once. It reads the answer as
+/// a `Value`, which the client decodes anyway (no new deserializer).
+fn decode_error(text: &str, error: &serde_json::Error) -> ClientError {
+    let version = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|answer| answer.get("protocol_version")?.as_u64());
+    match version.and_then(|v| u32::try_from(v).ok()) {
+        Some(version) if version != PROTOCOL_VERSION => ClientError::Outdated(version),
+        _ => ClientError::Decode(error.to_string()),
     }
 }
 
@@ -101,6 +126,7 @@ pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
 /// What an app page needs from a server.
 pub trait Backend {
+    fn get_config(&self, app: &AppId) -> LocalFuture<Result<AppConfig, ClientError>>;
     fn start_session(&self, app: &AppId) -> LocalFuture<Result<SessionStarted, ClientError>>;
     fn get_session(
         &self,
@@ -122,6 +148,11 @@ pub trait Backend {
 pub struct HttpBackend;
 
 impl Backend for HttpBackend {
+    fn get_config(&self, app: &AppId) -> LocalFuture<Result<AppConfig, ClientError>> {
+        let app = app.clone();
+        Box::pin(async move { call::<api::GetConfig>(&app, &()).await })
+    }
+
     fn start_session(&self, app: &AppId) -> LocalFuture<Result<SessionStarted, ClientError>> {
         let app = app.clone();
         Box::pin(async move { call::<api::StartSession>(&app, &()).await })

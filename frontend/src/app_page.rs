@@ -13,19 +13,18 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::{Rc, Weak};
 
-use keepsake_shared::api::GetConfig;
 use keepsake_shared::config::{AppConfig, ComponentKind, EventKind};
 use keepsake_shared::error::ErrorKind;
 use keepsake_shared::event::{ComponentUpdate, EventRequest, EventResult};
 use keepsake_shared::stream::{SSE_EVENT_NAME, ServerMessage};
-use keepsake_shared::{AppId, ComponentId, DependencyId, SessionId};
+use keepsake_shared::{AppId, ComponentId, DependencyId, PROTOCOL_VERSION, SessionId};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde_json::Value;
 use wasm_bindgen::JsCast as _;
 use wasm_bindgen::closure::Closure;
 
-use crate::api::{self, Backend, ClientError, HttpBackend};
+use crate::api::{Backend, ClientError, HttpBackend};
 use crate::browser_state::{BrowserStates, KeyValueStore, LocalStore, warn};
 use crate::components;
 
@@ -37,6 +36,10 @@ pub const MAX_CHAIN_DEPTH: u8 = 8;
 pub const SESSION_RESTARTED: &str = "Your session expired; a new one was started.";
 /// Shown while the server stream is down.
 pub const CONNECTION_LOST: &str = "Connection lost — reconnecting…";
+
+/// Shown instead of an app whose server speaks another protocol version.
+pub const OUTDATED: &str =
+    "This page is out of date: the server was updated. Reload the page to continue.";
 
 /// Longest pause between reconnection attempts.
 const MAX_BACKOFF_MS: i32 = 10_000;
@@ -840,22 +843,33 @@ pub fn app_view(page: PageHandle) -> impl IntoView {
 enum Loading {
     Config,
     Failed(String),
+    /// The server speaks another protocol version: the page must be reloaded.
+    Outdated,
     Ready(PageHandle),
 }
 
 /// The page at `/apps/{id}`: loads the app's config, then runs it.
 pub fn app_page(app: AppId) -> impl IntoView {
+    app_page_with(app, Rc::new(HttpBackend), Box::new(LocalStore))
+}
+
+/// [`app_page`] on any backend and store (tests script them). A config of another
+/// protocol version starts nothing: the page asks to be reloaded.
+pub fn app_page_with(
+    app: AppId,
+    backend: Rc<dyn Backend>,
+    store: Box<dyn KeyValueStore>,
+) -> impl IntoView {
     let state = RwSignal::new(Loading::Config);
     let owner = Owner::current();
     spawn_local(async move {
-        match api::call::<GetConfig>(&app, &()).await {
-            Ok(config) => {
+        match backend.get_config(&app).await {
+            Ok(config) if config.protocol_version == PROTOCOL_VERSION => {
                 if let Some(document) = web_sys::window().and_then(|w| w.document()) {
                     document.set_title(&format!("{} · Keepsake", config.title));
                 }
                 let make = || {
-                    let controller =
-                        Controller::new(config, Rc::new(HttpBackend), Box::new(LocalStore));
+                    let controller = Controller::new(config, backend, store);
                     (PageHandle::new(controller.clone()), controller)
                 };
                 let (handle, controller) = match &owner {
@@ -864,6 +878,16 @@ pub fn app_page(app: AppId) -> impl IntoView {
                 };
                 state.set(Loading::Ready(handle));
                 controller.start();
+            }
+            Ok(AppConfig {
+                protocol_version, ..
+            })
+            | Err(ClientError::Outdated(protocol_version)) => {
+                warn(&format!(
+                    "Keepsake: the server speaks protocol version {protocol_version}, \
+                     this page {PROTOCOL_VERSION}"
+                ));
+                state.set(Loading::Outdated);
             }
             Err(error) => {
                 let message = match error.kind() {
@@ -885,6 +909,22 @@ pub fn app_page(app: AppId) -> impl IntoView {
             </main>
         }
         .into_any(),
+        Loading::Outdated => view! {
+            <main class="app">
+                <p role="alert" class="banner warning">
+                    {OUTDATED}
+                    <button type="button" class="dismiss" on:click=|_| reload()>"Reload"</button>
+                </p>
+            </main>
+        }
+        .into_any(),
         Loading::Ready(handle) => app_view(handle).into_any(),
+    }
+}
+
+/// Reloads the page (from the server, which serves the client of its own version).
+fn reload() {
+    if let Some(window) = web_sys::window() {
+        let _ = window.location().reload();
     }
 }

@@ -7,8 +7,10 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use keepsake_frontend::api::{Backend, ClientError, LocalFuture};
-use keepsake_frontend::app_page::{Controller, PageHandle, SESSION_RESTARTED, app_view};
+use keepsake_frontend::api::{Backend, ClientError, LocalFuture, decode};
+use keepsake_frontend::app_page::{
+    Controller, OUTDATED, PageHandle, SESSION_RESTARTED, app_page_with, app_view,
+};
 use keepsake_frontend::browser_state::MemoryStore;
 use keepsake_shared::config::{
     AppConfig, ButtonVariant, ComponentConfig, ComponentKind, ComponentProps, DependencyConfig,
@@ -105,6 +107,8 @@ fn cart_config() -> AppConfig {
 /// A backend that answers from a script and records what it was sent.
 #[derive(Default)]
 struct Scripted {
+    /// The answer to the config request; `None`: `Ok(cart_config())`.
+    config: RefCell<Option<Result<AppConfig, ClientError>>>,
     sessions: RefCell<u8>,
     answers: RefCell<VecDeque<Result<EventResult, ClientError>>>,
     sent: RefCell<Vec<(SessionId, EventRequest)>>,
@@ -114,6 +118,16 @@ struct Scripted {
 struct Shared(Rc<Scripted>);
 
 impl Backend for Shared {
+    fn get_config(&self, _app: &AppId) -> LocalFuture<Result<AppConfig, ClientError>> {
+        let answer = self
+            .0
+            .config
+            .borrow()
+            .clone()
+            .unwrap_or_else(|| Ok(cart_config()));
+        Box::pin(async move { answer })
+    }
+
     fn start_session(&self, _app: &AppId) -> LocalFuture<Result<SessionStarted, ClientError>> {
         *self.0.sessions.borrow_mut() += 1;
         let id = SessionId::from_bytes([*self.0.sessions.borrow(); 16]);
@@ -196,6 +210,30 @@ fn mount(backend: Rc<Scripted>) -> (web_sys::HtmlElement, Rc<Controller>) {
     handle.forget();
     controller.start();
     (container, controller)
+}
+
+/// Mounts the whole app page (config request included) in a fresh container.
+fn mount_page(backend: Rc<Scripted>) -> web_sys::HtmlElement {
+    let container: web_sys::HtmlElement =
+        document().create_element("div").unwrap().unchecked_into();
+    document().body().unwrap().append_child(&container).unwrap();
+    let handle = leptos::mount::mount_to(container.clone(), move || {
+        app_page_with(
+            AppId("cart".into()),
+            Rc::new(Shared(backend)),
+            Box::new(MemoryStore::new()),
+        )
+    });
+    handle.forget();
+    container
+}
+
+/// The text of the first `role=alert` element with text, if any.
+fn alert_text(root: &web_sys::HtmlElement) -> Option<String> {
+    let alerts = root.query_selector_all("[role=alert]").unwrap();
+    (0..alerts.length())
+        .filter_map(|i| alerts.item(i).unwrap().text_content())
+        .find(|text| !text.trim().is_empty())
 }
 
 /// The control a `<label>` with this text points to.
@@ -378,4 +416,84 @@ async fn a_number_field_takes_what_the_browser_parsed_and_ignores_half_typed_tex
     assert_eq!(value.get_untracked(), json!(-300.0));
     type_in("");
     assert_eq!(value.get_untracked(), json!(-300.0));
+}
+
+#[wasm_bindgen_test]
+async fn a_server_speaking_another_protocol_version_gets_a_reload_notice() {
+    let backend = Rc::new(Scripted::default());
+    let mut config = cart_config();
+    config.protocol_version = PROTOCOL_VERSION + 1;
+    *backend.config.borrow_mut() = Some(Ok(config));
+    let root = mount_page(backend.clone());
+    until("the reload notice", || {
+        alert_text(&root).is_some_and(|text| text.contains(OUTDATED))
+    })
+    .await;
+    let alert = root.query_selector("[role=alert]").unwrap().unwrap();
+    let reload = button(alert.unchecked_ref(), "Reload");
+    assert_eq!(reload.get_attribute("type").as_deref(), Some("button"));
+    // Give a wrongly started page time to show itself.
+    keepsake_frontend::sleep(200).await;
+    assert_eq!(*backend.sessions.borrow(), 0, "no session was started");
+    assert!(backend.sent.borrow().is_empty(), "no event was run");
+    assert!(
+        root.query_selector("h1").unwrap().is_none(),
+        "no app header"
+    );
+    assert_eq!(root.query_selector_all(".component").unwrap().length(), 0);
+    assert_eq!(root.query_selector_all("input").unwrap().length(), 0);
+}
+
+#[wasm_bindgen_test]
+async fn a_server_speaking_the_clients_protocol_version_runs_the_app() {
+    let backend = Rc::new(Scripted::default());
+    let root = mount_page(backend.clone());
+    until("the app header", || {
+        root.query_selector("h1")
+            .unwrap()
+            .is_some_and(|h| h.text_content().unwrap_or_default() == "Cart")
+    })
+    .await;
+    until("a session", || *backend.sessions.borrow() == 1).await;
+    assert_eq!(root.query_selector_all(".component").unwrap().length(), 3);
+    assert!(
+        alert_text(&root).is_none(),
+        "no notice: {:?}",
+        alert_text(&root)
+    );
+}
+
+#[wasm_bindgen_test]
+async fn a_config_that_no_longer_decodes_gets_the_same_notice() {
+    // A newer server whose component kinds changed shape.
+    let mut newer = serde_json::to_value(cart_config()).unwrap();
+    newer["protocol_version"] = json!(PROTOCOL_VERSION + 1);
+    newer["components"][2]["kind"] = json!({"type": "number", "minimum": null});
+    let answer = decode::<AppConfig>(&newer.to_string());
+    assert_eq!(answer, Err(ClientError::Outdated(PROTOCOL_VERSION + 1)));
+    // The same answer claiming this page's version is a plain decode error, as is an
+    // answer that is no config at all.
+    newer["protocol_version"] = json!(PROTOCOL_VERSION);
+    assert!(matches!(
+        decode::<AppConfig>(&newer.to_string()),
+        Err(ClientError::Decode(_))
+    ));
+    assert!(matches!(
+        decode::<AppConfig>("<html>Bad gateway</html>"),
+        Err(ClientError::Decode(_))
+    ));
+
+    let backend = Rc::new(Scripted::default());
+    *backend.config.borrow_mut() = Some(answer);
+    let root = mount_page(backend.clone());
+    until("the reload notice", || {
+        alert_text(&root).is_some_and(|text| text.contains(OUTDATED))
+    })
+    .await;
+    keepsake_frontend::sleep(100).await;
+    assert_eq!(*backend.sessions.borrow(), 0, "no session was started");
+    assert!(
+        root.query_selector("h1").unwrap().is_none(),
+        "no app header"
+    );
 }
