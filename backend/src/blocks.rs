@@ -293,6 +293,7 @@ impl Blocks {
             inputs: input_refs,
             handler: erased,
             globals_written: Vec::new(),
+            pace: Arc::default(),
         });
         let config = match self.dependencies.last_mut() {
             Some(dep) => &mut dep.config,

@@ -444,6 +444,18 @@ impl Display for HandlerError {
 #[doc(hidden)]
 pub type HandlerFuture = BoxFuture<'static, Result<Vec<ErasedUpdate>, HandlerError>>;
 
+/// A sync handler bound to its arguments, ready to run (an implementation detail).
+#[doc(hidden)]
+pub type SyncCall = Box<dyn FnOnce() -> Result<Vec<ErasedUpdate>, HandlerError> + Send>;
+
+/// A handler bound to its arguments: a sync call (which the engine runs on the
+/// blocking threads, or inline once it has proven quick) or a future.
+#[doc(hidden)]
+pub enum HandlerCall {
+    Sync(SyncCall),
+    Async(HandlerFuture),
+}
+
 /// Markers telling apart the four shapes of handler (sync or async, plain or
 /// fallible). They only exist to keep the blanket impls of [`Handler`] apart.
 pub mod markers {
@@ -461,28 +473,14 @@ pub mod markers {
 /// outputs `O`. Implemented for `Fn(A, B, ..) -> R`, `Fn(..) -> Result<R, E>`, and the
 /// same returning futures, where `R` matches the outputs and `E: Display`.
 ///
-/// Sync handlers run on tokio's blocking threads, as Gradio runs sync functions in a
-/// thread pool: a slow or CPU-bound one holds up no other session's events, and the
-/// event time-out cuts it off (the thread finishes it in the background and its
-/// outputs are dropped). Async handlers run on the runtime's workers and must not
-/// block.
+/// Sync handlers may block: they run on tokio's blocking threads, as Gradio runs sync
+/// functions in a thread pool, so a slow or CPU-bound one holds up no other session's
+/// events and the event time-out cuts it off. One that has proven quick runs inline
+/// instead (see `engine/pace.rs`: a handoff to another thread costs more than a quick
+/// handler). Async handlers run on the runtime's workers and must not block.
 pub trait Handler<Args, O, M>: Send + Sync + 'static {
     #[doc(hidden)]
-    fn call(self: Arc<Self>, args: Args) -> HandlerFuture;
-}
-
-/// Runs a sync handler on the blocking pool. A panic there is resumed here, where
-/// the engine catches it like any other handler's.
-async fn run_blocking(
-    handler: impl FnOnce() -> Result<Vec<ErasedUpdate>, HandlerError> + Send + 'static,
-) -> Result<Vec<ErasedUpdate>, HandlerError> {
-    match tokio::task::spawn_blocking(handler).await {
-        Ok(outputs) => outputs,
-        Err(error) => match error.try_into_panic() {
-            Ok(payload) => std::panic::resume_unwind(payload),
-            Err(_) => Err(HandlerError("the handler was cancelled".into())),
-        },
-    }
+    fn call(self: Arc<Self>, args: Args) -> HandlerCall;
 }
 
 macro_rules! handlers {
@@ -495,8 +493,8 @@ macro_rules! handlers {
             $($ty: Send + 'static,)*
         {
             #[allow(non_snake_case)]
-            fn call(self: Arc<Self>, ($($ty,)*): ($($ty,)*)) -> HandlerFuture {
-                Box::pin(run_blocking(move || Ok((self)($($ty),*).into_outputs())))
+            fn call(self: Arc<Self>, ($($ty,)*): ($($ty,)*)) -> HandlerCall {
+                HandlerCall::Sync(Box::new(move || Ok((self)($($ty),*).into_outputs())))
             }
         }
 
@@ -509,8 +507,8 @@ macro_rules! handlers {
             $($ty: Send + 'static,)*
         {
             #[allow(non_snake_case)]
-            fn call(self: Arc<Self>, ($($ty,)*): ($($ty,)*)) -> HandlerFuture {
-                Box::pin(run_blocking(move || {
+            fn call(self: Arc<Self>, ($($ty,)*): ($($ty,)*)) -> HandlerCall {
+                HandlerCall::Sync(Box::new(move || {
                     (self)($($ty),*)
                         .map(IntoOutputs::into_outputs)
                         .map_err(|e| HandlerError(e.to_string()))
@@ -525,9 +523,9 @@ macro_rules! handlers {
             R: IntoOutputs<O>,
         {
             #[allow(non_snake_case)]
-            fn call(self: Arc<Self>, ($($ty,)*): ($($ty,)*)) -> HandlerFuture {
+            fn call(self: Arc<Self>, ($($ty,)*): ($($ty,)*)) -> HandlerCall {
                 let future = (self)($($ty),*);
-                Box::pin(async move { Ok(future.await.into_outputs()) })
+                HandlerCall::Async(Box::pin(async move { Ok(future.await.into_outputs()) }))
             }
         }
 
@@ -539,14 +537,14 @@ macro_rules! handlers {
             Err: Display,
         {
             #[allow(non_snake_case)]
-            fn call(self: Arc<Self>, ($($ty,)*): ($($ty,)*)) -> HandlerFuture {
+            fn call(self: Arc<Self>, ($($ty,)*): ($($ty,)*)) -> HandlerCall {
                 let future = (self)($($ty),*);
-                Box::pin(async move {
+                HandlerCall::Async(Box::pin(async move {
                     future
                         .await
                         .map(IntoOutputs::into_outputs)
                         .map_err(|e| HandlerError(e.to_string()))
-                })
+                }))
             }
         }
     };

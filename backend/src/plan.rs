@@ -15,7 +15,8 @@ use keepsake_shared::config::{AppConfig, DependencyConfig, EventKind, Trigger};
 use keepsake_shared::{AppId, ComponentId};
 use serde_json::Value;
 
-use crate::handler::{HandlerError, HandlerFuture, SlotRef};
+use crate::engine::SyncPace;
+use crate::handler::{HandlerCall, HandlerError, SlotRef};
 use crate::state::{DeleteCallback, Factory, ResourceFactory};
 use crate::value::{AnyValue, Codec, DynValue};
 
@@ -50,7 +51,7 @@ pub(crate) struct GlobalDef {
 }
 
 pub(crate) type ErasedHandler =
-    Arc<dyn Fn(Vec<AnyValue>) -> Result<HandlerFuture, HandlerError> + Send + Sync>;
+    Arc<dyn Fn(Vec<AnyValue>) -> Result<HandlerCall, HandlerError> + Send + Sync>;
 
 pub(crate) struct DependencyDef {
     pub(crate) config: DependencyConfig,
@@ -60,6 +61,8 @@ pub(crate) struct DependencyDef {
     /// those of the `.change` listeners its state writes can set off, transitively.
     /// Sorted: the engine locks them in this order before any handler runs.
     pub(crate) globals_written: Vec<u32>,
+    /// How quick its handler has been, if it is sync: where it runs next.
+    pub(crate) pace: Arc<SyncPace>,
 }
 
 /// A built app: its wire config plus everything the engine needs to run it.

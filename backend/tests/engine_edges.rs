@@ -14,7 +14,7 @@ mod support;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use keepsake::components::{Button, Number};
@@ -123,18 +123,13 @@ async fn listeners_writing_one_global_and_reading_another_never_deadlock() {
             }
         });
     }
-    let finished = tokio::time::timeout(BOUND, async {
-        while let Some(joined) = tasks.join_next().await {
-            joined.unwrap();
-        }
-    })
+    join_within(
+        tasks,
+        &done,
+        SESSIONS * EVENTS_PER_SESSION,
+        "deadlock: events",
+    )
     .await;
-    assert!(
-        finished.is_ok(),
-        "deadlock: only {} of {} events finished within {BOUND:?}",
-        done.load(Ordering::SeqCst),
-        SESSIONS * EVENTS_PER_SESSION
-    );
 
     let reader = server.start_session("pair").await;
     let values = tokio::time::timeout(
@@ -179,6 +174,55 @@ fn short_timeout() -> Settings {
         event_timeout: Duration::from_millis(500),
         ..fast_settings()
     }
+}
+
+/// Protects: a sync handler that earned the inline path (quick many times in a row)
+/// and then starts blocking holds its worker for that one run only; the engine sends
+/// it back to the blocking threads, where its next blocking run is cut off at the
+/// time-out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quick_sync_handler_that_starts_blocking_is_cut_off_after_one_run() {
+    let blocking = Arc::new(AtomicBool::new(false));
+    let mut app = Blocks::new("turns", "Turns");
+    let go = app.add(Button::new("Go"));
+    let out = app.add(Number::new().label("Out"));
+    let block = blocking.clone();
+    app.click(go, (), out, move || {
+        if block.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+        1.0
+    })
+    .api_name("go");
+    let server = TestServer::start(unlimited(short_timeout()), vec![app.build().unwrap()]).await;
+    let config = server.config("turns").await;
+    let go = dependency(&config, "go");
+    let session = server.start_session("turns").await;
+    // Quick, again and again: the handler earns the inline path.
+    for _ in 0..100 {
+        server
+            .event("turns", &session, go, vec![])
+            .await
+            .expect("quick run");
+    }
+    blocking.store(true, Ordering::SeqCst);
+    // The one run it blocks inline: it finishes, late (the documented exception).
+    let started = Instant::now();
+    let first = server.event("turns", &session, go, vec![]).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(1400),
+        "{first:?}"
+    );
+    // From now on it runs on the blocking threads and the time-out cuts it off.
+    let started = Instant::now();
+    let second = server.event("turns", &session, go, vec![]).await;
+    assert_error(second, 504, ErrorKind::Timeout);
+    assert!(
+        started.elapsed() < Duration::from_millis(1200),
+        "cut off after {:?}",
+        started.elapsed()
+    );
+    server.stop().await;
 }
 
 /// Protects: the event timeout applies to sync handlers too. A sync handler that
@@ -504,18 +548,7 @@ async fn redis_one_session_through_two_instances_loses_no_event() {
             }
         });
     }
-    let finished = tokio::time::timeout(BOUND, async {
-        while let Some(joined) = tasks.join_next().await {
-            joined.unwrap();
-        }
-    })
-    .await;
-    assert!(
-        finished.is_ok(),
-        "only {} of {} adds finished within {BOUND:?}",
-        done.load(Ordering::SeqCst),
-        TASKS * ADDS_PER_TASK
-    );
+    join_within(tasks, &done, TASKS * ADDS_PER_TASK, "adds").await;
     for instance in instances.iter() {
         let size = tokio::time::timeout(
             BOUND,
@@ -534,4 +567,25 @@ async fn redis_one_session_through_two_instances_loses_no_event() {
             instance.stop().await;
         }
     }
+}
+
+/// Waits for every task, failing with how many of `expected` steps finished if they
+/// do not all finish within `BOUND` (a hang becomes a failure, not a stuck run).
+async fn join_within(
+    mut tasks: tokio::task::JoinSet<()>,
+    done: &AtomicUsize,
+    expected: usize,
+    what: &str,
+) {
+    let finished = tokio::time::timeout(BOUND, async {
+        while let Some(joined) = tasks.join_next().await {
+            joined.unwrap();
+        }
+    })
+    .await;
+    assert!(
+        finished.is_ok(),
+        "{what}: only {} of {expected} finished within {BOUND:?}",
+        done.load(Ordering::SeqCst)
+    );
 }

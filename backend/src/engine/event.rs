@@ -34,7 +34,7 @@ use super::Engine;
 use super::globals::HeldGlobals;
 use crate::components::validate_input;
 use crate::error::ApiError;
-use crate::handler::{ErasedUpdate, SlotRef};
+use crate::handler::{ErasedUpdate, HandlerCall, SlotRef};
 use crate::plan::{DependencyDef, SlotDef};
 use crate::session::{Session, SessionData, StoredState};
 use crate::store::Commit;
@@ -197,31 +197,65 @@ impl Engine {
             .ok_or_else(|| ApiError::Internal(format!("no slot {}", id.0)))
     }
 
-    /// Calls a handler, turning panics, errors and time-outs into API errors. Sync
-    /// handlers run on tokio's blocking threads (see [`crate::handler`]), so the
-    /// time-out cuts them off too and they never hold up other sessions' events.
+    /// Calls a handler, turning panics, errors and time-outs into API errors. A sync
+    /// handler runs on tokio's blocking threads, inside the time-out, unless it has
+    /// proven quick ([`super::pace`]).
     async fn call(
         &self,
         dependency: &DependencyDef,
         args: Vec<AnyValue>,
     ) -> Result<Vec<ErasedUpdate>, ApiError> {
+        let listener = dependency.config.id.0;
         let panicked = |payload: Box<dyn std::any::Any + Send>| {
             let what = payload
                 .downcast_ref::<&str>()
                 .map(|s| (*s).to_owned())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            tracing::error!(listener = dependency.config.id.0, panic = %what, "event handler panicked");
+            tracing::error!(listener, panic = %what, "event handler panicked");
             ApiError::HandlerFailed("the handler panicked; nothing was changed".into())
         };
-        let future = match std::panic::catch_unwind(AssertUnwindSafe(|| (dependency.handler)(args)))
-        {
-            Ok(Ok(future)) => future,
+        let call = match std::panic::catch_unwind(AssertUnwindSafe(|| (dependency.handler)(args))) {
+            Ok(Ok(call)) => call,
             Ok(Err(error)) => return Err(ApiError::HandlerFailed(error.0)),
             Err(payload) => return Err(panicked(payload)),
         };
         let timeout = self.limits.event_timeout;
-        match tokio::time::timeout(timeout, AssertUnwindSafe(future).catch_unwind()).await {
+        let outcome = match call {
+            HandlerCall::Sync(run) if dependency.pace.inline() => {
+                let started = Instant::now();
+                let outcome = std::panic::catch_unwind(AssertUnwindSafe(run));
+                let took = outcome.is_ok().then(|| started.elapsed());
+                if dependency.pace.ran_inline(took) {
+                    tracing::warn!(
+                        listener,
+                        took = ?started.elapsed(),
+                        "a sync handler blocked its worker; it runs on the blocking threads from now on"
+                    );
+                }
+                Ok(outcome)
+            }
+            HandlerCall::Sync(run) => {
+                let pace = dependency.pace.clone();
+                let blocking = tokio::task::spawn_blocking(move || {
+                    let (outcome, quick) =
+                        super::pace::measured(|| std::panic::catch_unwind(AssertUnwindSafe(run)));
+                    pace.ran_blocking(outcome.is_ok().then_some(quick));
+                    outcome
+                });
+                match tokio::time::timeout(timeout, blocking).await {
+                    Err(elapsed) => Err(elapsed),
+                    Ok(Ok(outcome)) => Ok(outcome),
+                    Ok(Err(error)) => Ok(Ok(Err(crate::handler::HandlerError(format!(
+                        "the handler did not run: {error}"
+                    ))))),
+                }
+            }
+            HandlerCall::Async(future) => {
+                tokio::time::timeout(timeout, AssertUnwindSafe(future).catch_unwind()).await
+            }
+        };
+        match outcome {
             Err(_) => Err(ApiError::Timeout(timeout)),
             Ok(Err(payload)) => Err(panicked(payload)),
             Ok(Ok(Err(error))) => Err(ApiError::HandlerFailed(error.0)),
