@@ -125,7 +125,7 @@ impl Server {
     }
 
     /// Starts a session of `app` for a client at `address`, as `POST
-    /// /api/apps/{app}/sessions` does: each address may start
+    /// /api/apps/{app}/sessions` does: each address (each /64, for IPv6) may start
     /// `max_session_starts_per_minute` sessions a minute.
     pub async fn start_session_for(
         &self,
@@ -133,7 +133,7 @@ impl Server {
         address: IpAddr,
     ) -> Result<SessionStarted, ApiError> {
         self.engine(app)?;
-        if let Err(not_until) = self.inner.starts.check_key(&address) {
+        if let Err(not_until) = self.inner.starts.check_key(&client_key(address)) {
             let retry_after = not_until.wait_time_from(MonotonicClock.now());
             return Err(ApiError::TooManySessionStarts { retry_after });
         }
@@ -172,6 +172,17 @@ impl Server {
     }
 }
 
+/// Whom a start is counted against: an IPv4 address, or an IPv6 address's /64 (one
+/// subscriber's network: a client there can use any of its 2^64 addresses).
+fn client_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from_bits(
+            v6.to_bits() & !((1u128 << 64) - 1),
+        )),
+    }
+}
+
 /// Drops the start limiter's memory of addresses that have been quiet for a
 /// minute, so that it holds only the addresses seen recently.
 async fn forget_quiet_addresses(state: std::sync::Weak<ServerState>, shutdown: CancellationToken) {
@@ -185,5 +196,21 @@ async fn forget_quiet_addresses(state: std::sync::Weak<ServerState>, shutdown: C
                 state.starts.shrink_to_fit();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_network_counts_as_one_client() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("address");
+        let b: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:ffff".parse().expect("address");
+        let other: IpAddr = "2001:db8:1:3::1".parse().expect("address");
+        assert_eq!(client_key(a), client_key(b));
+        assert_ne!(client_key(a), client_key(other));
+        let v4: IpAddr = "192.0.2.7".parse().expect("address");
+        assert_eq!(client_key(v4), v4);
     }
 }

@@ -589,3 +589,62 @@ async fn join_within(
         done.load(Ordering::SeqCst)
     );
 }
+
+/// Protects (Redis): an event gives back every global lock it took, including those
+/// of globals it could have written but did not change. Before, the commit script
+/// deleted only the changed globals' locks: the others stayed locked until they ran
+/// out (the event time-out + 5 s), and every writer of them waited and failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_an_event_that_leaves_a_global_unchanged_gives_its_lock_back() {
+    let redis = RedisProcess::start();
+    let mut app = Blocks::new("locks", "Locks");
+    let total = app.global(Global::new(0u64));
+    let tally = app.state(State::new(0u64));
+    let peek = app.add(Button::new("Peek"));
+    let add = app.add(Button::new("Add"));
+    let shown = app.add(Number::new().label("Total"));
+    // May write the global, but leaves it as it is (and changes the session's tally,
+    // so the commit script runs).
+    app.click(peek, (total, tally), (total, tally), |n: u64, t: u64| {
+        (n, t + 1)
+    })
+    .api_name("peek");
+    app.click(add, total, (total, shown), |n: u64| (n + 1, (n + 1) as f64))
+        .api_name("add");
+    let settings = Settings {
+        event_timeout: Duration::from_secs(2),
+        ..on(&redis, "locks")
+    };
+    let server = TestServer::start(settings, vec![app.build().unwrap()]).await;
+    let config = server.config("locks").await;
+    let session = server.start_session("locks").await;
+    server
+        .event(
+            "locks",
+            &session,
+            dependency(&config, "peek"),
+            vec![Value::Null, Value::Null],
+        )
+        .await
+        .expect("peek");
+    let started = Instant::now();
+    let added = server
+        .event(
+            "locks",
+            &session,
+            dependency(&config, "add"),
+            vec![Value::Null],
+        )
+        .await
+        .expect("the global's lock was given back");
+    assert_eq!(
+        value_of(&added, component(&config, "Total")),
+        Some(json!(1.0))
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "waited {:?}",
+        started.elapsed()
+    );
+    server.stop().await;
+}

@@ -58,17 +58,18 @@ impl Engine {
         id: SessionId,
         session: Option<Arc<Session>>,
         reason: EndReason,
-        mut values: Vec<(u32, Box<dyn DynValue>)>,
+        values: Option<Vec<(u32, Box<dyn DynValue>)>>,
     ) {
         match reason {
             EndReason::Expired => self.metrics.sessions_expired.increment(1),
             EndReason::Evicted => self.metrics.sessions_evicted.increment(1),
         }
+        let mut local = Vec::new();
         if let Some(session) = session {
             session.ended.cancel();
-            values.extend(session.data.lock().await.close());
+            local = session.data.lock().await.close();
         }
-        for (index, value) in values {
+        for (index, value) in values.unwrap_or(local) {
             self.delete(index, value);
         }
         tracing::debug!(session = id.short(), ?reason, "session ended");

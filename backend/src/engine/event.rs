@@ -222,35 +222,38 @@ impl Engine {
         };
         let timeout = self.limits.event_timeout;
         let outcome = match call {
-            HandlerCall::Sync(run) if dependency.pace.inline() => {
-                let started = Instant::now();
-                let outcome = std::panic::catch_unwind(AssertUnwindSafe(run));
-                let took = outcome.is_ok().then(|| started.elapsed());
-                if dependency.pace.ran_inline(took) {
-                    tracing::warn!(
-                        listener,
-                        took = ?started.elapsed(),
-                        "a sync handler blocked its worker; it runs on the blocking threads from now on"
-                    );
+            HandlerCall::Sync(run) => match dependency.pace.try_inline() {
+                Some(_inline) => {
+                    let started = Instant::now();
+                    let outcome = std::panic::catch_unwind(AssertUnwindSafe(run));
+                    let took = outcome.is_ok().then(|| started.elapsed());
+                    if dependency.pace.ran_inline(took) {
+                        tracing::warn!(
+                            listener,
+                            took = ?started.elapsed(),
+                            "a sync handler blocked its worker; it runs on the blocking threads from now on"
+                        );
+                    }
+                    Ok(outcome)
                 }
-                Ok(outcome)
-            }
-            HandlerCall::Sync(run) => {
-                let pace = dependency.pace.clone();
-                let blocking = tokio::task::spawn_blocking(move || {
-                    let (outcome, quick) =
-                        super::pace::measured(|| std::panic::catch_unwind(AssertUnwindSafe(run)));
-                    pace.ran_blocking(outcome.is_ok().then_some(quick));
-                    outcome
-                });
-                match tokio::time::timeout(timeout, blocking).await {
-                    Err(elapsed) => Err(elapsed),
-                    Ok(Ok(outcome)) => Ok(outcome),
-                    Ok(Err(error)) => Ok(Ok(Err(crate::handler::HandlerError(format!(
-                        "the handler did not run: {error}"
-                    ))))),
+                None => {
+                    let pace = dependency.pace.clone();
+                    let blocking = tokio::task::spawn_blocking(move || {
+                        let (outcome, quick) = super::pace::measured(|| {
+                            std::panic::catch_unwind(AssertUnwindSafe(run))
+                        });
+                        pace.ran_blocking(outcome.is_ok().then_some(quick));
+                        outcome
+                    });
+                    match tokio::time::timeout(timeout, blocking).await {
+                        Err(elapsed) => Err(elapsed),
+                        Ok(Ok(outcome)) => Ok(outcome),
+                        Ok(Err(error)) => Ok(Ok(Err(crate::handler::HandlerError(format!(
+                            "the handler did not run: {error}"
+                        ))))),
+                    }
                 }
-            }
+            },
             HandlerCall::Async(future) => {
                 tokio::time::timeout(timeout, AssertUnwindSafe(future).catch_unwind()).await
             }

@@ -15,12 +15,14 @@
 //! - after [`PROVEN`] quick runs in a row it runs inline; any other run (or a panic)
 //!   starts the count again;
 //! - an inline run longer than [`BLOCKED`] marks it as blocking: it runs on the
-//!   blocking threads from then on, and a warning is logged.
+//!   blocking threads from then on, and a warning is logged;
+//! - one run of a handler at a time is inline; a run that starts while another is
+//!   inline goes to the blocking threads.
 //!
 //! The one case this does not cut off: a handler that was quick [`PROVEN`] times in a
-//! row and then blocks holds its worker for that one run (its event still lands
-//! whole or not at all; the answer comes when the handler returns). Every later run
-//! is cut off at the time-out.
+//! row and then blocks holds one worker for that one run (its event still lands
+//! whole or not at all; the answer comes when the handler returns). Its runs that
+//! start meanwhile, and every later one, are cut off at the time-out.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -38,12 +40,31 @@ pub(crate) const BLOCKED: Duration = Duration::from_millis(10);
 pub(crate) struct SyncPace {
     quick_runs: AtomicU32,
     blocked: AtomicBool,
+    /// A run is inline now: at most one is, so a handler that starts blocking
+    /// holds one worker, not every worker its concurrent runs reach.
+    running_inline: AtomicBool,
+}
+
+/// The right to run inline, held for one run.
+pub(crate) struct InlineRun<'a>(&'a SyncPace);
+
+impl Drop for InlineRun<'_> {
+    fn drop(&mut self) {
+        self.0.running_inline.store(false, Ordering::Release);
+    }
 }
 
 impl SyncPace {
-    /// Whether the next run may be inline.
+    /// Whether the next run may be inline (proven quick, never blocked).
     pub(crate) fn inline(&self) -> bool {
         !self.blocked.load(Ordering::Relaxed) && self.quick_runs.load(Ordering::Relaxed) >= PROVEN
+    }
+
+    /// The right to run inline now, if the handler has earned it and no other run
+    /// of it is inline.
+    pub(crate) fn try_inline(&self) -> Option<InlineRun<'_>> {
+        (self.inline() && !self.running_inline.swap(true, Ordering::Acquire))
+            .then_some(InlineRun(self))
     }
 
     /// Records a run on the blocking threads: quick, or not (or a panic: `None`).
@@ -151,6 +172,19 @@ mod tests {
             pace.ran_blocking(Some(true));
         }
         assert!(!pace.inline());
+    }
+
+    #[test]
+    fn one_run_at_a_time_is_inline() {
+        let pace = SyncPace::default();
+        assert!(pace.try_inline().is_none(), "not proven");
+        for _ in 0..PROVEN {
+            pace.ran_blocking(Some(true));
+        }
+        let first = pace.try_inline().expect("proven");
+        assert!(pace.try_inline().is_none(), "another run is inline");
+        drop(first);
+        assert!(pace.try_inline().is_some());
     }
 
     #[test]

@@ -143,7 +143,7 @@ impl MemoryStore {
             id: session.id,
             session: Some(session),
             reason,
-            values: Vec::new(),
+            values: None,
         });
     }
 

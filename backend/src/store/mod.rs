@@ -60,14 +60,15 @@ pub(crate) enum StreamOpened {
 
 /// What the store tells the engine, on the channel given to [`Store::open`].
 pub(crate) enum StoreEvent {
-    /// A session expired or was evicted. `values` are what the store held outside
-    /// this process; `session` is this process's handle, if it has one (its data
-    /// holds the values of the memory store).
+    /// A session expired or was evicted. `session` is this process's handle, if it
+    /// has one. `values` are its last values as a store outside this process held
+    /// them, or `None` when they are the session's own data (the memory store): a
+    /// copy an event loaded from Redis is not a value of the session.
     SessionEnded {
         id: SessionId,
         session: Option<Arc<Session>>,
         reason: EndReason,
-        values: Vec<(u32, Box<dyn DynValue>)>,
+        values: Option<Vec<(u32, Box<dyn DynValue>)>>,
     },
     /// A state's time-to-live ran out; `value` is its last value.
     StateExpired {

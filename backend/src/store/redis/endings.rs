@@ -72,13 +72,15 @@ impl RedisStore {
                         } else {
                             EndReason::Expired
                         },
-                        values: values
-                            .into_iter()
-                            .filter_map(|(index, envelope)| {
-                                let index: u32 = index.parse().ok()?;
-                                Some((index, self.stored_state(index, &envelope)?))
-                            })
-                            .collect(),
+                        values: Some(
+                            values
+                                .into_iter()
+                                .filter_map(|(index, envelope)| {
+                                    let index: u32 = index.parse().ok()?;
+                                    Some((index, self.stored_state(index, &envelope)?))
+                                })
+                                .collect(),
+                        ),
                     }
                 }
                 Ok(EndedRecord::State { id, state, value }) => {

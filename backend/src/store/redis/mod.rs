@@ -171,11 +171,15 @@ impl RedisStore {
             .arg(self.shape.state_count)
             .invoke_async(&mut self.connection())
             .await?;
-        if records.first().map(String::as_str) != Some("ok") {
+        let full = records.first().map(String::as_str) != Some("ok");
+        if !records.is_empty() {
+            records.remove(0);
+        }
+        // Sessions evicted before the script found only open pages are reported too.
+        self.report_ended(records);
+        if full {
             return Err(StoreError::AtCapacity);
         }
-        records.remove(0);
-        self.report_ended(records);
         Ok(self.handle(&id))
     }
 
@@ -212,7 +216,15 @@ impl RedisStore {
         data: &mut SessionData,
         wait: Duration,
     ) -> Result<Lease, StoreError> {
-        let token = hold::token();
+        // The guard exists before the script runs: if this future is dropped while
+        // the lease is being taken, the drop gives it back (a release of a lease
+        // never taken does nothing).
+        let mut held = RedisLease {
+            store: self.clone(),
+            id: session.id,
+            token: hold::token(),
+            held: true,
+        };
         let mut backoff = Backoff::new(wait);
         let stored = loop {
             let reply: Vec<String> = self
@@ -220,7 +232,7 @@ impl RedisStore {
                 .load
                 .arg(&self.prefix)
                 .arg(session.id.as_str())
-                .arg(&token)
+                .arg(&held.token)
                 .arg(millis(self.lease))
                 .arg(millis(self.retention))
                 .invoke_async(&mut self.connection())
@@ -229,18 +241,14 @@ impl RedisStore {
                 Some("ok") => break pairs(&reply[1..]),
                 Some("busy") => backoff.pause().await?,
                 _ => {
+                    held.held = false;
                     self.forget(&session.id);
                     return Err(StoreError::UnknownSession);
                 }
             }
         };
         let mut lease = Lease {
-            redis: Some(RedisLease {
-                store: self.clone(),
-                id: session.id,
-                token,
-                held: true,
-            }),
+            redis: Some(held),
             migrated: Vec::new(),
         };
         for slot in &mut data.states {
@@ -295,13 +303,19 @@ impl RedisStore {
         indices: &[u32],
         wait: Duration,
     ) -> Result<(Vec<Box<dyn DynValue>>, GlobalHold), StoreError> {
-        let token = hold::token();
+        // As in `begin`: the guard exists before any lock is taken.
+        let held = RedisGlobalHold {
+            store: self.clone(),
+            token: hold::token(),
+            indices: indices.to_vec(),
+            held: true,
+        };
         let mut backoff = Backoff::new(wait);
         let values = loop {
             let mut invocation = self.scripts.global_lock.prepare_invoke();
             invocation
                 .arg(&self.prefix)
-                .arg(&token)
+                .arg(&held.token)
                 .arg(millis(self.lease));
             for index in indices {
                 invocation.arg(index);
@@ -313,14 +327,7 @@ impl RedisStore {
                 _ => backoff.pause().await?,
             }
         };
-        let hold = GlobalHold {
-            redis: Some(RedisGlobalHold {
-                store: self.clone(),
-                token,
-                indices: indices.to_vec(),
-                held: true,
-            }),
-        };
+        let hold = GlobalHold { redis: Some(held) };
         let values = indices
             .iter()
             .zip(values.into_iter().skip(1))
@@ -350,48 +357,53 @@ impl RedisStore {
         let Some(session_lease) = lease.redis.as_mut() else {
             return Err(StoreError::LeaseLost);
         };
+        let (global_token, locked) = globals
+            .redis
+            .as_ref()
+            .map_or(("", &[][..]), |g| (g.token.as_str(), g.indices.as_slice()));
         if states.is_empty() && global_writes.is_empty() {
-            session_lease.held = false;
-            let held_globals = globals.redis.as_mut().map(|g| {
-                g.held = false;
-                (g.token.as_str(), g.indices.as_slice())
-            });
-            self.release(Some((&session.id, &session_lease.token)), held_globals)
-                .await;
-            return Ok(());
-        }
-        let global_token = globals.redis.as_ref().map_or("", |g| g.token.as_str());
-        let mut invocation = self.scripts.commit.prepare_invoke();
-        invocation
-            .arg(&self.prefix)
-            .arg(session.id.as_str())
-            .arg(&session_lease.token)
-            .arg(global_token)
-            .arg(states.len());
-        for (index, envelope, ttl) in &states {
+            // Given back only once Redis has them: a drop meanwhile releases again.
+            self.release(
+                Some((&session.id, &session_lease.token)),
+                Some((global_token, locked)),
+            )
+            .await;
+        } else {
+            let mut invocation = self.scripts.commit.prepare_invoke();
             invocation
-                .arg(index)
-                .arg(envelope.as_str())
-                .arg(ttl.map_or(0, millis));
-        }
-        for (index, envelope) in &global_writes {
-            invocation.arg(index).arg(envelope.as_str());
-        }
-        let reply: String = invocation.invoke_async(&mut self.connection()).await?;
-        match reply.as_str() {
-            "ok" => {
-                session_lease.held = false;
-                if let Some(globals) = globals.redis.as_mut() {
-                    globals.held = false;
+                .arg(&self.prefix)
+                .arg(session.id.as_str())
+                .arg(&session_lease.token)
+                .arg(global_token)
+                .arg(states.len());
+            for (index, envelope, ttl) in &states {
+                invocation
+                    .arg(index)
+                    .arg(envelope.as_str())
+                    .arg(ttl.map_or(0, millis));
+            }
+            invocation.arg(global_writes.len());
+            for (index, envelope) in &global_writes {
+                invocation.arg(index).arg(envelope.as_str());
+            }
+            for index in locked {
+                invocation.arg(index);
+            }
+            let reply: String = invocation.invoke_async(&mut self.connection()).await?;
+            match reply.as_str() {
+                "ok" => {}
+                "lost" => return Err(StoreError::LeaseLost),
+                _ => {
+                    self.forget(&session.id);
+                    return Err(StoreError::UnknownSession);
                 }
-                Ok(())
-            }
-            "lost" => Err(StoreError::LeaseLost),
-            _ => {
-                self.forget(&session.id);
-                Err(StoreError::UnknownSession)
             }
         }
+        session_lease.held = false;
+        if let Some(globals) = globals.redis.as_mut() {
+            globals.held = false;
+        }
+        Ok(())
     }
 
     /// Encodes what `commit` writes: the event's states (with their time-to-live),

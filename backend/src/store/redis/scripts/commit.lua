@@ -1,30 +1,36 @@
 -- One event's writes, all or nothing.
 -- ARGV: ns, id, lease token, globals token, state count n, then n (state index,
--- envelope, time-to-live ms or 0 to leave its deadline alone) triples, then
--- (global index, envelope) pairs.
--- Checks the lease and every global lock first; writes only if all are held:
--- returns 'unknown' (session ended), 'lost' (lease or a lock ran out), or 'ok'.
+-- envelope, time-to-live ms or 0 to leave its deadline alone) triples, global count
+-- m, then m (global index, envelope) pairs, then the index of every global the
+-- event locked (those it changed among them).
+-- Checks the lease and every lock first; writes only if all are held, then gives
+-- them all back: returns 'unknown' (session ended), 'lost' (the lease or a lock ran
+-- out), or 'ok'.
 local ns, sid, token, gtoken = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local n = tonumber(ARGV[5])
 local lease = ns .. ':lease:' .. sid
 if not redis.call('ZSCORE', ns .. ':lru', sid) then return 'unknown' end
 if redis.call('GET', lease) ~= token then return 'lost' end
-local first_global = 6 + 3 * n
-for i = first_global, #ARGV, 2 do
+local m_at = 6 + 3 * n
+local m = tonumber(ARGV[m_at])
+local first_locked = m_at + 1 + 2 * m
+for i = first_locked, #ARGV do
   if redis.call('GET', ns .. ':glock:' .. ARGV[i]) ~= gtoken then return 'lost' end
 end
 local now = now_ms()
-for i = 6, first_global - 1, 3 do
+for i = 6, m_at - 1, 3 do
   redis.call('HSET', ns .. ':v:' .. sid, ARGV[i], ARGV[i + 1])
   local ttl = tonumber(ARGV[i + 2])
   if ttl > 0 then
     redis.call('ZADD', ns .. ':deadlines', now + ttl, 't:' .. sid .. ':' .. ARGV[i])
   end
 end
-for i = first_global, #ARGV, 2 do
+for i = m_at + 1, first_locked - 1, 2 do
   redis.call('SET', ns .. ':g:' .. ARGV[i], ARGV[i + 1])
-  redis.call('DEL', ns .. ':glock:' .. ARGV[i])
   redis.call('PUBLISH', ns .. ':events', cjson.encode({global = tonumber(ARGV[i]), value = ARGV[i + 1]}))
+end
+for i = first_locked, #ARGV do
+  redis.call('DEL', ns .. ':glock:' .. ARGV[i])
 end
 redis.call('DEL', lease)
 return 'ok'

@@ -1,6 +1,6 @@
 -- ARGV: ns, id, capacity, retention ms, state count.
--- Returns 'full' (every session has an open page: nothing changed), or 'ok'
--- followed by the sessions evicted to make room.
+-- Returns 'ok' or 'full' (every session left has an open page: the session was not
+-- created), followed by the sessions evicted.
 local ns, sid = ARGV[1], ARGV[2]
 local capacity, retention, states = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local lru = ns .. ':lru'
@@ -8,7 +8,10 @@ local ended = {'ok'}
 while redis.call('ZCARD', lru) >= capacity do
   local oldest = redis.call('ZRANGE', lru, 0, 0, 'WITHSCORES')
   if #oldest == 0 then break end
-  if tonumber(oldest[2]) >= ATTACHED then return {'full'} end
+  if tonumber(oldest[2]) >= ATTACHED then
+    ended[1] = 'full'
+    return ended
+  end
   table.insert(ended, end_session(ns, oldest[1], 'evicted', states))
 end
 redis.call('ZADD', lru, redis.call('INCR', ns .. ':seq'), sid)
