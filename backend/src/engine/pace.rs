@@ -195,9 +195,12 @@ mod tests {
             std::hint::black_box((0..1_000u64).sum::<u64>());
         });
         assert!(quick);
+        // Spin until this thread has used half a millisecond of CPU (by its own
+        // account, so that being preempted by a busy machine cannot shorten it).
+        let cpu = || usage::now().map_or(Duration::ZERO, |u| u.cpu);
         let ((), quick) = measured(|| {
-            let started = Instant::now();
-            while started.elapsed() < QUICK * 5 {
+            let (started, spun) = (Instant::now(), cpu());
+            while cpu().saturating_sub(spun) < QUICK * 5 && started.elapsed() < QUICK * 50 {
                 std::hint::black_box(0);
             }
         });
