@@ -1,5 +1,6 @@
-//! Server settings, from flags or environment variables (clap), each with a safe
-//! default. Durations are written like `60m`, `30s`, `1h 30m` (humantime).
+//! Server settings, each with a safe default: built in code, or (feature `cli`) from
+//! flags and environment variables with clap. Durations on the command line are
+//! written like `60m`, `30s`, `1h 30m` (humantime).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,95 +13,127 @@ fn invalid(setting: &'static str, message: String) -> StartError {
 }
 
 /// How the server runs. `Settings::default()` matches the flag defaults.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct Settings {
     /// Address and port to listen on (Gradio's port by default).
-    #[arg(long, env = "KEEPSAKE_ADDR", default_value = "127.0.0.1:7860")]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, env = "KEEPSAKE_ADDR", default_value = "127.0.0.1:7860")
+    )]
     pub addr: SocketAddr,
 
     /// Directory of the built client (index.html, wasm, js, css).
-    #[arg(long, env = "KEEPSAKE_STATIC_DIR", default_value = "frontend/dist")]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, env = "KEEPSAKE_STATIC_DIR", default_value = "frontend/dist")
+    )]
     pub static_dir: PathBuf,
 
     /// How long a session is kept after its last page closed (Gradio: 60 min).
-    #[arg(long, env = "KEEPSAKE_SESSION_RETENTION", default_value = "60m", value_parser = humantime::parse_duration)]
+    #[cfg_attr(feature = "cli", arg(long, env = "KEEPSAKE_SESSION_RETENTION", default_value = "60m", value_parser = humantime::parse_duration))]
     pub session_retention: Duration,
 
     /// Most sessions kept per app; the least recently used is evicted beyond it.
-    #[arg(long, env = "KEEPSAKE_SESSION_CAPACITY", default_value_t = 10_000)]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, env = "KEEPSAKE_SESSION_CAPACITY", default_value_t = 10_000)
+    )]
     pub session_capacity: u64,
 
     /// Largest accepted request body, in bytes.
-    #[arg(long, env = "KEEPSAKE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    #[cfg_attr(feature = "cli", arg(long, env = "KEEPSAKE_MAX_BODY_BYTES", default_value_t = 1024 * 1024))]
     pub max_body_bytes: usize,
 
     /// How long an event handler may run before it is cut off.
-    #[arg(long, env = "KEEPSAKE_EVENT_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    #[cfg_attr(feature = "cli", arg(long, env = "KEEPSAKE_EVENT_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration))]
     pub event_timeout: Duration,
 
     /// Interval of heartbeats on each page's stream.
-    #[arg(long, env = "KEEPSAKE_HEARTBEAT", default_value = "15s", value_parser = humantime::parse_duration)]
+    #[cfg_attr(feature = "cli", arg(long, env = "KEEPSAKE_HEARTBEAT", default_value = "15s", value_parser = humantime::parse_duration))]
     pub heartbeat: Duration,
 
     /// Largest total size of one session's states (their JSON encoding), in bytes.
-    #[arg(long, env = "KEEPSAKE_MAX_STATE_BYTES", default_value_t = 1024 * 1024)]
+    #[cfg_attr(feature = "cli", arg(long, env = "KEEPSAKE_MAX_STATE_BYTES", default_value_t = 1024 * 1024))]
     pub max_state_bytes: usize,
 
     /// Events one session may send per second (bursts of as many are allowed).
-    #[arg(long, env = "KEEPSAKE_MAX_EVENTS_PER_SECOND", default_value_t = 50)]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, env = "KEEPSAKE_MAX_EVENTS_PER_SECOND", default_value_t = 50)
+    )]
     pub max_events_per_second: u32,
 
     /// Open streams (pages) allowed in total.
-    #[arg(long, env = "KEEPSAKE_MAX_STREAMS", default_value_t = 10_000)]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, env = "KEEPSAKE_MAX_STREAMS", default_value_t = 10_000)
+    )]
     pub max_streams: usize,
 
     /// Open streams allowed per session.
-    #[arg(long, env = "KEEPSAKE_MAX_STREAMS_PER_SESSION", default_value_t = 8)]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, env = "KEEPSAKE_MAX_STREAMS_PER_SESSION", default_value_t = 8)
+    )]
     pub max_streams_per_session: u32,
 
     /// Origins allowed to call the API from other sites (CORS), e.g.
     /// `https://example.com`; repeat the flag or separate with commas. None by default:
     /// only pages served by this server may call it.
-    #[arg(
-        long = "allow-origin",
-        env = "KEEPSAKE_ALLOW_ORIGINS",
-        value_delimiter = ','
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long = "allow-origin",
+            env = "KEEPSAKE_ALLOW_ORIGINS",
+            value_delimiter = ','
+        )
     )]
     pub allow_origins: Vec<String>,
 
     /// Where session values and globals are kept: `memory` (this process) or a
     /// Redis URL (`redis://host:port/db`) so that several instances serve one app
     /// without sticky sessions.
-    #[arg(long, env = "KEEPSAKE_STORE", default_value = "memory")]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, env = "KEEPSAKE_STORE", default_value = "memory")
+    )]
     pub store: String,
 
     /// Prefix of every Redis key and channel this server uses (instances of one
     /// deployment share it; separate deployments on one Redis must not).
-    #[arg(long, env = "KEEPSAKE_STORE_NAMESPACE", default_value = "keepsake")]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, env = "KEEPSAKE_STORE_NAMESPACE", default_value = "keepsake")
+    )]
     pub store_namespace: String,
 
     /// How often expired sessions are collected.
-    #[arg(long, env = "KEEPSAKE_SWEEP_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    #[cfg_attr(feature = "cli", arg(long, env = "KEEPSAKE_SWEEP_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration))]
     pub sweep_interval: Duration,
 
     /// Sessions one client address may start per minute (bursts of as many are
     /// allowed); more answer 429 with `Retry-After`. Keeps one client from pushing
     /// everybody else's sessions out of the capacity.
-    #[arg(
-        long,
-        env = "KEEPSAKE_MAX_SESSION_STARTS_PER_MINUTE",
-        default_value_t = 120
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            env = "KEEPSAKE_MAX_SESSION_STARTS_PER_MINUTE",
+            default_value_t = 120
+        )
     )]
     pub max_session_starts_per_minute: u32,
 
     /// Reverse proxies whose `X-Forwarded-For` header is believed (addresses or
     /// CIDR ranges, e.g. `127.0.0.1` or `10.0.0.0/8`; repeat the flag or separate
     /// with commas). Requests from anywhere else are limited by their own address.
-    #[arg(long = "trust-proxy", env = "KEEPSAKE_TRUST_PROXIES", value_delimiter = ',', value_parser = parse_network)]
+    #[cfg_attr(feature = "cli", arg(long = "trust-proxy", env = "KEEPSAKE_TRUST_PROXIES", value_delimiter = ',', value_parser = parse_network))]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// An address (`10.0.0.1`) or a range (`10.0.0.0/8`).
+#[cfg(feature = "cli")]
 fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
     let text = text.trim();
     text.parse::<ipnet::IpNet>()
@@ -218,7 +251,7 @@ impl Default for Settings {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "cli"))]
 mod tests {
     use clap::Parser;
 
