@@ -145,11 +145,8 @@ pub enum StartError {
     #[error(transparent)]
     App(#[from] BuildError),
     /// A setting is out of range.
-    #[error("invalid setting {setting}: {message}")]
-    Settings {
-        setting: &'static str,
-        message: String,
-    },
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
     /// The store could not be set up (e.g. an invalid Redis URL).
     #[error("cannot set up the store for app {app:?}: {message}")]
     Store { app: String, message: String },

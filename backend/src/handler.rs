@@ -476,7 +476,7 @@ pub mod markers {
 /// Sync handlers may block: they run on tokio's blocking threads, as Gradio runs sync
 /// functions in a thread pool, so a slow or CPU-bound one holds up no other session's
 /// events and the event time-out cuts it off. One that has proven quick runs inline
-/// instead (see `engine/pace.rs`: a handoff to another thread costs more than a quick
+/// instead (see `pace.rs`: a handoff to another thread costs more than a quick
 /// handler). Async handlers run on the runtime's workers and must not block.
 pub trait Handler<Args, O, M>: Send + Sync + 'static {
     #[doc(hidden)]

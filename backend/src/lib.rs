@@ -39,6 +39,7 @@ mod engine;
 pub mod error;
 pub mod handler;
 mod http;
+mod pace;
 pub mod plan;
 mod server;
 mod session;

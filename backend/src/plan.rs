@@ -15,8 +15,8 @@ use keepsake_shared::config::{AppConfig, DependencyConfig, EventKind, Trigger};
 use keepsake_shared::{AppId, ComponentId};
 use serde_json::Value;
 
-use crate::engine::SyncPace;
 use crate::handler::{HandlerCall, HandlerError, SlotRef};
+use crate::pace::SyncPace;
 use crate::state::{DeleteCallback, Factory, ResourceFactory};
 use crate::value::{AnyValue, Codec, DynValue};
 

@@ -6,10 +6,18 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::error::StartError;
+/// A setting out of range, found by [`Settings::validate`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid setting {setting}: {message}")]
+pub struct SettingsError {
+    /// The flag that names the setting, e.g. `--heartbeat`.
+    pub setting: &'static str,
+    /// What is wrong with its value.
+    pub message: String,
+}
 
-fn invalid(setting: &'static str, message: String) -> StartError {
-    StartError::Settings { setting, message }
+fn invalid(setting: &'static str, message: String) -> SettingsError {
+    SettingsError { setting, message }
 }
 
 /// How the server runs. `Settings::default()` matches the flag defaults.
@@ -149,7 +157,7 @@ impl Settings {
     /// Checks every setting, so that a mistake is a clear message at start-up rather
     /// than a panic in a background task or sessions that never expire.
     /// [`crate::Server::new`] calls it.
-    pub fn validate(&self) -> Result<(), StartError> {
+    pub fn validate(&self) -> Result<(), SettingsError> {
         let durations = [
             ("--session-retention", self.session_retention, LONGEST),
             (

@@ -199,7 +199,7 @@ impl Engine {
 
     /// Calls a handler, turning panics, errors and time-outs into API errors. A sync
     /// handler runs on tokio's blocking threads, inside the time-out, unless it has
-    /// proven quick ([`super::pace`]).
+    /// proven quick ([`crate::pace`]).
     async fn call(
         &self,
         dependency: &DependencyDef,
@@ -239,7 +239,7 @@ impl Engine {
                 None => {
                     let pace = dependency.pace.clone();
                     let blocking = tokio::task::spawn_blocking(move || {
-                        let (outcome, quick) = super::pace::measured(|| {
+                        let (outcome, quick) = crate::pace::measured(|| {
                             std::panic::catch_unwind(AssertUnwindSafe(run))
                         });
                         pace.ran_blocking(outcome.is_ok().then_some(quick));

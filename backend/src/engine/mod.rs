@@ -4,7 +4,6 @@
 //! Its rooms:
 //! - [`event`]: one event, from inputs to commit (gather, call, stage, commit);
 //! - [`globals`]: how events lock the globals they write and read the others;
-//! - [`pace`]: where a sync handler runs (blocking threads, or inline once quick);
 //! - [`endings`]: what happens when the store ends something (expiry, eviction,
 //!   time-to-live), unload, and the delete callbacks;
 //! - [`tasks`]: the background loops (the sweep, the store's events).
@@ -12,10 +11,7 @@
 mod endings;
 mod event;
 mod globals;
-mod pace;
 mod tasks;
-
-pub(crate) use pace::SyncPace;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
