@@ -15,8 +15,20 @@ struct Cli {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    keepsake::runtime_builder().build()?.block_on(serve())
+fn main() -> std::process::ExitCode {
+    let served = keepsake::runtime_builder()
+        .build()
+        .map_err(Into::into)
+        .and_then(|runtime| runtime.block_on(serve()));
+    match served {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // A sentence for a person (e.g. "invalid setting --heartbeat: must be
+            // longer than zero"), not the error's debug form.
+            eprintln!("keepsake-demo: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 async fn serve() -> Result<(), Box<dyn std::error::Error>> {
