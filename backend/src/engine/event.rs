@@ -423,8 +423,8 @@ impl Event<'_> {
             if !self.current_equals(index, &*value) {
                 changed.push(index);
             }
-            match self.states.iter_mut().find(|(i, _, _)| *i == index) {
-                Some(staged) => *staged = (index, value, bytes),
+            match self.states.iter().position(|(i, _, _)| *i == index) {
+                Some(at) => self.states[at] = (index, value, bytes),
                 None => self.states.push((index, value, bytes)),
             }
         }
@@ -435,7 +435,7 @@ impl Event<'_> {
     /// A copy of state `index` as the event sees it: staged, stored, or the default
     /// (made once per session, on first use).
     fn state(&mut self, index: u32) -> Result<Box<dyn DynValue>, ApiError> {
-        if let Some((_, value, _)) = self.states.iter().find(|(i, _, _)| *i == index) {
+        if let Some((_, value, _)) = self.staged(index) {
             return Ok(value.clone_boxed());
         }
         let def = self
@@ -460,8 +460,13 @@ impl Event<'_> {
         Ok(stored.value.clone_boxed())
     }
 
+    /// State `index` as this event has written it, if it has: value and JSON size.
+    fn staged(&self, index: u32) -> Option<&(u32, Box<dyn DynValue>, usize)> {
+        self.states.iter().find(|(i, _, _)| *i == index)
+    }
+
     fn current_bytes(&self, index: u32) -> usize {
-        match self.states.iter().find(|(i, _, _)| *i == index) {
+        match self.staged(index) {
             Some((_, _, bytes)) => *bytes,
             None => self
                 .data
@@ -475,7 +480,7 @@ impl Event<'_> {
     /// Whether `value` equals state `index` as the event sees it (its default if it
     /// has none yet).
     fn current_equals(&self, index: u32, value: &dyn DynValue) -> bool {
-        if let Some((_, staged, _)) = self.states.iter().find(|(i, _, _)| *i == index) {
+        if let Some((_, staged, _)) = self.staged(index) {
             return staged.eq_dyn(value);
         }
         match self

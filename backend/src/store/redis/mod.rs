@@ -415,14 +415,14 @@ impl RedisStore {
         lease: &Lease,
         commit: &Commit,
     ) -> Result<(Vec<(u32, String, Option<Duration>)>, Vec<(u32, String)>), StoreError> {
-        let written = |index: &u32| commit.states.iter().any(|(i, _, _)| i == index);
         let mut states = Vec::new();
         for (index, value, _) in &commit.states {
             let def = self.state_def(*index)?;
             states.push((*index, encode(&def.codec, &**value)?, def.time_to_live));
         }
         for index in commit.defaults.iter().chain(&lease.migrated) {
-            if written(index) || states.iter().any(|(i, _, _)| i == index) {
+            // Written by the event (already encoded above), or listed twice.
+            if states.iter().any(|(i, _, _)| i == index) {
                 continue;
             }
             if let Some(Some(stored)) = data.states.get(*index as usize) {
