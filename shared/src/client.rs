@@ -5,6 +5,8 @@
 //! Session state lives on the server under the session, so successive calls of one
 //! [`Session`] see each other's effects, exactly as a page does; the server runs the
 //! change listeners an event causes and returns their outputs in the same answer.
+//! Browser states come back sealed; a [`Session`] keeps them as a page keeps them in
+//! localStorage and sends them back where an input is `null`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), keepsake_shared::client::ClientError> {
@@ -23,13 +25,17 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
 use serde_json::Value;
 
 use crate::api::{self, Endpoint, Method};
 use crate::config::{AppConfig, AppSummary, EndpointInfo};
 use crate::error::{ErrorBody, ErrorKind};
-use crate::event::{EventRequest, EventResult};
-use crate::{AppId, SessionId};
+use crate::config::ComponentKind;
+use crate::event::{EventRequest, EventResult, SealedValue};
+use crate::{AppId, ComponentId, SessionId};
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -147,15 +153,19 @@ impl AppClient {
         Ok(Session {
             app: self,
             id: started.session_id,
+            sealed: Mutex::new(BTreeMap::new()),
         })
     }
 }
 
-/// A session of an app: calls made through it share its session state.
+/// A session of an app: calls made through it share its session state, and the
+/// sealed browser-state values the server gave it.
 #[derive(Debug)]
 pub struct Session<'a> {
     app: &'a AppClient,
     id: SessionId,
+    /// Sealed browser-state values, as a page keeps them in localStorage.
+    sealed: Mutex<BTreeMap<ComponentId, String>>,
 }
 
 impl Session<'_> {
@@ -163,16 +173,67 @@ impl Session<'_> {
         &self.id
     }
 
+    /// The sealed string this session holds for a browser-state slot, if any.
+    pub fn sealed(&self, component: ComponentId) -> Option<String> {
+        self.jar().get(&component).cloned()
+    }
+
+    fn jar(&self) -> std::sync::MutexGuard<'_, BTreeMap<ComponentId, String>> {
+        // The map is only ever replaced entry by entry: a panic elsewhere cannot
+        // leave it half-written.
+        self.sealed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn is_browser_state(&self, id: ComponentId) -> bool {
+        matches!(
+            self.app.config.component(id).map(|c| &c.kind),
+            Some(ComponentKind::BrowserState(_))
+        )
+    }
+
     /// Calls the endpoint `api_name` with `inputs` (in the endpoint's input order).
-    pub async fn call(&self, api_name: &str, inputs: Vec<Value>) -> Result<Outputs, ClientError> {
+    /// A browser-state input given as `null` is filled with the sealed value this
+    /// session holds, as a page would send it.
+    pub async fn call(
+        &self,
+        api_name: &str,
+        mut inputs: Vec<Value>,
+    ) -> Result<Outputs, ClientError> {
         let endpoint = self
             .app
             .config
             .endpoint(api_name)
             .ok_or_else(|| ClientError::UnknownEndpoint(api_name.to_owned()))?;
+        let held = {
+            let jar = self.jar();
+            for (input, slot) in inputs.iter_mut().zip(&endpoint.inputs) {
+                if input.is_null()
+                    && let Some(sealed) = jar.get(&slot.component)
+                {
+                    *input = Value::String(sealed.clone());
+                }
+            }
+            endpoint
+                .outputs
+                .iter()
+                .filter(|out| {
+                    self.is_browser_state(out.component)
+                        && !endpoint.inputs.iter().any(|i| i.component == out.component)
+                })
+                .filter_map(|out| {
+                    jar.get(&out.component).map(|sealed| SealedValue {
+                        component: out.component,
+                        sealed: sealed.clone(),
+                    })
+                })
+                .collect()
+        };
         let request = EventRequest {
             dependency: endpoint.dependency,
             inputs,
+            held,
         };
         let params = (self.app.config.id.clone(), self.id);
         let result = self
@@ -180,6 +241,15 @@ impl Session<'_> {
             .client
             .call::<api::RunEvent>(&params, &request)
             .await?;
+        {
+            let mut jar = self.jar();
+            for write in &result.browser_state {
+                match &write.sealed {
+                    Some(sealed) => jar.insert(write.component, sealed.clone()),
+                    None => jar.remove(&write.component),
+                };
+            }
+        }
         Ok(Outputs {
             result,
             config: self.app.config.clone(),

@@ -98,7 +98,9 @@ pub enum ComponentKind {
     State,
     /// A global value slot, shared by every session. Same rules as `State`.
     Global,
-    /// A value kept in the browser's localStorage, encrypted (see the client).
+    /// A value kept in the browser's localStorage, sealed by the server (encrypted
+    /// and authenticated with keys only the server holds). The client stores and sends
+    /// back the sealed string; it can neither read nor forge the value.
     BrowserState(BrowserStateConfig),
 }
 
@@ -133,7 +135,10 @@ impl ComponentKind {
                 multiselect: true, ..
             } => "array of strings",
             ComponentKind::Dropdown { .. } => "string or null",
-            ComponentKind::Json | ComponentKind::BrowserState(_) => "any JSON",
+            ComponentKind::Json => "any JSON",
+            ComponentKind::BrowserState(_) => {
+                "sealed string from an earlier answer, or null (the default)"
+            }
             ComponentKind::State | ComponentKind::Global => "null (held by the server)",
         }
     }
@@ -168,18 +173,12 @@ pub enum ButtonVariant {
     Stop,
 }
 
-/// How a browser-state slot is stored. The key material is derived from `secrets` by
-/// the client (HKDF-SHA256); when the app author fixed neither `storage_key` nor
-/// secret, the server generates both at start-up, so values from a previous run read
-/// back as the default (as in Gradio).
+/// Where a browser-state slot is kept in the browser. Nothing else about it leaves the
+/// server: no secret, no key material, not even its default value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BrowserStateConfig {
-    /// localStorage key (namespaced by the client with the app id).
+    /// The localStorage key (namespaced by the client with the app id).
     pub storage_key: String,
-    /// Secrets, newest first: encrypt with the first, decrypt with any (rotation).
-    pub secrets: Vec<String>,
-    /// The value used when nothing (readable) is stored.
-    pub default: Value,
 }
 
 /// Properties shared by every component. Each may be changed by an event's output.

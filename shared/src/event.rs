@@ -26,9 +26,22 @@ pub struct SessionStatus {
 pub struct EventRequest {
     pub dependency: DependencyId,
     /// One value per input slot of the listener, in order. Browser-state slots carry
-    /// the value the client holds; server-side slots (state, global) carry anything,
-    /// conventionally `null`, which the server ignores.
+    /// the sealed string the client holds (or `null` when it holds none); server-side
+    /// slots (state, global) carry anything, conventionally `null`, which the server
+    /// ignores.
     pub inputs: Vec<Value>,
+    /// The sealed strings the client holds for browser-state slots the listener writes
+    /// but does not read, so the server can tell whether an output changes them: an
+    /// equal value is not rewritten (no needless write, no echo between tabs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<SealedValue>,
+}
+
+/// A browser-state slot's sealed string, as the client keeps it in localStorage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedValue {
+    pub component: ComponentId,
+    pub sealed: String,
 }
 
 /// The outcome of an event: the listener's outputs followed by the outputs of every
@@ -43,6 +56,23 @@ pub struct EventResult {
     /// succeeded (that listener's own writes stand; the failed one's do not).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ListenerError>,
+    /// What the client must store for its browser-state slots: at most one write per
+    /// slot, the final one of the event.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub browser_state: Vec<BrowserStateWrite>,
+}
+
+/// A new sealed string for one browser-state slot, or the order to remove it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrowserStateWrite {
+    pub component: ComponentId,
+    /// The sealed string to store; `None` removes the stored one (it could not be
+    /// opened: edited, truncated, under a key this server no longer has, expired, or
+    /// of a shape the app no longer reads), so the slot reads as its default.
+    pub sealed: Option<String>,
+    /// Whether the value changed: the slot's change listeners run. `false` when only
+    /// the sealing changed (a rotated secret, a migrated version, a removed bad value).
+    pub changed: bool,
 }
 
 /// A listener that failed while the server ran it as a consequence of an event.
@@ -54,7 +84,8 @@ pub struct ListenerError {
 
 /// A new value and/or new properties for one component.
 ///
-/// Never addresses a state or global slot: those values stay on the server.
+/// Never addresses a state, global or browser-state slot: the first two stay on the
+/// server, browser states come back as [`BrowserStateWrite`]s.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ComponentUpdate {
     pub component: ComponentId,

@@ -26,4 +26,7 @@ pub use ids::{AppId, ComponentId, DependencyId, SessionId, SessionIdError};
 ///
 /// 2: enums (component kinds, layout nodes, stream messages) are externally tagged,
 /// `"markdown"` or `{"textbox": {...}}`, where 1 had a `"type"` field.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// 3: browser states are sealed by the server: the config carries only their storage
+/// key, events carry sealed strings ([`event::SealedValue`]) and answers carry
+/// [`event::BrowserStateWrite`]s.
+pub const PROTOCOL_VERSION: u32 = 3;
