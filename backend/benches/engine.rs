@@ -1,6 +1,7 @@
 //! Criterion micro-benchmarks, in process: the engine alone (one cart event, one
-//! counter event, starting a session), and one cart event through Keepsake's whole
-//! router beside a bare axum route (the HTTP layers without a socket). Medians and
+//! counter event, starting a session), one cart event through Keepsake's whole
+//! router beside a bare axum route (the HTTP layers without a socket), and sealing
+//! plus opening a 1 KiB browser-state value. Medians and
 //! spread are in criterion's report; `scripts/bench` copies them into BENCHMARKS.md.
 
 use std::hint::black_box;
@@ -56,6 +57,7 @@ fn engine(c: &mut Criterion) {
                 let request = EventRequest {
                     dependency: DependencyId(0),
                     inputs: vec![Value::Null],
+                    held: Vec::new(),
                 };
                 black_box(
                     server
@@ -74,6 +76,7 @@ fn engine(c: &mut Criterion) {
                 let request = EventRequest {
                     dependency: DependencyId(0),
                     inputs: vec![json!(["Milk"]), Value::Null],
+                    held: Vec::new(),
                 };
                 black_box(
                     server
@@ -105,6 +108,18 @@ fn engine(c: &mut Criterion) {
     let bare = bare::router();
     c.bench_function("bare axum route, same body (no socket)", |b| {
         b.iter(|| black_box(runtime.block_on(respond(&bare, post("/bare/events", CART_EVENT)))))
+    });
+    // What the server adds per browser-state value an event carries: open what the
+    // page sent, seal what goes back (AES-256-GCM, keys derived once at start).
+    let sealer =
+        keepsake::sealing::Sealer::new("bench", "slot", &["a bench secret of 32 bytes or more"]);
+    let kib = serde_json::to_vec(&"x".repeat(1022)).expect("json");
+    assert_eq!(kib.len(), 1024);
+    c.bench_function("browser state: seal + open a 1 KiB value", |b| {
+        b.iter(|| {
+            let sealed = sealer.seal(0, None, black_box(&kib)).expect("seals");
+            black_box(sealer.open(&sealed).expect("opens"))
+        })
     });
 }
 

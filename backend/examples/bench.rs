@@ -553,6 +553,7 @@ async fn bump(server: &Server, session: &SessionId) {
     let request = EventRequest {
         dependency: DependencyId(0),
         inputs: vec![Value::Null],
+        held: Vec::new(),
     };
     if let Err(error) = server.run_event("bench-counter", session, request).await {
         panic!("bump failed: {error}");
@@ -696,6 +697,7 @@ async fn engine(large: usize) -> Result<(), Box<dyn std::error::Error>> {
         let add = |items: Value| EventRequest {
             dependency: DependencyId(0),
             inputs: vec![items, Value::Null],
+            held: Vec::new(),
         };
         let all = json!(["Cereal", "Milk", "Orange Juice", "Water"]);
         let two = json!(["Milk", "Water"]);

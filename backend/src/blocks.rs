@@ -11,7 +11,6 @@ use keepsake_shared::config::{
     DependencyConfig, EventKind, LayoutNode,
 };
 use keepsake_shared::{AppId, ComponentId, DependencyId, PROTOCOL_VERSION};
-use rand::RngCore;
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
@@ -21,7 +20,9 @@ use crate::handler::{
     BrowserStateHandle, Changeable, Clickable, EventTrigger, GlobalHandle, Handle, Handler,
     HandlerError, Inputs, Outputs, ResourceHandle, SlotRef, StateHandle, Submittable,
 };
-use crate::plan::{App, DependencyDef, ErasedHandler, GlobalDef, Render, SlotDef, StateDef};
+use crate::plan::{
+    App, BrowserStateDef, DependencyDef, ErasedHandler, GlobalDef, Render, SlotDef, StateDef,
+};
 use crate::state::{BrowserState, Global, Resource, ResourceFactory, State, StateType};
 use crate::value::{self, AnyValue, DynValue};
 
@@ -37,6 +38,7 @@ pub struct Blocks {
     slots: Vec<SlotDef>,
     states: Vec<StateDef>,
     globals: Vec<GlobalDef>,
+    browser_states: Vec<BrowserStateDef>,
     resources: Vec<ResourceFactory>,
     dependencies: Vec<DependencyDef>,
     /// Open containers; the first is the page's top-level column.
@@ -73,6 +75,7 @@ impl Blocks {
             slots: Vec::new(),
             states: Vec::new(),
             globals: Vec::new(),
+            browser_states: Vec::new(),
             resources: Vec::new(),
             dependencies: Vec::new(),
             layout_stack: vec![Vec::new()],
@@ -207,40 +210,54 @@ impl Blocks {
         }
     }
 
-    /// Declares a browser state.
+    /// Declares a browser state. Only its storage key reaches the client; its
+    /// secrets, keys and default stay on the server.
     pub fn browser_state<T>(&mut self, state: BrowserState<T>) -> BrowserStateHandle<T>
     where
         T: Serialize + DeserializeOwned + Send + 'static,
     {
         let default = serde_json::to_value(&state.default).unwrap_or(Value::Null);
-        let storage_key = state.storage_key.unwrap_or_else(|| random_token(16));
-        let secrets = if state.secrets.is_empty() {
-            vec![random_token(32)]
-        } else {
-            state.secrets
-        };
-        if let Some(weak) = secrets.iter().find(|s| s.len() < MIN_SECRET_BYTES) {
+        let id = ComponentId(self.components.len() as u32);
+        // Unnamed slots get a name from their position: with random keys per start
+        // (below), an earlier run's value under that name does not open, and each
+        // restart overwrites the same entry instead of leaving one behind.
+        let fixed_key = state.storage_key.is_some();
+        let storage_key = state
+            .storage_key
+            .unwrap_or_else(|| format!("browser-state-{}", id.0));
+        if let Some(weak) = state.secrets.iter().find(|s| s.len() < MIN_SECRET_BYTES) {
             self.warnings.push(format!(
                 "a BrowserState secret of app {:?} is {} bytes long; use at least {MIN_SECRET_BYTES}",
                 self.id,
                 weak.len()
             ));
         }
-        let kind = ComponentKind::BrowserState(BrowserStateConfig {
-            storage_key,
-            secrets,
-            default: default.clone(),
-        });
-        let props = ComponentProps {
-            value: default,
-            ..ComponentProps::default()
+        let secrets = match (fixed_key, state.secrets.is_empty()) {
+            (true, false) => Some(state.secrets),
+            (false, false) => {
+                self.warnings.push(format!(
+                    "a BrowserState of app {:?} has a secret but no storage key: its values will not survive a restart (fix both)",
+                    self.id
+                ));
+                None
+            }
+            (_, true) => None,
         };
-        let slot = SlotDef::Client {
+        self.browser_states.push(BrowserStateDef {
+            component: id,
+            storage_key: storage_key.clone(),
+            secrets,
+            default,
+            max_age: state.max_age,
+            version: state.version,
+            migration: state.migration,
             decode: value::decode_json::<T>,
             encode: value::encode_json::<T>,
-        };
+        });
+        let kind = ComponentKind::BrowserState(BrowserStateConfig { storage_key });
+        let slot = SlotDef::Browser((self.browser_states.len() - 1) as u32);
         BrowserStateHandle {
-            id: self.push_slot(kind, props, slot),
+            id: self.push_slot(kind, ComponentProps::default(), slot),
             _type: PhantomData,
         }
     }
@@ -388,6 +405,18 @@ impl Blocks {
                 .get(id.0 as usize)
                 .is_some_and(|c| c.kind.is_server_side())
         };
+        let mut storage_keys = HashSet::new();
+        for browser in &self.browser_states {
+            if browser.storage_key.is_empty() {
+                return Err(fail("a BrowserState storage key must not be empty".into()));
+            }
+            if !storage_keys.insert(browser.storage_key.as_str()) {
+                return Err(fail(format!(
+                    "two BrowserStates share the storage key {:?}",
+                    browser.storage_key
+                )));
+            }
+        }
         let mut api_names = HashSet::new();
         for dep in &self.dependencies {
             let config = &dep.config;
@@ -443,14 +472,9 @@ impl Blocks {
             self.slots,
             self.states,
             self.globals,
+            self.browser_states,
             self.resources,
             self.dependencies,
         ))
     }
-}
-
-fn random_token(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::rng().fill_bytes(&mut buf);
-    buf.iter().map(|b| format!("{b:02x}")).collect()
 }

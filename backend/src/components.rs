@@ -58,9 +58,10 @@ pub(crate) fn validate_input(kind: &ComponentKind, value: &Value) -> Result<(), 
             Value::Null => Ok(()),
             other => choices_check(choices, other),
         },
-        ComponentKind::Json | ComponentKind::BrowserState(_) => Ok(()),
-        // Never decoded: the server ignores what a client sends for these.
-        ComponentKind::State | ComponentKind::Global => Ok(()),
+        ComponentKind::Json => Ok(()),
+        // Never decoded here: the server ignores what a client sends for states and
+        // globals, and opens browser states itself (`engine::browser`).
+        ComponentKind::State | ComponentKind::Global | ComponentKind::BrowserState(_) => Ok(()),
     }
 }
 

@@ -61,12 +61,12 @@ pub fn visitor_counter() -> Result<App, BuildError> {
 pub const SAVED_LOGIN_STORAGE_KEY: &str = "saved_login";
 pub const SAVED_LOGIN_SECRET: &str = "keepsake-demo-secret: replace me in a real app, 32+ bytes";
 
-/// Browser state: username and password kept in the browser's localStorage,
-/// encrypted. With `fixed_keys` false, the storage key and secret are random per
-/// server start, so a restart makes earlier values unreadable (as in Gradio).
+/// Browser state: username and password kept in the browser's localStorage, sealed by
+/// the server. With `fixed_keys` false, the keys are random per server start, so a
+/// restart makes earlier values unreadable (as in Gradio).
 pub fn saved_login(id: &str, fixed_keys: bool) -> Result<App, BuildError> {
     let mut app = Blocks::new(id, "Saved login").description(
-        "Browser state: what you type is kept in your browser, encrypted, and survives refreshes and restarts.",
+        "Browser state: what you type is kept in your browser, sealed by the server, and survives refreshes and restarts.",
     );
     let mut stored = BrowserState::new([String::new(), String::new()]);
     if fixed_keys {

@@ -41,6 +41,7 @@ pub mod handler;
 mod http;
 mod pace;
 pub mod plan;
+pub mod sealing;
 mod server;
 mod session;
 pub mod settings;

@@ -17,18 +17,36 @@ use serde_json::Value;
 
 use crate::handler::{HandlerCall, HandlerError, SlotRef};
 use crate::pace::SyncPace;
-use crate::state::{DeleteCallback, Factory, ResourceFactory};
+use crate::state::{DeleteCallback, Factory, JsonMigration, ResourceFactory};
 use crate::value::{AnyValue, Codec, DynValue};
 
 /// How the engine reads and writes one slot.
 pub(crate) enum SlotDef {
-    /// A component or browser state: the value comes from (and goes to) the client.
+    /// A component: the value comes from (and goes to) the client.
     Client {
         decode: fn(Value) -> Result<AnyValue, String>,
         encode: fn(AnyValue) -> Result<Value, String>,
     },
     State(u32),
     Global(u32),
+    /// A browser state: the client holds it sealed ([`BrowserStateDef`]).
+    Browser(u32),
+}
+
+/// How a browser state is kept: what the engine needs to open what a client sends
+/// and seal what a handler writes ([`crate::engine`]'s `browser` room).
+pub(crate) struct BrowserStateDef {
+    pub(crate) component: ComponentId,
+    pub(crate) storage_key: String,
+    /// The app author's secrets, newest first, when both the storage key and a secret
+    /// were fixed; `None`: keys from the store's per-start random seed.
+    pub(crate) secrets: Option<Vec<String>>,
+    pub(crate) default: Value,
+    pub(crate) max_age: Option<Duration>,
+    pub(crate) version: u32,
+    pub(crate) migration: Option<JsonMigration>,
+    pub(crate) decode: fn(Value) -> Result<AnyValue, String>,
+    pub(crate) encode: fn(AnyValue) -> Result<Value, String>,
 }
 
 pub(crate) struct StateDef {
@@ -71,6 +89,7 @@ pub struct App {
     pub(crate) slots: Vec<SlotDef>,
     pub(crate) states: Vec<StateDef>,
     pub(crate) globals: Vec<GlobalDef>,
+    pub(crate) browser_states: Vec<BrowserStateDef>,
     pub(crate) resources: Vec<ResourceFactory>,
     pub(crate) dependencies: Vec<DependencyDef>,
     /// For each state, the listeners its `.change` triggers.
@@ -94,6 +113,7 @@ impl App {
         slots: Vec<SlotDef>,
         states: Vec<StateDef>,
         globals: Vec<GlobalDef>,
+        browser_states: Vec<BrowserStateDef>,
         resources: Vec<ResourceFactory>,
         mut dependencies: Vec<DependencyDef>,
     ) -> App {
@@ -133,6 +153,7 @@ impl App {
             slots,
             states,
             globals,
+            browser_states,
             resources,
             dependencies,
             state_change_listeners,

@@ -1,6 +1,6 @@
 //! Declarations of the three kinds of state (plus per-session resources) as an app
 //! author writes them: [`State`] (per session, on the server), [`Global`] (one value
-//! for every session), [`BrowserState`] (in the browser, encrypted) and [`Resource`]
+//! for every session), [`BrowserState`] (in the browser, sealed by the server) and [`Resource`]
 //! (per-session values that cannot be cloned or serialised).
 
 use std::any::Any;
@@ -154,42 +154,100 @@ impl<T: StateType> Global<T> {
     }
 }
 
-/// A value held by the browser (Gradio's `gr.BrowserState`), in localStorage,
-/// encrypted with AES-256-GCM under a key derived from the secret.
+/// A value held by the browser (Gradio's `gr.BrowserState`), in localStorage, sealed
+/// by the server: encrypted and authenticated with AES-256-GCM under a key derived
+/// from the secret, which never leaves the server. The browser keeps an opaque string
+/// it cannot read or forge; a value it cannot return intact reads as the default.
 ///
-/// Leave `storage_key` and `secret` unset and both are random per server start: values
-/// written before a restart read back as the default. Fix both and values survive.
+/// Fix both `storage_key` and `secret` and values survive server restarts. Leave
+/// either unset and the keys are random per server start (with the Redis store, per
+/// Redis namespace, shared by every instance): values written before a restart read
+/// back as the default, as in Gradio.
+///
+/// ```
+/// use std::time::Duration;
+/// use keepsake::BrowserState;
+///
+/// let remembered = BrowserState::new(String::new())
+///     .storage_key("remembered-name")
+///     .secret(std::env::var("NAME_SECRET").unwrap_or_else(|_| "at least 32 bytes of secret, please".into()))
+///     .max_age(Duration::from_secs(30 * 24 * 3600));
+/// # let _ = remembered;
+/// ```
 pub struct BrowserState<T> {
     pub(crate) default: T,
     pub(crate) storage_key: Option<String>,
     pub(crate) secrets: Vec<String>,
+    pub(crate) max_age: Option<Duration>,
+    pub(crate) version: u32,
+    pub(crate) migration: Option<JsonMigration>,
 }
 
+/// A browser-state migration: the stored version and JSON to the current type's JSON.
+pub(crate) type JsonMigration =
+    Arc<dyn Fn(u32, serde_json::Value) -> Option<serde_json::Value> + Send + Sync>;
+
 impl<T: Serialize + DeserializeOwned + Send + 'static> BrowserState<T> {
+    /// A browser state whose value is `default` until the browser holds another.
     pub fn new(default: T) -> Self {
         BrowserState {
             default,
             storage_key: None,
             secrets: Vec::new(),
+            max_age: None,
+            version: 0,
+            migration: None,
         }
     }
 
-    /// The localStorage key (namespaced with the app id by the client).
+    /// The localStorage key (namespaced with the app id by the client). Sealed values
+    /// are bound to it: a value copied to another key does not open.
     pub fn storage_key(mut self, key: impl Into<String>) -> Self {
         self.storage_key = Some(key.into());
         self
     }
 
-    /// The secret the encryption key is derived from. Use at least 32 bytes.
+    /// The secret the sealing keys are derived from. Use at least 32 random bytes,
+    /// read from the environment, not from the source.
     pub fn secret(mut self, secret: impl Into<String>) -> Self {
         self.secrets = vec![secret.into()];
         self
     }
 
-    /// Several secrets, newest first: values are written with the first and read with
-    /// any, so a secret can be rotated without losing what browsers hold.
+    /// Several secrets, newest first: values are sealed with the first and opened
+    /// with any; a value opened with an older one is sealed again with the first, so
+    /// a secret can be rotated without losing what browsers hold.
     pub fn secrets<I: IntoIterator<Item = S>, S: Into<String>>(mut self, secrets: I) -> Self {
         self.secrets = secrets.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// How long a written value stays valid. The expiry is sealed inside the value,
+    /// so a browser cannot extend it; an expired value reads as the default (and is
+    /// removed). Rewriting an equal value does not renew it.
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = Some(max_age);
+        self
+    }
+
+    /// As [`State::version`]: the version sealed with each value. Bump it when the
+    /// type changes incompatibly: values sealed under another version go through
+    /// [`BrowserState::migrate`], or read as the default.
+    pub fn version(mut self, version: u32) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// Turns a value sealed by another version of the app (its version and JSON) into
+    /// the current type; `None` falls back to the default. The migrated value is
+    /// sealed again under the current version.
+    pub fn migrate(
+        mut self,
+        migrate: impl Fn(u32, serde_json::Value) -> Option<T> + Send + Sync + 'static,
+    ) -> Self {
+        self.migration = Some(Arc::new(move |version, data| {
+            migrate(version, data).and_then(|value| serde_json::to_value(value).ok())
+        }));
         self
     }
 }

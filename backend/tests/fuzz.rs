@@ -68,6 +68,7 @@ fn any_request() -> impl Strategy<Value = EventRequest> {
         EventRequest {
             dependency: DependencyId(dependency),
             inputs,
+            held: Vec::new(),
         }
     })
 }
@@ -79,6 +80,7 @@ async fn cart_len_is(server: &Server, session: &SessionId, expected: usize) -> b
     let add_water = EventRequest {
         dependency: DependencyId(0),
         inputs: vec![json!(["Water"]), Value::Null],
+        held: Vec::new(),
     };
     let result = server
         .run_event("shopping-cart", session, add_water)

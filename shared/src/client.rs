@@ -31,9 +31,9 @@ use std::sync::Mutex;
 use serde_json::Value;
 
 use crate::api::{self, Endpoint, Method};
+use crate::config::ComponentKind;
 use crate::config::{AppConfig, AppSummary, EndpointInfo};
 use crate::error::{ErrorBody, ErrorKind};
-use crate::config::ComponentKind;
 use crate::event::{EventRequest, EventResult, SealedValue};
 use crate::{AppId, ComponentId, SessionId};
 

@@ -96,8 +96,14 @@ impl Engine {
         for listener in &self.app.unload_listeners {
             let outcome = match self.dependency(*listener) {
                 Ok(dependency) => {
-                    self.run_locked(session, &mut data, dependency, Vec::new())
-                        .await
+                    self.run_locked(
+                        session,
+                        &mut data,
+                        dependency,
+                        Vec::new(),
+                        Default::default(),
+                    )
+                    .await
                 }
                 Err(error) => Err(error),
             };

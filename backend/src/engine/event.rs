@@ -13,9 +13,10 @@
 //! - **One event at a time per session, in arrival order**: the session's data sits
 //!   behind a fair tokio mutex, held for the whole event including its `.change`
 //!   listeners. Sessions run in parallel.
-//! - **Session and global values never leave the server**: only component and
-//!   browser-state outputs become `ComponentUpdate`s; a value a client sends in a
-//!   state or global slot is ignored ([`Engine::decode_inputs`]).
+//! - **Session and global values never leave the server**: only component outputs
+//!   become `ComponentUpdate`s, and browser-state outputs leave sealed
+//!   ([`super::browser`]); a value a client sends in a state or global slot is
+//!   ignored ([`Engine::decode_inputs`]).
 //! - Lock order: session mutex, then (with Redis) the session's lease, then the
 //!   globals ([`super::globals`]); never the other way round.
 
@@ -27,10 +28,13 @@ use futures::FutureExt;
 use keepsake_shared::DependencyId;
 use keepsake_shared::SessionId;
 use keepsake_shared::config::EventKind;
-use keepsake_shared::event::{ComponentUpdate, EventRequest, EventResult, ListenerError};
+use keepsake_shared::event::{
+    ComponentUpdate, EventRequest, EventResult, ListenerError, SealedValue,
+};
 use serde_json::Value;
 
 use super::Engine;
+use super::browser::{BrowserSeen, browser_index};
 use super::globals::HeldGlobals;
 use crate::components::validate_input;
 use crate::error::ApiError;
@@ -56,6 +60,8 @@ struct Event<'a> {
     /// The session's size if the event commits.
     state_bytes: usize,
     globals: HeldGlobals,
+    /// Browser states opened from the request and written by listeners.
+    browser: BrowserSeen,
     result: EventResult,
 }
 
@@ -89,7 +95,12 @@ impl Engine {
                 "unload listeners are run by the server when a page goes away".into(),
             ));
         }
-        let client_values = self.decode_inputs(dependency, request.inputs)?;
+        let mut browser = BrowserSeen::default();
+        let client_values = self
+            .decode_inputs(dependency, request.inputs, &mut browser)
+            .await?;
+        self.note_held(dependency, request.held, &mut browser)
+            .await?;
         let session = self.session(session_id).await?;
         if session.rate.check().is_err() {
             return Err(ApiError::LimitExceeded(format!(
@@ -101,7 +112,7 @@ impl Engine {
         if data.closed {
             return Err(ApiError::UnknownSession);
         }
-        self.run_locked(&session, &mut data, dependency, client_values)
+        self.run_locked(&session, &mut data, dependency, client_values, browser)
             .await
     }
 
@@ -113,6 +124,7 @@ impl Engine {
         data: &mut SessionData,
         dependency: &DependencyDef,
         client_values: Vec<Option<AnyValue>>,
+        browser: BrowserSeen,
     ) -> Result<EventResult, ApiError> {
         let wait = self.limits.event_timeout;
         let lease = self.store.begin(session, data, wait).await?;
@@ -127,10 +139,16 @@ impl Engine {
             states: Vec::new(),
             defaults: Vec::new(),
             globals,
+            browser,
             result: EventResult::default(),
         };
         // On failure, the lease and the locks are given back as they drop.
         event.execute(dependency, client_values, 0).await?;
+        let browser = std::mem::take(&mut event.browser);
+        if !browser.is_empty() {
+            // Sealed before the commit: if sealing failed, nothing would land.
+            event.result.browser_state = browser.finish(self, self.sealers().await?)?;
+        }
         let (global_writes, hold) = event.globals.take_commit();
         let commit = Commit {
             states: event.states,
@@ -152,11 +170,13 @@ impl Engine {
             .ok_or(ApiError::UnknownDependency(id.0))
     }
 
-    /// Checks and decodes what a client sent, before anything is touched.
-    fn decode_inputs(
+    /// Checks and decodes what a client sent, before anything is touched; opens the
+    /// browser states it sent into `browser`.
+    async fn decode_inputs(
         &self,
         dependency: &DependencyDef,
         inputs: Vec<Value>,
+        browser: &mut BrowserSeen,
     ) -> Result<Vec<Option<AnyValue>>, ApiError> {
         let expected = &dependency.config.inputs;
         if inputs.len() != expected.len() {
@@ -167,28 +187,72 @@ impl Engine {
                 inputs.len()
             )));
         }
-        expected
-            .iter()
-            .zip(inputs)
-            .enumerate()
-            .map(|(position, (id, value))| match self.slot(*id)? {
+        let mut decoded = Vec::with_capacity(inputs.len());
+        for (position, (id, value)) in expected.iter().zip(inputs).enumerate() {
+            let component = &self.app.config.components[id.0 as usize];
+            // The name is only formatted for an error: most inputs are valid.
+            let invalid = |e: String| {
+                let name = match &component.props.label {
+                    Some(label) => label.clone(),
+                    None => format!("{} {}", component.kind.name(), id.0),
+                };
+                ApiError::InvalidInput(format!("input {position} ({name}): {e}"))
+            };
+            decoded.push(match self.slot(*id)? {
                 SlotDef::Client { decode, .. } => {
-                    let component = &self.app.config.components[id.0 as usize];
-                    // The name is only formatted for an error: most inputs are valid.
-                    let invalid = |e: String| {
-                        let name = match &component.props.label {
-                            Some(label) => label.clone(),
-                            None => format!("component {}", id.0),
-                        };
-                        ApiError::InvalidInput(format!("input {position} ({name}): {e}"))
-                    };
                     validate_input(&component.kind, &value).map_err(invalid)?;
-                    decode(value).map(Some).map_err(invalid)
+                    Some(decode(value).map_err(invalid)?)
+                }
+                SlotDef::Browser(index) => {
+                    let sealers = self.sealers().await?;
+                    Some(
+                        browser
+                            .input(self, sealers, *index, value)
+                            .map_err(invalid)?,
+                    )
                 }
                 // Server-side slots: whatever the client sent is ignored.
-                SlotDef::State(_) | SlotDef::Global(_) => Ok(None),
-            })
-            .collect()
+                SlotDef::State(_) | SlotDef::Global(_) => None,
+            });
+        }
+        Ok(decoded)
+    }
+
+    /// Opens what the client holds for the browser states the listener writes but
+    /// does not read; one it holds nothing for is at its default.
+    async fn note_held(
+        &self,
+        dependency: &DependencyDef,
+        held: Vec<SealedValue>,
+        browser: &mut BrowserSeen,
+    ) -> Result<(), ApiError> {
+        let outputs = dependency
+            .config
+            .outputs
+            .iter()
+            .filter_map(|id| browser_index(self, *id));
+        if held.is_empty() && outputs.clone().all(|index| browser.knows(index)) {
+            return Ok(());
+        }
+        let sealers = self.sealers().await?;
+        for SealedValue { component, sealed } in &held {
+            let index = browser_index(self, *component).ok_or_else(|| {
+                ApiError::InvalidInput(format!(
+                    "held names component {}, which is not a browser state",
+                    component.0
+                ))
+            })?;
+            // An input says the same, and was opened already.
+            if !dependency.config.inputs.contains(component) {
+                browser.held(self, sealers, index, Some(sealed))?;
+            }
+        }
+        for index in outputs {
+            if !browser.knows(index) {
+                browser.held(self, sealers, index, None)?;
+            }
+        }
+        Ok(())
     }
 
     fn slot(&self, id: keepsake_shared::ComponentId) -> Result<&SlotDef, ApiError> {
@@ -289,7 +353,7 @@ impl Event<'_> {
                         let position = wire_position;
                         wire_position += 1;
                         match engine.slot(*id)? {
-                            SlotDef::Client { .. } => client_values
+                            SlotDef::Client { .. } | SlotDef::Browser(_) => client_values
                                 .get_mut(position)
                                 .and_then(Option::take)
                                 .ok_or_else(|| {
@@ -353,6 +417,7 @@ impl Event<'_> {
         let mut updates = Vec::new();
         let mut new_states = Vec::new();
         let mut new_globals = Vec::new();
+        let mut new_browser = Vec::new();
         for (id, output) in dependency.config.outputs.iter().zip(outputs) {
             let ErasedUpdate { value, props } = output;
             match engine.slot(*id)? {
@@ -379,6 +444,18 @@ impl Event<'_> {
                         })?;
                         let bytes = value.encoded_len();
                         new_states.push((*index, value, bytes));
+                    }
+                }
+                SlotDef::Browser(index) => {
+                    if let Some(value) = value {
+                        let def = &engine.app.browser_states[*index as usize];
+                        let json = (def.encode)(value).map_err(|e| {
+                            ApiError::HandlerFailed(format!(
+                                "output for browser state {} could not be encoded: {e}",
+                                id.0
+                            ))
+                        })?;
+                        new_browser.push((*index, json));
                     }
                 }
                 SlotDef::Global(index) => {
@@ -417,6 +494,9 @@ impl Event<'_> {
         self.state_bytes = state_bytes;
         for (index, value) in new_globals {
             self.globals.set(index, value)?;
+        }
+        for (index, json) in new_browser {
+            self.browser.write(index, json);
         }
         let mut changed = Vec::new();
         for (index, value, bytes) in new_states {

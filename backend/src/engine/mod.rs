@@ -3,11 +3,14 @@
 //!
 //! Its rooms:
 //! - [`event`]: one event, from inputs to commit (gather, call, stage, commit);
+//! - [`browser`]: the event's browser states: opened from what the client sent,
+//!   sealed into what goes back;
 //! - [`globals`]: how events lock the globals they write and read the others;
 //! - [`endings`]: what happens when the store ends something (expiry, eviction,
 //!   time-to-live), unload, and the delete callbacks;
 //! - [`tasks`]: the background loops (the sweep, the store's events).
 
+mod browser;
 mod endings;
 mod event;
 mod globals;
@@ -38,6 +41,8 @@ pub(crate) struct Engine {
     pub(crate) pushes: broadcast::Sender<ComponentUpdate>,
     limits: Limits,
     metrics: Metrics,
+    /// The browser states' keys, by index; derived on first use ([`browser`]).
+    sealers: tokio::sync::OnceCell<Vec<crate::sealing::Sealer>>,
 }
 
 /// The settings an event is held to.
@@ -106,6 +111,7 @@ impl Engine {
             app,
             store,
             pushes: broadcast::channel(256).0,
+            sealers: tokio::sync::OnceCell::new(),
         });
         engine.store.start(shutdown.clone());
         tasks::spawn(&engine, events_rx, settings.sweep_interval, shutdown);

@@ -204,6 +204,17 @@ impl Store {
         }
     }
 
+    /// The random seed of the app's browser-state keys where the app fixed none:
+    /// fresh per process in memory (values from before a restart read as the
+    /// default); shared through Redis by every instance on its namespace. The engine
+    /// asks once.
+    pub(crate) async fn browser_seed(&self) -> Result<[u8; 32], StoreError> {
+        match self {
+            Store::Memory(_) => Ok(rand::random()),
+            Store::Redis(store) => store.browser_seed().await,
+        }
+    }
+
     pub(crate) async fn live_sessions(&self) -> Result<u64, StoreError> {
         match self {
             Store::Memory(store) => Ok(store.live_sessions()),

@@ -128,11 +128,26 @@ impl TestServer {
         dependency: DependencyId,
         inputs: Vec<Value>,
     ) -> Result<EventResult, (u16, ErrorBody)> {
+        let request = EventRequest {
+            dependency,
+            inputs,
+            held: Vec::new(),
+        };
+        self.send_event(app, session, &request).await
+    }
+
+    /// Runs an event request as given (e.g. with sealed browser-state values held).
+    pub async fn send_event(
+        &self,
+        app: &str,
+        session: &SessionId,
+        request: &EventRequest,
+    ) -> Result<EventResult, (u16, ErrorBody)> {
         let path = api::RunEvent::path(&(AppId(app.into()), *session));
         let response = self
             .client
             .post(self.url(&path))
-            .json(&EventRequest { dependency, inputs })
+            .json(request)
             .send()
             .await
             .expect("event request");

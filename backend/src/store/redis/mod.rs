@@ -204,6 +204,32 @@ impl RedisStore {
         Ok(u32::try_from(open.unwrap_or(0)).unwrap_or(0))
     }
 
+    /// The app's browser-state seed, shared by every instance on this namespace: the
+    /// first instance to ask stores a random one, the others read it. Keys derived
+    /// from it must not differ between instances, or values would flip between them
+    /// behind a load balancer.
+    pub(crate) async fn browser_seed(&self) -> Result<[u8; 32], StoreError> {
+        let key = self.key("browser-seed");
+        let fresh: [u8; 32] = rand::random();
+        let fresh: String = fresh.iter().map(|b| format!("{b:02x}")).collect();
+        let mut connection = self.connection();
+        let _: Option<String> = redis::cmd("SET")
+            .arg(&key)
+            .arg(&fresh)
+            .arg("NX")
+            .query_async(&mut connection)
+            .await?;
+        let stored: Option<String> = connection.get(&key).await?;
+        let stored = stored.ok_or_else(|| {
+            StoreError::Unavailable("the browser-state seed vanished from Redis".into())
+        })?;
+        parse_seed(&stored).ok_or_else(|| {
+            StoreError::Unavailable(format!(
+                "{key} in Redis is not 64 hex digits; delete it to have a new one made"
+            ))
+        })
+    }
+
     pub(crate) async fn live_sessions(&self) -> Result<u64, StoreError> {
         Ok(self.connection().zcard(self.key("lru")).await?)
     }
@@ -505,4 +531,18 @@ fn pairs(flat: &[String]) -> Vec<(u32, String)> {
     flat.chunks_exact(2)
         .filter_map(|pair| Some((pair[0].parse().ok()?, pair[1].clone())))
         .collect()
+}
+
+/// 32 bytes from 64 hex digits.
+fn parse_seed(text: &str) -> Option<[u8; 32]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut seed = [0u8; 32];
+    for (byte, pair) in seed.iter_mut().zip(bytes.chunks_exact(2)) {
+        let pair = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(seed)
 }

@@ -1,0 +1,267 @@
+//! Nothing the server tells a client opens a sealed browser-state value. A client with
+//! no credentials goes through a full session of every demo (the app list, each
+//! config, each API page, a stream, every listener a client may run) and keeps every
+//! answer; with all of it, and what a browser would hold, it tries to open and to
+//! forge the saved-login value. Neither works; the same attempt with the real secret
+//! does, so the test can tell.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use keepsake::demos::{SAVED_LOGIN_SECRET, SAVED_LOGIN_STORAGE_KEY};
+use keepsake::protocol::api::{self, Endpoint};
+use keepsake::protocol::config::{AppConfig, AppSummary, ComponentKind, EventKind};
+use keepsake::protocol::event::{EventRequest, SealedValue};
+use keepsake::protocol::{AppId, ComponentId};
+use keepsake::sealing::Sealer;
+use serde_json::{Value, json};
+use support::{TestServer, component, fast_settings, value_of};
+
+/// Every answer a client got, as text.
+#[derive(Default)]
+struct Transcript {
+    bodies: Vec<String>,
+}
+
+impl Transcript {
+    async fn get(&mut self, server: &TestServer, path: &str) -> String {
+        let response = server.client.get(server.url(path)).send().await.unwrap();
+        let body = response.text().await.unwrap();
+        self.bodies.push(body.clone());
+        body
+    }
+
+    /// Every string a client could try as a secret: each JSON string, each word.
+    fn candidates(&self) -> BTreeSet<String> {
+        fn strings(value: &Value, out: &mut BTreeSet<String>) {
+            match value {
+                Value::String(s) => {
+                    out.insert(s.clone());
+                }
+                Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
+                Value::Object(map) => {
+                    for (key, v) in map {
+                        out.insert(key.clone());
+                        strings(v, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut out = BTreeSet::new();
+        for body in &self.bodies {
+            out.insert(body.clone());
+            match serde_json::from_str::<Value>(body) {
+                Ok(value) => strings(&value, &mut out),
+                Err(_) => out.extend(
+                    body.split(|c: char| c.is_whitespace() || "<>\"'`=".contains(c))
+                        .filter(|w| !w.is_empty())
+                        .map(str::to_owned),
+                ),
+            }
+        }
+        out
+    }
+}
+
+/// A value a client may send for `kind`, as a page would.
+fn plausible_input(kind: &ComponentKind, props_value: &Value, held: Option<&String>) -> Value {
+    match kind {
+        ComponentKind::Textbox { .. } => json!("alice"),
+        ComponentKind::Number { .. } => json!(1),
+        ComponentKind::Checkbox => json!(true),
+        ComponentKind::CheckboxGroup { choices } => {
+            json!(choices.iter().take(2).collect::<Vec<_>>())
+        }
+        ComponentKind::Dropdown {
+            choices,
+            multiselect,
+        } => match (choices.first(), multiselect) {
+            (Some(first), true) => json!([first]),
+            (Some(first), false) => json!(first),
+            (None, _) => Value::Null,
+        },
+        ComponentKind::BrowserState(_) => held.map_or(Value::Null, |s| json!(s)),
+        ComponentKind::Button { .. } | ComponentKind::Markdown | ComponentKind::Json => {
+            props_value.clone()
+        }
+        ComponentKind::State | ComponentKind::Global => Value::Null,
+    }
+}
+
+/// A full session of one app: every listener a client may run, twice, holding what
+/// the server sealed the way a browser holds it. Returns what the browser holds.
+async fn full_session(
+    server: &TestServer,
+    transcript: &mut Transcript,
+    app: &str,
+) -> Vec<(ComponentId, String)> {
+    let config: AppConfig = serde_json::from_str(
+        &transcript
+            .get(server, &api::GetConfig::path(&AppId(app.into())))
+            .await,
+    )
+    .unwrap();
+    transcript
+        .get(server, &api::API_DOCS_ROUTE.replace("{app}", app))
+        .await;
+    let session = server.start_session(app).await;
+    let mut stream = server.open_stream(app, &session).await;
+    let mut held: Vec<(ComponentId, String)> = Vec::new();
+    for _round in 0..2 {
+        for dep in &config.dependencies {
+            if dep.triggers.iter().all(|t| t.event == EventKind::Unload) {
+                continue;
+            }
+            let holding = |id: &ComponentId| held.iter().find(|(c, _)| c == id).map(|(_, s)| s);
+            let inputs = dep
+                .inputs
+                .iter()
+                .map(|id| {
+                    let c = config.component(*id).unwrap();
+                    plausible_input(&c.kind, &c.props.value, holding(id))
+                })
+                .collect();
+            let request = EventRequest {
+                dependency: dep.id,
+                inputs,
+                held: dep
+                    .outputs
+                    .iter()
+                    .filter(|id| !dep.inputs.contains(id))
+                    .filter_map(|id| {
+                        holding(id).map(|s| SealedValue {
+                            component: *id,
+                            sealed: s.clone(),
+                        })
+                    })
+                    .collect(),
+            };
+            let result = server
+                .send_event(app, &session, &request)
+                .await
+                .unwrap_or_else(|(status, body)| {
+                    panic!("{app} {:?}: {status} {}", dep.id, body.message)
+                });
+            transcript
+                .bodies
+                .push(serde_json::to_string(&result).unwrap());
+            for write in result.browser_state {
+                held.retain(|(c, _)| *c != write.component);
+                if let Some(sealed) = write.sealed {
+                    held.push((write.component, sealed));
+                }
+            }
+        }
+    }
+    // Whatever the stream said meanwhile (it never goes quiet: heartbeats).
+    let until = tokio::time::Instant::now() + Duration::from_millis(500);
+    while let Some(message) = stream.next(until - tokio::time::Instant::now()).await {
+        transcript
+            .bodies
+            .push(serde_json::to_string(&message).unwrap());
+    }
+    held
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_a_client_is_told_opens_or_forges_a_sealed_value() {
+    let settings = keepsake::Settings {
+        // Hundreds of forgeries from one session, as fast as they come.
+        max_events_per_second: 100_000,
+        ..fast_settings()
+    };
+    let server = TestServer::start(settings, keepsake::demos::all().unwrap()).await;
+    let mut transcript = Transcript::default();
+    let apps: Vec<AppSummary> =
+        serde_json::from_str(&transcript.get(&server, api::ListApps::ROUTE).await).unwrap();
+    assert_eq!(apps.len(), 3);
+    let mut login_held = Vec::new();
+    for app in &apps {
+        let held = full_session(&server, &mut transcript, &app.id.0).await;
+        if app.id.0 == "saved-login" {
+            login_held = held;
+        }
+    }
+    // The login demo left a sealed value in the "browser": its typed username.
+    let [(slot, sealed)] = login_held.as_slice() else {
+        panic!("the login demo stores one value, got {login_held:?}");
+    };
+    assert!(!sealed.contains("alice"));
+
+    let everything = transcript.bodies.join("\n");
+    assert!(
+        !everything.contains(SAVED_LOGIN_SECRET),
+        "the secret is never sent"
+    );
+    assert!(!everything.contains("secret"), "no field even names one");
+
+    // Every string the client saw, and what it holds, tried as the secret.
+    let mut candidates = transcript.candidates();
+    candidates.insert(sealed.clone());
+    assert!(
+        candidates.len() > 50,
+        "a real transcript: {}",
+        candidates.len()
+    );
+    for candidate in &candidates {
+        let guess = Sealer::new("saved-login", SAVED_LOGIN_STORAGE_KEY, &[candidate]);
+        assert!(
+            guess.open(sealed).is_err(),
+            "{candidate:?} opened the value"
+        );
+    }
+
+    // Forging: a value sealed under each guess, sent as the login page would.
+    let config = server.config("saved-login").await;
+    let load = config
+        .dependencies
+        .iter()
+        .find(|d| d.triggers.iter().any(|t| t.event == EventKind::Load))
+        .unwrap();
+    let username = component(&config, "Username");
+    let session = server.start_session("saved-login").await;
+    let read_as = |forged: String| {
+        let request = EventRequest {
+            dependency: load.id,
+            inputs: vec![json!(forged)],
+            held: vec![],
+        };
+        let server = &server;
+        async move {
+            let result = server
+                .send_event("saved-login", &session, &request)
+                .await
+                .unwrap();
+            value_of(&result, username)
+        }
+    };
+    let forged_login = br#"["mallory","forged"]"#;
+    for candidate in candidates.iter().filter(|c| c.len() >= 8).take(300) {
+        let forger = Sealer::new("saved-login", SAVED_LOGIN_STORAGE_KEY, &[candidate]);
+        let forged = forger.seal(0, None, forged_login).unwrap();
+        assert_eq!(
+            read_as(forged).await,
+            Some(json!("")),
+            "forged with {candidate:?}"
+        );
+    }
+    // The control: what the browser holds reads back, and so would a value sealed
+    // with the real secret.
+    assert_eq!(read_as(sealed.clone()).await, Some(json!("alice")));
+    let insider = Sealer::new(
+        "saved-login",
+        SAVED_LOGIN_STORAGE_KEY,
+        &[SAVED_LOGIN_SECRET],
+    );
+    assert_eq!(
+        read_as(insider.seal(0, None, forged_login).unwrap()).await,
+        Some(json!("mallory"))
+    );
+    let _ = slot;
+    server.stop().await;
+}
