@@ -341,7 +341,7 @@ impl Controller {
 
     fn input_value(&self, id: ComponentId) -> Value {
         match self.config.component(id).map(|c| &c.kind) {
-            Some(ComponentKind::BrowserState(_)) => self.browser.value(id).unwrap_or(Value::Null),
+            Some(ComponentKind::BrowserState(_)) => self.browser.input(id),
             // The server ignores them; their values never leave it.
             Some(kind) if kind.is_server_side() => Value::Null,
             Some(_) => self
@@ -369,6 +369,7 @@ impl Controller {
                     .iter()
                     .map(|&id| self.input_value(id))
                     .collect(),
+                held: self.browser.held_for(dependency),
             };
             let result = self
                 .backend
@@ -402,10 +403,20 @@ impl Controller {
     }
 
     /// Applies an event's answer; `read_at` is the browser-state version its inputs
-    /// were read at.
+    /// were read at (a stale answer's browser-state writes are dropped).
     fn apply_result(&self, result: EventResult, depth: u8, read_at: u64) {
         for update in result.updates {
-            self.apply_update(update, depth, Some(read_at));
+            self.apply_update(update, depth);
+        }
+        let applied = self.browser.apply(result.browser_state, read_at);
+        if let Some(error) = applied.error {
+            self.status.storage_warning.set(Some(format!(
+                "Your browser did not save this page's data ({error}). \
+                 It is kept for this page only."
+            )));
+        }
+        for id in applied.changed {
+            self.fire(Some(id), EventKind::Change, depth + 1);
         }
         if !result.errors.is_empty() {
             let messages: Vec<String> = result
@@ -421,29 +432,10 @@ impl Controller {
     }
 
     /// Applies one update: props, then value; a value that changes runs the
-    /// component's (or browser state's) change listeners.
-    /// `read_at`: for an event's answer, the browser-state version its inputs were
-    /// read at (stale browser-state writes are dropped); `None` for server pushes.
-    pub fn apply_update(&self, update: ComponentUpdate, depth: u8, read_at: Option<u64>) {
+    /// component's change listeners. Browser states never come as updates (they come
+    /// as [`keepsake_shared::event::BrowserStateWrite`]s): they have no signal here.
+    pub fn apply_update(&self, update: ComponentUpdate, depth: u8) {
         let id = update.component;
-        if self.browser.contains(id) {
-            if let Some(value) = update.value {
-                let outcome = match read_at {
-                    Some(read_at) => self.browser.set_unless_stale(id, value, read_at),
-                    None => self.browser.set(id, value),
-                };
-                if let Some(error) = outcome.error {
-                    self.status.storage_warning.set(Some(format!(
-                        "Your browser did not save this page's data ({error}). \
-                         It is kept for this page only."
-                    )));
-                }
-                if outcome.changed {
-                    self.fire(Some(id), EventKind::Change, depth + 1);
-                }
-            }
-            return;
-        }
         if let Some(props) = self.props.get(&id) {
             let p = update.props;
             if !p.is_empty() {
@@ -592,7 +584,7 @@ impl Controller {
         match serde_json::from_str::<ServerMessage>(&data) {
             Ok(ServerMessage::Attached) => self.status.connection_lost.set(false),
             Ok(ServerMessage::Heartbeat) => {}
-            Ok(ServerMessage::Push { update }) => self.apply_update(update, 0, None),
+            Ok(ServerMessage::Push { update }) => self.apply_update(update, 0),
             Ok(ServerMessage::SessionEnded) => {
                 let this = self.clone();
                 spawn_local(async move {
@@ -680,7 +672,7 @@ impl Controller {
         let Some(window) = web_sys::window() else {
             return;
         };
-        if self.browser_slots_empty() {
+        if self.browser.is_empty() {
             return;
         }
         let weak = self.weak.clone();
@@ -699,42 +691,10 @@ impl Controller {
         }
     }
 
-    fn browser_slots_empty(&self) -> bool {
-        !self
-            .config
-            .components
-            .iter()
-            .any(|c| matches!(c.kind, ComponentKind::BrowserState(_)))
-    }
-
-    /// Another tab of this browser changed localStorage.
+    /// Another tab of this browser changed localStorage: run the change listeners of
+    /// the browser states it changed.
     pub fn on_storage_event(&self, event: &web_sys::StorageEvent) {
-        let local = web_sys::window().and_then(|w| w.local_storage().ok().flatten());
-        if let (Some(area), Some(local)) = (event.storage_area(), local)
-            && area != local
-        {
-            return;
-        }
-        match event.key() {
-            Some(key) => self.external_change(&key, event.new_value().as_deref()),
-            // `localStorage.clear()`: every slot is back to its default.
-            None => {
-                let keys: Vec<String> = self
-                    .config
-                    .components
-                    .iter()
-                    .filter_map(|c| self.browser.slot(c.id).map(|s| s.key().to_owned()))
-                    .collect();
-                for key in keys {
-                    self.external_change(&key, None);
-                }
-            }
-        }
-    }
-
-    /// Applies another tab's write of `key` and runs the browser state's listeners.
-    pub fn external_change(&self, key: &str, new_raw: Option<&str>) {
-        if let Some(id) = self.browser.external_change(key, new_raw) {
+        for id in self.browser.storage_event(event) {
             self.fire(Some(id), EventKind::Change, 0);
         }
     }

@@ -3,26 +3,23 @@
 //! shows the running indicator and errors, and recovers from an expired session.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
+mod support;
+
 use std::rc::Rc;
 
-use keepsake_frontend::api::{Backend, ClientError, LocalFuture, decode};
-use keepsake_frontend::app_page::{
-    Controller, OUTDATED, PageHandle, SESSION_RESTARTED, app_page_with, app_view,
-};
+use keepsake_frontend::api::{ClientError, decode};
+use keepsake_frontend::app_page::{Controller, OUTDATED, SESSION_RESTARTED, app_page_with};
 use keepsake_frontend::browser_state::MemoryStore;
 use keepsake_shared::config::{
     AppConfig, ButtonVariant, ComponentConfig, ComponentKind, ComponentProps, DependencyConfig,
     EventKind, LayoutNode, Trigger,
 };
 use keepsake_shared::error::{ErrorBody, ErrorKind};
-use keepsake_shared::event::{
-    ComponentUpdate, EventRequest, EventResult, PropsUpdate, SessionStarted, SessionStatus,
-};
-use keepsake_shared::{AppId, ComponentId, DependencyId, PROTOCOL_VERSION, SessionId};
+use keepsake_shared::event::{ComponentUpdate, EventResult, PropsUpdate};
+use keepsake_shared::{AppId, ComponentId, DependencyId, PROTOCOL_VERSION};
 use leptos::prelude::GetUntracked as _;
 use serde_json::{Value, json};
+use support::{Scripted, Shared, component, document, mount_app, until};
 use wasm_bindgen::JsCast as _;
 use wasm_bindgen_test::*;
 
@@ -32,18 +29,6 @@ const ITEMS: ComponentId = ComponentId(0);
 const ADD: ComponentId = ComponentId(1);
 const SIZE: ComponentId = ComponentId(2);
 const CART: ComponentId = ComponentId(3);
-
-fn component(id: u32, kind: ComponentKind, label: &str, value: Value) -> ComponentConfig {
-    ComponentConfig {
-        id: ComponentId(id),
-        kind,
-        props: ComponentProps {
-            label: Some(label.to_owned()),
-            value,
-            ..ComponentProps::default()
-        },
-    }
-}
 
 /// The shopping cart's shape: items, a button, a cart size and a session state.
 fn cart_config() -> AppConfig {
@@ -104,79 +89,6 @@ fn cart_config() -> AppConfig {
     }
 }
 
-/// A backend that answers from a script and records what it was sent.
-#[derive(Default)]
-struct Scripted {
-    /// The answer to the config request; `None`: `Ok(cart_config())`.
-    config: RefCell<Option<Result<AppConfig, ClientError>>>,
-    sessions: RefCell<u8>,
-    answers: RefCell<VecDeque<Result<EventResult, ClientError>>>,
-    sent: RefCell<Vec<(SessionId, EventRequest)>>,
-}
-
-/// The backend handed to the controller; the test keeps another handle on `Scripted`.
-struct Shared(Rc<Scripted>);
-
-impl Backend for Shared {
-    fn get_config(&self, _app: &AppId) -> LocalFuture<Result<AppConfig, ClientError>> {
-        let answer = self
-            .0
-            .config
-            .borrow()
-            .clone()
-            .unwrap_or_else(|| Ok(cart_config()));
-        Box::pin(async move { answer })
-    }
-
-    fn start_session(&self, _app: &AppId) -> LocalFuture<Result<SessionStarted, ClientError>> {
-        *self.0.sessions.borrow_mut() += 1;
-        let id = SessionId::from_bytes([*self.0.sessions.borrow(); 16]);
-        Box::pin(async move {
-            Ok(SessionStarted {
-                session_id: id,
-                retention_secs: 3600,
-            })
-        })
-    }
-
-    fn get_session(
-        &self,
-        _app: &AppId,
-        session: &SessionId,
-    ) -> LocalFuture<Result<SessionStatus, ClientError>> {
-        let session = *session;
-        Box::pin(async move {
-            Ok(SessionStatus {
-                session_id: session,
-                connected_streams: 1,
-            })
-        })
-    }
-
-    fn run_event(
-        &self,
-        _app: &AppId,
-        session: &SessionId,
-        request: EventRequest,
-    ) -> LocalFuture<Result<EventResult, ClientError>> {
-        self.0.sent.borrow_mut().push((*session, request));
-        let answer = self
-            .0
-            .answers
-            .borrow_mut()
-            .pop_front()
-            .unwrap_or_else(|| Ok(EventResult::default()));
-        Box::pin(async move {
-            keepsake_frontend::sleep(30).await;
-            answer
-        })
-    }
-
-    fn stream_url(&self, _app: &AppId, _session: &SessionId) -> Option<String> {
-        None
-    }
-}
-
 fn size_update(n: u32) -> EventResult {
     EventResult {
         updates: vec![ComponentUpdate {
@@ -186,34 +98,21 @@ fn size_update(n: u32) -> EventResult {
         }],
         ran: vec![DependencyId(0)],
         errors: vec![],
+        browser_state: vec![],
     }
 }
 
-fn document() -> web_sys::Document {
-    web_sys::window().unwrap().document().unwrap()
-}
-
-/// Mounts the app in a fresh container and starts it.
+/// Mounts the cart app in a fresh container and starts it.
 fn mount(backend: Rc<Scripted>) -> (web_sys::HtmlElement, Rc<Controller>) {
-    let container: web_sys::HtmlElement =
-        document().create_element("div").unwrap().unchecked_into();
-    document().body().unwrap().append_child(&container).unwrap();
-    let controller = Controller::new(
-        cart_config(),
-        Rc::new(Shared(backend)),
-        Box::new(MemoryStore::new()),
-    );
-    let for_view = controller.clone();
-    let handle = leptos::mount::mount_to(container.clone(), move || {
-        app_view(PageHandle::new(for_view))
-    });
-    handle.forget();
-    controller.start();
-    (container, controller)
+    mount_app(cart_config(), backend, Box::new(MemoryStore::new()))
 }
 
 /// Mounts the whole app page (config request included) in a fresh container.
 fn mount_page(backend: Rc<Scripted>) -> web_sys::HtmlElement {
+    backend
+        .config
+        .borrow_mut()
+        .get_or_insert_with(|| Ok(cart_config()));
     let container: web_sys::HtmlElement =
         document().create_element("div").unwrap().unchecked_into();
     document().body().unwrap().append_child(&container).unwrap();
@@ -265,16 +164,6 @@ fn button(root: &web_sys::HtmlElement, text: &str) -> web_sys::HtmlElement {
         })
         .find(|b| b.text_content().unwrap_or_default().trim() == text)
         .unwrap_or_else(|| panic!("no button {text:?}"))
-}
-
-async fn until(what: &str, mut condition: impl FnMut() -> bool) {
-    for _ in 0..100 {
-        if condition() {
-            return;
-        }
-        keepsake_frontend::sleep(20).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 fn input_value(element: &web_sys::HtmlElement) -> String {

@@ -1,385 +1,461 @@
-//! BrowserState crypto and storage, in a real browser (headless Chromium):
-//! round trip, tamper/wrong-key/truncation/foreign-slot fall back to the default and
-//! clear the entry, key rotation, falsy values stored, storage failures reported.
+//! BrowserState storage in a real browser (headless Chromium): sealed strings are
+//! held and stored as the server sent them, removals clear the entry, storage
+//! failures keep the page working and are reported (the real localStorage included,
+//! without a panic), other tabs' changes are taken, a stale answer does not undo
+//! them, and an identical string is never rewritten.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::rc::Rc;
+
 use keepsake_frontend::browser_state::{
-    BrowserStateSlot, BrowserStates, KeyValueStore, LocalStore, MemoryStore, NONCE_LEN, ReadError,
-    StorageError, WriteError, associated_data, derive_key, open, seal,
+    BrowserStates, KeyValueStore, LocalStore, MemoryStore, StorageError, decode_entry,
+    encode_entry, storage_key,
 };
 use keepsake_shared::config::{
-    AppConfig, BrowserStateConfig, ComponentConfig, ComponentKind, ComponentProps,
+    AppConfig, BrowserStateConfig, ComponentConfig, ComponentKind, ComponentProps, DependencyConfig,
 };
-use keepsake_shared::{AppId, ComponentId, PROTOCOL_VERSION};
+use keepsake_shared::event::{BrowserStateWrite, SealedValue};
+use keepsake_shared::{AppId, ComponentId, DependencyId, PROTOCOL_VERSION};
 use serde_json::{Value, json};
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-fn app() -> AppId {
-    AppId("login".into())
-}
+const SLOT: ComponentId = ComponentId(0);
+const OTHER: ComponentId = ComponentId(1);
 
-fn slot_config(secrets: &[&str], default: Value) -> BrowserStateConfig {
-    BrowserStateConfig {
-        storage_key: "creds".into(),
-        secrets: secrets.iter().map(|s| (*s).to_owned()).collect(),
-        default,
-    }
-}
-
-fn slot(secrets: &[&str]) -> BrowserStateSlot {
-    BrowserStateSlot::new(&app(), &slot_config(secrets, json!(["", ""])))
-}
-
-/// Flips one bit of the decoded body of a stored value, keeping it well-formed.
-fn flip_bit(stored: &str, byte: usize) -> String {
-    use base64::Engine as _;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let (head, body) = stored.rsplit_once('.').unwrap();
-    let mut bytes = URL_SAFE_NO_PAD.decode(body).unwrap();
-    bytes[byte] ^= 0x01;
-    format!("{head}.{}", URL_SAFE_NO_PAD.encode(bytes))
-}
-
-#[wasm_bindgen_test]
-fn round_trip_restores_the_value() {
-    let slot = slot(&["correct horse battery staple, long enough secret"]);
-    for value in [
-        json!(["alice", "s3cret"]),
-        json!({"nested": [1, 2.5, null]}),
-        json!("ünïcødé ✓"),
-    ] {
-        let stored = slot.encode(&value).unwrap();
-        assert!(stored.starts_with("v1."), "versioned format: {stored}");
-        assert!(
-            !stored.contains("alice"),
-            "the value is not readable in storage"
-        );
-        assert_eq!(slot.decode(&stored).unwrap().value, value);
-    }
-}
-
-#[wasm_bindgen_test]
-fn every_write_uses_a_fresh_nonce() {
-    let slot = slot(&["secret one, long enough to be fine"]);
-    let a = slot.encode(&json!("same")).unwrap();
-    let b = slot.encode(&json!("same")).unwrap();
-    assert_ne!(
-        a, b,
-        "two writes of one value must not produce the same ciphertext"
-    );
-}
-
-#[wasm_bindgen_test]
-fn key_id_names_the_key_without_revealing_it() {
-    let key = derive_key("a secret");
-    assert_eq!(key.id().len(), 16);
-    assert_eq!(
-        derive_key("a secret").id(),
-        key.id(),
-        "derivation is deterministic"
-    );
-    assert_ne!(derive_key("another secret").id(), key.id());
-    assert!(!format!("{key:?}").contains("a secret"));
-}
-
-#[wasm_bindgen_test]
-fn tampered_ciphertext_fails_authentication() {
-    let slot = slot(&["secret"]);
-    let stored = slot.encode(&json!(["bob", "pw"])).unwrap();
-    // Nonce, ciphertext and tag: one flipped bit anywhere is detected.
-    for byte in [0, NONCE_LEN, NONCE_LEN + 3] {
-        assert_eq!(
-            slot.decode(&flip_bit(&stored, byte)).unwrap_err(),
-            ReadError::Authentication
-        );
-    }
-}
-
-#[wasm_bindgen_test]
-fn truncated_and_malformed_values_are_rejected() {
-    let slot = slot(&["secret"]);
-    let stored = slot.encode(&json!("x")).unwrap();
-    let cut = &stored[..stored.len() - 4];
-    assert!(matches!(
-        slot.decode(cut).unwrap_err(),
-        ReadError::Authentication | ReadError::BadEncoding
-    ));
-    let (head, _) = stored.rsplit_once('.').unwrap();
-    assert_eq!(
-        slot.decode(&format!("{head}.AAAA")).unwrap_err(),
-        ReadError::Truncated
-    );
-    assert_eq!(
-        slot.decode(&format!("{head}.***")).unwrap_err(),
-        ReadError::BadEncoding
-    );
-    assert_eq!(slot.decode("v1.nodots").unwrap_err(), ReadError::Malformed);
-    assert_eq!(
-        slot.decode("[\"plain json\"]").unwrap_err(),
-        ReadError::UnknownVersion
-    );
-    assert_eq!(
-        slot.decode("v9.0011223344556677.AAAA").unwrap_err(),
-        ReadError::UnknownVersion
-    );
-    assert_eq!(slot.decode("").unwrap_err(), ReadError::UnknownVersion);
-}
-
-#[wasm_bindgen_test]
-fn wrong_key_is_unknown_and_a_forged_key_id_fails() {
-    let writer = slot(&["old app secret"]);
-    let reader = slot(&["new app secret"]);
-    let stored = writer.encode(&json!("v")).unwrap();
-    assert_eq!(reader.decode(&stored).unwrap_err(), ReadError::UnknownKey);
-    // Relabelled with the reader's key id: the tag still does not verify.
-    let forged = stored.replacen(
-        writer.current_key_id().unwrap(),
-        reader.current_key_id().unwrap(),
-        1,
-    );
-    assert_eq!(
-        reader.decode(&forged).unwrap_err(),
-        ReadError::Authentication
-    );
-}
-
-#[wasm_bindgen_test]
-fn a_value_moved_to_another_slot_or_app_fails() {
-    let key = derive_key("shared secret");
-    let nonce = [7u8; NONCE_LEN];
-    let stored = seal(&key, &nonce, &associated_data(&app(), "creds"), &json!("x")).unwrap();
-    let keys = [key];
-    assert!(open(&keys, &associated_data(&app(), "creds"), &stored).is_ok());
-    assert_eq!(
-        open(&keys, &associated_data(&app(), "other"), &stored).unwrap_err(),
-        ReadError::Authentication
-    );
-    assert_eq!(
-        open(
-            &keys,
-            &associated_data(&AppId("other-app".into()), "creds"),
-            &stored
-        )
-        .unwrap_err(),
-        ReadError::Authentication
-    );
-}
-
-#[wasm_bindgen_test]
-fn unreadable_stored_value_reads_as_default_and_is_cleared() {
-    let store = MemoryStore::new();
-    let slot = slot(&["secret"]);
-    let good = slot.encode(&json!(["carol", "pw"])).unwrap();
-    for bad in [
-        flip_bit(&good, NONCE_LEN + 1),
-        good[..20].to_owned(),
-        "garbage".to_owned(),
-    ] {
-        store.put_raw(slot.key(), &bad);
-        let outcome = slot.read(&store);
-        assert_eq!(outcome.value, json!(["", ""]));
-        assert!(outcome.discarded.is_some());
-        assert_eq!(
-            store.raw(slot.key()),
-            None,
-            "the unreadable entry is removed"
-        );
-    }
-}
-
-#[wasm_bindgen_test]
-fn rotation_decrypts_with_an_old_secret_and_re_encrypts_with_the_newest() {
-    let store = MemoryStore::new();
-    let before = slot(&["secret 2024"]);
-    before.write(&store, &json!(["dave", "pw"])).unwrap();
-    let after = slot(&["secret 2025", "secret 2024"]);
-    let outcome = after.read(&store);
-    assert_eq!(outcome.value, json!(["dave", "pw"]));
-    let raw = store.raw(after.key()).unwrap();
-    assert!(
-        raw.contains(after.current_key_id().unwrap()),
-        "re-encrypted under the newest key"
-    );
-    // The old secret can now be dropped.
-    assert_eq!(
-        slot(&["secret 2025"]).read(&store).value,
-        json!(["dave", "pw"])
-    );
-    assert_eq!(before.decode(&raw).unwrap_err(), ReadError::UnknownKey);
-}
-
-#[wasm_bindgen_test]
-fn falsy_values_are_stored_too() {
-    let store = MemoryStore::new();
-    let slot = BrowserStateSlot::new(&app(), &slot_config(&["s"], json!("default")));
-    for value in [
-        json!(""),
-        json!(0),
-        json!(false),
-        json!(null),
-        json!([]),
-        json!({}),
-    ] {
-        slot.write(&store, &value).unwrap();
-        assert!(store.raw(slot.key()).is_some(), "{value} must be written");
-        assert_eq!(
-            slot.read(&store).value,
-            value,
-            "{value} reads back, not the default"
-        );
-    }
-}
-
-fn config_with_slot(default: Value) -> AppConfig {
+/// An app with two browser-state slots, under a per-test app id so tests that use
+/// the real localStorage do not see each other's entries.
+fn config(app: &str) -> AppConfig {
+    let slot = |id, key: &str| ComponentConfig {
+        id: ComponentId(id),
+        kind: ComponentKind::BrowserState(BrowserStateConfig {
+            storage_key: key.into(),
+        }),
+        props: ComponentProps::default(),
+    };
     AppConfig {
         protocol_version: PROTOCOL_VERSION,
-        id: app(),
+        id: AppId(app.into()),
         title: "t".into(),
         description: String::new(),
-        components: vec![ComponentConfig {
-            id: ComponentId(0),
-            kind: ComponentKind::BrowserState(slot_config(&["secret"], default)),
-            props: ComponentProps::default(),
-        }],
+        components: vec![slot(0, "creds"), slot(1, "theme")],
         layout: vec![],
         dependencies: vec![],
     }
 }
 
-/// A store that fails like a full or disabled localStorage, shared with the test.
-struct Shared(std::rc::Rc<MemoryStore>);
+fn memory_states(app: &str) -> (Rc<MemoryStore>, BrowserStates) {
+    let store = Rc::new(MemoryStore::new());
+    let states = BrowserStates::new(&config(app), Box::new(store.clone()));
+    (store, states)
+}
 
-impl KeyValueStore for Shared {
-    fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
-        self.0.get(key)
+fn key(app: &str, storage_key_: &str) -> String {
+    storage_key(&AppId(app.into()), storage_key_)
+}
+
+#[wasm_bindgen_test]
+fn stored_strings_are_held_and_sent_verbatim() {
+    let (store, states) = memory_states("held");
+    assert_eq!(states.key(SLOT), Some("keepsake:held:creds"));
+    store.put_raw(&key("held", "creds"), &encode_entry("v1.k1.c2VhbGVk"));
+    assert!(states.load().is_empty());
+    assert_eq!(states.held(SLOT).as_deref(), Some("v1.k1.c2VhbGVk"));
+    assert_eq!(states.input(SLOT), json!("v1.k1.c2VhbGVk"));
+    // A slot with no entry holds nothing and sends null (its default on the server).
+    assert_eq!(states.held(OTHER), None);
+    assert_eq!(states.input(OTHER), Value::Null);
+}
+
+#[wasm_bindgen_test]
+fn an_entry_not_written_by_keepsake_is_sent_as_it_is() {
+    // Edited by hand: not a JSON string. The client does not judge it; the server
+    // rejects it and answers with a removal.
+    for raw in [
+        "v1.k1.edited",
+        "{\"not\": \"ours\"}",
+        "null",
+        "",
+        "\"unterminated",
+    ] {
+        assert_eq!(decode_entry(raw), raw);
+        let (store, states) = memory_states("edited");
+        store.put_raw(&key("edited", "creds"), raw);
+        states.load();
+        assert_eq!(
+            states.input(SLOT),
+            json!(raw),
+            "{raw:?} is sent as a string"
+        );
     }
-    fn set(&self, key: &str, value: &str) -> Result<(), StorageError> {
-        self.0.set(key, value)
-    }
-    fn remove(&self, key: &str) -> Result<(), StorageError> {
-        self.0.remove(key)
+    assert_eq!(decode_entry("\"a \\\"quoted\\\" one\""), "a \"quoted\" one");
+}
+
+#[wasm_bindgen_test]
+fn a_write_is_stored_as_sent_and_a_removal_clears_the_entry() {
+    let (store, states) = memory_states("write");
+    let entry = key("write", "creds");
+    let outcome = states.set(SLOT, Some("v1.k1.first".into()));
+    assert!(outcome.replaced);
+    assert_eq!(outcome.error, None);
+    assert_eq!(store.raw(&entry), Some(encode_entry("v1.k1.first")));
+    assert_eq!(store.get(&entry).unwrap().as_deref(), Some("v1.k1.first"));
+
+    let outcome = states.set(SLOT, None);
+    assert!(outcome.replaced, "removing a held string is a change");
+    assert_eq!(store.raw(&entry), None, "the entry is removed");
+    assert_eq!(states.input(SLOT), Value::Null);
+    assert_eq!(
+        store.raw(&key("write", "theme")),
+        None,
+        "other slots untouched"
+    );
+}
+
+#[wasm_bindgen_test]
+fn falsy_looking_strings_are_strings_like_any_other() {
+    let (store, states) = memory_states("falsy");
+    for sealed in ["", "0", "false", "null", "[]", "{}", "\"\""] {
+        assert!(states.set(SLOT, Some(sealed.into())).replaced, "{sealed:?}");
+        assert_eq!(
+            states.input(SLOT),
+            json!(sealed),
+            "{sealed:?} sent as a string"
+        );
+        let raw = store.raw(&key("falsy", "creds"));
+        assert_eq!(raw, Some(encode_entry(sealed)), "{sealed:?} stored");
+        // And read back as the same string by a fresh page.
+        let reloaded = BrowserStates::new(&config("falsy"), Box::new(store.clone()));
+        reloaded.load();
+        assert_eq!(reloaded.held(SLOT).as_deref(), Some(sealed));
     }
 }
 
 #[wasm_bindgen_test]
-fn quota_exceeded_keeps_the_value_in_memory_and_reports_it() {
-    let store = std::rc::Rc::new(MemoryStore::new());
-    let states = BrowserStates::new(
-        &config_with_slot(json!("d")),
-        Box::new(Shared(store.clone())),
+fn an_identical_string_is_not_written_again() {
+    let (store, states) = memory_states("same");
+    let entry = key("same", "creds");
+    assert!(states.set(SLOT, Some("v1.k1.same".into())).replaced);
+    // Storage now refuses writes: a second write of the same string must not even
+    // be tried (it would wake every other tab for nothing).
+    store.fail_writes(Some(StorageError::Other("written twice".into())));
+    assert_eq!(
+        states.set(SLOT, Some("v1.k1.same".into())),
+        Default::default()
     );
+    store.fail_all(Some(StorageError::Other("removed twice".into())));
+    assert!(states.set(SLOT, None).replaced);
+    assert_eq!(states.set(SLOT, None), Default::default());
+    store.fail_all(None);
+    store.fail_writes(None);
+    assert_eq!(
+        store.raw(&entry),
+        Some(encode_entry("v1.k1.same")),
+        "the failed removal left the entry"
+    );
+}
+
+#[wasm_bindgen_test]
+fn quota_exceeded_keeps_the_string_in_memory_and_reports_it() {
+    let (store, states) = memory_states("quota");
     assert!(states.load().is_empty());
     store.fail_writes(Some(StorageError::QuotaExceeded));
-    let outcome = states.set(ComponentId(0), json!("kept"));
-    assert!(outcome.changed);
-    assert_eq!(
-        outcome.error,
-        Some(WriteError::Storage(StorageError::QuotaExceeded))
-    );
-    assert_eq!(
-        states.value(ComponentId(0)),
-        Some(json!("kept")),
-        "kept in memory"
-    );
+    let outcome = states.set(SLOT, Some("v1.k1.kept".into()));
+    assert!(outcome.replaced);
+    assert_eq!(outcome.error, Some(StorageError::QuotaExceeded));
+    assert_eq!(states.input(SLOT), json!("v1.k1.kept"), "kept in memory");
+    assert_eq!(store.raw(&key("quota", "creds")), None);
     store.fail_writes(None);
-    assert!(
-        states.set(ComponentId(0), json!("saved")).error.is_none(),
-        "heals when storage does"
+    let outcome = states.set(SLOT, Some("v1.k1.saved".into()));
+    assert_eq!(outcome.error, None, "heals when storage does");
+    assert_eq!(
+        store.raw(&key("quota", "creds")),
+        Some(encode_entry("v1.k1.saved"))
     );
 }
 
 #[wasm_bindgen_test]
-fn unavailable_storage_reads_the_default_and_is_reported() {
-    let store = std::rc::Rc::new(MemoryStore::new());
+fn unavailable_storage_reads_nothing_and_is_reported_once() {
+    let (store, states) = memory_states("unavailable");
+    store.put_raw(&key("unavailable", "creds"), &encode_entry("v1.k1.x"));
     store.fail_all(Some(StorageError::Unavailable));
-    let states = BrowserStates::new(
-        &config_with_slot(json!(["", ""])),
-        Box::new(Shared(store.clone())),
-    );
     assert_eq!(states.load(), vec![StorageError::Unavailable]);
-    assert_eq!(states.value(ComponentId(0)), Some(json!(["", ""])));
-    let outcome = states.set(ComponentId(0), json!(["x", "y"]));
+    assert_eq!(states.input(SLOT), Value::Null);
+    let outcome = states.set(SLOT, Some("v1.k1.y".into()));
+    assert_eq!(outcome.error, Some(StorageError::Unavailable));
     assert_eq!(
-        outcome.error,
-        Some(WriteError::Storage(StorageError::Unavailable))
+        states.input(SLOT),
+        json!("v1.k1.y"),
+        "the page keeps working"
     );
-    assert_eq!(states.value(ComponentId(0)), Some(json!(["x", "y"])));
+}
+
+#[wasm_bindgen_test]
+fn an_answer_applies_its_writes_and_reports_which_values_changed() {
+    let (store, states) = memory_states("apply");
+    states.set(OTHER, Some("v1.k1.theme".into()));
+    let applied = states.apply(
+        vec![
+            BrowserStateWrite {
+                component: SLOT,
+                sealed: Some("v1.k1.new".into()),
+                changed: true,
+            },
+            // Re-sealed under a new key: stored, but no change listener runs.
+            BrowserStateWrite {
+                component: OTHER,
+                sealed: Some("v2.k2.theme".into()),
+                changed: false,
+            },
+        ],
+        states.version(),
+    );
+    assert_eq!(applied.changed, vec![SLOT]);
+    assert_eq!(applied.error, None);
+    assert_eq!(
+        store.raw(&key("apply", "theme")),
+        Some(encode_entry("v2.k2.theme"))
+    );
+    // A removed bad value: removed quietly.
+    let applied = states.apply(
+        vec![BrowserStateWrite {
+            component: OTHER,
+            sealed: None,
+            changed: false,
+        }],
+        states.version(),
+    );
+    assert!(applied.changed.is_empty());
+    assert_eq!(store.raw(&key("apply", "theme")), None);
+    // The first storage failure is reported.
+    store.fail_writes(Some(StorageError::QuotaExceeded));
+    let applied = states.apply(
+        vec![BrowserStateWrite {
+            component: SLOT,
+            sealed: Some("v1.k1.newer".into()),
+            changed: true,
+        }],
+        states.version(),
+    );
+    assert_eq!(applied.changed, vec![SLOT]);
+    assert_eq!(applied.error, Some(StorageError::QuotaExceeded));
+}
+
+#[wasm_bindgen_test]
+fn held_lists_the_output_only_slots_the_page_holds_a_string_for() {
+    let (_store, states) = memory_states("heldfor");
+    let dependency = |inputs: Vec<ComponentId>, outputs: Vec<ComponentId>| DependencyConfig {
+        id: DependencyId(0),
+        triggers: vec![],
+        inputs,
+        outputs,
+        api_name: None,
+    };
+    states.set(SLOT, Some("v1.k1.creds".into()));
+    states.set(OTHER, Some("v1.k1.theme".into()));
+    assert_eq!(
+        states.held_for(&dependency(vec![SLOT], vec![SLOT, OTHER])),
+        vec![SealedValue {
+            component: OTHER,
+            sealed: "v1.k1.theme".into()
+        }],
+        "a slot the listener reads is sent as an input, not in `held`"
+    );
+    states.set(OTHER, None);
+    assert!(
+        states.held_for(&dependency(vec![], vec![OTHER])).is_empty(),
+        "a slot holding nothing is left out"
+    );
 }
 
 #[wasm_bindgen_test]
 fn real_local_storage_round_trip_and_external_change() {
-    let slot = slot(&["local secret"]);
-    LocalStore.remove(slot.key()).unwrap();
-    slot.write(&LocalStore, &json!(["erin", ""])).unwrap();
-    assert_eq!(slot.read(&LocalStore).value, json!(["erin", ""]));
+    allow_storage();
+    let entry = key("real", "creds");
+    LocalStore.remove(&entry).unwrap();
+    let states = BrowserStates::new(&config("real"), Box::new(LocalStore));
+    assert!(states.load().is_empty());
+    assert_eq!(states.held(SLOT), None);
+    assert!(states.set(SLOT, Some("v1.k1.erin".into())).replaced);
+    let local = LocalStore::storage().unwrap();
+    assert_eq!(
+        local.get_item(&entry).unwrap().as_deref(),
+        Some("\"v1.k1.erin\""),
+        "stored as a JSON string"
+    );
+    let reloaded = BrowserStates::new(&config("real"), Box::new(LocalStore));
+    assert!(reloaded.load().is_empty());
+    assert_eq!(reloaded.held(SLOT).as_deref(), Some("v1.k1.erin"));
 
-    // Another tab writes: the page picks the value up; an unreadable write is ignored.
-    let states = BrowserStates::new(&config_with_slot(json!(["", ""])), Box::new(LocalStore));
-    let key = states.slot(ComponentId(0)).unwrap().key().to_owned();
-    let other_tab = BrowserStateSlot::new(&app(), &slot_config(&["secret"], json!(null)));
-    let raw = other_tab.encode(&json!(["frank", "pw"])).unwrap();
+    // Another tab writes: a storage event carries the raw entry.
+    let raw = encode_entry("v1.k1.frank");
+    assert_eq!(states.external_change(&entry, Some(&raw)), Some(SLOT));
+    assert_eq!(states.input(SLOT), json!("v1.k1.frank"));
+    assert_eq!(states.version(), 1);
     assert_eq!(
-        states.external_change(&key, Some(&raw)),
-        Some(ComponentId(0))
-    );
-    assert_eq!(states.value(ComponentId(0)), Some(json!(["frank", "pw"])));
-    assert_eq!(
-        states.external_change(&key, Some(&raw)),
+        states.external_change(&entry, Some(&raw)),
         None,
-        "same value: no change"
+        "the same string: no change"
     );
-    assert_eq!(states.external_change(&key, Some("tampered")), None);
     assert_eq!(
-        states.external_change(&key, None),
-        Some(ComponentId(0)),
-        "removed: back to default"
+        states.external_change("keepsake:real:unknown", Some(&raw)),
+        None
     );
-    assert_eq!(states.value(ComponentId(0)), Some(json!(["", ""])));
-    LocalStore.remove(slot.key()).unwrap();
+    assert_eq!(
+        states.external_change(&entry, Some("edited by hand")),
+        Some(SLOT),
+        "whatever the other tab stored is held, for the server to judge"
+    );
+    assert_eq!(states.input(SLOT), json!("edited by hand"));
+    assert_eq!(
+        states.external_change(&entry, None),
+        Some(SLOT),
+        "removed: holds nothing"
+    );
+    assert_eq!(states.input(SLOT), Value::Null);
+    assert_eq!(states.version(), 3);
+
+    // A removal write removes the real entry.
+    assert!(reloaded.set(SLOT, None).replaced);
+    assert_eq!(local.get_item(&entry).unwrap(), None);
+}
+
+#[wasm_bindgen_test]
+fn a_storage_event_from_another_tab_is_taken() {
+    allow_storage();
+    let states = BrowserStates::new(&config("event"), Box::new(LocalStore));
+    let entry = key("event", "theme");
+    let init = web_sys::StorageEventInit::new();
+    init.set_key(Some(&entry));
+    init.set_new_value(Some(&encode_entry("v1.k1.dark")));
+    init.set_storage_area(Some(&LocalStore::storage().unwrap()));
+    let event = web_sys::StorageEvent::new_with_event_init_dict("storage", &init).unwrap();
+    assert_eq!(states.storage_event(&event), vec![OTHER]);
+    assert_eq!(states.input(OTHER), json!("v1.k1.dark"));
+
+    // sessionStorage is another area: ignored.
+    let session = web_sys::window()
+        .unwrap()
+        .session_storage()
+        .unwrap()
+        .unwrap();
+    init.set_new_value(Some(&encode_entry("v1.k1.light")));
+    init.set_storage_area(Some(&session));
+    let event = web_sys::StorageEvent::new_with_event_init_dict("storage", &init).unwrap();
+    assert!(states.storage_event(&event).is_empty());
+
+    // localStorage.clear(): no key, every slot that held something holds nothing.
+    let cleared = web_sys::StorageEventInit::new();
+    cleared.set_storage_area(Some(&LocalStore::storage().unwrap()));
+    let event = web_sys::StorageEvent::new_with_event_init_dict("storage", &cleared).unwrap();
+    assert_eq!(states.storage_event(&event), vec![OTHER]);
+    assert_eq!(states.input(OTHER), Value::Null);
+}
+
+/// Runs `body` with `window.localStorage` throwing `SecurityError`, as in a
+/// sandboxed frame or with storage blocked, then lets storage be used again.
+fn with_storage_forbidden(body: impl FnOnce()) {
+    allow_storage();
+    js_sys::Function::new_no_args(
+        "window.__keepsakeSavedStorage = Object.getOwnPropertyDescriptor(window, 'localStorage'); \
+         Object.defineProperty(window, 'localStorage', { configurable: true, \
+           get() { throw new DOMException('The operation is insecure.', 'SecurityError'); } });",
+    )
+    .call0(&wasm_bindgen::JsValue::NULL)
+    .unwrap();
+    body();
+    allow_storage();
+}
+
+/// Undoes [`with_storage_forbidden`]. Every test of the real localStorage calls it
+/// first: a failed assertion aborts a test without unwinding, so the forbidding test's
+/// own call may not have run.
+fn allow_storage() {
+    js_sys::Function::new_no_args(
+        "const saved = window.__keepsakeSavedStorage; \
+         if (saved) { Object.defineProperty(window, 'localStorage', saved); \
+           delete window.__keepsakeSavedStorage; }",
+    )
+    .call0(&wasm_bindgen::JsValue::NULL)
+    .unwrap();
+}
+
+#[wasm_bindgen_test]
+fn forbidden_local_storage_is_reported_not_a_panic() {
+    let entry = key("forbidden", "creds");
+    with_storage_forbidden(|| {
+        assert!(
+            web_sys::window().unwrap().local_storage().is_err(),
+            "the test really forbids storage"
+        );
+        assert_eq!(LocalStore::storage().err(), Some(StorageError::Unavailable));
+        assert_eq!(LocalStore.get(&entry), Err(StorageError::Unavailable));
+        assert_eq!(LocalStore.set(&entry, "v1"), Err(StorageError::Unavailable));
+        assert_eq!(LocalStore.remove(&entry), Err(StorageError::Unavailable));
+        let states = BrowserStates::new(&config("forbidden"), Box::new(LocalStore));
+        assert_eq!(states.load(), vec![StorageError::Unavailable]);
+        let outcome = states.set(SLOT, Some("v1.k1.kept".into()));
+        assert_eq!(outcome.error, Some(StorageError::Unavailable));
+        assert_eq!(states.input(SLOT), json!("v1.k1.kept"));
+    });
+    assert!(
+        LocalStore::storage().is_ok(),
+        "restored for the other tests"
+    );
+}
+
+#[wasm_bindgen_test]
+fn a_full_local_storage_is_reported_as_quota_exceeded() {
+    allow_storage();
+    let entry = key("full", "creds");
+    // More than any browser's localStorage quota (5 to 10 MB per origin).
+    let huge = "x".repeat(12 * 1024 * 1024);
+    assert_eq!(
+        LocalStore.set(&entry, &huge),
+        Err(StorageError::QuotaExceeded)
+    );
+    assert_eq!(LocalStore.get(&entry), Ok(None));
 }
 
 #[wasm_bindgen_test]
 fn an_answer_computed_before_another_tabs_write_does_not_undo_it() {
-    let store = std::rc::Rc::new(MemoryStore::new());
-    let states = BrowserStates::new(
-        &config_with_slot(json!(["", ""])),
-        Box::new(Shared(store.clone())),
-    );
-    let key = states.slot(ComponentId(0)).unwrap().key().to_owned();
-    let other_tab = BrowserStateSlot::new(&app(), &slot_config(&["secret"], json!(null)));
+    let (store, states) = memory_states("stale");
+    let entry = key("stale", "creds");
 
     // This tab sends an event having read version `read_at`; meanwhile the other tab
-    // writes "carol". The answer (based on the older "c") must not overwrite it.
+    // writes. The answer (computed from the older string) must not overwrite it.
     let read_at = states.version();
-    let newer = other_tab.encode(&json!(["carol", ""])).unwrap();
-    store.put_raw(&key, &newer);
-    assert_eq!(
-        states.external_change(&key, Some(&newer)),
-        Some(ComponentId(0))
+    let newer = encode_entry("v1.k1.carol");
+    store.put_raw(&entry, &newer);
+    assert_eq!(states.external_change(&entry, Some(&newer)), Some(SLOT));
+    let outcome = states.set_unless_stale(SLOT, Some("v1.k1.c".into()), read_at);
+    assert!(!outcome.replaced);
+    let applied = states.apply(
+        vec![BrowserStateWrite {
+            component: SLOT,
+            sealed: None,
+            changed: true,
+        }],
+        read_at,
     );
-    let outcome = states.set_unless_stale(ComponentId(0), json!(["c", ""]), read_at);
-    assert!(!outcome.changed);
-    assert_eq!(states.value(ComponentId(0)), Some(json!(["carol", ""])));
+    assert!(
+        applied.changed.is_empty(),
+        "no listener for a dropped write"
+    );
+    assert_eq!(states.input(SLOT), json!("v1.k1.carol"));
     assert_eq!(
-        store.raw(&key).as_deref(),
+        store.raw(&entry).as_deref(),
         Some(newer.as_str()),
         "storage keeps the newer write"
     );
 
-    // An answer computed after it is applied; an equal value is not rewritten.
+    // An answer computed after it is applied.
     let read_at = states.version();
     assert!(
         states
-            .set_unless_stale(ComponentId(0), json!(["carol", "pw"]), read_at)
-            .changed
+            .set_unless_stale(SLOT, Some("v1.k1.carol-pw".into()), read_at)
+            .replaced
     );
-    let written = store.raw(&key).unwrap();
-    assert!(!states.set(ComponentId(0), json!(["carol", "pw"])).changed);
-    assert_eq!(
-        store.raw(&key).unwrap(),
-        written,
-        "an equal value wakes no other tab"
-    );
+    assert_eq!(store.raw(&entry), Some(encode_entry("v1.k1.carol-pw")));
 }

@@ -1,0 +1,139 @@
+//! What the page tests share: a scripted backend, mounting an app, waiting.
+// Each test crate that includes this module uses its own part of it.
+#![allow(dead_code)]
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use keepsake_frontend::api::{Backend, ClientError, LocalFuture};
+use keepsake_frontend::app_page::{Controller, PageHandle, app_view};
+use keepsake_frontend::browser_state::KeyValueStore;
+use keepsake_shared::config::{AppConfig, ComponentConfig, ComponentKind, ComponentProps};
+use keepsake_shared::event::{EventRequest, EventResult, SessionStarted, SessionStatus};
+use keepsake_shared::{AppId, ComponentId, SessionId};
+use serde_json::Value;
+use wasm_bindgen::JsCast as _;
+
+/// A component with a label and an initial value.
+pub fn component(id: u32, kind: ComponentKind, label: &str, value: Value) -> ComponentConfig {
+    ComponentConfig {
+        id: ComponentId(id),
+        kind,
+        props: ComponentProps {
+            label: Some(label.to_owned()),
+            value,
+            ..ComponentProps::default()
+        },
+    }
+}
+
+/// A backend that answers from a script and records what it was sent.
+#[derive(Default)]
+pub struct Scripted {
+    /// The answer to the config request (a test that loads the page sets it).
+    pub config: RefCell<Option<Result<AppConfig, ClientError>>>,
+    /// How many sessions were started.
+    pub sessions: RefCell<u8>,
+    /// The answers to events, in order; an empty answer once they run out.
+    pub answers: RefCell<VecDeque<Result<EventResult, ClientError>>>,
+    /// Every event request, with the session it was sent on.
+    pub sent: RefCell<Vec<(SessionId, EventRequest)>>,
+}
+
+/// The backend handed to the controller; the test keeps another handle on `Scripted`.
+pub struct Shared(pub Rc<Scripted>);
+
+impl Backend for Shared {
+    fn get_config(&self, _app: &AppId) -> LocalFuture<Result<AppConfig, ClientError>> {
+        let answer = self
+            .0
+            .config
+            .borrow()
+            .clone()
+            .expect("the test scripts the config");
+        Box::pin(async move { answer })
+    }
+
+    fn start_session(&self, _app: &AppId) -> LocalFuture<Result<SessionStarted, ClientError>> {
+        *self.0.sessions.borrow_mut() += 1;
+        let id = SessionId::from_bytes([*self.0.sessions.borrow(); 16]);
+        Box::pin(async move {
+            Ok(SessionStarted {
+                session_id: id,
+                retention_secs: 3600,
+            })
+        })
+    }
+
+    fn get_session(
+        &self,
+        _app: &AppId,
+        session: &SessionId,
+    ) -> LocalFuture<Result<SessionStatus, ClientError>> {
+        let session = *session;
+        Box::pin(async move {
+            Ok(SessionStatus {
+                session_id: session,
+                connected_streams: 1,
+            })
+        })
+    }
+
+    fn run_event(
+        &self,
+        _app: &AppId,
+        session: &SessionId,
+        request: EventRequest,
+    ) -> LocalFuture<Result<EventResult, ClientError>> {
+        self.0.sent.borrow_mut().push((*session, request));
+        let answer = self
+            .0
+            .answers
+            .borrow_mut()
+            .pop_front()
+            .unwrap_or_else(|| Ok(EventResult::default()));
+        Box::pin(async move {
+            keepsake_frontend::sleep(30).await;
+            answer
+        })
+    }
+
+    fn stream_url(&self, _app: &AppId, _session: &SessionId) -> Option<String> {
+        None
+    }
+}
+
+pub fn document() -> web_sys::Document {
+    web_sys::window().unwrap().document().unwrap()
+}
+
+/// Mounts `config`'s app in a fresh container and starts it.
+pub fn mount_app(
+    config: AppConfig,
+    backend: Rc<Scripted>,
+    store: Box<dyn KeyValueStore>,
+) -> (web_sys::HtmlElement, Rc<Controller>) {
+    let container: web_sys::HtmlElement =
+        document().create_element("div").unwrap().unchecked_into();
+    document().body().unwrap().append_child(&container).unwrap();
+    let controller = Controller::new(config, Rc::new(Shared(backend)), store);
+    let for_view = controller.clone();
+    let handle = leptos::mount::mount_to(container.clone(), move || {
+        app_view(PageHandle::new(for_view))
+    });
+    handle.forget();
+    controller.start();
+    (container, controller)
+}
+
+/// Waits up to two seconds for `condition`.
+pub async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+    for _ in 0..100 {
+        if condition() {
+            return;
+        }
+        keepsake_frontend::sleep(20).await;
+    }
+    panic!("timed out waiting for {what}");
+}
