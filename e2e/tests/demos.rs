@@ -140,7 +140,7 @@ async fn the_login_survives_refresh_browser_restart_and_server_restart() {
     let stored = stored.as_str().expect("a stored value").to_owned();
     assert!(
         !stored.contains("alice"),
-        "stored encrypted, not in clear: {stored}"
+        "stored sealed, not in clear: {stored}"
     );
 
     browser.client.refresh().await.expect("refresh");
