@@ -69,8 +69,9 @@ pub(crate) fn page(config: &AppConfig, origin: &str) -> String {
          section{{border-top:1px solid #d8dee4;margin-top:24px}}</style></head><body>\
          <nav><a href=\"{}\">← {title}</a></nav><h1>API of {title}</h1>\
          <p>Every endpoint runs in a session: start one, then call endpoints with it. Session state stays on the \
-         server; send <code>null</code> for state slots. The answer lists the component updates of the endpoint \
-         and of the change listeners it caused.</p>\
+         server; send <code>null</code> for state slots. A browser-state slot takes the sealed string an earlier \
+         answer gave in <code>browser_state</code> (or <code>null</code> for its default), as a browser keeps it. \
+         The answer lists the component updates of the endpoint and of the change listeners it caused.</p>\
          <h2>Start a session</h2><pre><code>curl -X POST {origin}{}</code></pre>",
         escape(&api::app_page_path(app)),
         escape(&api::StartSession::path(app)),
