@@ -116,20 +116,25 @@ install_all() {
 build_client() {
   say "Building the client (trunk build --release --offline)"
   (cd "$ROOT" && trunk build --release --offline)
-  # wasm-bindgen writes its JS glue unminified and trunk leaves it so (its `minify`
-  # covers HTML and CSS): esbuild takes it from 6.6 KB to 5.0 KB of brotli. Trunk
-  # has already written the file's Subresource Integrity hash into index.html, so
-  # the hash is swapped for the minified file's.
-  local glue before after
-  for glue in "$ROOT"/frontend/dist/*.js; do
-    before="sha384-$(openssl dgst -sha384 -binary "$glue" | base64 -w0)"
+  # Trunk's minifier is off (Trunk.toml): its JS minifier cannot parse wasm-bindgen's
+  # `export default` and warns on every build. esbuild minifies the JS glue (6.6 KB to
+  # 5.0 KB of brotli) and the CSS instead. Trunk has already written each file's
+  # Subresource Integrity hash into index.html, so the hash is swapped for the
+  # minified file's.
+  local asset before after
+  for asset in "$ROOT"/frontend/dist/*.js "$ROOT"/frontend/dist/*.css; do
+    [ -f "$asset" ] || continue
+    before="sha384-$(openssl dgst -sha384 -binary "$asset" | base64 -w0)"
     grep -qF "$before" "$ROOT/frontend/dist/index.html" || {
-      echo "index.html holds no integrity hash for $glue" >&2
+      echo "index.html holds no integrity hash for $asset" >&2
       return 1
     }
-    esbuild --minify --format=esm --log-level=warning "$glue" --outfile="$glue.min"
-    mv "$glue.min" "$glue"
-    after="sha384-$(openssl dgst -sha384 -binary "$glue" | base64 -w0)"
+    case "$asset" in
+      *.js) esbuild --minify --format=esm --log-level=warning "$asset" --outfile="$asset.min" ;;
+      *.css) esbuild --minify --log-level=warning "$asset" --outfile="$asset.min" ;;
+    esac
+    mv "$asset.min" "$asset"
+    after="sha384-$(openssl dgst -sha384 -binary "$asset" | base64 -w0)"
     sed -i "s|$before|$after|" "$ROOT/frontend/dist/index.html"
   done
   # Precompressed copies: the server sends the brotli or gzip file to browsers that
