@@ -147,6 +147,10 @@ build_client() {
     gzip -9 -k -f -n "$file"
     brotli -q 11 -k -f "$file"
   done
+  # The server crate embeds the client from backend/client (backend/build.rs), so a
+  # binary built from it, or from the packaged crate, serves pages on its own.
+  rm -rf "$ROOT/backend/client"
+  cp -r "$ROOT/frontend/dist" "$ROOT/backend/client"
 }
 
 # A free loopback port.

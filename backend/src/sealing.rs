@@ -19,8 +19,8 @@
 
 use std::fmt;
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
+use aes_gcm::aead::{AeadInPlace, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hkdf::Hkdf;
@@ -141,27 +141,21 @@ impl Sealer {
     /// (Unix seconds), under the newest key and a fresh nonce.
     pub fn seal(&self, version: u32, expires_at: Option<u64>, json: &[u8]) -> Option<String> {
         let key = self.keys.first()?;
-        let mut plaintext = Vec::with_capacity(HEADER_LEN + json.len());
-        plaintext.extend_from_slice(&version.to_be_bytes());
-        plaintext.extend_from_slice(&expires_at.unwrap_or(0).to_be_bytes());
-        plaintext.extend_from_slice(json);
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::rng().fill_bytes(&mut nonce);
-        let ciphertext = key
+        // One buffer, sealed in place: nonce || header || value, then the tag.
+        let mut body = Vec::with_capacity(NONCE_LEN + HEADER_LEN + json.len() + TAG_LEN);
+        body.resize(NONCE_LEN, 0);
+        rand::rng().fill_bytes(&mut body[..NONCE_LEN]);
+        body.extend_from_slice(&version.to_be_bytes());
+        body.extend_from_slice(&expires_at.unwrap_or(0).to_be_bytes());
+        body.extend_from_slice(json);
+        let (nonce, plaintext) = body.split_at_mut(NONCE_LEN);
+        let tag = key
             .cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: &plaintext,
-                    aad: &self.associated_data,
-                },
-            )
+            .encrypt_in_place_detached(Nonce::from_slice(nonce), &self.associated_data, plaintext)
             .ok()?;
-        let mut body = Vec::with_capacity(NONCE_LEN + ciphertext.len());
-        body.extend_from_slice(&nonce);
-        body.extend_from_slice(&ciphertext);
+        body.extend_from_slice(&tag);
         let mut sealed =
-            String::with_capacity(FORMAT.len() + 2 + 2 * KEY_ID_LEN + body.len() * 4 / 3 + 4);
+            String::with_capacity(FORMAT.len() + 2 + 2 * KEY_ID_LEN + body.len().div_ceil(3) * 4);
         sealed.push_str(FORMAT);
         sealed.push('.');
         sealed.push_str(&key.id);
@@ -195,28 +189,31 @@ impl Sealer {
             .iter()
             .position(|key| key.id == key_id)
             .ok_or(OpenError::UnknownKey)?;
-        let (nonce, ciphertext) = body.split_at(NONCE_LEN);
-        let mut plaintext = self.keys[key_index]
+        let mut body = body;
+        let tag = Tag::clone_from_slice(&body[body.len() - TAG_LEN..]);
+        body.truncate(body.len() - TAG_LEN);
+        let (nonce, ciphertext) = body.split_at_mut(NONCE_LEN);
+        self.keys[key_index]
             .cipher
-            .decrypt(
+            .decrypt_in_place_detached(
                 Nonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: &self.associated_data,
-                },
+                &self.associated_data,
+                ciphertext,
+                &tag,
             )
             .map_err(|_| OpenError::Authentication)?;
         // Authenticated, so written by this server: the header is there.
+        let plaintext = &ciphertext[..];
         let mut version = [0u8; 4];
         let mut expiry = [0u8; 8];
         version.copy_from_slice(&plaintext[..4]);
         expiry.copy_from_slice(&plaintext[4..HEADER_LEN]);
         let expires_at = u64::from_be_bytes(expiry);
-        plaintext.drain(..HEADER_LEN);
+        let json = plaintext[HEADER_LEN..].to_vec();
         Ok(Opened {
             version: u32::from_be_bytes(version),
             expires_at: (expires_at != 0).then_some(expires_at),
-            json: plaintext,
+            json,
             key_index,
         })
     }

@@ -31,12 +31,11 @@ pub struct Settings {
     )]
     pub addr: SocketAddr,
 
-    /// Directory of the built client (index.html, wasm, js, css).
-    #[cfg_attr(
-        feature = "cli",
-        arg(long, env = "KEEPSAKE_STATIC_DIR", default_value = "frontend/dist")
-    )]
-    pub static_dir: PathBuf,
+    /// Serve the client from this directory (index.html, wasm, js, css, with their
+    /// `.br`/`.gz` copies) instead of the copy built into the binary: for client
+    /// development. Unset: the built-in client.
+    #[cfg_attr(feature = "cli", arg(long, env = "KEEPSAKE_STATIC_DIR"))]
+    pub static_dir: Option<PathBuf>,
 
     /// How long a session is kept after its last page closed (Gradio: 60 min).
     #[cfg_attr(feature = "cli", arg(long, env = "KEEPSAKE_SESSION_RETENTION", default_value = "60m", value_parser = humantime::parse_duration))]
@@ -239,7 +238,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             addr: SocketAddr::from(([127, 0, 0, 1], 7860)),
-            static_dir: PathBuf::from("frontend/dist"),
+            static_dir: None,
             session_retention: Duration::from_secs(60 * 60),
             session_capacity: 10_000,
             max_body_bytes: 1024 * 1024,

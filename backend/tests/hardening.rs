@@ -420,7 +420,7 @@ async fn client_files_are_served_precompressed_when_accepted() {
         std::fs::write(dir.join(name), body).unwrap();
     }
     let settings = Settings {
-        static_dir: dir.clone(),
+        static_dir: Some(dir.clone()),
         ..fast_settings()
     };
     let server = TestServer::start(settings, vec![notebook()]).await;

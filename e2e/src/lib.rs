@@ -1,5 +1,5 @@
-//! Browser-test harness: a real Keepsake server (in process, serving the built client
-//! from `frontend/dist`) and headless Chromium driven through chromedriver.
+//! Browser-test harness: a real Keepsake server (in process, serving the client built
+//! into it) and headless Chromium driven through chromedriver.
 //!
 //! Servers can be restarted on the same port, so the page origin (and with it the
 //! browser's localStorage) stays the same across a backend restart; browsers can be
@@ -17,17 +17,6 @@ use tokio::sync::oneshot;
 
 /// How long a test waits for something a person would see.
 pub const PATIENCE: Duration = Duration::from_secs(15);
-
-/// The built client. `scripts/test` builds it with trunk before the e2e suite.
-pub fn dist_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../frontend/dist");
-    assert!(
-        dir.join("index.html").exists(),
-        "no built client in {}: run `trunk build --release --offline` first (scripts/test does)",
-        dir.display()
-    );
-    dir
-}
 
 /// A free port on the loopback interface.
 pub fn free_port() -> u16 {
@@ -49,7 +38,8 @@ impl RunningServer {
     pub async fn start(port: u16, apps: Vec<App>) -> RunningServer {
         let settings = Settings {
             addr: ([127, 0, 0, 1], port).into(),
-            static_dir: dist_dir(),
+            // The client built into the server (scripts/test builds it first).
+            static_dir: None,
             heartbeat: Duration::from_secs(2),
             sweep_interval: Duration::from_millis(100),
             ..Settings::default()

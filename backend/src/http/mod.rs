@@ -4,9 +4,11 @@
 //! [`ApiError`], whose one `IntoResponse` makes the JSON error body.
 //!
 //! Rooms: [`routes`] (the handlers), [`json`] (the body extractor), [`stream`] (the
-//! SSE pump), [`client_address`] (who is asking, behind trusted proxies).
+//! SSE pump), [`client_address`] (who is asking, behind trusted proxies),
+//! [`client_files`] (the browser client, built into the binary).
 
 mod client_address;
+mod client_files;
 mod json;
 mod routes;
 mod stream;
@@ -45,25 +47,40 @@ pub fn app(server: &Server) -> Router {
             "/api/{*rest}",
             get(routes::api_not_found).post(routes::api_not_found),
         );
-    let index = settings.static_dir.join("index.html");
-    if !index.exists() {
-        tracing::warn!(path = %index.display(), "no built client found; the API works, pages will not");
-    }
-    // The build writes brotli and gzip copies of every file (scripts/install.sh); a
-    // browser gets the smallest one it accepts, and the plain file otherwise.
-    let client = ServeDir::new(&settings.static_dir)
-        .precompressed_br()
-        .precompressed_gzip()
-        .fallback(
-            ServeFile::new(index)
+    // The client built into the binary, unless a directory overrides it (client
+    // development: rebuild the client without rebuilding the server).
+    let client = match &settings.static_dir {
+        None => {
+            if !client_files::embedded() {
+                tracing::warn!(
+                    "this binary was built without its browser client; the API works, pages will not"
+                );
+            }
+            Router::new().fallback(client_files::serve)
+        }
+        Some(dir) => {
+            let index = dir.join("index.html");
+            if !index.exists() {
+                tracing::warn!(path = %index.display(), "no built client found; the API works, pages will not");
+            }
+            // The build writes brotli and gzip copies of every file (scripts/install.sh);
+            // a browser gets the smallest one it accepts, and the plain file otherwise.
+            let files = ServeDir::new(dir)
                 .precompressed_br()
-                .precompressed_gzip(),
-        );
+                .precompressed_gzip()
+                .fallback(
+                    ServeFile::new(index)
+                        .precompressed_br()
+                        .precompressed_gzip(),
+                );
+            Router::new().fallback_service(files)
+        }
+    };
     let router = api
         .route(api::API_DOCS_ROUTE, get(routes::api_docs))
         .route("/healthz", get(routes::healthz))
         .route("/metrics", get(routes::metrics))
-        .fallback_service(client)
+        .merge(client)
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
