@@ -10,13 +10,17 @@ use crate::{AppId, SessionId};
 /// HTTP method of an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
+    /// `GET`: no request body.
     Get,
+    /// `POST`: a JSON request body, unless [`Endpoint::Request`] is `()`.
     Post,
 }
 
 /// A typed endpoint. `ROUTE` is the axum route pattern; `path` fills it in.
 pub trait Endpoint {
+    /// The HTTP method.
     const METHOD: Method;
+    /// The route pattern, with `{app}`-style placeholders, as axum takes it.
     const ROUTE: &'static str;
     /// Path parameters.
     type Params;
@@ -24,6 +28,7 @@ pub trait Endpoint {
     type Request: Serialize + DeserializeOwned;
     /// Success body.
     type Response: Serialize + DeserializeOwned;
+    /// The request path: [`Endpoint::ROUTE`] with `params` filled in.
     fn path(params: &Self::Params) -> String;
 }
 

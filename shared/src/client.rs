@@ -135,6 +135,8 @@ pub struct AppClient {
 }
 
 impl AppClient {
+    /// The app's config, as read when connecting: its components, layout and
+    /// listeners.
     pub fn config(&self) -> &AppConfig {
         &self.config
     }
@@ -169,6 +171,7 @@ pub struct Session<'a> {
 }
 
 impl Session<'_> {
+    /// The id the server issued for this session.
     pub fn id(&self) -> &SessionId {
         &self.id
     }

@@ -9,8 +9,11 @@ use crate::{AppId, ComponentId, DependencyId};
 /// One entry of the server's app list (the start page).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppSummary {
+    /// The app's URL name: its page is `/apps/{id}`, its API `/api/apps/{id}/...`.
     pub id: AppId,
+    /// The app's name for people (the page heading).
     pub title: String,
+    /// A sentence about the app; empty when the app gave none.
     pub description: String,
 }
 
@@ -19,8 +22,11 @@ pub struct AppSummary {
 pub struct AppConfig {
     /// [`crate::PROTOCOL_VERSION`] of the server that produced this config.
     pub protocol_version: u32,
+    /// The app's URL name, as in [`AppSummary::id`].
     pub id: AppId,
+    /// The app's name for people (the page heading).
     pub title: String,
+    /// A sentence about the app; empty when the app gave none.
     pub description: String,
     /// Every component, indexed by [`ComponentId`] (`components[i].id == ComponentId(i)`).
     pub components: Vec<ComponentConfig>,
@@ -31,10 +37,12 @@ pub struct AppConfig {
 }
 
 impl AppConfig {
+    /// The component (or state slot) with this id; `None` if the app has no such id.
     pub fn component(&self, id: ComponentId) -> Option<&ComponentConfig> {
         self.components.get(id.0 as usize)
     }
 
+    /// The event listener with this id; `None` if the app has no such id.
     pub fn dependency(&self, id: DependencyId) -> Option<&DependencyConfig> {
         self.dependencies.get(id.0 as usize)
     }
@@ -53,10 +61,15 @@ impl AppConfig {
     }
 }
 
+/// One slot of an app: a component on the page, or a state, global or browser-state
+/// slot that is never drawn but still has an id (so input positions line up).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ComponentConfig {
+    /// Its index in [`AppConfig::components`].
     pub id: ComponentId,
+    /// What it is, with the properties only that kind has.
     pub kind: ComponentKind,
+    /// The properties every kind has (label, visibility, initial value...).
     pub props: ComponentProps,
 }
 
@@ -68,27 +81,42 @@ pub enum ComponentKind {
     Markdown,
     /// A text input. Value: string.
     Textbox {
+        /// Plain text, password (typing hidden) or e-mail (the browser's checks).
         input_type: TextboxType,
         /// Visible lines; more than one renders a text area.
         lines: u32,
+        /// Greyed hint shown while the box is empty; not a value.
         placeholder: Option<String>,
     },
     /// A number input. Value: number.
     Number {
+        /// Lowest value the input offers (the HTML `min`); `None`: unbounded. A hint
+        /// to the browser: the server does not enforce it.
         minimum: Option<f64>,
+        /// Highest value the input offers (the HTML `max`); `None`: unbounded. Not
+        /// enforced by the server either.
         maximum: Option<f64>,
+        /// Increment of the input's arrows (the HTML `step`); `None`: any value.
         step: Option<f64>,
     },
     /// A button. Value: its caption (string).
-    Button { variant: ButtonVariant },
+    Button {
+        /// How prominently it is drawn.
+        variant: ButtonVariant,
+    },
     /// A single checkbox. Value: bool.
     Checkbox,
     /// Several checkboxes. Value: the list of checked choices.
-    CheckboxGroup { choices: Vec<String> },
+    CheckboxGroup {
+        /// The choices offered, in display order; the value may only contain these.
+        choices: Vec<String>,
+    },
     /// A selection among choices. Value: a choice (string, or null when nothing is
     /// selected) or, with `multiselect`, a list of choices.
     Dropdown {
+        /// The choices offered, in display order; the value may only be among these.
         choices: Vec<String>,
+        /// Whether several choices may be selected (the value is then a list).
         multiselect: bool,
     },
     /// Arbitrary JSON, shown read-only. Value: any JSON.
@@ -157,19 +185,30 @@ impl ComponentKind {
     }
 }
 
+/// The kind of text a [`ComponentKind::Textbox`] takes. On the wire: `"text"`,
+/// `"password"` or `"email"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TextboxType {
+    /// Any text, shown as typed.
     Text,
+    /// Any text, hidden while typed (events still carry it as plain JSON text).
     Password,
+    /// An e-mail address: the browser checks its form and offers an address
+    /// keyboard. The server does not check it.
     Email,
 }
 
+/// How a [`ComponentKind::Button`] is drawn. On the wire: `"primary"`, `"secondary"`
+/// or `"stop"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ButtonVariant {
+    /// The page's main action, in the accent colour.
     Primary,
+    /// An ordinary action (the default).
     Secondary,
+    /// A destructive or cancelling action, in the error colour.
     Stop,
 }
 
@@ -184,9 +223,13 @@ pub struct BrowserStateConfig {
 /// Properties shared by every component. Each may be changed by an event's output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ComponentProps {
+    /// Text shown with the component and used as its accessible name; API clients
+    /// also address outputs by it. `None`: no label is shown.
     pub label: Option<String>,
     /// Help text shown under the label.
     pub info: Option<String>,
+    /// Whether it is drawn; a hidden component keeps its value and still takes part
+    /// in events.
     pub visible: bool,
     /// Whether the user may edit it; `None` lets the client decide (inputs of some
     /// listener are interactive, pure outputs are not).
@@ -211,15 +254,31 @@ impl Default for ComponentProps {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LayoutNode {
-    Row { children: Vec<LayoutNode> },
-    Column { children: Vec<LayoutNode> },
-    Component { id: ComponentId },
+    /// Children side by side (`{"row": {"children": [...]}}`).
+    Row {
+        /// What the row holds, left to right.
+        children: Vec<LayoutNode>,
+    },
+    /// Children one under the other (`{"column": {"children": [...]}}`).
+    Column {
+        /// What the column holds, top to bottom.
+        children: Vec<LayoutNode>,
+    },
+    /// A drawn component (`{"component": {"id": 3}}`). Slots that are not drawn
+    /// (states, globals, browser states) never appear in the layout.
+    Component {
+        /// The component, an index in [`AppConfig::components`].
+        id: ComponentId,
+    },
 }
 
 /// An event listener: which events trigger it, what it reads and what it writes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DependencyConfig {
+    /// Its index in [`AppConfig::dependencies`]; what an [`crate::event::EventRequest`]
+    /// names to run it.
     pub id: DependencyId,
+    /// The events that run it; any one of them does.
     pub triggers: Vec<Trigger>,
     /// Input slots, in the order the client sends values for them.
     pub inputs: Vec<ComponentId>,
@@ -232,13 +291,18 @@ pub struct DependencyConfig {
 /// An event on a component, or on the app itself (`component: None`: load, unload).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Trigger {
+    /// The component the event happens on; `None` for app events (load, unload).
     pub component: Option<ComponentId>,
+    /// What happens.
     pub event: EventKind,
 }
 
+/// What happened to trigger a listener. On the wire: `"click"`, `"change"`,
+/// `"submit"`, `"load"` or `"unload"` (as [`EventKind::as_str`] spells them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
+    /// A button was clicked.
     Click,
     /// The value changed, by the user or by an output. For session states the server
     /// fires it itself; for browser states and components the client does.
@@ -252,6 +316,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Its name on the wire, e.g. `"click"`.
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Click => "click",
@@ -266,9 +331,11 @@ impl EventKind {
 /// One slot of an API endpoint, for documentation and API clients.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EndpointSlot {
+    /// The slot's component (or state slot).
     pub component: ComponentId,
     /// The component's label, or its kind when it has none.
     pub name: String,
+    /// The component's kind, as [`ComponentKind::name`] spells it (e.g. `"number"`).
     pub kind: String,
     /// The JSON a caller sends (inputs) or receives (outputs).
     pub value_type: String,
@@ -277,9 +344,13 @@ pub struct EndpointSlot {
 /// A listener that API clients may call by name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EndpointInfo {
+    /// The name callers use (see [`DependencyConfig::api_name`]).
     pub api_name: String,
+    /// The listener it runs.
     pub dependency: DependencyId,
+    /// What a call sends, one value per slot, in this order.
     pub inputs: Vec<EndpointSlot>,
+    /// What the listener writes, in the order of its results.
     pub outputs: Vec<EndpointSlot>,
 }
 

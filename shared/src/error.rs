@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Body of every 4xx/5xx answer from the API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {
+    /// What went wrong, for a program (`"unknown_session"`, ...).
     pub error: ErrorKind,
     /// A sentence for a person. Never contains secrets, session values or full ids.
     pub message: String,
@@ -58,6 +59,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Its name on the wire, e.g. `"unknown_session"`.
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::BadRequest => "bad_request",

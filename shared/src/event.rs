@@ -9,21 +9,27 @@ use crate::{ComponentId, DependencyId, SessionId};
 /// Answer to "start a session": a fresh id issued by the server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionStarted {
+    /// The new session's id, for the session's event and stream paths.
     pub session_id: SessionId,
-    /// How long the server keeps the session after the client's stream ends.
+    /// How long the server keeps the session after the client's stream ends, in
+    /// seconds.
     pub retention_secs: u64,
 }
 
 /// Answer to "is my session still alive?".
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionStatus {
+    /// The session asked about.
     pub session_id: SessionId,
+    /// Streams (open pages) attached to it now. With none, the session ends once its
+    /// retention has passed.
     pub connected_streams: u32,
 }
 
 /// Run one event listener.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventRequest {
+    /// The listener to run (see [`crate::config::DependencyConfig::id`]).
     pub dependency: DependencyId,
     /// One value per input slot of the listener, in order. Browser-state slots carry
     /// the sealed string the client holds (or `null` when it holds none); server-side
@@ -40,7 +46,9 @@ pub struct EventRequest {
 /// A browser-state slot's sealed string, as the client keeps it in localStorage.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SealedValue {
+    /// The browser-state slot.
     pub component: ComponentId,
+    /// The sealed string exactly as an answer gave it (opaque to the client).
     pub sealed: String,
 }
 
@@ -65,6 +73,7 @@ pub struct EventResult {
 /// A new sealed string for one browser-state slot, or the order to remove it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrowserStateWrite {
+    /// The browser-state slot to write.
     pub component: ComponentId,
     /// The sealed string to store; `None` removes the stored one (it could not be
     /// opened: edited, truncated, under a key this server no longer has, expired, or
@@ -78,7 +87,9 @@ pub struct BrowserStateWrite {
 /// A listener that failed while the server ran it as a consequence of an event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListenerError {
+    /// The listener that failed.
     pub dependency: DependencyId,
+    /// Why, as a request failing that way would have answered.
     pub error: ErrorBody,
 }
 
@@ -88,9 +99,13 @@ pub struct ListenerError {
 /// server, browser states come back as [`BrowserStateWrite`]s.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ComponentUpdate {
+    /// The component to update.
     pub component: ComponentId,
+    /// Its new value, of the JSON type its kind takes; absent (`None`) keeps the
+    /// current one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<Value>,
+    /// Properties to change; absent when none change.
     #[serde(default, skip_serializing_if = "PropsUpdate::is_empty")]
     pub props: PropsUpdate,
 }
@@ -98,17 +113,22 @@ pub struct ComponentUpdate {
 /// Properties an output may change, each optional.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct PropsUpdate {
+    /// A new label ([`crate::config::ComponentProps::label`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// Shows (`true`) or hides (`false`) the component.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub visible: Option<bool>,
+    /// Lets the user edit it (`true`) or not (`false`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interactive: Option<bool>,
+    /// New choices of a checkbox group or dropdown, replacing the old ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub choices: Option<Vec<String>>,
 }
 
 impl PropsUpdate {
+    /// Whether it changes nothing (then it is left out of the JSON).
     pub fn is_empty(&self) -> bool {
         self == &PropsUpdate::default()
     }

@@ -11,6 +11,10 @@
 //! or a global value. Session values stay on the server; the client only learns the
 //! *ids* of state slots so that it can keep input positions aligned.
 
+// Every public item is documented; CI's clippy (`-D warnings`) enforces it. Set
+// here, not in `[workspace.lints]`: the frontend and e2e crates inherit those.
+#![warn(missing_docs)]
+
 pub mod api;
 #[cfg(feature = "client")]
 pub mod client;

@@ -19,7 +19,10 @@ pub enum ServerMessage {
     /// Sent periodically so both sides notice a dead connection.
     Heartbeat,
     /// A global value bound to a component changed; apply the update.
-    Push { update: ComponentUpdate },
+    Push {
+        /// The new value (and properties) of the bound component.
+        update: ComponentUpdate,
+    },
     /// The session is gone (expired or evicted); start a new one.
     SessionEnded,
 }
