@@ -59,6 +59,8 @@ impl ListenerRef<'_> {
         self
     }
 
+    /// The listener's id in the app's config: what an
+    /// [`keepsake_shared::event::EventRequest`] names to run it.
     pub fn id(&self) -> DependencyId {
         self.config.id
     }

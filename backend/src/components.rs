@@ -85,6 +85,9 @@ macro_rules! common_props {
             self.props.info = Some(info.into());
             self
         }
+        /// Whether it is drawn (default: `true`). A hidden component keeps its value
+        /// and still works as a listener's input or output; an output can show it
+        /// again with [`crate::Update::visible`].
         pub fn visible(mut self, visible: bool) -> Self {
             self.props.visible = visible;
             self
@@ -104,6 +107,8 @@ pub struct Markdown {
 }
 
 impl Markdown {
+    /// Markdown showing `text` (common Markdown and GFM tables; raw HTML is shown as
+    /// text). Outputs may replace it.
     pub fn new(text: impl Into<String>) -> Self {
         let props = with_value(Value::String(text.into()));
         Markdown { props }
@@ -134,6 +139,7 @@ impl Default for Textbox {
 }
 
 impl Textbox {
+    /// An empty single-line text box.
     pub fn new() -> Self {
         let props = with_value(Value::String(String::new()));
         Textbox {
@@ -143,6 +149,7 @@ impl Textbox {
             placeholder: None,
         }
     }
+    /// The text it starts with (default: empty).
     pub fn value(mut self, value: impl Into<String>) -> Self {
         self.props.value = Value::String(value.into());
         self
@@ -152,14 +159,19 @@ impl Textbox {
         self.input_type = TextboxType::Password;
         self
     }
+    /// Takes an e-mail address: the browser checks its form and offers an address
+    /// keyboard (the server does not check it).
     pub fn email(mut self) -> Self {
         self.input_type = TextboxType::Email;
         self
     }
+    /// Visible lines (default 1; 0 counts as 1). More than one makes a text area, in
+    /// which Enter starts a new line unless the app listens for its submit.
     pub fn lines(mut self, lines: u32) -> Self {
         self.lines = lines.max(1);
         self
     }
+    /// Greyed hint shown while the box is empty; not a value.
     pub fn placeholder(mut self, placeholder: impl Into<String>) -> Self {
         self.placeholder = Some(placeholder.into());
         self
@@ -195,6 +207,7 @@ impl Default for Number {
 }
 
 impl Number {
+    /// A number input starting at 0, with no bounds and any step.
     pub fn new() -> Self {
         let props = with_value(Value::from(0));
         Number {
@@ -204,18 +217,24 @@ impl Number {
             step: None,
         }
     }
+    /// The number it starts with (default: 0).
     pub fn value(mut self, value: f64) -> Self {
         self.props.value = Value::from(value);
         self
     }
+    /// Lowest value the input offers. A hint to the browser: handlers must still
+    /// expect any number, as API callers are not held to it.
     pub fn minimum(mut self, minimum: f64) -> Self {
         self.minimum = Some(minimum);
         self
     }
+    /// Highest value the input offers; like [`Number::minimum`], not enforced by
+    /// the server.
     pub fn maximum(mut self, maximum: f64) -> Self {
         self.maximum = Some(maximum);
         self
     }
+    /// Increment of the input's arrows (the HTML `step`; default: any value).
     pub fn step(mut self, step: f64) -> Self {
         self.step = Some(step);
         self
@@ -243,6 +262,7 @@ pub struct Button {
 }
 
 impl Button {
+    /// A button showing `caption` (also its value), drawn as a secondary action.
     pub fn new(caption: impl Into<String>) -> Self {
         let props = with_value(Value::String(caption.into()));
         Button {
@@ -250,10 +270,12 @@ impl Button {
             variant: ButtonVariant::Secondary,
         }
     }
+    /// Draws it as the page's main action, in the accent colour.
     pub fn primary(mut self) -> Self {
         self.variant = ButtonVariant::Primary;
         self
     }
+    /// Draws it as a destructive or cancelling action, in the error colour.
     pub fn stop(mut self) -> Self {
         self.variant = ButtonVariant::Stop;
         self
@@ -286,10 +308,12 @@ impl Default for Checkbox {
 }
 
 impl Checkbox {
+    /// An unchecked checkbox (give it a [`Checkbox::label`] to say what it means).
     pub fn new() -> Self {
         let props = with_value(Value::Bool(false));
         Checkbox { props }
     }
+    /// Whether it starts checked (default: `false`).
     pub fn value(mut self, checked: bool) -> Self {
         self.props.value = Value::Bool(checked);
         self
@@ -320,6 +344,8 @@ pub struct CheckboxGroup {
 }
 
 impl CheckboxGroup {
+    /// One checkbox per choice, in this order, none checked. A client may only send
+    /// these choices.
     pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(choices: I) -> Self {
         let props = with_value(Value::Array(Vec::new()));
         CheckboxGroup {
@@ -327,6 +353,7 @@ impl CheckboxGroup {
             choices: choice_list(choices),
         }
     }
+    /// The choices checked at first (default: none).
     pub fn value<I: IntoIterator<Item = S>, S: Into<String>>(mut self, checked: I) -> Self {
         self.props.value = Value::from(choice_list(checked));
         self
@@ -354,12 +381,15 @@ pub struct Dropdown {
 }
 
 impl Dropdown {
+    /// A dropdown offering `choices`, in this order, with nothing selected. A client
+    /// may only send one of them, or null.
     pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(choices: I) -> Self {
         Dropdown {
             props: ComponentProps::default(),
             choices: choice_list(choices),
         }
     }
+    /// The choice selected at first (default: none).
     pub fn value(mut self, selected: impl Into<String>) -> Self {
         self.props.value = Value::String(selected.into());
         self
@@ -386,6 +416,8 @@ pub struct MultiDropdown {
 }
 
 impl MultiDropdown {
+    /// A dropdown offering `choices`, in this order, with nothing selected. A client
+    /// may only send a list of them.
     pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(choices: I) -> Self {
         let props = with_value(Value::Array(Vec::new()));
         MultiDropdown {
@@ -414,9 +446,11 @@ pub struct Json {
 }
 
 impl Json {
+    /// A JSON view showing null.
     pub fn new() -> Self {
         Json::default()
     }
+    /// The JSON it shows at first.
     pub fn value(mut self, value: Value) -> Self {
         self.props.value = value;
         self

@@ -56,9 +56,11 @@ pub fn visitor_counter() -> Result<App, BuildError> {
     app.build()
 }
 
-/// Fixed storage key and secret of the saved-login demo, so its values survive
-/// server restarts. A real app reads its secret from its environment.
+/// Fixed storage key of the saved-login demo; with [`SAVED_LOGIN_SECRET`], its values
+/// survive server restarts.
 pub const SAVED_LOGIN_STORAGE_KEY: &str = "saved_login";
+/// Fixed secret of the saved-login demo. Public, so it protects nothing: a real app
+/// reads its secret from its environment.
 pub const SAVED_LOGIN_SECRET: &str = "keepsake-demo-secret: replace me in a real app, 32+ bytes";
 
 /// Browser state: username and password kept in the browser's localStorage, sealed by

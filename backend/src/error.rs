@@ -12,50 +12,95 @@ use crate::store::StoreError;
 /// Why an API request failed. Messages never carry secrets, session values or full ids.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// The request could not be read: not JSON, wrong content type, wrong shape, or
+    /// an unknown API path. Carries what was wrong. 400.
     #[error("{0}")]
     BadRequest(String),
+    /// No app with this id (the requested one, cut to 64 characters) is mounted. 404.
     #[error("no app named {0:?} is mounted on this server")]
     UnknownApp(String),
+    /// The session id is malformed, was never issued, or its session expired or was
+    /// evicted; the client should start a new session. 404.
     #[error(
         "unknown session: it was never issued by this server, or it expired or was evicted; start a new session"
     )]
     UnknownSession,
+    /// The event names a listener the app does not have (the id sent). 404.
     #[error("this app has no event listener with id {0}")]
     UnknownDependency(u32),
+    /// The event does not fit the listener: the wrong number of inputs, a value of
+    /// the wrong type or not among the choices, a `held` entry that is not a
+    /// browser state, or a client asking for an unload listener. Carries which and
+    /// why. 400.
     #[error("{0}")]
     InvalidInput(String),
+    /// The request body is larger than [`crate::Settings::max_body_bytes`]. 413.
     #[error("the request body exceeds the limit of {limit} bytes")]
-    PayloadTooLarge { limit: usize },
+    PayloadTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// A rate or count limit was hit: a session's events per second, or open
+    /// streams (server-wide or per session). Carries which. 429.
     #[error("{0}")]
     LimitExceeded(String),
+    /// The client's address (its /64 for IPv6) started more sessions this minute
+    /// than [`crate::Settings::max_session_starts_per_minute`]. Answered as
+    /// `limit_exceeded`, 429, with a `Retry-After` header.
     #[error(
         "this address started too many sessions; try again in {} s",
         retry_after.as_secs().max(1)
     )]
-    TooManySessionStarts { retry_after: Duration },
+    TooManySessionStarts {
+        /// How long until the address may start another session.
+        retry_after: Duration,
+    },
+    /// Every session the server may keep ([`crate::Settings::session_capacity`]) has
+    /// an open page, so none can be evicted for a new one. 503, with a `Retry-After`
+    /// header.
     #[error(
         "every session this server keeps has an open page, so no new session can start without evicting one; try again later"
     )]
     AtCapacity,
+    /// The event's writes would make the session's states larger than
+    /// [`crate::Settings::max_state_bytes`] (their JSON encoding); nothing was
+    /// written. 413.
     #[error(
         "the session's state would take {size} bytes; the limit is {limit}; nothing was changed"
     )]
-    StateTooLarge { size: usize, limit: usize },
+    StateTooLarge {
+        /// The size the states would have had, in bytes.
+        size: usize,
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The handler returned an error (its message is carried) or panicked, or a
+    /// value it returned could not be encoded; nothing was changed. 500.
     #[error("the event handler failed: {0}")]
     HandlerFailed(String),
+    /// The event did not finish within this time ([`crate::Settings::event_timeout`],
+    /// or, with Redis, the time it waited for another instance to release the
+    /// session); nothing was changed. 504.
     #[error("the event did not finish within {0:?}; nothing was changed")]
     Timeout(Duration),
+    /// The store (Redis) could not be reached or failed; carries its error.
+    /// Nothing was changed. 503.
     #[error("the state store is unavailable ({0}); nothing was changed; try again")]
     StoreUnavailable(String),
+    /// Another instance took over the session while the event ran (the event
+    /// outlived its lease in the Redis store); none of its values were written. 409.
     #[error(
         "the session's lease ran out while the event ran and another instance took it over; none of the session's values were written"
     )]
     LeaseLost,
+    /// A bug on the server (an invariant did not hold); carries what. 500.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl ApiError {
+    /// Its machine-readable kind, as the error body carries it; it sets the HTTP
+    /// status ([`ErrorKind::http_status`]).
     pub fn kind(&self) -> ErrorKind {
         match self {
             ApiError::BadRequest(_) => ErrorKind::BadRequest,
@@ -77,6 +122,8 @@ impl ApiError {
         }
     }
 
+    /// The JSON body a failed request answers with: the kind and this error's
+    /// message.
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
             error: self.kind(),
@@ -134,7 +181,9 @@ impl From<StoreError> for ApiError {
 #[derive(Debug, thiserror::Error)]
 #[error("invalid app {app:?}: {message}")]
 pub struct BuildError {
+    /// The id of the app at fault.
     pub app: String,
+    /// What is wrong with it, for a person.
     pub message: String,
 }
 
@@ -149,5 +198,10 @@ pub enum StartError {
     Settings(#[from] crate::settings::SettingsError),
     /// The store could not be set up (e.g. an invalid Redis URL).
     #[error("cannot set up the store for app {app:?}: {message}")]
-    Store { app: String, message: String },
+    Store {
+        /// The app whose store failed.
+        app: String,
+        /// Why, for a person.
+        message: String,
+    },
 }

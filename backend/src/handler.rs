@@ -93,6 +93,8 @@ pub struct ResourceHandle<T> {
 copy_handle!(ResourceHandle);
 
 impl<C> Handle<C> {
+    /// The component's id in the app's config: how the wire protocol (updates,
+    /// [`keepsake_shared::config::AppConfig::component`]) names it.
     pub fn id(&self) -> ComponentId {
         self.id
     }
@@ -110,14 +112,17 @@ impl EventTrigger {
 
 /// Components that can be clicked.
 pub trait Clickable: Copy {
+    /// The click event of this component.
     fn clicked(&self) -> EventTrigger;
 }
 /// Slots whose value can change (by the user or by an output).
 pub trait Changeable: Copy {
+    /// The change event of this slot.
     fn changed(&self) -> EventTrigger;
 }
 /// Components on which Enter submits.
 pub trait Submittable: Copy {
+    /// The submit (Enter) event of this component.
     fn submitted(&self) -> EventTrigger;
 }
 
@@ -149,6 +154,8 @@ impl<T> Changeable for BrowserStateHandle<T> {
 
 /// One input of a listener.
 pub trait Input: Copy {
+    /// The type of the handler argument it gives (for a resource, its [`Shared`]
+    /// handle).
     type Value: Send + 'static;
     #[doc(hidden)]
     fn slot_ref(&self) -> SlotRef;
@@ -187,6 +194,7 @@ impl<T: Send + 'static> Input for ResourceHandle<T> {
 
 /// One output of a listener.
 pub trait Output: Copy {
+    /// The type the handler returns for it (or wraps in an [`Update`]).
     type Value: Send + 'static;
     #[doc(hidden)]
     fn component_id(&self) -> ComponentId;
@@ -320,18 +328,22 @@ impl<T> Update<T> {
             props: PropsUpdate::default(),
         }
     }
+    /// Also sets the value (after [`Update::unchanged`] or property setters).
     pub fn with_value(mut self, value: T) -> Self {
         self.value = Some(value);
         self
     }
+    /// Changes the component's label.
     pub fn label(mut self, label: impl Into<String>) -> Self {
         self.props.label = Some(label.into());
         self
     }
+    /// Shows (`true`) or hides (`false`) the component.
     pub fn visible(mut self, visible: bool) -> Self {
         self.props.visible = Some(visible);
         self
     }
+    /// Lets the user edit the component (`true`) or not (`false`).
     pub fn interactive(mut self, interactive: bool) -> Self {
         self.props.interactive = Some(interactive);
         self
@@ -459,12 +471,16 @@ pub enum HandlerCall {
 /// Markers telling apart the four shapes of handler (sync or async, plain or
 /// fallible). They only exist to keep the blanket impls of [`Handler`] apart.
 pub mod markers {
+    /// A sync function returning the outputs.
     #[derive(Debug)]
     pub struct Sync;
+    /// A sync function returning `Result<outputs, E>`.
     #[derive(Debug)]
     pub struct SyncFallible;
+    /// A function returning a future of the outputs.
     #[derive(Debug)]
     pub struct Async;
+    /// A function returning a future of `Result<outputs, E>`.
     #[derive(Debug)]
     pub struct AsyncFallible;
 }

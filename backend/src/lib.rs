@@ -31,6 +31,10 @@
 //! # }
 //! ```
 
+// Every public item is documented; CI's clippy (`-D warnings`) enforces it. Set
+// here, not in `[workspace.lints]`: the frontend and e2e crates inherit those.
+#![warn(missing_docs)]
+
 mod api_docs;
 pub mod blocks;
 pub mod components;

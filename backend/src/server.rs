@@ -102,6 +102,7 @@ impl Server {
         Ok(server)
     }
 
+    /// The settings it was started with.
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
     }

@@ -126,6 +126,8 @@ pub struct Global<T> {
 }
 
 impl<T: StateType> Global<T> {
+    /// A global whose value is `initial` until a handler writes it: after every
+    /// server start with the memory store; with Redis, until any instance writes it.
     pub fn new(initial: T) -> Self {
         Global {
             initial,
@@ -260,6 +262,8 @@ pub struct Resource<T> {
 }
 
 impl<T: Send + 'static> Resource<T> {
+    /// A resource made by `factory`, called once per session on the first event
+    /// that takes it.
     pub fn new(factory: impl Fn() -> T + Send + Sync + 'static) -> Self {
         Resource {
             factory: Arc::new(factory),
