@@ -29,7 +29,31 @@ use crate::value::{self, AnyValue, DynValue};
 /// Secrets shorter than this are accepted but warned about.
 pub const MIN_SECRET_BYTES: usize = 32;
 
-/// Builds an app. See the crate docs for an example.
+/// Builds an app: add components, states and listeners, then [`Blocks::build`] it
+/// and mount the [`App`] on a [`crate::Server`].
+///
+/// ```
+/// use keepsake::Blocks;
+/// use keepsake::components::{Button, Markdown, Textbox};
+///
+/// let mut app = Blocks::new("greeter", "Greeter").description("Says hello.");
+/// app.add(Markdown::new("Type a name, then press **Greet** or Enter."));
+/// let name = app.add(Textbox::new().label("Name").placeholder("Ada"));
+/// let greet = app.add(Button::new("Greet").primary());
+/// let greeting = app.add(Textbox::new().label("Greeting").interactive(false));
+/// // The handler's types follow the wiring: a Textbox gives and takes a String.
+/// app.click(greet, name, greeting, |name: String| format!("Hello, {name}!"))
+///     .api_name("greet");
+/// app.submit(name, name, greeting, |name: String| format!("Hello, {name}!"));
+///
+/// let app = app.build()?;
+/// assert_eq!(app.id().0, "greeter");
+/// assert_eq!(app.config().endpoints()[0].api_name, "greet");
+///
+/// // `build` checks the wiring; an id that cannot be part of a URL is refused.
+/// assert!(Blocks::new("Greeter!", "Greeter").build().is_err());
+/// # Ok::<(), keepsake::BuildError>(())
+/// ```
 pub struct Blocks {
     id: String,
     title: String,

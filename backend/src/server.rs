@@ -52,6 +52,47 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// Checks `settings`, mounts `apps` and starts their background work (expiry,
     /// eviction). Must be called within a tokio runtime.
+    ///
+    /// Serve it with [`crate::run`], or call it in process as below.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use keepsake::components::{Button, Number};
+    /// use keepsake::protocol::event::EventRequest;
+    /// use keepsake::{Blocks, Server, Settings, State};
+    /// use serde_json::{Value, json};
+    ///
+    /// let mut app = Blocks::new("counter", "Counter");
+    /// let clicks = app.state(State::new(0.0));
+    /// let button = app.add(Button::new("Click me"));
+    /// let shown = app.add(Number::new().label("Clicks"));
+    /// let listener = app
+    ///     .click(button, clicks, (clicks, shown), |n: f64| (n + 1.0, n + 1.0))
+    ///     .id();
+    /// let settings = Settings {
+    ///     session_retention: Duration::from_secs(10 * 60),
+    ///     ..Settings::default()
+    /// };
+    ///
+    /// tokio::runtime::Runtime::new()?.block_on(async {
+    ///     let server = Server::new(settings, [app.build()?])?;
+    ///     // As `POST /api/apps/counter/sessions`, then `.../events` twice, would.
+    ///     let session = server.start_session("counter").await?.session_id;
+    ///     let click = EventRequest {
+    ///         dependency: listener,
+    ///         // One value per input; the state's is held by the server.
+    ///         inputs: vec![Value::Null],
+    ///         held: Vec::new(),
+    ///     };
+    ///     server.run_event("counter", &session, click.clone()).await?;
+    ///     let result = server.run_event("counter", &session, click).await?;
+    ///     assert_eq!(result.updates[0].component, shown.id());
+    ///     assert_eq!(result.updates[0].value, Some(json!(2.0)));
+    ///     server.shutdown();
+    ///     Ok::<_, Box<dyn std::error::Error>>(())
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(
         settings: Settings,
         apps: impl IntoIterator<Item = App>,

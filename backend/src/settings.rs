@@ -1,6 +1,28 @@
 //! Server settings, each with a safe default: built in code, or (feature `cli`) from
 //! flags and environment variables with clap. Durations on the command line are
 //! written like `60m`, `30s`, `1h 30m` (humantime).
+//!
+//! In code, name what differs from the defaults:
+//!
+//! ```
+//! use std::time::Duration;
+//! use keepsake::Settings;
+//!
+//! let settings = Settings {
+//!     addr: "0.0.0.0:8080".parse()?,
+//!     session_retention: Duration::from_secs(15 * 60),
+//!     store: "redis://127.0.0.1:6379/0".into(),
+//!     ..Settings::default()
+//! };
+//! // `Server::new` checks them too; this is the same check, without a server.
+//! settings.validate()?;
+//! assert!(Settings { heartbeat: Duration::ZERO, ..settings }.validate().is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! With feature `cli`, [`Settings`] is a clap `Args`: flatten it into a program's own
+//! parser (`#[command(flatten)] settings: Settings`) for the flags and environment
+//! variables `keepsake-demo` takes.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -25,6 +25,31 @@ pub(crate) type DeleteCallback = Arc<dyn Fn(Box<dyn DynValue>) + Send + Sync>;
 
 /// A session state (Gradio's `gr.State`): one value per session, held on the server
 /// and never sent to the browser.
+///
+/// Declare it with [`crate::Blocks::state`]; handlers wired to it receive the
+/// session's value and return the new one.
+///
+/// ```
+/// use std::time::Duration;
+/// use keepsake::components::{Button, Number};
+/// use keepsake::{Blocks, State};
+///
+/// let mut app = Blocks::new("counter", "Counter");
+/// // Forgotten an hour after its last change (the next click starts again at 0).
+/// let clicks = app.state(State::new(0u32).time_to_live(Duration::from_secs(3600)));
+/// let button = app.add(Button::new("Click me"));
+/// let shown = app.add(Number::new().label("Clicks"));
+/// app.click(button, clicks, clicks, |n: u32| n + 1);
+/// // The server runs this after every event that changed the count.
+/// app.change(clicks, clicks, shown, |n: u32| f64::from(n));
+/// app.build()?;
+///
+/// // A value that must not be shared between sessions comes from a factory.
+/// let mut app = Blocks::new("notes", "Notes");
+/// app.state(State::with_factory(Vec::<String>::new));
+/// app.build()?;
+/// # Ok::<(), keepsake::BuildError>(())
+/// ```
 pub struct State<T> {
     factory: Factory,
     time_to_live: Option<Duration>,
@@ -119,6 +144,24 @@ impl<T: StateType> State<T> {
 /// A global value: one for the whole app, shared by every session, alive while the
 /// server runs. Events that write it hold it for their whole run, so read-modify-write
 /// handlers never lose an update.
+///
+/// Declare it with [`crate::Blocks::global`]; [`crate::Blocks::bind`] shows it on
+/// every open page.
+///
+/// ```
+/// use keepsake::components::Markdown;
+/// use keepsake::{Blocks, Global};
+///
+/// let mut app = Blocks::new("visits", "Visits");
+/// let visits = app.global(Global::new(0u64));
+/// let shown = app.add(Markdown::new(""));
+/// // Each page load counts one visit...
+/// app.load(visits, visits, |n: u64| n + 1);
+/// // ...and every open page shows the new count.
+/// app.bind(visits, shown, |n: &u64| format!("{n} visits so far"));
+/// app.build()?;
+/// # Ok::<(), keepsake::BuildError>(())
+/// ```
 pub struct Global<T> {
     pub(crate) initial: T,
     version: u32,
@@ -168,13 +211,22 @@ impl<T: StateType> Global<T> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use keepsake::BrowserState;
+/// use keepsake::components::Textbox;
+/// use keepsake::{Blocks, BrowserState};
 ///
 /// let remembered = BrowserState::new(String::new())
 ///     .storage_key("remembered-name")
 ///     .secret(std::env::var("NAME_SECRET").unwrap_or_else(|_| "at least 32 bytes of secret, please".into()))
 ///     .max_age(Duration::from_secs(30 * 24 * 3600));
-/// # let _ = remembered;
+///
+/// let mut app = Blocks::new("hello-again", "Hello again");
+/// let remembered = app.browser_state(remembered);
+/// let name = app.add(Textbox::new().label("Name"));
+/// // Shows what this browser remembers on load; remembers what is typed.
+/// app.load(remembered, name, |name: String| name);
+/// app.change(name, name, remembered, |name: String| name);
+/// app.build()?;
+/// # Ok::<(), keepsake::BuildError>(())
 /// ```
 pub struct BrowserState<T> {
     pub(crate) default: T,
