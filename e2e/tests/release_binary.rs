@@ -1,0 +1,97 @@
+//! One binary to deploy: a release build of `keepsake-demo`, copied alone into an
+//! empty directory, serves the demos to a browser. Prints its size and start-up time
+//! (`scripts/bench` copies the line into BENCHMARKS.md).
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use keepsake_e2e::{Browser, scratch_dir};
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn build_release() -> PathBuf {
+    let repository = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repository.join("target"));
+    let status = Command::new(env!("CARGO"))
+        .current_dir(&repository)
+        .args(["build", "--quiet", "--release", "-p", "keepsake"])
+        .args(["--features", "demo", "--bin", "keepsake-demo"])
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "the release binary builds");
+    target.join("release/keepsake-demo")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_binary_copied_alone_serves_the_demos() {
+    let built = build_release();
+    let alone = scratch_dir("release-alone");
+    let binary = alone.join("keepsake-demo");
+    std::fs::copy(&built, &binary).expect("copy the binary");
+    let size = std::fs::metadata(&binary).expect("binary").len();
+
+    let started = Instant::now();
+    let mut child = Command::new(&binary)
+        .current_dir(&alone)
+        .args(["--addr", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let _running = Running(child);
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("the serving line");
+    let base = line
+        .trim()
+        .strip_prefix("Keepsake is serving on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    let client = reqwest::Client::new();
+    loop {
+        if let Ok(answer) = client.get(format!("{base}/healthz")).send().await
+            && answer.status().is_success()
+        {
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 15, "no answer from {base}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let start_up = started.elapsed();
+    println!(
+        "| release keepsake-demo, copied alone | {:.1} MB ({size} bytes) | started and answering in {:.0} ms |",
+        size as f64 / 1_000_000.0,
+        start_up.as_secs_f64() * 1000.0
+    );
+
+    let browser = Browser::launch(None).await;
+    browser.goto(&format!("{base}/apps/shopping-cart")).await;
+    let milk = browser.checkbox("Milk").await;
+    milk.click().await.expect("check");
+    browser
+        .button("Add Items")
+        .await
+        .click()
+        .await
+        .expect("click");
+    browser
+        .wait_value("Cart Size", |v| v.trim() == "1", "one item")
+        .await;
+    browser.goto(&format!("{base}/apps/saved-login")).await;
+    browser.labelled("Username").await;
+    browser.close().await;
+}
