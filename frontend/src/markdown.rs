@@ -446,13 +446,15 @@ fn table(lines: &[&str], start: usize, out: &mut String) -> Option<usize> {
 fn table_row(line: &str, aligns: &[Align], tag: &str, out: &mut String) {
     let mut cells = table_cells(line).into_iter();
     for align in aligns {
-        let style = match align {
+        // Classes, not `style` attributes: the page's Content-Security-Policy
+        // (style-src 'self') refuses inline styles.
+        let class = match align {
             Align::None => "",
-            Align::Left => " style=\"text-align: left\"",
-            Align::Center => " style=\"text-align: center\"",
-            Align::Right => " style=\"text-align: right\"",
+            Align::Left => " class=\"align-left\"",
+            Align::Center => " class=\"align-center\"",
+            Align::Right => " class=\"align-right\"",
         };
-        out.push_str(&format!("<{tag}{style}>"));
+        out.push_str(&format!("<{tag}{class}>"));
         inline_into(&cells.next().unwrap_or_default(), out);
         out.push_str(&format!("</{tag}>"));
     }

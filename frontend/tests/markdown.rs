@@ -123,10 +123,10 @@ fn quotes_rules_and_breaks() {
 fn tables_with_alignment() {
     assert_eq!(
         to_html("| Item | Qty |\n|:--|--:|\n| Milk | 2 |\n| a \\| b | `x\\|y` |"),
-        "<table><thead><tr><th style=\"text-align: left\">Item</th>\
-         <th style=\"text-align: right\">Qty</th></tr></thead><tbody>\n\
-         <tr><td style=\"text-align: left\">Milk</td><td style=\"text-align: right\">2</td></tr>\n\
-         <tr><td style=\"text-align: left\">a | b</td><td style=\"text-align: right\"><code>x|y</code></td></tr>\n\
+        "<table><thead><tr><th class=\"align-left\">Item</th>\
+         <th class=\"align-right\">Qty</th></tr></thead><tbody>\n\
+         <tr><td class=\"align-left\">Milk</td><td class=\"align-right\">2</td></tr>\n\
+         <tr><td class=\"align-left\">a | b</td><td class=\"align-right\"><code>x|y</code></td></tr>\n\
          </tbody></table>\n"
     );
     // A pipe in a sentence is not a table without a delimiter row.
