@@ -159,7 +159,31 @@ pub struct Settings {
     /// with commas). Requests from anywhere else are limited by their own address.
     #[cfg_attr(feature = "cli", arg(long = "trust-proxy", env = "KEEPSAKE_TRUST_PROXIES", value_delimiter = ',', value_parser = parse_network))]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// The `Content-Security-Policy` header of the client's pages and files (an empty
+    /// value sends none). The hashes of the inline scripts of the served `index.html`
+    /// are added to its `script-src` (and `script-src-elem`) directive, unless that
+    /// directive says `'none'` or `'unsafe-inline'`; a policy without `script-src`
+    /// must allow them itself.
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            env = "KEEPSAKE_CONTENT_SECURITY_POLICY",
+            default_value = DEFAULT_CONTENT_SECURITY_POLICY
+        )
+    )]
+    pub content_security_policy: String,
 }
+
+/// The default `Content-Security-Policy`: scripts, styles, connections and
+/// everything else from this origin only (images also as `data:` URLs),
+/// WebAssembly compilation allowed, no plugins, no `<base>` or form posts elsewhere,
+/// no framing by other sites, and violations reported to this server.
+pub const DEFAULT_CONTENT_SECURITY_POLICY: &str = "default-src 'self'; \
+     script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; \
+     frame-ancestors 'self'; report-uri /api/csp-reports";
 
 /// An address (`10.0.0.1`) or a range (`10.0.0.0/8`).
 #[cfg(feature = "cli")]
@@ -234,6 +258,19 @@ impl Settings {
         if self.store_namespace.is_empty() {
             return Err(invalid("--store-namespace", "must not be empty".into()));
         }
+        // A header value holds visible ASCII, spaces and tabs only.
+        if let Some((at, c)) = self
+            .content_security_policy
+            .char_indices()
+            .find(|&(_, c)| !(c == '\t' || (' '..='~').contains(&c)))
+        {
+            return Err(invalid(
+                "--content-security-policy",
+                format!(
+                    "{c:?} at byte {at} is not allowed in a header value (only visible ASCII, spaces and tabs are)"
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -276,6 +313,7 @@ impl Default for Settings {
             store_namespace: "keepsake".into(),
             max_session_starts_per_minute: 120,
             trusted_proxies: Vec::new(),
+            content_security_policy: DEFAULT_CONTENT_SECURITY_POLICY.into(),
         }
     }
 }
@@ -318,6 +356,10 @@ mod tests {
             default.max_session_starts_per_minute
         );
         assert_eq!(parsed.trusted_proxies, default.trusted_proxies);
+        assert_eq!(
+            parsed.content_security_policy,
+            default.content_security_policy
+        );
         assert!(default.validate().is_ok());
     }
 
@@ -332,6 +374,11 @@ mod tests {
             &["--heartbeat", "2days"],
             &["--session-capacity", "0"],
             &["--max-session-starts-per-minute", "0"],
+            &[
+                "--content-security-policy",
+                "default-src 'self'\nscript-src *",
+            ],
+            &["--content-security-policy", "default-src 'sélf'"],
         ] {
             let parsed =
                 Cli::parse_from(std::iter::once("keepsake").chain(flags.iter().copied())).settings;
@@ -341,6 +388,10 @@ mod tests {
         let parsed =
             Cli::parse_from(["keepsake", "--trust-proxy", "127.0.0.1,10.0.0.0/8"]).settings;
         assert_eq!(parsed.trusted_proxies.len(), 2);
+        // An empty policy is valid: it turns the header off.
+        let parsed = Cli::parse_from(["keepsake", "--content-security-policy", ""]).settings;
+        assert_eq!(parsed.content_security_policy, "");
+        assert!(parsed.validate().is_ok());
     }
 
     #[test]

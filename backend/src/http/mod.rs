@@ -5,10 +5,12 @@
 //!
 //! Rooms: [`routes`] (the handlers), [`json`] (the body extractor), [`stream`] (the
 //! SSE pump), [`client_address`] (who is asking, behind trusted proxies),
-//! [`client_files`] (the browser client, built into the binary).
+//! [`client_files`] (the browser client, built into the binary), [`csp`] (the pages'
+//! Content-Security-Policy and its violation reports).
 
 mod client_address;
 mod client_files;
+mod csp;
 mod json;
 mod routes;
 mod stream;
@@ -42,6 +44,10 @@ pub fn app(server: &Server) -> Router {
         .route(api::GetSession::ROUTE, get(routes::get_session))
         .route(api::RunEvent::ROUTE, post(routes::run_event))
         .route(api::STREAM_ROUTE, get(stream::stream))
+        .route(
+            csp::REPORT_ROUTE,
+            post(routes::csp_report).layer(DefaultBodyLimit::max(csp::REPORT_LIMIT)),
+        )
         .route("/api", get(routes::api_not_found))
         .route(
             "/api/{*rest}",
@@ -49,20 +55,22 @@ pub fn app(server: &Server) -> Router {
         );
     // The client built into the binary, unless a directory overrides it (client
     // development: rebuild the client without rebuilding the server).
-    let client = match &settings.static_dir {
+    let (client, index_html) = match &settings.static_dir {
         None => {
-            if !client_files::embedded() {
+            let index_html = client_files::index_html().unwrap_or_else(|| {
                 tracing::warn!(
                     "this binary was built without its browser client; the API works, pages will not"
                 );
-            }
-            Router::new().fallback(client_files::serve)
+                Vec::new()
+            });
+            (Router::new().fallback(client_files::serve), index_html)
         }
         Some(dir) => {
             let index = dir.join("index.html");
-            if !index.exists() {
+            let index_html = std::fs::read(&index).unwrap_or_else(|_| {
                 tracing::warn!(path = %index.display(), "no built client found; the API works, pages will not");
-            }
+                Vec::new()
+            });
             // The build writes brotli and gzip copies of every file (scripts/install.sh);
             // a browser gets the smallest one it accepts, and the plain file otherwise.
             let files = ServeDir::new(dir)
@@ -73,9 +81,17 @@ pub fn app(server: &Server) -> Router {
                         .precompressed_br()
                         .precompressed_gzip(),
                 );
-            Router::new().fallback_service(files)
+            (Router::new().fallback_service(files), index_html)
         }
     };
+    // The policy, with the hash of the bootstrap script of the index.html served now.
+    let policy = csp::header_value(&settings.content_security_policy, &index_html);
+    // Registered at zero, so that /metrics shows it before the first report.
+    metrics::counter!(csp::VIOLATIONS_METRIC).increment(0);
+    let client = client.layer(SetResponseHeaderLayer::overriding(
+        header::CONTENT_SECURITY_POLICY,
+        policy,
+    ));
     let router = api
         .route(api::API_DOCS_ROUTE, get(routes::api_docs))
         .route("/healthz", get(routes::healthz))

@@ -3,8 +3,10 @@
 use std::sync::atomic::Ordering;
 
 use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::header;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keepsake_shared::SessionId;
 use keepsake_shared::config::{AppConfig, AppSummary};
@@ -12,6 +14,7 @@ use keepsake_shared::event::{EventRequest, EventResult, SessionStarted, SessionS
 use tracing::Instrument;
 
 use super::client_address::ClientAddress;
+use super::csp;
 use super::json::ApiJson;
 use crate::error::ApiError;
 use crate::server::Server;
@@ -90,6 +93,28 @@ pub(super) async fn metrics(State(server): State<Server>) -> Response {
         None => ApiError::Internal("metrics go to the application's own recorder".into())
             .into_response(),
     }
+}
+
+/// A browser's report of a Content-Security-Policy violation: counted and logged,
+/// answered with 204. A body over [`csp::REPORT_LIMIT`] or one that is not a report
+/// changes nothing.
+pub(super) async fn csp_report(
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, ApiError> {
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge {
+            limit: csp::REPORT_LIMIT,
+        },
+        _ => ApiError::BadRequest(rejection.body_text()),
+    })?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let violations = csp::parse_reports(content_type, &body).map_err(ApiError::BadRequest)?;
+    csp::record(&violations);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub(super) async fn api_not_found() -> ApiError {
