@@ -72,6 +72,24 @@ impl RunningServer {
         format!("http://127.0.0.1:{}{}", self.port, path)
     }
 
+    /// The Content-Security-Policy violations browsers have reported so far, as
+    /// `/metrics` counts them (process-wide: every server of this test binary).
+    pub async fn csp_violations(&self) -> u64 {
+        let metrics = reqwest::get(self.url("/metrics"))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body");
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("keepsake_csp_violations_total "))
+            .unwrap_or_else(|| panic!("no keepsake_csp_violations_total in /metrics"))
+            .trim()
+            .parse()
+            .expect("a count")
+    }
+
     /// Stops the server and waits until it is gone.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
