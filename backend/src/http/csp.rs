@@ -9,6 +9,11 @@
 //! (the Reporting API); each violation adds one to `keepsake_csp_violations_total`
 //! and logs one WARN line with the directive and the blocked URI (at most
 //! [`LOGGED_PER_MINUTE`] lines a minute: anyone can post reports).
+//!
+//! Invariant: with the default policy only the client's own scripts run in its pages:
+//! files from this origin and the inline script whose hash is taken here from the
+//! `index.html` that is served. A report that is too large or is no report changes
+//! nothing.
 
 use std::sync::LazyLock;
 use std::time::Instant;

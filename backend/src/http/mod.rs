@@ -31,7 +31,9 @@ use tower_http::trace::TraceLayer;
 use crate::server::Server;
 
 /// The complete router: API under `/api`, `/healthz`, and the client for every other
-/// path (its `index.html` for client-side routes such as `/apps/{id}`).
+/// path (its `index.html` for client-side routes such as `/apps/{id}`), served with
+/// the `Content-Security-Policy` of the settings, whose `script-src` gets the hash of
+/// the inline script of the `index.html` read now.
 ///
 /// Requests get tracing spans and DEBUG lines if the subscriber installed before this
 /// call enables DEBUG for `keepsake` or `tower_http` (e.g. `RUST_LOG=keepsake=debug`).
