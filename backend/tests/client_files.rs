@@ -56,6 +56,14 @@ async fn pages_and_assets_come_from_the_binary_with_caching_headers() {
         "the built client is embedded (scripts/test builds it first)"
     );
     assert_eq!(page.headers()[header::CACHE_CONTROL], "no-cache");
+    // The policy allows the embedded page's own bootstrap script, by its hash.
+    let policy = page.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert!(
+        policy.contains("script-src 'self' 'wasm-unsafe-eval' 'sha256-"),
+        "{policy}"
+    );
     assert!(
         page.headers()[header::CONTENT_TYPE]
             .to_str()

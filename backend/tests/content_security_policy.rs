@@ -76,7 +76,7 @@ fn error_kind(body: &str) -> ErrorKind {
 async fn pages_carry_the_policy_and_reports_are_counted() {
     let dir = client_dir();
     let settings = Settings {
-        static_dir: dir.clone(),
+        static_dir: Some(dir.clone()),
         ..fast_settings()
     };
     let server = TestServer::start(settings.clone(), demos::all().unwrap()).await;

@@ -22,13 +22,7 @@ struct Embedded;
 
 const INDEX: &str = "index.html";
 
-/// Whether a built client was embedded.
-pub(crate) fn embedded() -> bool {
-    <Embedded as rust_embed::RustEmbed>::get(INDEX).is_some()
-}
-
 /// The bytes of the embedded `index.html`, if any (for the page's policy hashes).
-#[allow(dead_code)] // The Content-Security-Policy's script hashes use it (next change).
 pub(crate) fn index_html() -> Option<Vec<u8>> {
     <Embedded as rust_embed::RustEmbed>::get(INDEX).map(|file| file.data.into_owned())
 }
