@@ -137,6 +137,20 @@ build_client() {
     after="sha384-$(openssl dgst -sha384 -binary "$asset" | base64 -w0)"
     sed -i "s|$before|$after|" "$ROOT/frontend/dist/index.html"
   done
+  # Trunk's names hash the files before esbuild (and, for the wasm, before other
+  # steps of its own); the server caches hashed names as immutable, so a name must
+  # change whenever the bytes do (a new esbuild, say): each name's hash is taken
+  # again from the final bytes.
+  local name renamed
+  for asset in "$ROOT"/frontend/dist/*.js "$ROOT"/frontend/dist/*.css "$ROOT"/frontend/dist/*.wasm; do
+    [ -f "$asset" ] || continue
+    name=$(basename "$asset")
+    renamed=$(sed -E "s/-[0-9a-f]{16}(_bg)?\./-$(sha256sum "$asset" | cut -c1-16)\1./" <<<"$name")
+    if [ "$renamed" != "$name" ]; then
+      mv "$asset" "$(dirname "$asset")/$renamed"
+      sed -i "s|/$name|/$renamed|g" "$ROOT/frontend/dist/index.html"
+    fi
+  done
   # Precompressed copies: the server sends the brotli or gzip file to browsers that
   # accept it (tower-http's ServeDir), instead of compressing on every request or
   # sending the files uncompressed.
