@@ -102,6 +102,33 @@ async fn pages_carry_the_policy_and_reports_are_counted() {
     ] {
         assert!(expected.contains(directive), "{directive}");
     }
+    // The API page: a policy of its own, allowing exactly its inline style sheet.
+    let api_page = server
+        .client
+        .get(server.url("/apps/shopping-cart/api"))
+        .send()
+        .await
+        .unwrap();
+    let api_policy = api_page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let html = api_page.text().await.unwrap();
+    let style = html
+        .split_once("<style>")
+        .and_then(|(_, rest)| rest.split_once("</style>"))
+        .map(|(style, _)| style)
+        .unwrap();
+    let hash = {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(style.as_bytes()))
+    };
+    assert!(
+        api_policy.starts_with(&format!("default-src 'none'; style-src 'sha256-{hash}';")),
+        "{api_policy}"
+    );
+    assert!(!html.contains("<script"), "no script on the API page");
     // The API answers JSON, not pages.
     let health = server
         .client
@@ -163,6 +190,13 @@ async fn pages_carry_the_policy_and_reports_are_counted() {
     let page = server.client.get(server.url("/")).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.headers().get("content-security-policy").is_none());
+    let api_page = server
+        .client
+        .get(server.url("/apps/shopping-cart/api"))
+        .send()
+        .await
+        .unwrap();
+    assert!(api_page.headers().get("content-security-policy").is_none());
     server.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -126,6 +126,41 @@ async fn every_page_works_under_the_policy_and_a_forbidden_script_is_reported() 
         reported += 1;
         expect_violations(&server, reported, page).await;
     }
+    // The server-rendered API pages have a policy of their own: their one inline
+    // style sheet, by hash, and no script at all.
+    for app in ["shopping-cart", "saved-login"] {
+        let page = format!("/apps/{app}/api");
+        let response = reqwest::get(server.url(&page)).await.expect("GET API page");
+        let policy = response.headers()["content-security-policy"]
+            .to_str()
+            .expect("an ASCII header")
+            .to_owned();
+        assert!(
+            policy.starts_with("default-src 'none'; style-src 'sha256-"),
+            "{policy}"
+        );
+        browser.goto(&server.url(&page)).await;
+        browser.wait_text("Start a session").await;
+        let styled = browser
+            .script("return getComputedStyle(document.body).maxWidth;")
+            .await;
+        assert_eq!(
+            styled,
+            serde_json::json!("900px"),
+            "{page}: its style applies"
+        );
+        let ran = browser
+            .script(
+                "const s = document.createElement('script');
+                 s.textContent = 'window.cspControlRan = true;';
+                 document.head.appendChild(s);
+                 return window.cspControlRan === true;",
+            )
+            .await;
+        assert_eq!(ran, serde_json::Value::Bool(false), "{page}: a script ran");
+        reported += 1;
+        expect_violations(&server, reported, &page).await;
+    }
     browser.close().await;
     // And nothing more arrived meanwhile.
     assert_eq!(server.csp_violations().await, reported);

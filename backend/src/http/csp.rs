@@ -70,7 +70,7 @@ pub(crate) fn inline_script_hashes(html: &[u8]) -> Vec<String> {
 }
 
 /// The `'sha256-…'` source expression of `text`.
-fn sha256_source(text: &[u8]) -> String {
+pub(crate) fn sha256_source(text: &[u8]) -> String {
     let digest = Sha256::digest(text);
     format!(
         "'sha256-{}'",

@@ -29,7 +29,7 @@ pub(super) async fn api_docs(
     State(server): State<Server>,
     Path(app): Path<String>,
     headers: axum::http::HeaderMap,
-) -> Result<axum::response::Html<String>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let config = server.engine(&app)?.app.config();
     // Examples use the address the reader reached us by.
     let host = headers
@@ -40,10 +40,15 @@ pub(super) async fn api_docs(
                 .all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c))
         })
         .map_or_else(|| server.settings().addr.to_string(), str::to_owned);
-    Ok(axum::response::Html(crate::api_docs::page(
-        config,
-        &format!("http://{host}"),
-    )))
+    let page = axum::response::Html(crate::api_docs::page(config, &format!("http://{host}")));
+    // A strict policy of its own (the page is no client page), unless policies are off.
+    let policy = (!server.settings().content_security_policy.trim().is_empty())
+        .then(crate::api_docs::policy)
+        .and_then(|policy| axum::http::HeaderValue::from_str(&policy).ok());
+    Ok(match policy {
+        Some(policy) => ([(header::CONTENT_SECURITY_POLICY, policy)], page).into_response(),
+        None => page.into_response(),
+    })
 }
 
 /// Liveness and a little load information: live sessions per app, and whether the
