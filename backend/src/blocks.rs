@@ -63,6 +63,8 @@ pub struct Blocks {
     states: Vec<StateDef>,
     globals: Vec<GlobalDef>,
     browser_states: Vec<BrowserStateDef>,
+    /// A BrowserState was given an empty secret (refused by `build`).
+    empty_secret: bool,
     resources: Vec<ResourceFactory>,
     dependencies: Vec<DependencyDef>,
     /// Open containers; the first is the page's top-level column.
@@ -102,6 +104,7 @@ impl Blocks {
             states: Vec::new(),
             globals: Vec::new(),
             browser_states: Vec::new(),
+            empty_secret: false,
             resources: Vec::new(),
             dependencies: Vec::new(),
             layout_stack: vec![Vec::new()],
@@ -251,6 +254,11 @@ impl Blocks {
         let storage_key = state
             .storage_key
             .unwrap_or_else(|| format!("browser-state-{}", id.0));
+        if state.secrets.iter().any(String::is_empty) {
+            // Anyone can derive keys from an empty secret (as from a missing
+            // environment variable read with `unwrap_or_default`): refused at build.
+            self.empty_secret = true;
+        }
         if let Some(weak) = state.secrets.iter().find(|s| s.len() < MIN_SECRET_BYTES) {
             self.warnings.push(format!(
                 "a BrowserState secret of app {:?} is {} bytes long; use at least {MIN_SECRET_BYTES}",
@@ -269,9 +277,15 @@ impl Blocks {
             }
             (_, true) => None,
         };
+        // Keys from the random seed are bound to the slot's name and also to its type
+        // and default: with Redis the seed outlives restarts, and a slot named by
+        // its position must not open a value another slot had there before a change
+        // of the app.
+        let binding = format!("{}\0{default}", std::any::type_name::<T>());
         self.browser_states.push(BrowserStateDef {
             component: id,
             storage_key: storage_key.clone(),
+            binding,
             secrets,
             default,
             max_age: state.max_age,
@@ -431,6 +445,11 @@ impl Blocks {
                 .get(id.0 as usize)
                 .is_some_and(|c| c.kind.is_server_side())
         };
+        if self.empty_secret {
+            return Err(fail(
+                "a BrowserState secret is empty: anyone could forge its values (read the secret from the environment, and fail if it is missing)".into(),
+            ));
+        }
         let mut storage_keys = HashSet::new();
         for browser in &self.browser_states {
             if browser.storage_key.is_empty() {

@@ -38,6 +38,8 @@ pub(crate) enum SlotDef {
 pub(crate) struct BrowserStateDef {
     pub(crate) component: ComponentId,
     pub(crate) storage_key: String,
+    /// What else keys from the random seed are bound to: the type and the default.
+    pub(crate) binding: String,
     /// The app author's secrets, newest first, when both the storage key and a secret
     /// were fixed; `None`: keys from the store's per-start random seed.
     pub(crate) secrets: Option<Vec<String>>,

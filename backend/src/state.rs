@@ -205,9 +205,10 @@ impl<T: StateType> Global<T> {
 /// it cannot read or forge; a value it cannot return intact reads as the default.
 ///
 /// Fix both `storage_key` and `secret` and values survive server restarts. Leave
-/// either unset and the keys are random per server start (with the Redis store, per
-/// Redis namespace, shared by every instance): values written before a restart read
-/// back as the default, as in Gradio.
+/// either unset and the keys are random per server start: values written before a
+/// restart read back as the default, as in Gradio. (With the Redis store the random
+/// keys belong to the Redis namespace: shared by every instance and kept as long as
+/// its data, so there values survive restarts of the instances.)
 ///
 /// ```
 /// use std::time::Duration;

@@ -342,17 +342,18 @@ impl BrowserStates {
         self.held(id).map_or(Value::Null, Value::String)
     }
 
-    /// The strings held for the slots `dependency` writes but does not read, so the
-    /// server can tell whether its output changes them. Slots holding nothing are
-    /// left out.
+    /// The strings held for every slot `dependency` does not read: the listener, or a
+    /// state `.change` listener the server runs after it, may write any of them, and
+    /// the server compares what they write with what the page holds (an equal value
+    /// is not written again). Slots holding nothing are left out: for them the server
+    /// always sends what is written.
     pub fn held_for(&self, dependency: &DependencyConfig) -> Vec<SealedValue> {
-        dependency
-            .outputs
+        self.slots
             .iter()
-            .filter(|id| !dependency.inputs.contains(id))
-            .filter_map(|&id| {
-                self.held(id).map(|sealed| SealedValue {
-                    component: id,
+            .filter(|slot| !dependency.inputs.contains(&slot.id))
+            .filter_map(|slot| {
+                slot.held.borrow().clone().map(|sealed| SealedValue {
+                    component: slot.id,
                     sealed,
                 })
             })

@@ -243,7 +243,7 @@ fn an_answer_applies_its_writes_and_reports_which_values_changed() {
 }
 
 #[wasm_bindgen_test]
-fn held_lists_the_output_only_slots_the_page_holds_a_string_for() {
+fn held_lists_every_slot_the_listener_does_not_read_that_holds_a_string() {
     let (_store, states) = memory_states("heldfor");
     let dependency = |inputs: Vec<ComponentId>, outputs: Vec<ComponentId>| DependencyConfig {
         id: DependencyId(0),
@@ -262,9 +262,23 @@ fn held_lists_the_output_only_slots_the_page_holds_a_string_for() {
         }],
         "a slot the listener reads is sent as an input, not in `held`"
     );
+    assert_eq!(
+        states.held_for(&dependency(vec![], vec![])),
+        vec![
+            SealedValue {
+                component: SLOT,
+                sealed: "v1.k1.creds".into()
+            },
+            SealedValue {
+                component: OTHER,
+                sealed: "v1.k1.theme".into()
+            }
+        ],
+        "a listener the server runs after this one may write any slot"
+    );
     states.set(OTHER, None);
     assert!(
-        states.held_for(&dependency(vec![], vec![OTHER])).is_empty(),
+        states.held_for(&dependency(vec![SLOT], vec![OTHER])).is_empty(),
         "a slot holding nothing is left out"
     );
 }

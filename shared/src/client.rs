@@ -31,7 +31,6 @@ use std::sync::Mutex;
 use serde_json::Value;
 
 use crate::api::{self, Endpoint, Method};
-use crate::config::ComponentKind;
 use crate::config::{AppConfig, AppSummary, EndpointInfo};
 use crate::error::{ErrorBody, ErrorKind};
 use crate::event::{EventRequest, EventResult, SealedValue};
@@ -189,16 +188,11 @@ impl Session<'_> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn is_browser_state(&self, id: ComponentId) -> bool {
-        matches!(
-            self.app.config.component(id).map(|c| &c.kind),
-            Some(ComponentKind::BrowserState(_))
-        )
-    }
-
     /// Calls the endpoint `api_name` with `inputs` (in the endpoint's input order).
     /// A browser-state input given as `null` is filled with the sealed value this
-    /// session holds, as a page would send it.
+    /// session holds, as a page would send it. Make one call at a time per session,
+    /// as a page does: two concurrent calls would both send the sealed values held
+    /// before either answered.
     pub async fn call(
         &self,
         api_name: &str,
@@ -218,18 +212,13 @@ impl Session<'_> {
                     *input = Value::String(sealed.clone());
                 }
             }
-            endpoint
-                .outputs
-                .iter()
-                .filter(|out| {
-                    self.is_browser_state(out.component)
-                        && !endpoint.inputs.iter().any(|i| i.component == out.component)
-                })
-                .filter_map(|out| {
-                    jar.get(&out.component).map(|sealed| SealedValue {
-                        component: out.component,
-                        sealed: sealed.clone(),
-                    })
+            // Everything held for slots the endpoint does not read: it, or a change
+            // listener the server runs after it, may write them.
+            jar.iter()
+                .filter(|(id, _)| !endpoint.inputs.iter().any(|i| i.component == **id))
+                .map(|(id, sealed)| SealedValue {
+                    component: *id,
+                    sealed: sealed.clone(),
                 })
                 .collect()
         };

@@ -36,9 +36,11 @@ pub struct EventRequest {
     /// slots (state, global) carry anything, conventionally `null`, which the server
     /// ignores.
     pub inputs: Vec<Value>,
-    /// The sealed strings the client holds for browser-state slots the listener writes
-    /// but does not read, so the server can tell whether an output changes them: an
-    /// equal value is not rewritten (no needless write, no echo between tabs).
+    /// The sealed strings the client holds for browser-state slots the listener does
+    /// not read (it, or a state `.change` listener the server runs after it, may
+    /// write them), so the server can tell whether an output changes them: an equal
+    /// value is not rewritten (no needless write, no echo between tabs). A slot left
+    /// out is unknown: whatever is written to it is sent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held: Vec<SealedValue>,
 }

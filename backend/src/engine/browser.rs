@@ -80,7 +80,10 @@ impl Engine {
                     .iter()
                     .map(|def| match (&def.secrets, &seed) {
                         (Some(secrets), _) => Sealer::new(app, &def.storage_key, secrets),
-                        (None, Some(seed)) => Sealer::new(app, &def.storage_key, &[seed]),
+                        (None, Some(seed)) => {
+                            let material = [seed.as_slice(), def.binding.as_bytes()].concat();
+                            Sealer::new(app, &def.storage_key, &[material])
+                        }
                         // A seed is fetched whenever a slot has no secrets.
                         (None, None) => Sealer::new::<&[u8]>(app, &def.storage_key, &[]),
                     })
@@ -131,7 +134,8 @@ impl Engine {
                 return Ok(default(Fate::Remove));
             }
         };
-        if opened.expires_at.is_some_and(|at| at <= now()) {
+        // Past its expiry second: never early, at most a second late.
+        if opened.expires_at.is_some_and(|at| now() > at) {
             self.rejected("expired");
             return Ok(default(Fate::Remove));
         }
@@ -220,33 +224,21 @@ impl BrowserSeen {
         Ok(decoded)
     }
 
-    /// What the client holds for browser state `index`, which the listener writes but
-    /// does not read (`None`: it holds nothing, so the default).
+    /// What the client holds for browser state `index`, which the listener does not
+    /// read.
     pub(super) fn held(
         &mut self,
         engine: &Engine,
         sealers: &[Sealer],
         index: u32,
-        sealed: Option<&str>,
+        sealed: &str,
     ) -> Result<(), ApiError> {
-        let def = engine.browser_def(index)?;
-        let seen = match (sealed, sealers.get(index as usize)) {
-            (Some(sealed), Some(sealer)) => engine.open_held(index, sealer, sealed)?,
-            _ => Seen {
-                index,
-                held: Some(def.default.clone()),
-                expires_at: None,
-                fate: Fate::Keep,
-                written: None,
-            },
-        };
+        let sealer = sealers
+            .get(index as usize)
+            .ok_or_else(|| ApiError::Internal(format!("no keys for browser state {index}")))?;
+        let seen = engine.open_held(index, sealer, sealed)?;
         self.record(seen);
         Ok(())
-    }
-
-    /// Whether the event knows what the client holds for browser state `index`.
-    pub(super) fn knows(&self, index: u32) -> bool {
-        self.slots.iter().any(|s| s.index == index)
     }
 
     /// A listener wrote `value` (its JSON) to browser state `index`.
@@ -298,19 +290,26 @@ impl BrowserSeen {
                 (Some(_), None) => false,
                 (None, _) => true,
             };
+            // A new value lives `max_age` from now (rounded up to whole seconds); a
+            // resealed one keeps its expiry, or gets one if `max_age` is newer.
+            let fresh_expiry = def.max_age.map(|age| {
+                let secs = age.as_secs() + u64::from(age.subsec_nanos() > 0);
+                now().saturating_add(secs.max(1))
+            });
             if !unchanged {
                 let new = seen.written.as_ref().unwrap_or(&Value::Null);
-                let expires_at = def
-                    .max_age
-                    .map(|age| now().saturating_add(age.as_secs().max(1)));
-                writes.push(write(Some(seal(new, expires_at)?), true));
+                writes.push(write(Some(seal(new, fresh_expiry)?), true));
                 continue;
             }
             match seen.fate {
                 Fate::Keep => {}
                 Fate::Reseal => {
                     let held = seen.held.as_ref().unwrap_or(&def.default);
-                    writes.push(write(Some(seal(held, seen.expires_at)?), false));
+                    let expires_at = match (seen.expires_at, fresh_expiry) {
+                        (Some(old), Some(fresh)) => Some(old.min(fresh)),
+                        (old, fresh) => old.or(fresh),
+                    };
+                    writes.push(write(Some(seal(held, expires_at)?), false));
                 }
                 Fate::Remove => writes.push(write(None, false)),
             }

@@ -218,20 +218,16 @@ impl Engine {
         Ok(decoded)
     }
 
-    /// Opens what the client holds for the browser states the listener writes but
-    /// does not read; one it holds nothing for is at its default.
+    /// Opens what the client holds for browser states the listener does not read (it,
+    /// or a state `.change` listener run after it, may write them). A slot the client
+    /// says nothing of is unknown: whatever is written to it is sent.
     async fn note_held(
         &self,
         dependency: &DependencyDef,
         held: Vec<SealedValue>,
         browser: &mut BrowserSeen,
     ) -> Result<(), ApiError> {
-        let outputs = dependency
-            .config
-            .outputs
-            .iter()
-            .filter_map(|id| browser_index(self, *id));
-        if held.is_empty() && outputs.clone().all(|index| browser.knows(index)) {
+        if held.is_empty() {
             return Ok(());
         }
         let sealers = self.sealers().await?;
@@ -244,12 +240,7 @@ impl Engine {
             })?;
             // An input says the same, and was opened already.
             if !dependency.config.inputs.contains(component) {
-                browser.held(self, sealers, index, Some(sealed))?;
-            }
-        }
-        for index in outputs {
-            if !browser.knows(index) {
-                browser.held(self, sealers, index, None)?;
+                browser.held(self, sealers, index, sealed)?;
             }
         }
         Ok(())

@@ -224,9 +224,9 @@ impl RedisStore {
             StoreError::Unavailable("the browser-state seed vanished from Redis".into())
         })?;
         parse_seed(&stored).ok_or_else(|| {
-            StoreError::Unavailable(format!(
-                "{key} in Redis is not 64 hex digits; delete it to have a new one made"
-            ))
+            // The key's name is for the operator's log, not for clients.
+            tracing::error!(key, "the browser-state seed in Redis is not 64 hex digits; delete it to have a new one made");
+            StoreError::Unavailable("the browser-state keys are unavailable".into())
         })
     }
 
