@@ -278,7 +278,9 @@ fn held_lists_every_slot_the_listener_does_not_read_that_holds_a_string() {
     );
     states.set(OTHER, None);
     assert!(
-        states.held_for(&dependency(vec![SLOT], vec![OTHER])).is_empty(),
+        states
+            .held_for(&dependency(vec![SLOT], vec![OTHER]))
+            .is_empty(),
         "a slot holding nothing is left out"
     );
 }
