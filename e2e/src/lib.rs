@@ -278,6 +278,36 @@ impl Browser {
         element.send_keys(text).await.expect("typing");
     }
 
+    /// Ticks `items` in the shopping cart demo, clicks "Add Items" and waits until
+    /// the cart holds `expected_size` items.
+    pub async fn add_to_cart(&self, items: &[&str], expected_size: f64) {
+        for item in items {
+            let checkbox = self.checkbox(item).await;
+            if !checkbox.is_selected().await.expect("checked state") {
+                checkbox.click().await.expect("check");
+            }
+        }
+        self.button("Add Items").await.click().await.expect("click");
+        self.wait_value(
+            "Cart Size",
+            |v| v.trim().parse::<f64>().ok() == Some(expected_size),
+            &format!("{expected_size}"),
+        )
+        .await;
+    }
+
+    /// Tries to run an inline script, as an injected one would; whether it ran.
+    pub async fn inline_script_runs(&self) -> bool {
+        self.script(
+            "const s = document.createElement('script');
+             s.textContent = 'window.cspControlRan = true;';
+             document.head.appendChild(s);
+             return window.cspControlRan === true;",
+        )
+        .await
+            == serde_json::Value::Bool(true)
+    }
+
     /// Runs a script in the page.
     pub async fn script(&self, code: &str) -> serde_json::Value {
         self.client.execute(code, vec![]).await.expect("script")
@@ -303,4 +333,15 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
+}
+
+/// A child process (a server binary under test), killed when dropped, so a failed
+/// test leaves nothing running.
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -9,28 +9,6 @@ fn number(text: &str) -> Option<f64> {
     text.trim().parse().ok()
 }
 
-async fn add_to_cart(browser: &Browser, items: &[&str], expected_size: f64) {
-    for item in items {
-        let checkbox = browser.checkbox(item).await;
-        if !checkbox.is_selected().await.expect("checked state") {
-            checkbox.click().await.expect("check");
-        }
-    }
-    browser
-        .button("Add Items")
-        .await
-        .click()
-        .await
-        .expect("click");
-    browser
-        .wait_value(
-            "Cart Size",
-            |v| number(v) == Some(expected_size),
-            &format!("{expected_size}"),
-        )
-        .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cart_resets_on_refresh_and_each_tab_has_its_own() {
     let server =
@@ -38,7 +16,7 @@ async fn the_cart_resets_on_refresh_and_each_tab_has_its_own() {
     let browser = Browser::launch(None).await;
     let page = server.url("/apps/shopping-cart");
     browser.goto(&page).await;
-    add_to_cart(&browser, &["Milk", "Water"], 2.0).await;
+    browser.add_to_cart(&["Milk", "Water"], 2.0).await;
 
     let first_tab = browser.client.window().await.expect("window");
     let second_tab = browser
@@ -56,7 +34,7 @@ async fn the_cart_resets_on_refresh_and_each_tab_has_its_own() {
     browser
         .wait_value("Cart Size", |v| number(v) == Some(0.0), "an empty cart")
         .await;
-    add_to_cart(&browser, &["Cereal"], 1.0).await;
+    browser.add_to_cart(&["Cereal"], 1.0).await;
 
     browser
         .client
@@ -64,7 +42,7 @@ async fn the_cart_resets_on_refresh_and_each_tab_has_its_own() {
         .await
         .expect("switch back");
     // Milk and Water are still checked: adding them again doubles this tab's cart only.
-    add_to_cart(&browser, &[], 4.0).await;
+    browser.add_to_cart(&[], 4.0).await;
 
     browser.client.refresh().await.expect("refresh");
     browser
@@ -74,7 +52,7 @@ async fn the_cart_resets_on_refresh_and_each_tab_has_its_own() {
             "an empty cart after refresh",
         )
         .await;
-    add_to_cart(&browser, &["Orange Juice"], 1.0).await;
+    browser.add_to_cart(&["Orange Juice"], 1.0).await;
     browser.close().await;
     server.stop().await;
 }

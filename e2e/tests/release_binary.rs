@@ -4,19 +4,10 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use keepsake_e2e::{Browser, scratch_dir};
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use keepsake_e2e::{Browser, ChildGuard, scratch_dir};
 
 fn build_release() -> PathBuf {
     let repository = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -51,7 +42,7 @@ async fn a_release_binary_copied_alone_serves_the_demos() {
         .spawn()
         .expect("the binary starts");
     let stdout = child.stdout.take().expect("stdout");
-    let _running = Running(child);
+    let _running = ChildGuard(child);
     let mut line = String::new();
     BufReader::new(stdout)
         .read_line(&mut line)

@@ -5,19 +5,9 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use keepsake_e2e::{Browser, free_port};
-
-/// The example's process; killed when dropped.
-struct Example(Child);
-
-impl Drop for Example {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use keepsake_e2e::{Browser, ChildGuard, free_port};
 
 fn repository() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -53,7 +43,7 @@ async fn the_standalone_example_serves_its_own_page_and_keeps_its_states() {
         .spawn()
         .expect("the example starts");
     let stdout = child.stdout.take().expect("stdout");
-    let _example = Example(child);
+    let _example = ChildGuard(child);
     let mut line = String::new();
     BufReader::new(stdout)
         .read_line(&mut line)
