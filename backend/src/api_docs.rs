@@ -55,21 +55,12 @@ fn slots_table(slots: &[EndpointSlot]) -> String {
 }
 
 /// The page's only style sheet, inline: its hash is the page's whole `style-src`
-/// ([`policy`]), so nothing else can style it and no script can run on it.
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:900px;margin:0 auto;padding:24px 16px;line-height:1.5;color:#1f2328}\
+/// (`http::csp::api_page_policy`), so nothing else can style it and no script can run
+/// on it.
+pub(crate) const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:900px;margin:0 auto;padding:24px 16px;line-height:1.5;color:#1f2328}\
 pre{background:#f6f8fa;padding:12px;border-radius:6px;overflow:auto}code{font-family:ui-monospace,monospace}\
 table{border-collapse:collapse}td,th{border:1px solid #d8dee4;padding:4px 8px;text-align:left}\
 section{border-top:1px solid #d8dee4;margin-top:24px}";
-
-/// The page's Content-Security-Policy: nothing but its own inline style sheet (by
-/// hash); no script at all, no framing by other sites; violations are reported like
-/// the client pages'.
-pub(crate) fn policy() -> String {
-    format!(
-        "default-src 'none'; style-src {}; base-uri 'none'; form-action 'none'; frame-ancestors 'self'; report-uri /api/csp-reports",
-        crate::http::sha256_source(STYLE.as_bytes())
-    )
-}
 
 /// The whole page for `config`, with URLs relative to `origin` (e.g. `http://127.0.0.1:7860`).
 pub(crate) fn page(config: &AppConfig, origin: &str) -> String {

@@ -69,8 +69,18 @@ pub(crate) fn inline_script_hashes(html: &[u8]) -> Vec<String> {
     hashes
 }
 
+/// The policy of the server-rendered API page: nothing but its own inline style
+/// sheet (by hash); no script at all, no framing by other sites; violations are
+/// reported like the client pages'.
+pub(crate) fn api_page_policy() -> String {
+    format!(
+        "default-src 'none'; style-src {}; base-uri 'none'; form-action 'none'; frame-ancestors 'self'; report-uri {REPORT_ROUTE}",
+        sha256_source(crate::api_docs::STYLE.as_bytes())
+    )
+}
+
 /// The `'sha256-…'` source expression of `text`.
-pub(crate) fn sha256_source(text: &[u8]) -> String {
+fn sha256_source(text: &[u8]) -> String {
     let digest = Sha256::digest(text);
     format!(
         "'sha256-{}'",

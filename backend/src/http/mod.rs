@@ -11,8 +11,6 @@
 mod client_address;
 mod client_files;
 mod csp;
-
-pub(crate) use csp::sha256_source;
 mod json;
 mod routes;
 mod stream;

@@ -43,7 +43,7 @@ pub(super) async fn api_docs(
     let page = axum::response::Html(crate::api_docs::page(config, &format!("http://{host}")));
     // A strict policy of its own (the page is no client page), unless policies are off.
     let policy = (!server.settings().content_security_policy.trim().is_empty())
-        .then(crate::api_docs::policy)
+        .then(super::csp::api_page_policy)
         .and_then(|policy| axum::http::HeaderValue::from_str(&policy).ok());
     Ok(match policy {
         Some(policy) => ([(header::CONTENT_SECURITY_POLICY, policy)], page).into_response(),
