@@ -62,15 +62,18 @@ fn accepted(headers: &HeaderMap) -> (bool, bool) {
 
 /// Serves the embedded file `uri` names (or `index.html`).
 pub(crate) async fn serve(uri: Uri, headers: HeaderMap) -> Response {
+    let get = <Embedded as rust_embed::RustEmbed>::get;
     let requested = uri.path().trim_start_matches('/');
-    let name = match requested {
-        "" => INDEX,
-        // The compressed copies are served for their plain names only.
-        path if path.ends_with(".br") || path.ends_with(".gz") => INDEX,
-        path if <Embedded as rust_embed::RustEmbed>::get(path).is_some() => path,
-        _ => INDEX,
+    // The compressed copies are served for their plain names only; a path that names
+    // no file is a client route.
+    let found = (!requested.ends_with(".br") && !requested.ends_with(".gz"))
+        .then(|| get(requested))
+        .flatten();
+    let (name, plain) = match found {
+        Some(file) => (requested, Some(file)),
+        None => (INDEX, get(INDEX)),
     };
-    let Some(plain) = <Embedded as rust_embed::RustEmbed>::get(name) else {
+    let Some(plain) = plain else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "This server was built without its browser client: build it (./scripts/run does) and rebuild the server, or pass --static-dir.",
@@ -83,8 +86,7 @@ pub(crate) async fn serve(uri: Uri, headers: HeaderMap) -> Response {
         .filter(|(_, accepted)| *accepted)
         .find_map(|(coding, _)| {
             let suffix = if coding == "br" { "br" } else { "gz" };
-            <Embedded as rust_embed::RustEmbed>::get(&format!("{name}.{suffix}"))
-                .map(|file| (coding, file))
+            get(&format!("{name}.{suffix}")).map(|file| (coding, file))
         });
     let hash = plain.metadata.sha256_hash();
     let digest: String = hash[..16].iter().map(|b| format!("{b:02x}")).collect();
