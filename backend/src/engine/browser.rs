@@ -49,6 +49,20 @@ struct Seen {
     written: Option<Value>,
 }
 
+impl Seen {
+    /// Slot `index` at its default: the client holds nothing (`Keep`) or nothing good
+    /// (`Remove`).
+    fn default_of(index: u32, def: &BrowserStateDef, fate: Fate) -> Seen {
+        Seen {
+            index,
+            held: Some(def.default.clone()),
+            expires_at: None,
+            fate,
+            written: None,
+        }
+    }
+}
+
 /// The browser-state slots an event has opened and written.
 #[derive(Default)]
 pub(super) struct BrowserSeen {
@@ -112,15 +126,12 @@ impl Engine {
 
     /// Opens what a client holds for browser state `index`: the value's JSON, its
     /// expiry, and what becomes of it. What does not open reads as the default.
-    fn open_held(&self, index: u32, sealer: &Sealer, sealed: &str) -> Result<Seen, ApiError> {
+    fn open_held(&self, index: u32, sealers: &[Sealer], sealed: &str) -> Result<Seen, ApiError> {
         let def = self.browser_def(index)?;
-        let default = |fate| Seen {
-            index,
-            held: Some(def.default.clone()),
-            expires_at: None,
-            fate,
-            written: None,
-        };
+        let sealer = sealers
+            .get(index as usize)
+            .ok_or_else(|| ApiError::Internal(format!("no keys for browser state {index}")))?;
+        let default = |fate| Seen::default_of(index, def, fate);
         let opened = match sealer.open(sealed) {
             Ok(opened) => opened,
             Err(error) => {
@@ -187,19 +198,10 @@ impl BrowserSeen {
         raw: Value,
     ) -> Result<AnyValue, String> {
         let def = engine.browser_def(index).map_err(|e| e.to_string())?;
-        let sealer = sealers
-            .get(index as usize)
-            .ok_or_else(|| format!("no keys for browser state {index}"))?;
         let mut seen = match raw {
-            Value::Null => Seen {
-                index,
-                held: Some(def.default.clone()),
-                expires_at: None,
-                fate: Fate::Keep,
-                written: None,
-            },
+            Value::Null => Seen::default_of(index, def, Fate::Keep),
             Value::String(sealed) => engine
-                .open_held(index, sealer, &sealed)
+                .open_held(index, sealers, &sealed)
                 .map_err(|e| e.to_string())?,
             _ => {
                 return Err("expected the sealed string an earlier answer gave, or null".to_owned());
@@ -212,9 +214,7 @@ impl BrowserSeen {
             // longer reads: the default, never a page stuck on errors.
             Err(_) => {
                 engine.rejected("old_shape");
-                seen.held = Some(def.default.clone());
-                seen.expires_at = None;
-                seen.fate = Fate::Remove;
+                seen = Seen::default_of(index, def, Fate::Remove);
                 (def.decode)(def.default.clone()).map_err(|e| {
                     format!("the default of browser state {index} does not decode: {e}")
                 })?
@@ -233,10 +233,7 @@ impl BrowserSeen {
         index: u32,
         sealed: &str,
     ) -> Result<(), ApiError> {
-        let sealer = sealers
-            .get(index as usize)
-            .ok_or_else(|| ApiError::Internal(format!("no keys for browser state {index}")))?;
-        let seen = engine.open_held(index, sealer, sealed)?;
+        let seen = engine.open_held(index, sealers, sealed)?;
         self.record(seen);
         Ok(())
     }
