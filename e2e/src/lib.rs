@@ -335,6 +335,29 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// The repository's root directory.
+pub fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs `cargo build --quiet` with `args` from the repository's root, into the target
+/// directory the tests run from (`CARGO_TARGET_DIR`, or the workspace's), so
+/// dependencies are shared. Returns that directory.
+pub fn cargo_build(args: &[&std::ffi::OsStr], what: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repository().join("target"));
+    let status = std::process::Command::new(env!("CARGO"))
+        .current_dir(repository())
+        .args(["build", "--quiet"])
+        .args(args)
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "{what} builds");
+    target
+}
+
 /// A child process (a server binary under test), killed when dropped, so a failed
 /// test leaves nothing running.
 pub struct ChildGuard(pub std::process::Child);

@@ -2,27 +2,26 @@
 //! empty directory, serves the demos to a browser. Prints its size and start-up time
 //! (`scripts/bench` copies the line into BENCHMARKS.md).
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use keepsake_e2e::{Browser, ChildGuard, scratch_dir};
+use keepsake_e2e::{Browser, ChildGuard, cargo_build, scratch_dir};
 
 fn build_release() -> PathBuf {
-    let repository = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repository.join("target"));
-    let status = Command::new(env!("CARGO"))
-        .current_dir(&repository)
-        .args(["build", "--quiet", "--release", "-p", "keepsake"])
-        .args(["--features", "demo", "--bin", "keepsake-demo"])
-        .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "the release binary builds");
-    target.join("release/keepsake-demo")
+    let args = [
+        "--release",
+        "-p",
+        "keepsake",
+        "--features",
+        "demo",
+        "--bin",
+        "keepsake-demo",
+    ];
+    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+    cargo_build(&args, "the release binary").join("release/keepsake-demo")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,30 +3,19 @@
 //! static directory, and used in headless Chromium. Its to-do items are session state
 //! (gone after a refresh); its theme is browser state (kept after a refresh).
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use keepsake_e2e::{Browser, ChildGuard, free_port};
+use keepsake_e2e::{Browser, ChildGuard, cargo_build, free_port, repository};
 
-fn repository() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Builds the example the way its author would (`cargo build` in its directory),
-/// into this workspace's target directory so dependencies are shared.
+/// Builds the example the way its author would (`cargo build` of its manifest), into
+/// the tests' target directory so dependencies are shared.
 fn build_example() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repository().join("target"));
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--manifest-path"])
-        .arg(repository().join("examples/todo/Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "examples/todo builds");
-    target.join("debug/keepsake-todo")
+    let manifest = repository().join("examples/todo/Cargo.toml");
+    let args = [OsStr::new("--manifest-path"), manifest.as_os_str()];
+    cargo_build(&args, "examples/todo").join("debug/keepsake-todo")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
