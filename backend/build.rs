@@ -8,9 +8,11 @@
 use std::path::PathBuf;
 
 fn main() {
-    println!("cargo:rerun-if-changed=client");
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
     let client = manifest.join("client");
+    // By its absolute path: the directory this script hands on is absolute, so a
+    // checkout elsewhere sharing the target directory must run it again.
+    println!("cargo:rerun-if-changed={}", client.display());
     let dir = if client.join("index.html").is_file() {
         client
     } else {
