@@ -85,7 +85,7 @@ impl Engine {
             .get_or_try_init(|| async {
                 let defs = &self.app.browser_states;
                 let seed = if defs.iter().any(|def| def.secrets.is_none()) {
-                    Some(self.store.browser_seed().await?)
+                    Some(*self.seed().await?)
                 } else {
                     None
                 };

@@ -43,6 +43,9 @@ pub(crate) struct Engine {
     metrics: Metrics,
     /// The browser states' keys, by index; derived on first use ([`browser`]).
     sealers: tokio::sync::OnceCell<Vec<crate::sealing::Sealer>>,
+    /// The store's random seed, asked for once: the root of the browser states'
+    /// random keys and of the session names of other clients' doors.
+    seed: tokio::sync::OnceCell<[u8; 32]>,
 }
 
 /// The settings an event is held to.
@@ -112,6 +115,7 @@ impl Engine {
             store,
             pushes: broadcast::channel(256).0,
             sealers: tokio::sync::OnceCell::new(),
+            seed: tokio::sync::OnceCell::new(),
         });
         engine.store.start(shutdown.clone());
         tasks::spawn(&engine, events_rx, settings.sweep_interval, shutdown);
@@ -122,6 +126,30 @@ impl Engine {
     pub(crate) async fn create_session(&self) -> Result<Arc<Session>, ApiError> {
         let id = SessionId::from_bytes(rand::random());
         Ok(self.store.create(id).await?)
+    }
+
+    /// The session named `id`, started if it is not live (idempotent: two callers
+    /// racing to start the same id get the same session). `allow_start` runs only
+    /// when a start is needed, and may refuse it (a per-client start limit).
+    pub(crate) async fn session_or_start(
+        &self,
+        id: SessionId,
+        allow_start: impl FnOnce() -> Result<(), ApiError>,
+    ) -> Result<Arc<Session>, ApiError> {
+        if let Some(session) = self.store.session(&id).await? {
+            return Ok(session);
+        }
+        allow_start()?;
+        Ok(self.store.create(id).await?)
+    }
+
+    /// The store's random seed (random per process in memory, shared by every
+    /// instance through Redis), fetched on first use.
+    pub(crate) async fn seed(&self) -> Result<&[u8; 32], ApiError> {
+        Ok(self
+            .seed
+            .get_or_try_init(|| async { self.store.browser_seed().await })
+            .await?)
     }
 
     /// A live session (a use: it moves in the LRU order and its retention restarts).

@@ -150,10 +150,23 @@ impl MemoryStore {
     /// Starts a session under `id`. At capacity the least recently used session
     /// without an open page is evicted; if every session has one, nobody is, and
     /// the start is refused.
+    ///
+    /// Under an id that is live already, it is that session (a use, as [`Self::get`]):
+    /// two starts of one id racing never make two sessions.
     pub(crate) fn create(&self, id: SessionId) -> Result<Arc<Session>, StoreError> {
+        if let Some(live) = self.get(&id) {
+            return Ok(live);
+        }
         let session = self.shape.new_session(id);
         let evicted = {
             let mut index = self.index();
+            // Started by someone else since the look above.
+            if let Some(live) = index.detached.get(&id).map(|entry| entry.session.clone()) {
+                return Ok(live);
+            }
+            if let Some(live) = index.attached.get(&id) {
+                return Ok(live.clone());
+            }
             let evicted = if index.live() >= self.capacity {
                 match index.detached.pop_lru() {
                     Some((_, entry)) => {

@@ -236,3 +236,25 @@ fn capacity_never_evicts_a_session_whose_page_is_open() {
     assert_eq!(evicted.id, third.id);
     assert!(store.get(&open.id).is_some());
 }
+
+/// Starting a session under a live id is a use of that session, not a new one: a
+/// door that names sessions after its clients' keys may race two starts of one key,
+/// and the second must not replace the first (its events would then commit to a
+/// session nobody can reach).
+#[test]
+fn starting_a_live_id_again_gives_the_same_session() {
+    let (store, mut ended) = store(4, Duration::from_secs(60));
+    let first = create(&store, id(1));
+    let again = create(&store, id(1));
+    assert!(
+        Arc::ptr_eq(&first, &again),
+        "a second session replaced the first"
+    );
+    assert_eq!(store.live_sessions(), 1);
+    assert!(ended.try_recv().is_err(), "nothing ended");
+    // With a page open on it, too.
+    assert_eq!(store.stream_opened(&first, 1), StreamOpened::Attached);
+    let attached = create(&store, id(1));
+    assert!(Arc::ptr_eq(&first, &attached));
+    assert_eq!(store.live_sessions(), 1);
+}
