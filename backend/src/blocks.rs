@@ -85,6 +85,13 @@ impl ListenerRef<'_> {
         self
     }
 
+    /// What the listener does, in a sentence or two, for API clients: shown on the
+    /// endpoints page and in Gradio's API info, and the description of its MCP tool.
+    pub fn api_description(self, text: impl Into<String>) -> Self {
+        self.config.description = Some(text.into());
+        self
+    }
+
     /// The listener's id in the app's config: what an
     /// [`keepsake_shared::event::EventRequest`] names to run it.
     pub fn id(&self) -> DependencyId {
@@ -346,6 +353,7 @@ impl Blocks {
                 inputs: wire_inputs,
                 outputs: outputs.component_ids(),
                 api_name: None,
+                description: None,
             },
             inputs: input_refs,
             handler: erased,

@@ -7,6 +7,10 @@ use rand::distr::Alphanumeric;
 use crate::components::{Button, CheckboxGroup, Markdown, Number, Textbox};
 use crate::{App, Blocks, BrowserState, BuildError, Global, State, Update};
 
+/// The most items the demo's cart holds: adding more fails with a message (the
+/// handler's error reaches the page, and the API's clients, as it is written).
+pub const MAX_CART_ITEMS: usize = 100;
+
 /// Session state: a cart per page load, held on the server; refresh empties it.
 pub fn shopping_cart() -> Result<App, BuildError> {
     let mut app = Blocks::new("shopping-cart", "Shopping cart").description(
@@ -26,11 +30,18 @@ pub fn shopping_cart() -> Result<App, BuildError> {
         (items, cart),
         cart,
         |new_items: Vec<String>, mut cart: Vec<String>| {
+            if cart.len() + new_items.len() > MAX_CART_ITEMS {
+                return Err(format!(
+                    "The cart holds at most {MAX_CART_ITEMS} items; it has {}.",
+                    cart.len()
+                ));
+            }
             cart.extend(new_items);
-            cart
+            Ok(cart)
         },
     )
-    .api_name("add_items");
+    .api_name("add_items")
+    .api_description("Adds the chosen items to this session's cart; returns the cart's size.");
     app.change(cart, cart, size, |cart: Vec<String>| cart.len() as f64);
     app.build()
 }
@@ -51,7 +62,8 @@ pub fn visitor_counter() -> Result<App, BuildError> {
         let count = count + 1;
         (count, count.to_string())
     })
-    .api_name("visit");
+    .api_name("visit")
+    .api_description("Counts a visit to the shared counter; returns the total.");
     app.bind(visitors, total, |count: &u64| count.to_string());
     app.build()
 }

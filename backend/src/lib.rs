@@ -39,6 +39,7 @@ mod api_docs;
 pub mod blocks;
 pub mod components;
 pub mod demos;
+mod doors;
 mod engine;
 pub mod error;
 pub mod handler;

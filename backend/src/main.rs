@@ -1,4 +1,5 @@
-//! `keepsake-demo`: serves the three flagship demos and the built client.
+//! `keepsake-demo`: serves the three flagship demos and the built client, with the
+//! Gradio-compatible API and MCP open.
 
 use clap::Parser;
 use keepsake::{Server, Settings, demos};
@@ -37,9 +38,12 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let cli = Cli::parse();
-    let addr = cli.settings.addr;
-    let server = Server::new(cli.settings, demos::all()?)?;
+    let mut settings = Cli::parse().settings;
+    // The demos are reachable by the clients people already use.
+    settings.gradio_api = true;
+    settings.mcp = true;
+    let addr = settings.addr;
+    let server = Server::new(settings, demos::all()?)?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     println!("Keepsake is serving on http://{local}");

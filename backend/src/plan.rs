@@ -180,42 +180,75 @@ impl App {
     pub(crate) fn dependency(&self, id: DependencyId) -> Option<&DependencyDef> {
         self.dependencies.get(id.0 as usize)
     }
+
+    /// Listener `id` and every `.change` listener an event of it may run after it
+    /// (its state outputs', transitively), `id` first; empty for an unknown id.
+    pub(crate) fn cascade(&self, id: DependencyId) -> Vec<DependencyId> {
+        if self.dependency(id).is_none() {
+            return Vec::new();
+        }
+        cascade(
+            id.0 as usize,
+            &self.dependencies,
+            &self.slots,
+            &self.state_change_listeners,
+        )
+        .into_iter()
+        .map(|listener| DependencyId(listener as u32))
+        .collect()
+    }
 }
 
 /// The globals listener `start` writes, and those of every `.change` listener its
-/// state outputs can set off (a graph walk, each listener visited once), sorted.
+/// state outputs can set off ([`cascade`]), sorted.
 fn globals_reachable(
     start: usize,
     dependencies: &[DependencyDef],
     slots: &[SlotDef],
     state_change_listeners: &[Vec<DependencyId>],
 ) -> Vec<u32> {
-    let mut globals = Vec::new();
+    let mut globals: Vec<u32> = cascade(start, dependencies, slots, state_change_listeners)
+        .into_iter()
+        .flat_map(|listener| &dependencies[listener].config.outputs)
+        .filter_map(|output| match slots.get(output.0 as usize) {
+            Some(SlotDef::Global(index)) => Some(*index),
+            _ => None,
+        })
+        .collect();
+    globals.sort_unstable();
+    globals.dedup();
+    globals
+}
+
+/// Listener `start` and every `.change` listener its state outputs can set off,
+/// transitively (a graph walk, each listener visited once), `start` first.
+fn cascade(
+    start: usize,
+    dependencies: &[DependencyDef],
+    slots: &[SlotDef],
+    state_change_listeners: &[Vec<DependencyId>],
+) -> Vec<usize> {
+    let mut visited = vec![start];
     let mut seen = vec![false; dependencies.len()];
     let mut pending = vec![start];
     seen[start] = true;
     while let Some(next) = pending.pop() {
         for output in &dependencies[next].config.outputs {
-            match slots.get(output.0 as usize) {
-                Some(SlotDef::Global(index)) => globals.push(*index),
-                Some(SlotDef::State(index)) => {
-                    for listener in state_change_listeners
-                        .get(*index as usize)
-                        .into_iter()
-                        .flatten()
-                    {
-                        let listener = listener.0 as usize;
-                        if listener < seen.len() && !seen[listener] {
-                            seen[listener] = true;
-                            pending.push(listener);
-                        }
+            if let Some(SlotDef::State(index)) = slots.get(output.0 as usize) {
+                for listener in state_change_listeners
+                    .get(*index as usize)
+                    .into_iter()
+                    .flatten()
+                {
+                    let listener = listener.0 as usize;
+                    if listener < seen.len() && !seen[listener] {
+                        seen[listener] = true;
+                        visited.push(listener);
+                        pending.push(listener);
                     }
                 }
-                _ => {}
             }
         }
     }
-    globals.sort_unstable();
-    globals.dedup();
-    globals
+    visited
 }

@@ -175,11 +175,23 @@ impl Server {
         address: IpAddr,
     ) -> Result<SessionStarted, ApiError> {
         self.engine(app)?;
-        if let Err(not_until) = self.inner.starts.check_key(&client_key(address)) {
-            let retry_after = not_until.wait_time_from(MonotonicClock.now());
-            return Err(ApiError::TooManySessionStarts { retry_after });
-        }
+        self.allow_start(Some(address))?;
         self.start_session(app).await
+    }
+
+    /// Counts a session start against `address`'s allowance (none for trusted code):
+    /// `TooManySessionStarts` once it has started `max_session_starts_per_minute` in
+    /// the last minute.
+    pub(crate) fn allow_start(&self, address: Option<IpAddr>) -> Result<(), ApiError> {
+        let Some(address) = address else {
+            return Ok(());
+        };
+        match self.inner.starts.check_key(&client_key(address)) {
+            Ok(()) => Ok(()),
+            Err(not_until) => Err(ApiError::TooManySessionStarts {
+                retry_after: not_until.wait_time_from(MonotonicClock.now()),
+            }),
+        }
     }
 
     /// Runs an event in-process, exactly as `POST .../events` does (minus HTTP).

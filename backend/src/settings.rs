@@ -174,6 +174,18 @@ pub struct Settings {
         )
     )]
     pub content_security_policy: String,
+
+    /// Opens the Gradio-compatible API under each app's URL (`/apps/{app}/config`,
+    /// `/apps/{app}/gradio_api/...`), for `gradio_client` and Gradio's curl calls.
+    /// Its calls run in Keepsake sessions named by the client's `session_hash`.
+    #[cfg_attr(feature = "cli", arg(long, env = "KEEPSAKE_GRADIO_API"))]
+    pub gradio_api: bool,
+
+    /// Opens an MCP server (streamable HTTP) at `/apps/{app}/mcp` for each app: every
+    /// listener with an `api_name` is a tool, and each MCP session is a Keepsake
+    /// session.
+    #[cfg_attr(feature = "cli", arg(long, env = "KEEPSAKE_MCP"))]
+    pub mcp: bool,
 }
 
 /// The default `Content-Security-Policy`: scripts, styles, connections and
@@ -314,6 +326,8 @@ impl Default for Settings {
             max_session_starts_per_minute: 120,
             trusted_proxies: Vec::new(),
             content_security_policy: DEFAULT_CONTENT_SECURITY_POLICY.into(),
+            gradio_api: false,
+            mcp: false,
         }
     }
 }

@@ -85,6 +85,7 @@ fn cart_config() -> AppConfig {
             inputs: vec![ITEMS, CART],
             outputs: vec![SIZE],
             api_name: None,
+            description: None,
         }],
     }
 }

@@ -251,6 +251,7 @@ fn held_lists_every_slot_the_listener_does_not_read_that_holds_a_string() {
         inputs,
         outputs,
         api_name: None,
+        description: None,
     };
     states.set(SLOT, Some("v1.k1.creds".into()));
     states.set(OTHER, Some("v1.k1.theme".into()));

@@ -43,6 +43,7 @@ fn login_config() -> AppConfig {
         inputs,
         outputs,
         api_name: None,
+        description: None,
     };
     let button = |id, label| {
         component(

@@ -286,6 +286,10 @@ pub struct DependencyConfig {
     pub outputs: Vec<ComponentId>,
     /// Name under which API clients may call it.
     pub api_name: Option<String>,
+    /// What it does, for API clients (the endpoints page, Gradio's API info, the
+    /// description of an MCP tool).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// An event on a component, or on the app itself (`component: None`: load, unload).

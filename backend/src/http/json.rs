@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRef, FromRequest, Request};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
@@ -11,15 +11,21 @@ use crate::error::ApiError;
 use crate::server::Server;
 
 /// JSON body extractor whose rejections are [`ApiError`]s with clear messages.
-pub(super) struct ApiJson<T>(pub(super) T);
+pub(crate) struct ApiJson<T>(pub(crate) T);
 
-impl<T: DeserializeOwned> FromRequest<Server> for ApiJson<T> {
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T>
+where
+    Server: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, server: &Server) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(request, server).await {
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(request, state).await {
             Ok(Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_rejection(rejection, server.settings().max_body_bytes)),
+            Err(rejection) => Err(json_rejection(
+                rejection,
+                Server::from_ref(state).settings().max_body_bytes,
+            )),
         }
     }
 }

@@ -11,6 +11,7 @@
 mod client_address;
 mod client_files;
 mod csp;
+mod gradio;
 mod json;
 mod routes;
 mod stream;
@@ -98,6 +99,7 @@ pub fn app(server: &Server) -> Router {
         .route(api::API_DOCS_ROUTE, get(routes::api_docs))
         .route("/healthz", get(routes::healthz))
         .route("/metrics", get(routes::metrics))
+        .merge(doors(server))
         .merge(client)
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(SetResponseHeaderLayer::overriding(
@@ -122,6 +124,16 @@ pub fn app(server: &Server) -> Router {
         router
     };
     router.with_state(server.clone())
+}
+
+/// The doors for other clients that the settings open: the Gradio-compatible API
+/// ([`gradio`]).
+fn doors(server: &Server) -> Router<Server> {
+    let mut doors = Router::new();
+    if server.settings().gradio_api {
+        doors = doors.merge(gradio::router(server));
+    }
+    doors
 }
 
 /// Cross-origin access for the configured origins only; none by default, so only

@@ -1,0 +1,103 @@
+//! Sessions named by a door's client: a Gradio client's `session_hash`, chosen by
+//! the client, names a Keepsake session that lives, ends and counts exactly as a
+//! page's does (capacity, retention, per-client start limit, event rate).
+//!
+//! The client's name is never the session id. The id is derived from it with a key
+//! only the server has (HKDF-SHA256 over the store's seed, which every instance on a
+//! Redis namespace shares), under the door's own label: a name chosen by one client
+//! reaches nobody else's session, no session of another door, and no session the
+//! server issued (those are random, and an id derived here cannot be aimed at one
+//! without the key).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hkdf::Hkdf;
+use keepsake_shared::SessionId;
+use sha2::Sha256;
+
+use crate::engine::Engine;
+use crate::error::ApiError;
+use crate::server::Server;
+use crate::session::Session;
+
+/// Salt of the derivation: apart from every other use of the seed.
+const SALT: &[u8] = b"keepsake door session v1";
+
+/// Longest client name taken (Gradio's clients send a UUID, 36 characters).
+pub(crate) const MAX_KEY_LEN: usize = 128;
+/// Shortest: a name is the only secret of its session, so a tiny one is refused.
+pub(crate) const MIN_KEY_LEN: usize = 8;
+
+/// Checks a client's session name: 8 to 128 ASCII letters, digits, `-` or `_`.
+pub(crate) fn check_key(key: &str) -> Result<(), ApiError> {
+    let ok = (MIN_KEY_LEN..=MAX_KEY_LEN).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    match ok {
+        true => Ok(()),
+        false => Err(ApiError::BadRequest(format!(
+            "a session_hash is {MIN_KEY_LEN} to {MAX_KEY_LEN} ASCII letters, digits, '-' or '_'"
+        ))),
+    }
+}
+
+/// The session `door`'s client `key` names in `engine`'s app, started if it is not
+/// live (a start counted against `address` as a page's start is).
+pub(crate) async fn keyed_session(
+    server: &Server,
+    engine: &Engine,
+    door: &str,
+    key: &str,
+    address: Option<IpAddr>,
+) -> Result<Arc<Session>, ApiError> {
+    check_key(key)?;
+    let id = derive(engine.seed().await?, door, key);
+    engine
+        .session_or_start(id, || server.allow_start(address))
+        .await
+}
+
+fn derive(seed: &[u8; 32], door: &str, key: &str) -> SessionId {
+    let mut bytes = [0u8; 16];
+    let info = [door.as_bytes(), &[0], key.as_bytes()].concat();
+    // 16 bytes is far below HKDF-SHA256's limit of 8160: expand cannot fail.
+    let _ = Hkdf::<Sha256>::new(Some(SALT), seed).expand(&info, &mut bytes);
+    SessionId::from_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_bound_to_their_door_and_the_seed() {
+        let seed = [7u8; 32];
+        let id = derive(&seed, "gradio", "0123456789abcdef");
+        assert_eq!(id, derive(&seed, "gradio", "0123456789abcdef"));
+        assert_ne!(id, derive(&seed, "mcp", "0123456789abcdef"));
+        assert_ne!(id, derive(&seed, "gradio", "0123456789abcdeF"));
+        assert_ne!(id, derive(&[8u8; 32], "gradio", "0123456789abcdef"));
+        // The door and the key cannot be shifted into each other.
+        assert_ne!(
+            derive(&seed, "gradio1", "23456789"),
+            derive(&seed, "gradio", "123456789")
+        );
+    }
+
+    #[test]
+    fn keys_are_checked() {
+        assert!(check_key("0d6f1c3e-5b1a-4a39-9a5c-2f0f5b6c7d8e").is_ok());
+        for bad in [
+            "short",
+            "",
+            "has space 12345",
+            "ümlaut123",
+            &"a".repeat(129),
+            "../../etc/pw",
+        ] {
+            assert!(check_key(bad).is_err(), "{bad:?} was taken");
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Gradio's two-step calls, as its curl examples use them:
+//! `POST .../call/{api_name}` with `{"data": [parameters...]}` runs the listener and
+//! answers `{"event_id": ...}`; `GET .../call/{api_name}/{event_id}` answers the
+//! outcome once as server-sent events: `event: complete` with the outputs, or
+//! `event: error` with the message.
+//!
+//! `data` holds the parameters only (no `null`s for state slots). A body with a
+//! `session_hash` runs in that client's session, as `queue/join` does; without one,
+//! each call gets a session of its own. Outcomes wait at most
+//! [`OUTCOME_KEPT_FOR`] for their `GET`, and at most `limit` at once.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::sse::{Event, Sse};
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::super::client_address::ClientAddress;
+use super::super::json::ApiJson;
+use super::{DOOR, Shared};
+use crate::doors::sessions::keyed_session;
+use crate::error::ApiError;
+
+/// How long an outcome waits for its `GET`.
+pub(crate) const OUTCOME_KEPT_FOR: Duration = Duration::from_secs(300);
+
+/// An outcome waiting for its `GET`: when it was made, the endpoint's name (which
+/// the `GET` must repeat), and the outputs or the error's message.
+type Waiting = (Instant, String, Result<Vec<Value>, String>);
+
+/// One app's outcomes waiting for their `GET`, by event id.
+pub(crate) struct Calls {
+    outcomes: Mutex<HashMap<String, Waiting>>,
+    limit: usize,
+}
+
+impl Calls {
+    pub(crate) fn new(limit: usize) -> Self {
+        Calls {
+            outcomes: Mutex::new(HashMap::new()),
+            limit: limit.max(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Waiting>> {
+        self.outcomes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct CallBody {
+    data: Vec<Value>,
+    #[serde(default)]
+    session_hash: Option<String>,
+}
+
+pub(super) async fn start(
+    State(door): State<Shared>,
+    Path((app, api_name)): Path<(String, String)>,
+    ClientAddress(address): ClientAddress,
+    ApiJson(body): ApiJson<CallBody>,
+) -> Result<Json<Value>, ApiError> {
+    let app_door = door.app(&app)?;
+    let endpoint = app_door
+        .endpoints
+        .iter()
+        .find(|endpoint| endpoint.api_name == api_name)
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!("this app has no endpoint named {api_name:?}"))
+        })?;
+    {
+        let mut outcomes = app_door.calls.lock();
+        if outcomes.len() >= app_door.calls.limit {
+            outcomes.retain(|_, (at, _, _)| at.elapsed() < OUTCOME_KEPT_FOR);
+            if outcomes.len() >= app_door.calls.limit {
+                return Err(ApiError::AtCapacity);
+            }
+        }
+    }
+    let outcome = async {
+        let parameters = endpoint.parameters().count();
+        if body.data.len() != parameters {
+            return Err(ApiError::InvalidInput(format!(
+                "`{api_name}` takes {parameters} parameters, got {}",
+                body.data.len()
+            )));
+        }
+        let mut given = body.data.into_iter();
+        let positional = endpoint
+            .inputs
+            .iter()
+            .map(|slot| match slot.hidden {
+                true => Value::Null,
+                false => given.next().unwrap_or(Value::Null),
+            })
+            .collect();
+        let request = endpoint.request_positional(positional)?;
+        let session = match &body.session_hash {
+            Some(key) => keyed_session(&door.server, &app_door.engine, DOOR, key, address).await?,
+            None => {
+                door.server.allow_start(address)?;
+                app_door.engine.create_session().await?
+            }
+        };
+        let result = app_door.engine.run_event(&session.id, request).await?;
+        Ok(endpoint.output_values(&result))
+    }
+    .await
+    .map_err(|error| crate::doors::user_message(&error));
+    let event_id = super::event_id();
+    app_door
+        .calls
+        .lock()
+        .insert(event_id.clone(), (Instant::now(), api_name, outcome));
+    Ok(Json(json!({ "event_id": event_id })))
+}
+
+pub(super) async fn result(
+    State(door): State<Shared>,
+    Path((app, api_name, event_id)): Path<(String, String, String)>,
+) -> Result<Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError> {
+    let app_door = door.app(&app)?;
+    let outcome = {
+        let mut outcomes = app_door.calls.lock();
+        match outcomes.get(&event_id) {
+            Some((at, name, _)) if *name == api_name && at.elapsed() < OUTCOME_KEPT_FOR => {
+                outcomes.remove(&event_id).map(|(_, _, outcome)| outcome)
+            }
+            _ => None,
+        }
+    }
+    .ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "no outcome of `{api_name}` waits under this event id (each is given once, within {} s)",
+            OUTCOME_KEPT_FOR.as_secs()
+        ))
+    })?;
+    let event = match outcome {
+        Ok(data) => Event::default()
+            .event("complete")
+            .data(Value::from(data).to_string()),
+        Err(message) => Event::default()
+            .event("error")
+            .data(Value::from(message).to_string()),
+    };
+    Ok(Sse::new(futures::stream::iter([Ok(event)])))
+}

@@ -1,0 +1,261 @@
+//! The Gradio-compatible door: what the official `gradio_client` (Python, and the
+//! JavaScript client's same protocol, `sse_v3`) calls, under each app's URL:
+//!
+//! - `GET /apps/{app}/config` and `GET /apps/{app}/gradio_api/info` ([`config`]);
+//! - `POST .../gradio_api/queue/join` then `GET .../gradio_api/queue/data?session_hash=`
+//!   (the event's messages, [`queue`]);
+//! - `POST .../gradio_api/call/{api_name}` then `GET .../call/{api_name}/{event_id}`
+//!   (the two-step calls of Gradio's curl examples, [`calls`]).
+//!
+//! A call runs the listener as a page's event does, in the Keepsake session the
+//! client's `session_hash` names ([`crate::doors::sessions`]): one `Client` keeps its
+//! cart across calls, another `Client` has its own.
+
+mod calls;
+mod config;
+mod queue;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Path, Query, State};
+use axum::response::sse::{Event, Sse};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use self::calls::Calls;
+use self::queue::{Next, Queue};
+use super::client_address::ClientAddress;
+use super::json::ApiJson;
+use crate::doors::endpoint::Endpoint;
+use crate::doors::sessions::{check_key, keyed_session};
+use crate::engine::Engine;
+use crate::error::ApiError;
+use crate::server::Server;
+
+/// The label that keeps this door's session names apart from other doors'.
+const DOOR: &str = "gradio";
+
+/// One app behind the door.
+struct AppDoor {
+    engine: Arc<Engine>,
+    endpoints: Vec<Endpoint>,
+    config: Value,
+    info: Value,
+    queue: Queue,
+    calls: Calls,
+}
+
+struct Door {
+    server: Server,
+    apps: HashMap<String, AppDoor>,
+}
+
+type Shared = Arc<Door>;
+
+impl axum::extract::FromRef<Shared> for Server {
+    fn from_ref(door: &Shared) -> Server {
+        door.server.clone()
+    }
+}
+
+impl Door {
+    fn app(&self, app: &str) -> Result<&AppDoor, ApiError> {
+        self.apps
+            .get(app)
+            .ok_or_else(|| ApiError::UnknownApp(app.chars().take(64).collect()))
+    }
+}
+
+/// The door's routes for every app on `server`.
+pub(crate) fn router<S: Clone + Send + Sync + 'static>(server: &Server) -> Router<S> {
+    let limit = usize::try_from(server.settings().session_capacity).unwrap_or(usize::MAX);
+    let apps = server
+        .inner
+        .apps
+        .iter()
+        .map(|(id, engine)| {
+            let endpoints = Endpoint::all(&engine.app);
+            let door = AppDoor {
+                config: config::config(engine.app.config(), &endpoints),
+                info: config::info(&endpoints),
+                endpoints,
+                engine: engine.clone(),
+                queue: Queue::new(limit),
+                calls: Calls::new(limit),
+            };
+            (id.0.clone(), door)
+        })
+        .collect();
+    let door = Arc::new(Door {
+        server: server.clone(),
+        apps,
+    });
+    let api = "/apps/{app}/gradio_api";
+    Router::new()
+        .route("/apps/{app}/config", get(get_config))
+        .route(&format!("{api}/info"), get(get_info))
+        .route(&format!("{api}/queue/join"), post(join))
+        .route(&format!("{api}/queue/data"), get(data))
+        .route(&format!("{api}/call/{{api_name}}"), post(calls::start))
+        .route(
+            &format!("{api}/call/{{api_name}}/{{event_id}}"),
+            get(calls::result),
+        )
+        .route(&format!("{api}/cancel"), post(cancel))
+        .route(&format!("{api}/reset"), post(cancel))
+        .with_state(door)
+}
+
+async fn get_config(
+    State(door): State<Shared>,
+    Path(app): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(door.app(&app)?.config.clone()))
+}
+
+async fn get_info(
+    State(door): State<Shared>,
+    Path(app): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(door.app(&app)?.info.clone()))
+}
+
+/// Events are all-or-nothing and short: one that started finishes. A cancel is
+/// answered, and changes nothing.
+async fn cancel() -> Json<Value> {
+    Json(json!({ "success": false }))
+}
+
+/// The body of `queue/join` (what `gradio_client` sends; other fields are ignored).
+#[derive(Deserialize)]
+struct Join {
+    data: Vec<Value>,
+    fn_index: u32,
+    session_hash: String,
+}
+
+async fn join(
+    State(door): State<Shared>,
+    Path(app): Path<String>,
+    ClientAddress(address): ClientAddress,
+    ApiJson(body): ApiJson<Join>,
+) -> Result<Json<Value>, ApiError> {
+    let app_door = door.app(&app)?;
+    check_key(&body.session_hash)?;
+    let endpoint = app_door
+        .endpoints
+        .iter()
+        .find(|endpoint| endpoint.dependency.0 == body.fn_index)
+        .ok_or(ApiError::UnknownDependency(body.fn_index))?
+        .clone();
+    let event_id = event_id();
+    app_door.queue.join(&body.session_hash, &event_id)?;
+    let key = body.session_hash;
+    let answer = Json(json!({ "event_id": event_id }));
+    tokio::spawn(async move {
+        let Ok(app_door) = door.app(&app) else { return };
+        app_door.queue.post(
+            &key,
+            json!({"msg": "process_starts", "event_id": event_id, "eta": null}),
+        );
+        let started = Instant::now();
+        let outcome = run(&door.server, app_door, &endpoint, &key, address, body.data).await;
+        let output = match outcome {
+            Ok(data) => json!({
+                "msg": "process_completed", "event_id": event_id, "success": true,
+                "output": { "data": data, "is_generating": false, "duration": started.elapsed().as_secs_f64() },
+            }),
+            Err(error) => json!({
+                "msg": "process_completed", "event_id": event_id, "success": false,
+                "output": { "error": crate::doors::user_message(&error), "title": "Error" },
+            }),
+        };
+        app_door.queue.complete(&key, output);
+    });
+    Ok(answer)
+}
+
+/// Runs `endpoint` with one value per input position in `key`'s session.
+async fn run(
+    server: &Server,
+    app: &AppDoor,
+    endpoint: &Endpoint,
+    key: &str,
+    address: Option<IpAddr>,
+    data: Vec<Value>,
+) -> Result<Vec<Value>, ApiError> {
+    let request = endpoint.request_positional(data)?;
+    let session = keyed_session(server, &app.engine, DOOR, key, address).await?;
+    let result = app.engine.run_event(&session.id, request).await?;
+    Ok(endpoint.output_values(&result))
+}
+
+#[derive(Deserialize)]
+struct DataQuery {
+    session_hash: String,
+}
+
+/// The client's messages as server-sent events, `data: {json}` each; a
+/// `heartbeat` message while nothing comes (Gradio's clients take only `data:`
+/// lines, so no comment keep-alives), `close_stream` at the end.
+async fn data(
+    State(door): State<Shared>,
+    Path(app): Path<String>,
+    Query(query): Query<DataQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError> {
+    door.app(&app)?;
+    check_key(&query.session_hash)?;
+    let heartbeat = door.server.settings().heartbeat;
+    let key = query.session_hash;
+    let stream = futures::stream::unfold(Some((door, app, key)), move |state| async move {
+        let (door, app, key) = state?;
+        let queue = |door: &Door| {
+            door.app(&app)
+                .map_or(Next::Close, |app| app.queue.next(&key))
+        };
+        let mut next = queue(&door);
+        let message = loop {
+            match next {
+                Next::Send(message) => break Some(message),
+                Next::Close => break None,
+                Next::Wait(arrived) => {
+                    let arrival = arrived.notified();
+                    tokio::pin!(arrival);
+                    // Registered before looking again: a message posted in between
+                    // wakes it.
+                    arrival.as_mut().enable();
+                    next = queue(&door);
+                    if let Next::Wait(_) = next {
+                        if tokio::time::timeout(heartbeat, arrival).await.is_err() {
+                            break Some(json!({ "msg": "heartbeat" }));
+                        }
+                        next = queue(&door);
+                    }
+                }
+            }
+        };
+        Some(match message {
+            Some(message) => (
+                Ok(Event::default().data(message.to_string())),
+                Some((door, app, key)),
+            ),
+            None => {
+                let close = json!({ "msg": "close_stream", "event_id": null });
+                (Ok(Event::default().data(close.to_string())), None)
+            }
+        })
+    });
+    Ok(Sse::new(stream))
+}
+
+/// A fresh event id: 128 random bits, hex.
+fn event_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
