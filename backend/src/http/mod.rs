@@ -13,6 +13,7 @@ mod client_files;
 mod csp;
 mod gradio;
 mod json;
+mod mcp;
 mod routes;
 mod stream;
 
@@ -127,11 +128,14 @@ pub fn app(server: &Server) -> Router {
 }
 
 /// The doors for other clients that the settings open: the Gradio-compatible API
-/// ([`gradio`]).
+/// ([`gradio`]) and MCP ([`mcp`]).
 fn doors(server: &Server) -> Router<Server> {
     let mut doors = Router::new();
     if server.settings().gradio_api {
         doors = doors.merge(gradio::router(server));
+    }
+    if server.settings().mcp {
+        doors = doors.merge(mcp::router(server));
     }
     doors
 }
