@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Keepsake's build and tests need, skipping whatever is already there at
 # the right version: the wasm32 target, trunk, wasm-bindgen-cli (the version in
-# Cargo.lock), and Debian's binaryen, chromium, chromium-driver and redis-server.
+# Cargo.lock), Debian's binaryen, chromium, chromium-driver and redis-server, and the
+# pinned Python clients of the door tests.
 # Sourced by scripts/run and scripts/test; safe to run again and again.
 set -euo pipefail
 
@@ -104,8 +105,28 @@ install_esbuild() {
   install_npm_tool "$ESBUILD_DIR" "esbuild@$ESBUILD_VERSION" esbuild "$ESBUILD_VERSION"
 }
 
+# The Python clients the door tests drive (gradio_client, the MCP SDK), pinned with
+# every dependency in e2e/clients/requirements.txt, in a virtual environment named
+# after that file's hash: a changed pin makes a new one, an unchanged one is reused.
+install_python_clients() {
+  local requirements="$ROOT/e2e/clients/requirements.txt" hash
+  hash="$(sha256sum "$requirements" | cut -c1-16)"
+  CLIENTS_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/keepsake/clients-$hash"
+  export KEEPSAKE_CLIENTS_PYTHON="$CLIENTS_VENV/bin/python"
+  if [ -f "$CLIENTS_VENV/.complete" ]; then
+    say "Python clients present (gradio_client, mcp)"
+    return
+  fi
+  say "Installing the Python clients (gradio_client, mcp) into $CLIENTS_VENV"
+  rm -rf "$CLIENTS_VENV"
+  python3 -m venv "$CLIENTS_VENV"
+  "$CLIENTS_VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$requirements"
+  touch "$CLIENTS_VENV/.complete"
+}
+
 install_all() {
   install_debian_packages
+  install_python_clients
   install_binaryen
   install_esbuild
   install_wasm_target

@@ -36,14 +36,24 @@ pub struct RunningServer {
 impl RunningServer {
     /// Serves `apps` and the built client on 127.0.0.1:`port`.
     pub async fn start(port: u16, apps: Vec<App>) -> RunningServer {
-        let settings = Settings {
+        RunningServer::start_with(RunningServer::settings(port), apps).await
+    }
+
+    /// The settings [`RunningServer::start`] serves with.
+    pub fn settings(port: u16) -> Settings {
+        Settings {
             addr: ([127, 0, 0, 1], port).into(),
             // The client built into the server (scripts/test builds it first).
             static_dir: None,
             heartbeat: Duration::from_secs(2),
             sweep_interval: Duration::from_millis(100),
             ..Settings::default()
-        };
+        }
+    }
+
+    /// Serves `apps` with `settings` (on the port of their address).
+    pub async fn start_with(settings: Settings, apps: Vec<App>) -> RunningServer {
+        let port = settings.addr.port();
         let server = Server::new(settings, apps).expect("apps mount");
         // The port may still be held by a server that was just stopped.
         let deadline = Instant::now() + PATIENCE;

@@ -4,7 +4,8 @@
 //! outcome once as server-sent events: `event: complete` with the outputs, or
 //! `event: error` with the message.
 //!
-//! `data` holds the parameters only (no `null`s for state slots). A body with a
+//! `data` holds the parameters only (no `null`s for state slots), and the answer
+//! the returned outputs only. A body with a
 //! `session_hash` runs in that client's session, as `queue/join` does; without one,
 //! each call gets a session of its own. Outcomes wait at most
 //! [`OUTCOME_KEPT_FOR`] for their `GET`, and at most `limit` at once.
@@ -110,7 +111,15 @@ pub(super) async fn start(
             }
         };
         let result = app_door.engine.run_event(&session.id, request).await?;
-        Ok(endpoint.output_values(&result))
+        // The returned outputs only, as `data` held the parameters only.
+        let values = endpoint.output_values(&result).into_iter();
+        Ok(endpoint
+            .outputs
+            .iter()
+            .zip(values)
+            .filter(|(slot, _)| !slot.hidden)
+            .map(|(_, value)| value)
+            .collect::<Vec<_>>())
     }
     .await
     .map_err(|error| crate::doors::user_message(&error));
