@@ -1,0 +1,381 @@
+//! The doors for other clients (the Gradio-compatible API and MCP), spoken by hand
+//! on the wire: sessions named by a client reach nothing else, obey the same start
+//! limit, capacity and retention as a page's, and bad input through either door is
+//! refused with the same message and changes nothing. (The real clients,
+//! `gradio_client` and the MCP SDK, are driven by `e2e/tests/clients.rs`.) Runs on
+//! memory and, in the test command, on Redis.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use keepsake::{Settings, demos};
+use serde_json::{Value, json};
+use support::{TestServer, component, dependency, fast_settings, value_of};
+
+const CART: &str = "shopping-cart";
+
+async fn start(settings: Settings) -> TestServer {
+    let settings = Settings {
+        gradio_api: true,
+        mcp: true,
+        ..settings
+    };
+    TestServer::start(settings, vec![demos::shopping_cart().unwrap()]).await
+}
+
+/// The `data:` payloads of a server-sent event stream, until `stop` says so or 10 s
+/// pass (a stream that never ends is a failure, not a hang).
+async fn sse_data(response: reqwest::Response, mut stop: impl FnMut(&Value) -> bool) -> Vec<Value> {
+    let mut bytes = response.bytes_stream();
+    let mut buffer = String::new();
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let chunk = tokio::time::timeout_at(deadline, bytes.next())
+            .await
+            .expect("the stream answered within 10 s");
+        let Some(Ok(chunk)) = chunk else { return seen };
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            for line in block.lines() {
+                // (MCP's streams open with an empty event, for resumption.)
+                if let Some(data) = line.strip_prefix("data:").filter(|d| !d.trim().is_empty()) {
+                    let value: Value = serde_json::from_str(data.trim()).unwrap();
+                    let done = stop(&value);
+                    seen.push(value);
+                    if done {
+                        return seen;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One call through the Gradio queue, as `gradio_client` makes it: the outputs, or
+/// the error message of a failed event. A refused join is `Err` with the answer's
+/// status and body.
+async fn gradio(
+    server: &TestServer,
+    hash: &str,
+    data: Value,
+) -> Result<Result<Vec<Value>, String>, (u16, String)> {
+    let join = server
+        .client
+        .post(server.url(&format!("/apps/{CART}/gradio_api/queue/join")))
+        .json(&json!({ "data": data, "fn_index": 0, "session_hash": hash }))
+        .send()
+        .await
+        .unwrap();
+    let status = join.status().as_u16();
+    if status != 200 {
+        return Err((status, join.text().await.unwrap()));
+    }
+    let event_id = join.json::<Value>().await.unwrap()["event_id"].clone();
+    let stream = server
+        .client
+        .get(server.url(&format!(
+            "/apps/{CART}/gradio_api/queue/data?session_hash={hash}"
+        )))
+        .send()
+        .await
+        .unwrap();
+    let messages = sse_data(stream, |m| m["msg"] == "close_stream").await;
+    let done = messages
+        .iter()
+        .find(|m| m["msg"] == "process_completed" && m["event_id"] == event_id)
+        .unwrap_or_else(|| panic!("no process_completed in {messages:?}"));
+    Ok(match done["success"].as_bool() {
+        Some(true) => Ok(done["output"]["data"].as_array().unwrap().clone()),
+        _ => Err(done["output"]["error"].as_str().unwrap().to_owned()),
+    })
+}
+
+/// The cart size a successful Gradio call returned (outputs: the cart state, then
+/// "Cart Size").
+fn size(outputs: Result<Result<Vec<Value>, String>, (u16, String)>) -> Value {
+    outputs.unwrap().unwrap()[1].clone()
+}
+
+/// A session of the MCP door, spoken as JSON-RPC over streamable HTTP.
+struct Mcp<'a> {
+    server: &'a TestServer,
+    session: String,
+    next_id: u64,
+}
+
+impl<'a> Mcp<'a> {
+    async fn post(
+        server: &TestServer,
+        session: Option<&str>,
+        body: Value,
+    ) -> (Option<String>, Option<Value>) {
+        let mut request = server
+            .client
+            .post(server.url(&format!("/apps/{CART}/mcp")))
+            .header("accept", "application/json, text/event-stream")
+            .json(&body);
+        if let Some(session) = session {
+            request = request
+                .header("mcp-session-id", session)
+                .header("mcp-protocol-version", "2025-06-18");
+        }
+        let response = request.send().await.unwrap();
+        assert!(
+            response.status().is_success(),
+            "MCP answered {}",
+            response.status()
+        );
+        let session = response
+            .headers()
+            .get("mcp-session-id")
+            .map(|v| v.to_str().unwrap().to_owned());
+        if body.get("id").is_none() {
+            return (session, None);
+        }
+        let answer = sse_data(response, |m| m.get("id").is_some()).await;
+        (session, answer.into_iter().find(|m| m.get("id").is_some()))
+    }
+
+    async fn open(server: &'a TestServer) -> Mcp<'a> {
+        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "keepsake-test", "version": "0"}}});
+        let (session, answer) = Mcp::post(server, None, init).await;
+        assert!(answer.unwrap()["result"]["serverInfo"].is_object());
+        let session = session.expect("an Mcp-Session-Id");
+        let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        Mcp::post(server, Some(&session), initialized).await;
+        Mcp {
+            server,
+            session,
+            next_id: 1,
+        }
+    }
+
+    /// A tool call's result: `Ok(structured content)` or `Err(message)` of a tool error.
+    async fn call(&mut self, arguments: Value) -> Result<Value, String> {
+        self.next_id += 1;
+        let call = json!({"jsonrpc": "2.0", "id": self.next_id, "method": "tools/call",
+            "params": {"name": "add_items", "arguments": arguments}});
+        let (_, answer) = Mcp::post(self.server, Some(&self.session), call).await;
+        let result = answer.unwrap()["result"].clone();
+        match result["isError"].as_bool() {
+            Some(true) => Err(result["content"][0]["text"].as_str().unwrap().to_owned()),
+            _ => Ok(result["structuredContent"].clone()),
+        }
+    }
+}
+
+/// The attack: a Gradio client names its session after a page's session id (or any
+/// name another client uses on another door). It gets a session of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_chosen_name_reaches_only_its_own_session() {
+    let server = start(fast_settings()).await;
+    let config = server.config(CART).await;
+    let (add, cart_size) = (
+        dependency(&config, "add_items"),
+        component(&config, "Cart Size"),
+    );
+    let page = server.start_session(CART).await;
+    for _ in 0..2 {
+        server
+            .event(CART, &page, add, vec![json!(["Milk"]), Value::Null])
+            .await
+            .unwrap();
+    }
+    // The page's own id, as a session_hash: a fresh cart, not the page's (size 2).
+    assert_eq!(
+        size(gradio(&server, page.as_str(), json!([["Milk"], null])).await),
+        json!(1.0)
+    );
+    assert_eq!(
+        size(gradio(&server, page.as_str(), json!([["Milk"], null])).await),
+        json!(2.0)
+    );
+    let result = server
+        .event(CART, &page, add, vec![json!(["Milk"]), Value::Null])
+        .await
+        .unwrap();
+    assert_eq!(
+        value_of(&result, cart_size),
+        Some(json!(3.0)),
+        "the page's cart was reached"
+    );
+
+    // An MCP session has its own cart, whatever the Gradio door's clients are called.
+    let mut mcp = Mcp::open(&server).await;
+    assert_eq!(
+        mcp.call(json!({"items": ["Milk"]})).await,
+        Ok(json!({"cart_size": 1.0}))
+    );
+    assert_eq!(
+        size(gradio(&server, &mcp.session.clone(), json!([["Milk"], null])).await),
+        json!(1.0)
+    );
+    assert_eq!(
+        mcp.call(json!({"items": ["Milk"]})).await,
+        Ok(json!({"cart_size": 2.0}))
+    );
+
+    // A name too short to be a secret, or with characters outside the set, is refused.
+    for bad in ["short", "no spaces here", "../../../etc", &"x".repeat(129)] {
+        let (status, _) = gradio(&server, bad, json!([["Milk"], null]))
+            .await
+            .unwrap_err();
+        assert_eq!(status, 400, "{bad:?}");
+    }
+    server.stop().await;
+}
+
+/// Door sessions start, count and end as a page's: the start limit per address, the
+/// capacity (the least recently used is evicted) and the retention.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn door_sessions_obey_the_start_limit_capacity_and_retention() {
+    let limited = Settings {
+        max_session_starts_per_minute: 3,
+        ..fast_settings()
+    };
+    let server = start(limited).await;
+    for n in 0..3 {
+        assert_eq!(
+            size(gradio(&server, &format!("client-{n:04}"), json!([["Milk"], null])).await),
+            json!(1.0)
+        );
+    }
+    let refused = gradio(&server, "client-0003", json!([["Milk"], null]))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(refused.contains("too many sessions"), "{refused}");
+    // A session that lives is no start: it goes on.
+    assert_eq!(
+        size(gradio(&server, "client-0000", json!([["Milk"], null])).await),
+        json!(2.0)
+    );
+    server.stop().await;
+
+    let small = Settings {
+        session_capacity: 2,
+        session_retention: Duration::from_millis(400),
+        ..fast_settings()
+    };
+    let server = start(small).await;
+    for name in ["client-aaaa", "client-bbbb"] {
+        assert_eq!(
+            size(gradio(&server, name, json!([["Milk"], null])).await),
+            json!(1.0)
+        );
+    }
+    // A third evicts the least recently used (aaaa): its cart starts again.
+    assert_eq!(
+        size(gradio(&server, "client-cccc", json!([["Milk"], null])).await),
+        json!(1.0)
+    );
+    assert_eq!(
+        size(gradio(&server, "client-aaaa", json!([["Milk"], null])).await),
+        json!(1.0)
+    );
+    // And after the retention, a session is gone.
+    assert_eq!(
+        size(gradio(&server, "client-aaaa", json!([["Milk"], null])).await),
+        json!(2.0)
+    );
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(
+        size(gradio(&server, "client-aaaa", json!([["Milk"], null])).await),
+        json!(1.0)
+    );
+    server.stop().await;
+}
+
+/// A barrage of bad values through both doors: each refused, with the same message
+/// by either door, and the cart as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_alike_by_both_doors_and_changes_nothing() {
+    let server = start(fast_settings()).await;
+    let hash = "barrage-client-1";
+    assert_eq!(
+        size(gradio(&server, hash, json!([["Milk"], null])).await),
+        json!(1.0)
+    );
+    let mut mcp = Mcp::open(&server).await;
+    assert_eq!(
+        mcp.call(json!({"items": ["Milk"]})).await,
+        Ok(json!({"cart_size": 1.0}))
+    );
+
+    let bad_items = [
+        json!(["Nope"]),
+        json!("Milk"),
+        json!(5),
+        json!(true),
+        json!({"Milk": 1}),
+        json!([["Milk"]]),
+        json!([null]),
+        json!(["Milk", 7]),
+        json!(["x".repeat(10_000)]),
+        json!([["Cereal", "Milk"], "Water"]),
+    ];
+    for items in &bad_items {
+        let gradio_error = gradio(&server, hash, json!([items, null]))
+            .await
+            .unwrap()
+            .unwrap_err();
+        let mcp_error = mcp.call(json!({ "items": items })).await.unwrap_err();
+        assert_eq!(
+            gradio_error, mcp_error,
+            "the doors word {items} differently"
+        );
+        assert!(gradio_error.contains("Items"), "{gradio_error}");
+    }
+    // Shapes only one door has.
+    for data in [
+        json!([]),
+        json!([["Milk"]]),
+        json!([["Milk"], null, null]),
+        json!("Milk"),
+    ] {
+        match gradio(&server, hash, data.clone()).await {
+            Ok(outcome) => assert!(outcome.is_err(), "{data} was taken"),
+            Err((status, _)) => assert_eq!(status, 400, "{data}"),
+        }
+    }
+    for arguments in [
+        json!({"bogus": 1}),
+        json!({"items": ["Milk"], "more": true}),
+    ] {
+        let error = mcp.call(arguments).await.unwrap_err();
+        assert!(error.contains("no parameter"), "{error}");
+    }
+    for body in [
+        json!({}),
+        json!({"data": [], "fn_index": 99, "session_hash": hash}),
+        json!({"data": 1}),
+    ] {
+        let status = server
+            .client
+            .post(server.url(&format!("/apps/{CART}/gradio_api/queue/join")))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status.is_client_error(), "{body} answered {status}");
+    }
+    // Nothing changed: each cart goes on from one.
+    assert_eq!(
+        size(gradio(&server, hash, json!([["Milk"], null])).await),
+        json!(2.0)
+    );
+    assert_eq!(
+        mcp.call(json!({"items": ["Milk"]})).await,
+        Ok(json!({"cart_size": 2.0}))
+    );
+    server.stop().await;
+}
