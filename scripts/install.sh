@@ -2,7 +2,7 @@
 # Installs what Keepsake's build and tests need, skipping whatever is already there at
 # the right version: the wasm32 target, trunk, wasm-bindgen-cli (the version in
 # Cargo.lock), Debian's binaryen, chromium, chromium-driver and redis-server, and the
-# pinned Python clients of the door tests.
+# pinned Python and JavaScript clients of the door tests.
 # Sourced by scripts/run and scripts/test; safe to run again and again.
 set -euo pipefail
 
@@ -124,9 +124,28 @@ install_python_clients() {
   touch "$CLIENTS_VENV/.complete"
 }
 
+# Gradio's JavaScript client for the door tests, as e2e/clients/package-lock.json
+# pins it, in a directory named after the lock's hash.
+install_js_clients() {
+  local source="$ROOT/e2e/clients" hash
+  hash="$(cat "$source/package.json" "$source/package-lock.json" | sha256sum | cut -c1-16)"
+  export KEEPSAKE_JS_CLIENTS="${XDG_CACHE_HOME:-$HOME/.cache}/keepsake/js-clients-$hash"
+  if [ -f "$KEEPSAKE_JS_CLIENTS/.complete" ]; then
+    say "JavaScript client present (@gradio/client)"
+    return
+  fi
+  say "Installing the JavaScript client (@gradio/client) into $KEEPSAKE_JS_CLIENTS"
+  rm -rf "$KEEPSAKE_JS_CLIENTS"
+  mkdir -p "$KEEPSAKE_JS_CLIENTS"
+  cp "$source/package.json" "$source/package-lock.json" "$KEEPSAKE_JS_CLIENTS/"
+  npm ci --prefix "$KEEPSAKE_JS_CLIENTS" --no-audit --no-fund --loglevel=error >/dev/null
+  touch "$KEEPSAKE_JS_CLIENTS/.complete"
+}
+
 install_all() {
   install_debian_packages
   install_python_clients
+  install_js_clients
   install_binaryen
   install_esbuild
   install_wasm_target

@@ -379,3 +379,62 @@ async fn bad_input_is_refused_alike_by_both_doors_and_changes_nothing() {
     );
     server.stop().await;
 }
+
+/// The endpoints page shows each open door with this server's URLs; a door left
+/// closed is neither shown nor served.
+#[tokio::test]
+async fn the_endpoints_page_shows_the_open_doors_and_closed_doors_are_not_served() {
+    let server = start(fast_settings()).await;
+    let page = server
+        .client
+        .get(server.url(&format!("/apps/{CART}/api")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let app_url = server.url(&format!("/apps/{CART}/"));
+    for expected in [
+        format!("Client(&quot;{app_url}&quot;)"),
+        "client.predict(items=[&quot;Cereal&quot;], api_name=&quot;/add_items&quot;)".to_owned(),
+        format!("Client.connect(&quot;{app_url}&quot;)"),
+        format!("curl -X POST {app_url}gradio_api/call/add_items"),
+        format!("streamable_http_client(&quot;{app_url}mcp&quot;)"),
+        "call_tool(&quot;add_items&quot;, {&quot;items&quot;: [&quot;Cereal&quot;]})".to_owned(),
+        "Adds the chosen items to this session&#39;s cart".to_owned(),
+    ] {
+        assert!(page.contains(&expected), "the page lacks {expected}");
+    }
+    server.stop().await;
+
+    let closed = TestServer::start(fast_settings(), vec![demos::shopping_cart().unwrap()]).await;
+    let page = closed
+        .client
+        .get(closed.url(&format!("/apps/{CART}/api")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("gradio_client") && !page.contains("/mcp"));
+    for path in ["/config", "/gradio_api/info", "/mcp"] {
+        let response = closed
+            .client
+            .post(closed.url(&format!("/apps/{CART}{path}")))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            !response.status().is_success()
+                || response.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/html"),
+            "{path} is served with the door closed"
+        );
+    }
+    closed.stop().await;
+}

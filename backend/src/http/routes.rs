@@ -30,7 +30,7 @@ pub(super) async fn api_docs(
     Path(app): Path<String>,
     headers: axum::http::HeaderMap,
 ) -> Result<axum::response::Response, ApiError> {
-    let config = server.engine(&app)?.app.config();
+    let plan = &server.engine(&app)?.app;
     // Examples use the address the reader reached us by.
     let host = headers
         .get(header::HOST)
@@ -40,7 +40,15 @@ pub(super) async fn api_docs(
                 .all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c))
         })
         .map_or_else(|| server.settings().addr.to_string(), str::to_owned);
-    let page = axum::response::Html(crate::api_docs::page(config, &format!("http://{host}")));
+    let doors = crate::api_docs::Doors {
+        gradio: server.settings().gradio_api,
+        mcp: server.settings().mcp,
+    };
+    let page = axum::response::Html(crate::api_docs::page(
+        plan,
+        &format!("http://{host}"),
+        doors,
+    ));
     // A strict policy of its own (the page is no client page), unless policies are off.
     let policy = (!server.settings().content_security_policy.trim().is_empty())
         .then(super::csp::api_page_policy)
