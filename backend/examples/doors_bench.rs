@@ -1,0 +1,304 @@
+//! The doors' cost (run by `scripts/bench` against `keepsake-demo`): the cart's
+//! "Add Items" round trip through Keepsake's own API, through the Gradio-compatible
+//! API as `gradio_client`'s `predict` makes it (`queue/join`, then the
+//! `queue/data` stream until `close_stream`), and as an MCP `tools/call`.
+//!
+//! `--concurrency` workers (50) each keep one keep-alive connection and one session
+//! (a fresh one every 20 calls, as the HTTP benchmark does), for `--rounds` rounds
+//! of `--seconds` per door, the doors taking turns. Prints Markdown.
+
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+
+#[derive(Parser)]
+struct Cli {
+    /// keepsake-demo's base URL (its doors are open).
+    #[arg(long)]
+    url: String,
+    #[arg(long, default_value_t = 50)]
+    concurrency: usize,
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Door {
+    Native,
+    Gradio,
+    Mcp,
+}
+
+impl Door {
+    fn label(self) -> &'static str {
+        match self {
+            Door::Native => "Keepsake API (`POST .../events`)",
+            Door::Gradio => "Gradio API (`queue/join` + `queue/data`, as `predict`)",
+            Door::Mcp => "MCP (`tools/call`, streamable HTTP)",
+        }
+    }
+}
+
+const CALLS_PER_SESSION: usize = 20;
+
+/// One worker's session on one door.
+struct Worker {
+    http: reqwest::Client,
+    base: String,
+    door: Door,
+    /// The native session id, the Gradio session_hash, or the MCP session id.
+    session: String,
+    calls: usize,
+}
+
+fn fresh_name() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The `data:` payloads of a server-sent event body.
+fn sse_data(body: &str) -> impl Iterator<Item = Value> + '_ {
+    body.lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .filter(|data| !data.trim().is_empty())
+        .filter_map(|data| serde_json::from_str(data.trim()).ok())
+}
+
+impl Worker {
+    async fn start_session(&mut self) -> Result<(), String> {
+        self.calls = 0;
+        let cart = format!("{}/apps/shopping-cart", self.base);
+        self.session = match self.door {
+            Door::Native => {
+                let started: Value = self
+                    .http
+                    .post(format!("{}/api/apps/shopping-cart/sessions", self.base))
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .json()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                started["session_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            }
+            Door::Gradio => fresh_name(),
+            Door::Mcp => {
+                let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                    "protocolVersion": "2025-06-18", "capabilities": {},
+                    "clientInfo": {"name": "bench", "version": "0"}}});
+                let response = self.mcp_post(&format!("{cart}/mcp"), None, &init).await?;
+                let session = response
+                    .headers()
+                    .get("mcp-session-id")
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or("no Mcp-Session-Id")?
+                    .to_owned();
+                response.text().await.map_err(|e| e.to_string())?;
+                let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+                self.mcp_post(&format!("{cart}/mcp"), Some(&session), &initialized)
+                    .await?;
+                session
+            }
+        };
+        Ok(())
+    }
+
+    async fn mcp_post(
+        &self,
+        url: &str,
+        session: Option<&str>,
+        body: &Value,
+    ) -> Result<reqwest::Response, String> {
+        let mut request = self
+            .http
+            .post(url)
+            .header("accept", "application/json, text/event-stream")
+            .json(body);
+        if let Some(session) = session {
+            request = request
+                .header("mcp-session-id", session)
+                .header("mcp-protocol-version", "2025-06-18");
+        }
+        request.send().await.map_err(|e| e.to_string())
+    }
+
+    /// One "Add Items" call; the cart size it answered.
+    async fn call(&mut self) -> Result<f64, String> {
+        if self.session.is_empty() || self.calls == CALLS_PER_SESSION {
+            self.start_session().await?;
+        }
+        self.calls += 1;
+        let cart = format!("{}/apps/shopping-cart", self.base);
+        let size = match self.door {
+            Door::Native => {
+                let result: Value = self
+                    .http
+                    .post(format!(
+                        "{}/api/apps/shopping-cart/sessions/{}/events",
+                        self.base, self.session
+                    ))
+                    .json(&json!({"dependency": 0, "inputs": [["Milk"], null]}))
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .json()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                result["updates"][0]["value"].as_f64()
+            }
+            Door::Gradio => {
+                let joined: Value = self
+                    .http
+                    .post(format!("{cart}/gradio_api/queue/join"))
+                    .json(&json!({"data": [["Milk"], null], "fn_index": 0, "session_hash": self.session}))
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .json()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let event_id = joined["event_id"].clone();
+                let body = self
+                    .http
+                    .get(format!(
+                        "{cart}/gradio_api/queue/data?session_hash={}",
+                        self.session
+                    ))
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .text()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sse_data(&body)
+                    .find(|m| m["msg"] == "process_completed" && m["event_id"] == event_id)
+                    .and_then(|m| m["output"]["data"][1].as_f64())
+            }
+            Door::Mcp => {
+                let call = json!({"jsonrpc": "2.0", "id": self.calls, "method": "tools/call",
+                    "params": {"name": "add_items", "arguments": {"items": ["Milk"]}}});
+                let body = self
+                    .mcp_post(&format!("{cart}/mcp"), Some(&self.session.clone()), &call)
+                    .await?
+                    .text()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sse_data(&body).find_map(|m| m["result"]["structuredContent"]["cart_size"].as_f64())
+            }
+        };
+        size.ok_or_else(|| format!("no cart size from {:?}", self.door))
+    }
+}
+
+struct Round {
+    calls: u64,
+    errors: u64,
+    latencies: Histogram<u64>,
+    seconds: f64,
+}
+
+async fn round(cli: &Cli, door: Door, length: Duration) -> Round {
+    let deadline = Instant::now() + length;
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..cli.concurrency {
+        let mut worker = Worker {
+            // One keep-alive connection per worker.
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()
+                .expect("an HTTP client"),
+            base: cli.url.trim_end_matches('/').to_owned(),
+            door,
+            session: String::new(),
+            calls: 0,
+        };
+        workers.spawn(async move {
+            let mut latencies =
+                Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+            let (mut calls, mut errors) = (0u64, 0u64);
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                match worker.call().await {
+                    Ok(_) => {
+                        calls += 1;
+                        let _ = latencies.record((sent.elapsed().as_micros() as u64).max(1));
+                    }
+                    Err(_) => errors += 1,
+                }
+            }
+            (calls, errors, latencies)
+        });
+    }
+    let mut total = Round {
+        calls: 0,
+        errors: 0,
+        latencies: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
+        seconds: 0.0,
+    };
+    while let Some(Ok((calls, errors, latencies))) = workers.join_next().await {
+        total.calls += calls;
+        total.errors += errors;
+        let _ = total.latencies.add(latencies);
+    }
+    total.seconds = started.elapsed().as_secs_f64();
+    total
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let doors = [Door::Native, Door::Gradio, Door::Mcp];
+    // Warm-up: connections, lazily built tables.
+    for door in doors {
+        round(&cli, door, Duration::from_secs(1)).await;
+    }
+    let mut rounds: Vec<Vec<Round>> = doors.iter().map(|_| Vec::new()).collect();
+    for _ in 0..cli.rounds {
+        for (i, door) in doors.iter().enumerate() {
+            rounds[i].push(round(&cli, *door, Duration::from_secs(cli.seconds)).await);
+        }
+    }
+    println!(
+        "### Doors: one \"Add Items\" round trip per door ({} workers, {} rounds of {} s each, alternating)",
+        cli.concurrency, cli.rounds, cli.seconds
+    );
+    println!();
+    println!("| door | calls/s (median round) | p50 | p99 | errors | vs Keepsake API |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    let median_rate = |rounds: &[Round]| {
+        let mut rates: Vec<f64> = rounds.iter().map(|r| r.calls as f64 / r.seconds).collect();
+        rates.sort_by(f64::total_cmp);
+        rates[rates.len() / 2]
+    };
+    let native = median_rate(&rounds[0]);
+    for (door, rounds) in doors.iter().zip(&rounds) {
+        let mut all =
+            Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+        for round in rounds {
+            let _ = all.add(&round.latencies);
+        }
+        let rate = median_rate(rounds);
+        println!(
+            "| {} | {:.0} | {:.2} ms | {:.2} ms | {} | {:.0}% |",
+            door.label(),
+            rate,
+            all.value_at_quantile(0.5) as f64 / 1000.0,
+            all.value_at_quantile(0.99) as f64 / 1000.0,
+            rounds.iter().map(|r| r.errors).sum::<u64>(),
+            100.0 * rate / native
+        );
+    }
+    println!();
+    println!(
+        "Each worker is one client on one keep-alive connection (reqwest), with a session per 20 calls: a Keepsake session, a Gradio `session_hash`, an MCP session (`initialize` counted in the calls' time). A Gradio call is two requests (the join and its event stream), as `gradio_client` makes it."
+    );
+    println!();
+}
