@@ -5,8 +5,10 @@
 //! all done and delivered.
 //!
 //! Bounded: at most `limit` mailboxes (one per `session_hash` with messages or
-//! events in flight), [`MAX_PENDING`] events in flight per mailbox, and a mailbox
-//! whose client never came for its messages is dropped [`ABANDONED_AFTER`] later.
+//! events in flight), [`MAX_PENDING`] events per mailbox from their join until their
+//! last message is taken (so a client that joins without end and never reads is
+//! refused, not queued), and a mailbox whose client never came for its messages is
+//! dropped [`ABANDONED_AFTER`] later, once room is needed.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,16 +19,20 @@ use tokio::sync::Notify;
 
 use crate::error::ApiError;
 
-/// Events of one client in flight at once (Gradio's own clients send one at a time
-/// per call; a script may submit many).
+/// Events of one client joined and not yet delivered (Gradio's own clients send one
+/// at a time per call; a script may submit many).
 pub(crate) const MAX_PENDING: u32 = 64;
-/// How long undelivered messages wait for their client's stream.
-pub(crate) const ABANDONED_AFTER: Duration = Duration::from_secs(300);
+/// How long undelivered messages wait for their client's stream (Gradio's clients
+/// open it right after their join).
+pub(crate) const ABANDONED_AFTER: Duration = Duration::from_secs(30);
 
 #[derive(Default)]
 struct Mailbox {
     messages: VecDeque<Value>,
+    /// Events joined whose `process_completed` is not posted yet.
     pending: u32,
+    /// Events joined whose `process_completed` has not been taken by a stream.
+    undelivered: u32,
     /// Wakes the client's stream when a message arrives.
     arrived: Arc<Notify>,
     /// Last time anything was put in or taken out.
@@ -87,12 +93,13 @@ impl Queue {
             }
         }
         let mailbox = mailboxes.entry(key.to_owned()).or_default();
-        if mailbox.pending >= MAX_PENDING {
+        if mailbox.undelivered >= MAX_PENDING {
             return Err(ApiError::LimitExceeded(format!(
-                "at most {MAX_PENDING} events of one session_hash may wait at once"
+                "at most {MAX_PENDING} events of one session_hash may wait, running or unread, at once"
             )));
         }
         mailbox.pending += 1;
+        mailbox.undelivered += 1;
         post(
             mailbox,
             json!({"msg": "estimation", "event_id": event_id, "rank": 0, "queue_size": 1, "rank_eta": null}),
@@ -124,6 +131,9 @@ impl Queue {
         };
         if let Some(message) = mailbox.messages.pop_front() {
             mailbox.touched = Some(Instant::now());
+            if message["msg"] == "process_completed" {
+                mailbox.undelivered = mailbox.undelivered.saturating_sub(1);
+            }
             return Next::Send(message);
         }
         if mailbox.pending == 0 {
@@ -194,5 +204,27 @@ mod tests {
             queue.join("b-client", "over"),
             Err(ApiError::LimitExceeded(_))
         ));
+    }
+
+    /// A client that joins without end and never reads its stream is refused once
+    /// [`MAX_PENDING`] events wait, although each is done: done is not delivered.
+    #[test]
+    fn undelivered_messages_are_bounded_too() {
+        let queue = Queue::new(4);
+        for n in 0..MAX_PENDING {
+            queue
+                .join("reads-never", &format!("e{n}"))
+                .expect("below the limit");
+            queue.complete("reads-never", json!({"msg": "process_completed"}));
+        }
+        assert!(matches!(
+            queue.join("reads-never", "over"),
+            Err(ApiError::LimitExceeded(_))
+        ));
+        // Reading makes room again.
+        while msg(queue.next("reads-never")).is_some() {}
+        queue
+            .join("reads-never", "again")
+            .expect("room after reading");
     }
 }
