@@ -1,6 +1,8 @@
 //! Sessions named by a door's client: a Gradio client's `session_hash`, chosen by
-//! the client, names a Keepsake session that lives, ends and counts exactly as a
-//! page's does (capacity, retention, per-client start limit, event rate).
+//! the client, names a Keepsake session held to a page's limits (capacity,
+//! retention, per-client start limit, event rate). It never has an open page, so at
+//! capacity it is among the sessions that can be evicted (least recently used
+//! first), as a page's is once its tab closed; an evicted one starts again empty.
 //!
 //! The client's name is never the session id. The id is derived from it with a key
 //! only the server has (HKDF-SHA256 over the store's seed, which every instance on a
@@ -14,6 +16,7 @@ use std::sync::Arc;
 
 use hkdf::Hkdf;
 use keepsake_shared::SessionId;
+use keepsake_shared::event::{EventRequest, EventResult};
 use sha2::Sha256;
 
 use crate::engine::Engine;
@@ -57,6 +60,28 @@ pub(crate) async fn keyed_session(
     engine
         .session_or_start(id, || server.allow_start(address))
         .await
+}
+
+/// Runs `request` in the session `door`'s client `key` names (started if need be).
+/// If that session ended between the look-up and the event (its retention ran out,
+/// an eviction), the event ran nowhere and wrote nothing: it runs once more, in the
+/// session the name starts again.
+pub(crate) async fn run_keyed(
+    server: &Server,
+    engine: &Engine,
+    door: &str,
+    key: &str,
+    address: Option<IpAddr>,
+    request: EventRequest,
+) -> Result<EventResult, ApiError> {
+    let session = keyed_session(server, engine, door, key, address).await?;
+    match engine.run_event(&session.id, request.clone()).await {
+        Err(ApiError::UnknownSession) => {
+            let session = keyed_session(server, engine, door, key, address).await?;
+            engine.run_event(&session.id, request).await
+        }
+        outcome => outcome,
+    }
 }
 
 fn derive(seed: &[u8; 32], door: &str, key: &str) -> SessionId {

@@ -5,7 +5,8 @@
 //! `event: error` with the message.
 //!
 //! `data` holds the parameters only (no `null`s for state slots), and the answer
-//! the returned outputs only. A body with a
+//! the returned outputs only. What the request gets wrong (its shape, a value, a
+//! limit) is the `POST`'s own answer, kept nowhere. A body with a
 //! `session_hash` runs in that client's session, as `queue/join` does; without one,
 //! each call gets a session of its own. Outcomes wait at most
 //! [`OUTCOME_KEPT_FOR`] for their `GET`, and at most `limit` at once.
@@ -24,11 +25,11 @@ use serde_json::{Value, json};
 use super::super::client_address::ClientAddress;
 use super::super::json::ApiJson;
 use super::{DOOR, Shared};
-use crate::doors::sessions::keyed_session;
+use crate::doors::sessions::run_keyed;
 use crate::error::ApiError;
 
 /// How long an outcome waits for its `GET`.
-pub(crate) const OUTCOME_KEPT_FOR: Duration = Duration::from_secs(300);
+pub(crate) const OUTCOME_KEPT_FOR: Duration = Duration::from_secs(60);
 
 /// An outcome waiting for its `GET`: when it was made, the endpoint's name (which
 /// the `GET` must repeat), and the outputs or the error's message.
@@ -46,6 +47,34 @@ impl Calls {
             outcomes: Mutex::new(HashMap::new()),
             limit: limit.max(1),
         }
+    }
+
+    /// Refuses a call while `limit` outcomes wait (after dropping the expired).
+    fn make_room(&self) -> Result<(), ApiError> {
+        let mut outcomes = self.lock();
+        if outcomes.len() >= self.limit {
+            outcomes.retain(|_, (at, _, _)| at.elapsed() < OUTCOME_KEPT_FOR);
+            if outcomes.len() >= self.limit {
+                return Err(ApiError::AtCapacity);
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps an outcome for its `GET`, unless `limit` wait (others made room
+    /// meanwhile): then the call's answer says so, and the outcome is not kept.
+    fn keep(
+        &self,
+        event_id: &str,
+        api_name: String,
+        outcome: Result<Vec<Value>, String>,
+    ) -> Result<(), ApiError> {
+        let mut outcomes = self.lock();
+        if outcomes.len() >= self.limit {
+            return Err(ApiError::AtCapacity);
+        }
+        outcomes.insert(event_id.to_owned(), (Instant::now(), api_name, outcome));
+        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Waiting>> {
@@ -76,58 +105,51 @@ pub(super) async fn start(
         .ok_or_else(|| {
             ApiError::BadRequest(format!("this app has no endpoint named {api_name:?}"))
         })?;
-    {
-        let mut outcomes = app_door.calls.lock();
-        if outcomes.len() >= app_door.calls.limit {
-            outcomes.retain(|_, (at, _, _)| at.elapsed() < OUTCOME_KEPT_FOR);
-            if outcomes.len() >= app_door.calls.limit {
-                return Err(ApiError::AtCapacity);
-            }
-        }
+    // What the request gets wrong is its answer (400), not an outcome kept for later.
+    let parameters = endpoint.parameters().count();
+    if body.data.len() != parameters {
+        return Err(ApiError::InvalidInput(format!(
+            "`{api_name}` takes {parameters} parameters, got {}",
+            body.data.len()
+        )));
     }
-    let outcome = async {
-        let parameters = endpoint.parameters().count();
-        if body.data.len() != parameters {
-            return Err(ApiError::InvalidInput(format!(
-                "`{api_name}` takes {parameters} parameters, got {}",
-                body.data.len()
-            )));
+    let mut given = body.data.into_iter();
+    let positional = endpoint
+        .inputs
+        .iter()
+        .map(|slot| match slot.hidden {
+            true => Value::Null,
+            false => given.next().unwrap_or(Value::Null),
+        })
+        .collect();
+    let request = endpoint.request_positional(positional)?;
+    app_door.calls.make_room()?;
+    let outcome = match &body.session_hash {
+        Some(key) => run_keyed(&door.server, &app_door.engine, DOOR, key, address, request).await,
+        None => {
+            door.server.allow_start(address)?;
+            let session = app_door.engine.create_session().await?;
+            app_door.engine.run_event(&session.id, request).await
         }
-        let mut given = body.data.into_iter();
-        let positional = endpoint
-            .inputs
-            .iter()
-            .map(|slot| match slot.hidden {
-                true => Value::Null,
-                false => given.next().unwrap_or(Value::Null),
-            })
-            .collect();
-        let request = endpoint.request_positional(positional)?;
-        let session = match &body.session_hash {
-            Some(key) => keyed_session(&door.server, &app_door.engine, DOOR, key, address).await?,
-            None => {
-                door.server.allow_start(address)?;
-                app_door.engine.create_session().await?
-            }
-        };
-        let result = app_door.engine.run_event(&session.id, request).await?;
-        // The returned outputs only, as `data` held the parameters only.
-        let values = endpoint.output_values(&result).into_iter();
-        Ok(endpoint
-            .outputs
-            .iter()
-            .zip(values)
-            .filter(|(slot, _)| !slot.hidden)
-            .map(|(_, value)| value)
-            .collect::<Vec<_>>())
-    }
-    .await
-    .map_err(|error| crate::doors::user_message(&error));
+    };
+    let outcome = match outcome {
+        Ok(result) => {
+            // The returned outputs only, as `data` held the parameters only.
+            let values = endpoint.output_values(&result).into_iter();
+            Ok(endpoint
+                .outputs
+                .iter()
+                .zip(values)
+                .filter(|(slot, _)| !slot.hidden)
+                .map(|(_, value)| value)
+                .collect::<Vec<_>>())
+        }
+        // Refused input, limits, an unknown session: the request's answer.
+        Err(error) if error.kind().http_status() < 500 => return Err(error),
+        Err(error) => Err(crate::doors::user_message(&error)),
+    };
     let event_id = super::event_id();
-    app_door
-        .calls
-        .lock()
-        .insert(event_id.clone(), (Instant::now(), api_name, outcome));
+    app_door.calls.keep(&event_id, api_name, outcome)?;
     Ok(Json(json!({ "event_id": event_id })))
 }
 

@@ -16,7 +16,6 @@ mod config;
 mod queue;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -33,7 +32,7 @@ use self::queue::{Next, Queue};
 use super::client_address::ClientAddress;
 use super::json::ApiJson;
 use crate::doors::endpoint::Endpoint;
-use crate::doors::sessions::{check_key, keyed_session};
+use crate::doors::sessions::{check_key, keyed_session, run_keyed};
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::server::Server;
@@ -147,53 +146,99 @@ async fn join(
     ApiJson(body): ApiJson<Join>,
 ) -> Result<Json<Value>, ApiError> {
     let app_door = door.app(&app)?;
-    check_key(&body.session_hash)?;
     let endpoint = app_door
         .endpoints
         .iter()
         .find(|endpoint| endpoint.dependency.0 == body.fn_index)
         .ok_or(ApiError::UnknownDependency(body.fn_index))?
         .clone();
+    // The session first: a start refused (the address's allowance, capacity) is the
+    // join's answer, and takes no place in the queue.
+    keyed_session(
+        &door.server,
+        &app_door.engine,
+        DOOR,
+        &body.session_hash,
+        address,
+    )
+    .await?;
     let event_id = event_id();
     app_door.queue.join(&body.session_hash, &event_id)?;
-    let key = body.session_hash;
-    let answer = Json(json!({ "event_id": event_id }));
+    let mut completion = Completion {
+        door: door.clone(),
+        app,
+        key: body.session_hash,
+        event_id: event_id.clone(),
+        started: Instant::now(),
+        done: false,
+    };
     tokio::spawn(async move {
-        let Ok(app_door) = door.app(&app) else { return };
-        app_door.queue.post(
-            &key,
-            json!({"msg": "process_starts", "event_id": event_id, "eta": null}),
-        );
-        let started = Instant::now();
-        let outcome = run(&door.server, app_door, &endpoint, &key, address, body.data).await;
-        let output = match outcome {
+        let Ok(app_door) = completion.door.app(&completion.app) else {
+            return;
+        };
+        let starts = json!({"msg": "process_starts", "event_id": completion.event_id, "eta": null});
+        app_door.queue.post(&completion.key, starts);
+        let request = endpoint.request_positional(body.data);
+        let outcome = match request {
+            Ok(request) => {
+                let door = &completion.door;
+                run_keyed(
+                    &door.server,
+                    &app_door.engine,
+                    DOOR,
+                    &completion.key,
+                    address,
+                    request,
+                )
+                .await
+                .map(|result| endpoint.output_values(&result))
+            }
+            Err(error) => Err(error),
+        };
+        completion.finish(outcome);
+    });
+    Ok(Json(json!({ "event_id": event_id })))
+}
+
+/// An event's last message, posted once: by the task when it ends, or, if the task
+/// is dropped first (a panic, the runtime going away), as a failure, so that the
+/// client's stream never waits for an event that will not end.
+struct Completion {
+    door: Shared,
+    app: String,
+    key: String,
+    event_id: String,
+    started: Instant,
+    done: bool,
+}
+
+impl Completion {
+    fn finish(&mut self, outcome: Result<Vec<Value>, ApiError>) {
+        self.done = true;
+        let message = match outcome {
             Ok(data) => json!({
-                "msg": "process_completed", "event_id": event_id, "success": true,
-                "output": { "data": data, "is_generating": false, "duration": started.elapsed().as_secs_f64() },
+                "msg": "process_completed", "event_id": self.event_id, "success": true,
+                "output": { "data": data, "is_generating": false, "duration": self.started.elapsed().as_secs_f64() },
             }),
             Err(error) => json!({
-                "msg": "process_completed", "event_id": event_id, "success": false,
+                "msg": "process_completed", "event_id": self.event_id, "success": false,
                 "output": { "error": crate::doors::user_message(&error), "title": "Error" },
             }),
         };
-        app_door.queue.complete(&key, output);
-    });
-    Ok(answer)
+        if let Ok(app) = self.door.app(&self.app) {
+            app.queue.complete(&self.key, message);
+        }
+    }
 }
 
-/// Runs `endpoint` with one value per input position in `key`'s session.
-async fn run(
-    server: &Server,
-    app: &AppDoor,
-    endpoint: &Endpoint,
-    key: &str,
-    address: Option<IpAddr>,
-    data: Vec<Value>,
-) -> Result<Vec<Value>, ApiError> {
-    let request = endpoint.request_positional(data)?;
-    let session = keyed_session(server, &app.engine, DOOR, key, address).await?;
-    let result = app.engine.run_event(&session.id, request).await?;
-    Ok(endpoint.output_values(&result))
+impl Drop for Completion {
+    fn drop(&mut self) {
+        if !self.done {
+            self.finish(Err(ApiError::Internal(
+                "the event was abandoned; nothing was changed".into(),
+            )));
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -232,8 +277,16 @@ async fn data(
                     arrival.as_mut().enable();
                     next = queue(&door);
                     if let Next::Wait(_) = next {
-                        if tokio::time::timeout(heartbeat, arrival).await.is_err() {
-                            break Some(json!({ "msg": "heartbeat" }));
+                        let shutdown = door.server.inner.shutdown.clone();
+                        tokio::select! {
+                            // The server stops: the stream ends (its events finish,
+                            // as every running event does).
+                            () = shutdown.cancelled() => break None,
+                            arrived = tokio::time::timeout(heartbeat, arrival) => {
+                                if arrived.is_err() {
+                                    break Some(json!({ "msg": "heartbeat" }));
+                                }
+                            }
                         }
                         next = queue(&door);
                     }
