@@ -183,7 +183,7 @@ pub struct Settings {
 
     /// Opens an MCP server (streamable HTTP) at `/apps/{app}/mcp` for each app: every
     /// listener with an `api_name` is a tool, and each MCP session is a Keepsake
-    /// session.
+    /// session. Needs the crate's `mcp` feature (refused at start-up without it).
     #[cfg_attr(feature = "cli", arg(long, env = "KEEPSAKE_MCP"))]
     pub mcp: bool,
 }
@@ -283,6 +283,12 @@ impl Settings {
                 ),
             ));
         }
+        if self.mcp && !cfg!(feature = "mcp") {
+            return Err(invalid(
+                "--mcp",
+                "this build has no MCP server: build keepsake with its `mcp` feature".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -337,6 +343,15 @@ mod tests {
     use clap::Parser;
 
     use super::*;
+
+    #[test]
+    fn the_mcp_door_needs_its_feature() {
+        let settings = Settings {
+            mcp: true,
+            ..Settings::default()
+        };
+        assert_eq!(settings.validate().is_ok(), cfg!(feature = "mcp"));
+    }
 
     #[derive(Parser)]
     struct Cli {

@@ -112,6 +112,7 @@ async def mcp_doors(gradio_message):
             ("add_items", {"bogus": 1}),
             ("add_items", {"items": "Milk"}),
             ("add_items", {"items": ["Cereal"]}),
+            ("add_items", {}),
         ],
     )
     tool = tools["add_items"]
@@ -127,6 +128,9 @@ async def mcp_doors(gradio_message):
     check("an unknown parameter is a tool error", (results[3][0], "no parameter" in results[3][2][0]), (True, True))
     check("a value of the wrong type is a tool error", results[4][0], True)
     check("the refused calls changed nothing", results[5][:2], (False, {"cart_size": 3.0}))
+    # No items: the cart is unchanged, so its .change listener does not run and the
+    # size is not among the outputs (the SDK checks the result against the schema).
+    check("a call that sets no output", results[6][:2], (False, {}))
 
     _, other = await mcp_session("shopping-cart", [("add_items", {"items": ["Milk"]})])
     check("another MCP session has its own cart", other[0][:2], (False, {"cart_size": 1.0}))

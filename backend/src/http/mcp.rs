@@ -7,22 +7,31 @@
 //!
 //! Each MCP session is a Keepsake session, named by the `Mcp-Session-Id` the SDK
 //! issues through [`crate::doors::sessions`]: two `add_items` calls in one MCP
-//! session grow one cart; another MCP session has its own. A client that speaks a
-//! sessionless protocol version gets a fresh session per call (no state carries).
-//! Starts count against the caller's address like a page's; capacity, retention and
-//! the event rate are those of every session.
+//! session grow one cart; another MCP session has its own. A request of no live MCP
+//! session (a client speaking the sessionless protocol version, or naming a session
+//! the SDK does not hold) gets a fresh session per call: no state carries, and no
+//! name a client makes up reaches a session.
+//! Starts count against the caller's address like a page's (at `initialize`, see
+//! [`admit`]); capacity, retention and the event rate are those of every session.
+//! The SDK's own sessions are bounded too: at most `session_capacity` live per app
+//! (an idle one closes after the session retention); past that, `initialize` is
+//! refused (429).
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::Method;
 use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::session::SessionManager as _;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -30,7 +39,7 @@ use serde_json::{Map, Value, json};
 
 use super::client_address::ClientAddress;
 use crate::doors::endpoint::{Endpoint, json_schema};
-use crate::doors::sessions::keyed_session;
+use crate::doors::sessions::run_keyed;
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::server::Server;
@@ -49,42 +58,95 @@ struct AppTools {
     engine: Arc<Engine>,
     endpoints: Vec<Endpoint>,
     tools: Vec<Tool>,
+    /// The SDK's sessions of this app (to tell a live `Mcp-Session-Id` from a made-up
+    /// one, and to count them).
+    sessions: Arc<LocalSessionManager>,
+    /// Most live MCP sessions.
+    limit: usize,
 }
 
-/// What serves one MCP session (the SDK makes one per session, cheaply).
+impl axum::extract::FromRef<Arc<AppTools>> for Server {
+    fn from_ref(app: &Arc<AppTools>) -> Server {
+        app.server.clone()
+    }
+}
+
+/// What serves MCP requests (the SDK makes one per session, and more for its own
+/// look-ups: cheap, and holding nothing).
 #[derive(Clone)]
 struct Handler(Arc<AppTools>);
 
 /// The MCP servers of every app on `server`.
 pub(crate) fn router<S: Clone + Send + Sync + 'static>(server: &Server) -> Router<S> {
+    let settings = server.settings();
     let mut router = Router::new();
     for (id, engine) in &server.inner.apps {
         let endpoints = Endpoint::all(&engine.app);
         let tools = endpoints.iter().map(tool).collect();
+        // An MCP session lives until its client closes it or it is idle as long as a
+        // Keepsake session is kept (the SDK's default, 5 minutes, would orphan carts).
+        let mut sessions = LocalSessionManager::default();
+        sessions.session_config.keep_alive = Some(settings.session_retention);
+        let sessions = Arc::new(sessions);
         let app = Arc::new(AppTools {
             server: server.clone(),
             engine: engine.clone(),
             endpoints,
             tools,
+            sessions: sessions.clone(),
+            limit: usize::try_from(settings.session_capacity).unwrap_or(usize::MAX),
         });
         let mut config = StreamableHttpServerConfig::default()
-            .with_sse_keep_alive(Some(server.settings().heartbeat))
+            .with_sse_keep_alive(Some(settings.heartbeat))
+            .with_max_request_body_bytes(settings.max_body_bytes)
             .with_cancellation_token(server.inner.shutdown.child_token());
         // The SDK refuses Host headers other than localhost's by default (DNS
         // rebinding protection for a server on loopback); one bound elsewhere is
         // reached by its own names.
-        if !server.settings().addr.ip().is_loopback() {
+        if !settings.addr.ip().is_loopback() {
             config = config.disable_allowed_hosts();
         }
-        let service = StreamableHttpService::new(
-            move || Ok(Handler(app.clone())),
-            Arc::new(LocalSessionManager::default()),
-            config,
-        );
-        router = router.nest_service(&path(&id.0), service);
+        let handler = app.clone();
+        let service =
+            StreamableHttpService::new(move || Ok(Handler(handler.clone())), sessions, config);
+        let door = Router::new()
+            .nest_service(&path(&id.0), service)
+            .layer(axum::middleware::from_fn_with_state(app, admit));
+        router = router.merge(door);
     }
     router
 }
+
+/// A request that may start an MCP session (a `POST` without `Mcp-Session-Id`: an
+/// `initialize`, or a sessionless call, which runs in a session of its own) counts
+/// as a session start against the caller's address, as a page's start does, and is
+/// refused while the app has `session_capacity` live MCP sessions: opening sessions
+/// without end neither grows the server nor locks others out for long.
+async fn admit(
+    State(app): State<Arc<AppTools>>,
+    ClientAddress(address): ClientAddress,
+    request: Request,
+    next: Next,
+) -> Response {
+    let starts =
+        request.method() == Method::POST && !request.headers().contains_key(SESSION_HEADER);
+    if starts {
+        if app.sessions.sessions.read().await.len() >= app.limit {
+            return ApiError::LimitExceeded(format!(
+                "this app has {} live MCP sessions, its most; close one or try again later",
+                app.limit
+            ))
+            .into_response();
+        }
+        if let Err(refused) = app.server.allow_start(address) {
+            return refused.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// The header the SDK names a request's MCP session by.
+const SESSION_HEADER: &str = "mcp-session-id";
 
 /// An endpoint as a tool.
 fn tool(endpoint: &Endpoint) -> Tool {
@@ -167,7 +229,9 @@ impl ServerHandler for Handler {
     }
 }
 
-/// Runs `endpoint` with `arguments` in the session of the request's MCP session.
+/// Runs `endpoint` with `arguments` in the Keepsake session of the request's MCP
+/// session; a request of no live MCP session (a sessionless protocol version, or an
+/// `Mcp-Session-Id` the SDK does not hold) runs in a fresh session of its own.
 async fn run(
     app: &AppTools,
     endpoint: &Endpoint,
@@ -175,22 +239,38 @@ async fn run(
     arguments: JsonObject,
 ) -> Result<Map<String, Value>, ApiError> {
     let request = endpoint.request_named(arguments)?;
-    let address = match parts {
-        Some(parts) => address(parts.clone(), &app.server).await?,
+    let named = parts
+        .and_then(|parts| parts.headers.get(SESSION_HEADER))
+        .and_then(|value| value.to_str().ok());
+    let live = match named {
+        Some(key) => app
+            .sessions
+            .has_session(&Arc::from(key))
+            .await
+            .unwrap_or(false)
+            .then_some(key),
         None => None,
     };
-    let mcp_session = parts
-        .and_then(|parts| parts.headers.get("mcp-session-id"))
-        .and_then(|value| value.to_str().ok());
-    let session = match mcp_session {
-        Some(key) => keyed_session(&app.server, &app.engine, DOOR, key, address).await?,
+    let result = match live {
+        // Its start was counted by `admit`, at `initialize`.
+        Some(key) => run_keyed(&app.server, &app.engine, DOOR, key, None, request).await?,
         None => {
-            app.server.allow_start(address)?;
-            app.engine.create_session().await?
+            // A made-up session id passed `admit` uncounted: count it now.
+            if named.is_some() {
+                let address = match parts {
+                    Some(parts) => address(parts.clone(), &app.server).await?,
+                    None => None,
+                };
+                app.server.allow_start(address)?;
+            }
+            let session = app.engine.create_session().await?;
+            app.engine.run_event(&session.id, request).await?
         }
     };
-    let result = app.engine.run_event(&session.id, request).await?;
-    Ok(endpoint.named_outputs(&result))
+    let mut outputs = endpoint.named_outputs(&result);
+    // An output the event did not set is left out (the output schema requires none).
+    outputs.retain(|_, value| !value.is_null());
+    Ok(outputs)
 }
 
 /// The caller's address, as the rest of the server sees it (trusted proxies too).

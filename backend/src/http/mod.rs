@@ -13,6 +13,7 @@ mod client_files;
 mod csp;
 mod gradio;
 mod json;
+#[cfg(feature = "mcp")]
 mod mcp;
 mod routes;
 mod stream;
@@ -135,6 +136,8 @@ fn doors(server: &Server) -> Router<Server> {
     if server.settings().gradio_api {
         doors = doors.merge(gradio::router(server));
     }
+    // Without the feature, `Settings::validate` refused `mcp` at start-up.
+    #[cfg(feature = "mcp")]
     if server.settings().mcp {
         doors = doors.merge(mcp::router(server));
     }
