@@ -79,7 +79,9 @@ pub struct ListenerRef<'a> {
 }
 
 impl ListenerRef<'_> {
-    /// The name API clients call this listener by.
+    /// The name API clients call this listener by: 1 to 64 ASCII letters, digits,
+    /// `_` or `-`, unique in the app (checked by [`Blocks::build`]). Unload
+    /// listeners have none: only the server runs them.
     pub fn api_name(self, name: impl Into<String>) -> Self {
         self.config.api_name = Some(name.into());
         self
@@ -501,10 +503,26 @@ impl Blocks {
                     config.id.0
                 )));
             }
-            if let Some(name) = &config.api_name
-                && !api_names.insert(name.clone())
-            {
-                return Err(fail(format!("two listeners share the api name {name:?}")));
+            if let Some(name) = &config.api_name {
+                // A URL segment (`.../call/{api_name}`) and an MCP tool name.
+                let word = (1..=64).contains(&name.len())
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                if !word {
+                    return Err(fail(format!(
+                        "the api name {name:?} must be 1 to 64 ASCII letters, digits, '_' or '-'"
+                    )));
+                }
+                if unload {
+                    return Err(fail(format!(
+                        "unload listener {} has the api name {name:?}, but only the server runs it",
+                        config.id.0
+                    )));
+                }
+                if !api_names.insert(name.clone()) {
+                    return Err(fail(format!("two listeners share the api name {name:?}")));
+                }
             }
         }
         for warning in &self.warnings {

@@ -311,6 +311,30 @@ async fn build_rejects_wiring_the_server_cannot_run() {
     assert!(app.build().is_err(), "unload cannot write a component");
 
     assert!(Blocks::new("Not An Id", "x").build().is_err());
+
+    // An api_name is a URL segment and an MCP tool name: a short word, no spaces or
+    // slashes; and an unload listener is run by the server alone, never called.
+    for bad in [
+        "",
+        "add items",
+        "add/items",
+        "../x",
+        &"x".repeat(65),
+        "ümlaut",
+    ] {
+        let mut app = Blocks::new("bad3", "Bad");
+        let go = app.add(Button::new("Go"));
+        let shown = app.add(Textbox::new().label("Shown"));
+        app.click(go, (), shown, || "x".to_owned()).api_name(bad);
+        let error = app.build().unwrap_err();
+        assert!(error.message.contains("api name"), "{bad:?}: {error}");
+    }
+    let mut app = Blocks::new("bad4", "Bad");
+    let state = app.state(State::new(0i64));
+    app.unload((), state, || 1i64).api_name("on_unload");
+    let error = app.build().unwrap_err();
+    assert!(error.message.contains("api name"), "{error}");
+
     let duplicate = keepsake::Server::new(
         Settings::default(),
         [

@@ -107,6 +107,7 @@ impl Endpoint {
         Ok(self.request(inputs))
     }
 
+    #[cfg_attr(not(feature = "mcp"), allow(dead_code))]
     /// The event for a call that gives its parameters by name; one left out takes
     /// its component's initial value, and a name the endpoint does not have is an
     /// error.
@@ -167,6 +168,7 @@ impl Endpoint {
             .collect()
     }
 
+    #[cfg_attr(not(feature = "mcp"), allow(dead_code))]
     /// The returned outputs by name, for callers that take an object.
     pub(crate) fn named_outputs(&self, result: &EventResult) -> Map<String, Value> {
         self.outputs
@@ -189,9 +191,13 @@ fn slots(config: &AppConfig, ids: &[ComponentId]) -> Vec<Slot> {
                 .and_then(|c| c.props.label.clone())
                 .unwrap_or_else(|| kind.name().to_owned());
             let hidden = !kind.is_rendered();
-            let mut name = identifier(&label).unwrap_or_else(|| format!("param_{position}"));
-            if taken.contains(&name) {
-                name = format!("{name}_{position}");
+            let base = identifier(&label).unwrap_or_else(|| format!("param_{position}"));
+            let mut name = base.clone();
+            // "x", "x" and "x_1" become x, x_1 and x_1_2: each name once.
+            let mut suffix = position;
+            while taken.contains(&name) {
+                name = format!("{base}_{suffix}");
+                suffix += 1;
             }
             taken.push(name.clone());
             Slot {
@@ -280,6 +286,28 @@ pub(crate) fn python_type(kind: &ComponentKind) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parameter_names_are_unique_whatever_the_labels() {
+        use crate::components::{Button, Textbox};
+        let mut app = crate::Blocks::new("names", "Names");
+        let go = app.add(Button::new("Go"));
+        let a = app.add(Textbox::new().label("X"));
+        let b = app.add(Textbox::new().label("X"));
+        let c = app.add(Textbox::new().label("x_1"));
+        let d = app.add(Textbox::new());
+        app.click(
+            go,
+            (a, b, c, d),
+            (),
+            |_: String, _: String, _: String, _: String| (),
+        )
+        .api_name("go");
+        let app = app.build().expect("it builds");
+        let endpoints = Endpoint::all(&app);
+        let names: Vec<&str> = endpoints[0].parameters().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["x", "x_1", "x_1_2", "textbox"]);
+    }
 
     #[test]
     fn labels_become_python_identifiers() {
