@@ -115,17 +115,7 @@ impl<'a> Mcp<'a> {
         session: Option<&str>,
         body: Value,
     ) -> (Option<String>, Option<Value>) {
-        let mut request = server
-            .client
-            .post(server.url(&format!("/apps/{CART}/mcp")))
-            .header("accept", "application/json, text/event-stream")
-            .json(&body);
-        if let Some(session) = session {
-            request = request
-                .header("mcp-session-id", session)
-                .header("mcp-protocol-version", "2025-06-18");
-        }
-        let response = request.send().await.unwrap();
+        let response = Mcp::send(server, session, body.clone()).await;
         assert!(
             response.status().is_success(),
             "MCP answered {}",
@@ -140,6 +130,37 @@ impl<'a> Mcp<'a> {
         }
         let answer = sse_data(response, |m| m.get("id").is_some()).await;
         (session, answer.into_iter().find(|m| m.get("id").is_some()))
+    }
+
+    async fn send(server: &TestServer, session: Option<&str>, body: Value) -> reqwest::Response {
+        let mut request = server
+            .client
+            .post(server.url(&format!("/apps/{CART}/mcp")))
+            .header("accept", "application/json, text/event-stream")
+            .json(&body);
+        if let Some(session) = session {
+            request = request
+                .header("mcp-session-id", session)
+                .header("mcp-protocol-version", "2025-06-18");
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Ends the MCP session (as a client closing it does).
+    async fn close(self) {
+        let response = self
+            .server
+            .client
+            .delete(self.server.url(&format!("/apps/{CART}/mcp")))
+            .header("mcp-session-id", &self.session)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "closing answered {}",
+            response.status()
+        );
     }
 
     async fn open(server: &'a TestServer) -> Mcp<'a> {
@@ -248,10 +269,11 @@ async fn door_sessions_obey_the_start_limit_capacity_and_retention() {
             json!(1.0)
         );
     }
-    let refused = gradio(&server, "client-0003", json!([["Milk"], null]))
+    // The join itself is refused (nothing is queued for it).
+    let (status, refused) = gradio(&server, "client-0003", json!([["Milk"], null]))
         .await
-        .unwrap()
         .unwrap_err();
+    assert_eq!(status, 429);
     assert!(refused.contains("too many sessions"), "{refused}");
     // A session that lives is no start: it goes on.
     assert_eq!(
@@ -437,4 +459,172 @@ async fn the_endpoints_page_shows_the_open_doors_and_closed_doors_are_not_served
         );
     }
     closed.stop().await;
+}
+
+/// Opening MCP sessions without end cannot grow the server without end, nor lock
+/// others out: each `initialize` counts as a session start against the caller's
+/// address, at most `session_capacity` MCP sessions live at once, and a closed one
+/// gives its place back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_sessions_count_as_starts_and_are_bounded() {
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "one-too-many", "version": "0"}}});
+    let server = start(Settings {
+        max_session_starts_per_minute: 2,
+        ..fast_settings()
+    })
+    .await;
+    let _first = Mcp::open(&server).await;
+    let _second = Mcp::open(&server).await;
+    let refused = Mcp::send(&server, None, init.clone()).await;
+    assert_eq!(refused.status(), 429, "a third start this minute was taken");
+    server.stop().await;
+
+    let server = start(Settings {
+        session_capacity: 2,
+        ..fast_settings()
+    })
+    .await;
+    let first = Mcp::open(&server).await;
+    let mut second = Mcp::open(&server).await;
+    let refused = Mcp::send(&server, None, init.clone()).await;
+    assert_eq!(refused.status(), 429, "a third session was opened");
+    assert!(refused.text().await.unwrap().contains("live MCP sessions"));
+    // Calls of live sessions go on.
+    assert_eq!(
+        second.call(json!({"items": ["Milk"]})).await,
+        Ok(json!({"cart_size": 1.0}))
+    );
+    first.close().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !Mcp::send(&server, None, init.clone())
+        .await
+        .status()
+        .is_success()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the closed session's place never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop().await;
+}
+
+/// The attack: a request of MCP's sessionless protocol version that names a session
+/// id of its own choosing. It reaches no session: each such call runs alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_made_up_mcp_session_id_reaches_no_session() {
+    let server = start(fast_settings()).await;
+    let mut sizes = Vec::new();
+    for id in 1..=2 {
+        // A complete request of the sessionless version (its `_meta` and headers).
+        let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "add_items", "arguments": {"items": ["Milk"]},
+                "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                          "io.modelcontextprotocol/clientCapabilities": {}}}});
+        let response = server
+            .client
+            .post(server.url(&format!("/apps/{CART}/mcp")))
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", "chosen-by-the-caller")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "add_items")
+            .json(&call)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+        let answer = sse_data(response, |m| m.get("id").is_some())
+            .await
+            .pop()
+            .unwrap();
+        sizes.push(answer["result"]["structuredContent"]["cart_size"].clone());
+    }
+    // Each call runs in a fresh session: the name grew no cart.
+    assert_eq!(sizes, [json!(1.0), json!(1.0)]);
+    server.stop().await;
+}
+
+/// MCP's bodies are held to `--max-body-bytes` as every other request is.
+#[tokio::test]
+async fn mcp_bodies_obey_the_body_limit() {
+    let server = start(Settings {
+        max_body_bytes: 4096,
+        ..fast_settings()
+    })
+    .await;
+    let mut mcp = Mcp::open(&server).await;
+    let big = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+        "params": {"name": "add_items", "arguments": {"items": ["x".repeat(8192)]}}});
+    let response = Mcp::send(&server, Some(&mcp.session.clone()), big).await;
+    assert_eq!(response.status(), 413);
+    assert_eq!(
+        mcp.call(json!({"items": ["Milk"]})).await,
+        Ok(json!({"cart_size": 1.0}))
+    );
+    server.stop().await;
+}
+
+/// A Gradio client's event stream ends when the server stops, even while one of
+/// its events still runs (graceful shutdown waits for no stream).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gradio_event_stream_ends_when_the_server_stops() {
+    use keepsake::components::{Button, Number};
+    let mut app = keepsake::Blocks::new("slow", "Slow");
+    let go = app.add(Button::new("Go"));
+    let shown = app.add(Number::new().label("Shown"));
+    app.click(go, (), shown, || async {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        1.0
+    })
+    .api_name("slow");
+    let settings = Settings {
+        gradio_api: true,
+        ..fast_settings()
+    };
+    let server = TestServer::start(settings, vec![app.build().unwrap()]).await;
+    let join = server
+        .client
+        .post(server.url("/apps/slow/gradio_api/queue/join"))
+        .json(&json!({"data": [], "fn_index": 0, "session_hash": "waits-for-ever"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(join.status(), 200);
+    let stream = server
+        .client
+        .get(server.url("/apps/slow/gradio_api/queue/data?session_hash=waits-for-ever"))
+        .send()
+        .await
+        .unwrap();
+    let reader = tokio::spawn(sse_data(stream, |m| m["msg"] == "close_stream"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Fails (after 10 s) if the stream holds the shutdown up.
+    server.stop().await;
+    let messages = reader.await.unwrap();
+    assert_eq!(
+        messages.last().map(|m| m["msg"].clone()),
+        Some(json!("close_stream"))
+    );
+}
+
+/// A two-step call whose request is wrong is answered at once (400), and nothing is
+/// kept for a later `GET`.
+#[tokio::test]
+async fn a_wrong_two_step_call_is_its_own_answer() {
+    let server = start(fast_settings()).await;
+    for data in [json!([]), json!([["Nope"]]), json!([["Milk"], null])] {
+        let response = server
+            .client
+            .post(server.url(&format!("/apps/{CART}/gradio_api/call/add_items")))
+            .json(&json!({ "data": data }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{data}");
+    }
+    server.stop().await;
 }
