@@ -12,7 +12,7 @@ use leptos::prelude::*;
 use serde_json::{Number, Value};
 use wasm_bindgen::JsCast as _;
 
-use crate::app_page::{Controller, PageHandle, Props};
+use crate::controller::{Controller, PageHandle, Props};
 use crate::markdown;
 
 /// DOM id of a component's control.

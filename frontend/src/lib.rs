@@ -10,6 +10,7 @@ pub mod api;
 pub mod app_page;
 pub mod browser_state;
 pub mod components;
+pub mod controller;
 pub mod markdown;
 pub mod start_page;
 
@@ -59,21 +60,4 @@ pub fn start() {
         .unwrap_or_default();
     let route = route(&path);
     leptos::mount::mount_to_body(move || page(route));
-}
-
-/// Resolves after `ms` milliseconds (a `setTimeout` as a future).
-pub async fn sleep(ms: i32) {
-    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
-        let scheduled = web_sys::window()
-            .map(|w| {
-                w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms)
-                    .is_ok()
-            })
-            .unwrap_or(false);
-        if !scheduled {
-            // No timer to wait for: do not hang the caller.
-            let _ = resolve.call0(&wasm_bindgen::JsValue::NULL);
-        }
-    });
-    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }

@@ -8,8 +8,9 @@ mod support;
 use std::rc::Rc;
 
 use keepsake_frontend::api::{ClientError, decode};
-use keepsake_frontend::app_page::{Controller, OUTDATED, SESSION_RESTARTED, app_page_with};
+use keepsake_frontend::app_page::{OUTDATED, app_page_with};
 use keepsake_frontend::browser_state::MemoryStore;
+use keepsake_frontend::controller::{Controller, SESSION_RESTARTED};
 use keepsake_shared::config::{
     AppConfig, ButtonVariant, ComponentConfig, ComponentKind, ComponentProps, DependencyConfig,
     EventKind, LayoutNode, Trigger,
@@ -323,7 +324,7 @@ async fn a_server_speaking_another_protocol_version_gets_a_reload_notice() {
     let reload = button(alert.unchecked_ref(), "Reload");
     assert_eq!(reload.get_attribute("type").as_deref(), Some("button"));
     // Give a wrongly started page time to show itself.
-    keepsake_frontend::sleep(200).await;
+    gloo_timers::future::TimeoutFuture::new(200).await;
     assert_eq!(*backend.sessions.borrow(), 0, "no session was started");
     assert!(backend.sent.borrow().is_empty(), "no event was run");
     assert!(
@@ -380,7 +381,7 @@ async fn a_config_that_no_longer_decodes_gets_the_same_notice() {
         alert_text(&root).is_some_and(|text| text.contains(OUTDATED))
     })
     .await;
-    keepsake_frontend::sleep(100).await;
+    gloo_timers::future::TimeoutFuture::new(100).await;
     assert_eq!(*backend.sessions.borrow(), 0, "no session was started");
     assert!(
         root.query_selector("h1").unwrap().is_none(),

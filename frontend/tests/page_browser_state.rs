@@ -151,7 +151,7 @@ async fn browser_state_is_sent_sealed_and_stored_as_the_server_answers() {
     controller.click(RESEAL);
     controller.click(SAVE);
     until("two more events", || backend.sent.borrow().len() == 6).await;
-    keepsake_frontend::sleep(200).await;
+    gloo_timers::future::TimeoutFuture::new(200).await;
     assert!(sent(4).held.is_empty(), "nothing held, nothing sent");
     assert_eq!(sent(5).inputs, vec![Value::Null]);
     let change_runs = backend

@@ -7,8 +7,9 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use keepsake_frontend::api::{Backend, ClientError, LocalFuture};
-use keepsake_frontend::app_page::{Controller, PageHandle, app_view};
+use keepsake_frontend::app_page::app_view;
 use keepsake_frontend::browser_state::KeyValueStore;
+use keepsake_frontend::controller::{Controller, PageHandle};
 use keepsake_shared::config::{AppConfig, ComponentConfig, ComponentKind, ComponentProps};
 use keepsake_shared::event::{EventRequest, EventResult, SessionStarted, SessionStatus};
 use keepsake_shared::{AppId, ComponentId, SessionId};
@@ -94,7 +95,7 @@ impl Backend for Shared {
             .pop_front()
             .unwrap_or_else(|| Ok(EventResult::default()));
         Box::pin(async move {
-            keepsake_frontend::sleep(30).await;
+            gloo_timers::future::TimeoutFuture::new(30).await;
             answer
         })
     }
@@ -133,7 +134,7 @@ pub async fn until(what: &str, mut condition: impl FnMut() -> bool) {
         if condition() {
             return;
         }
-        keepsake_frontend::sleep(20).await;
+        gloo_timers::future::TimeoutFuture::new(20).await;
     }
     panic!("timed out waiting for {what}");
 }
