@@ -60,6 +60,18 @@ fn fresh_name() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The JSON answer of `request`.
+async fn json_of(request: reqwest::RequestBuilder) -> Result<Value, String> {
+    let response = request.send().await.map_err(|e| e.to_string())?;
+    response.json().await.map_err(|e| e.to_string())
+}
+
+/// The text answer of `request`.
+async fn text_of(request: reqwest::RequestBuilder) -> Result<String, String> {
+    let response = request.send().await.map_err(|e| e.to_string())?;
+    response.text().await.map_err(|e| e.to_string())
+}
+
 /// The `data:` payloads of a server-sent event body.
 fn sse_data(body: &str) -> impl Iterator<Item = Value> + '_ {
     body.lines()
@@ -74,15 +86,11 @@ impl Worker {
         let cart = format!("{}/apps/shopping-cart", self.base);
         self.session = match self.door {
             Door::Native => {
-                let started: Value = self
-                    .http
-                    .post(format!("{}/api/apps/shopping-cart/sessions", self.base))
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .json()
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let started = json_of(
+                    self.http
+                        .post(format!("{}/api/apps/shopping-cart/sessions", self.base)),
+                )
+                .await?;
                 started["session_id"]
                     .as_str()
                     .unwrap_or_default()
@@ -138,45 +146,29 @@ impl Worker {
         let cart = format!("{}/apps/shopping-cart", self.base);
         let size = match self.door {
             Door::Native => {
-                let result: Value = self
-                    .http
-                    .post(format!(
-                        "{}/api/apps/shopping-cart/sessions/{}/events",
-                        self.base, self.session
-                    ))
-                    .json(&json!({"dependency": 0, "inputs": [["Milk"], null]}))
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .json()
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let result = json_of(
+                    self.http
+                        .post(format!(
+                            "{}/api/apps/shopping-cart/sessions/{}/events",
+                            self.base, self.session
+                        ))
+                        .json(&json!({"dependency": 0, "inputs": [["Milk"], null]})),
+                )
+                .await?;
                 result["updates"][0]["value"].as_f64()
             }
             Door::Gradio => {
-                let joined: Value = self
+                let joined = json_of(self
                     .http
                     .post(format!("{cart}/gradio_api/queue/join"))
                     .json(&json!({"data": [["Milk"], null], "fn_index": 0, "session_hash": self.session}))
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .json()
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    ).await?;
                 let event_id = joined["event_id"].clone();
-                let body = self
-                    .http
-                    .get(format!(
-                        "{cart}/gradio_api/queue/data?session_hash={}",
-                        self.session
-                    ))
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .text()
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let body = text_of(self.http.get(format!(
+                    "{cart}/gradio_api/queue/data?session_hash={}",
+                    self.session
+                )))
+                .await?;
                 sse_data(&body)
                     .find(|m| m["msg"] == "process_completed" && m["event_id"] == event_id)
                     .and_then(|m| m["output"]["data"][1].as_f64())

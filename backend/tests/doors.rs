@@ -402,20 +402,17 @@ async fn bad_input_is_refused_alike_by_both_doors_and_changes_nothing() {
     server.stop().await;
 }
 
+async fn endpoints_page(server: &TestServer) -> String {
+    let page = server.client.get(server.url(&format!("/apps/{CART}/api")));
+    page.send().await.unwrap().text().await.unwrap()
+}
+
 /// The endpoints page shows each open door with this server's URLs; a door left
 /// closed is neither shown nor served.
 #[tokio::test]
 async fn the_endpoints_page_shows_the_open_doors_and_closed_doors_are_not_served() {
     let server = start(fast_settings()).await;
-    let page = server
-        .client
-        .get(server.url(&format!("/apps/{CART}/api")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = endpoints_page(&server).await;
     let app_url = server.url(&format!("/apps/{CART}/"));
     for expected in [
         format!("Client(&quot;{app_url}&quot;)"),
@@ -431,15 +428,7 @@ async fn the_endpoints_page_shows_the_open_doors_and_closed_doors_are_not_served
     server.stop().await;
 
     let closed = TestServer::start(fast_settings(), vec![demos::shopping_cart().unwrap()]).await;
-    let page = closed
-        .client
-        .get(closed.url(&format!("/apps/{CART}/api")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = endpoints_page(&closed).await;
     assert!(!page.contains("gradio_client") && !page.contains("/mcp"));
     for path in ["/config", "/gradio_api/info", "/mcp"] {
         let response = closed
