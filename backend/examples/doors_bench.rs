@@ -84,6 +84,15 @@ impl Worker {
     async fn start_session(&mut self) -> Result<(), String> {
         self.calls = 0;
         let cart = format!("{}/apps/shopping-cart", self.base);
+        // An MCP client closes the session it is done with, as the SDKs do; left open,
+        // each would hold one of the app's places for live MCP sessions until idle.
+        if matches!(self.door, Door::Mcp) && !self.session.is_empty() {
+            let close = self
+                .http
+                .delete(format!("{cart}/mcp"))
+                .header("mcp-session-id", &self.session);
+            close.send().await.map_err(|e| e.to_string())?;
+        }
         self.session = match self.door {
             Door::Native => {
                 let started = json_of(
@@ -290,7 +299,7 @@ async fn main() {
     }
     println!();
     println!(
-        "Each worker is one client on one keep-alive connection (reqwest), with a session per 20 calls: a Keepsake session, a Gradio `session_hash`, an MCP session (`initialize` counted in the calls' time). A Gradio call is two requests (the join and its event stream), as `gradio_client` makes it."
+        "Each worker is one client on one keep-alive connection (reqwest), with a session per 20 calls: a Keepsake session, a Gradio `session_hash`, an MCP session (`initialize` and the closing of the one before counted in the calls' time). A Gradio call is two requests (the join and its event stream), as `gradio_client` makes it."
     );
     println!();
 }
