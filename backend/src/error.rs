@@ -99,6 +99,12 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// `UnknownApp` for the app a request named, cut to 64 characters (a client
+    /// chooses it).
+    pub(crate) fn unknown_app(requested: &str) -> ApiError {
+        ApiError::UnknownApp(requested.chars().take(64).collect())
+    }
+
     /// Its machine-readable kind, as the error body carries it; it sets the HTTP
     /// status ([`ErrorKind::http_status`]).
     pub fn kind(&self) -> ErrorKind {

@@ -222,7 +222,7 @@ impl Server {
         self.inner
             .apps
             .get(app)
-            .ok_or_else(|| ApiError::UnknownApp(app.chars().take(64).collect()))
+            .ok_or_else(|| ApiError::unknown_app(app))
     }
 }
 

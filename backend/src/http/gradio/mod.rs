@@ -65,9 +65,7 @@ impl axum::extract::FromRef<Shared> for Server {
 
 impl Door {
     fn app(&self, app: &str) -> Result<&AppDoor, ApiError> {
-        self.apps
-            .get(app)
-            .ok_or_else(|| ApiError::UnknownApp(app.chars().take(64).collect()))
+        self.apps.get(app).ok_or_else(|| ApiError::unknown_app(app))
     }
 }
 
