@@ -107,6 +107,29 @@ impl Endpoint {
         Ok(self.request(inputs))
     }
 
+    /// The event for a call that gives its parameters only, in order (no values for
+    /// the hidden inputs).
+    pub(crate) fn request_parameters(&self, given: Vec<Value>) -> Result<EventRequest, ApiError> {
+        let parameters = self.parameters().count();
+        if given.len() != parameters {
+            return Err(ApiError::InvalidInput(format!(
+                "`{}` takes {parameters} parameters, got {}",
+                self.api_name,
+                given.len()
+            )));
+        }
+        let mut given = given.into_iter();
+        let inputs = self
+            .inputs
+            .iter()
+            .map(|slot| match slot.hidden {
+                true => Value::Null,
+                false => given.next().unwrap_or(Value::Null),
+            })
+            .collect();
+        Ok(self.request(inputs))
+    }
+
     #[cfg_attr(not(feature = "mcp"), allow(dead_code))]
     /// The event for a call that gives its parameters by name; one left out takes
     /// its component's initial value, and a name the endpoint does not have is an
@@ -157,27 +180,35 @@ impl Endpoint {
             .iter()
             .map(|slot| match slot.hidden {
                 true => Value::Null,
-                false => result
-                    .updates
-                    .iter()
-                    .rev()
-                    .find(|update| update.component == slot.component)
-                    .and_then(|update| update.value.clone())
-                    .unwrap_or(Value::Null),
+                false => set_value(slot, result),
             })
             .collect()
+    }
+
+    /// The returned outputs only, in order (for callers that gave the parameters
+    /// only).
+    pub(crate) fn returned_values(&self, result: &EventResult) -> Vec<Value> {
+        self.returns().map(|slot| set_value(slot, result)).collect()
     }
 
     #[cfg_attr(not(feature = "mcp"), allow(dead_code))]
     /// The returned outputs by name, for callers that take an object.
     pub(crate) fn named_outputs(&self, result: &EventResult) -> Map<String, Value> {
-        self.outputs
-            .iter()
-            .zip(self.output_values(result))
-            .filter(|(slot, _)| !slot.hidden)
-            .map(|(slot, value)| (slot.name.clone(), value))
+        self.returns()
+            .map(|slot| (slot.name.clone(), set_value(slot, result)))
             .collect()
     }
+}
+
+/// The last value `result` set on `slot`'s component, or `null`.
+fn set_value(slot: &Slot, result: &EventResult) -> Value {
+    result
+        .updates
+        .iter()
+        .rev()
+        .find(|update| update.component == slot.component)
+        .and_then(|update| update.value.clone())
+        .unwrap_or(Value::Null)
 }
 
 fn slots(config: &AppConfig, ids: &[ComponentId]) -> Vec<Slot> {

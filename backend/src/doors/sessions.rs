@@ -84,6 +84,19 @@ pub(crate) async fn run_keyed(
     }
 }
 
+/// Runs `request` in a fresh session of its own (a start counted against
+/// `address`), for a call that names no session.
+pub(crate) async fn run_fresh(
+    server: &Server,
+    engine: &Engine,
+    address: Option<IpAddr>,
+    request: EventRequest,
+) -> Result<EventResult, ApiError> {
+    server.allow_start(address)?;
+    let session = engine.create_session().await?;
+    engine.run_event(&session.id, request).await
+}
+
 fn derive(seed: &[u8; 32], door: &str, key: &str) -> SessionId {
     let mut bytes = [0u8; 16];
     let info = [door.as_bytes(), &[0], key.as_bytes()].concat();

@@ -39,7 +39,7 @@ use serde_json::{Map, Value, json};
 
 use super::client_address::ClientAddress;
 use crate::doors::endpoint::{Endpoint, json_schema};
-use crate::doors::sessions::run_keyed;
+use crate::doors::sessions::{run_fresh, run_keyed};
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::server::Server;
@@ -255,16 +255,13 @@ async fn run(
         // Its start was counted by `admit`, at `initialize`.
         Some(key) => run_keyed(&app.server, &app.engine, DOOR, key, None, request).await?,
         None => {
-            // A made-up session id passed `admit` uncounted: count it now.
-            if named.is_some() {
-                let address = match parts {
-                    Some(parts) => address(parts.clone(), &app.server).await?,
-                    None => None,
-                };
-                app.server.allow_start(address)?;
-            }
-            let session = app.engine.create_session().await?;
-            app.engine.run_event(&session.id, request).await?
+            // A request without a session id was counted by `admit`; a made-up one
+            // passed it uncounted: count it now.
+            let uncounted = match (named, parts) {
+                (Some(_), Some(parts)) => address(parts.clone(), &app.server).await?,
+                _ => None,
+            };
+            run_fresh(&app.server, &app.engine, uncounted, request).await?
         }
     };
     let mut outputs = endpoint.named_outputs(&result);

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use super::super::client_address::ClientAddress;
 use super::super::json::ApiJson;
 use super::{DOOR, Shared};
-use crate::doors::sessions::run_keyed;
+use crate::doors::sessions::{run_fresh, run_keyed};
 use crate::error::ApiError;
 
 /// How long an outcome waits for its `GET`.
@@ -106,44 +106,16 @@ pub(super) async fn start(
             ApiError::BadRequest(format!("this app has no endpoint named {api_name:?}"))
         })?;
     // What the request gets wrong is its answer (400), not an outcome kept for later.
-    let parameters = endpoint.parameters().count();
-    if body.data.len() != parameters {
-        return Err(ApiError::InvalidInput(format!(
-            "`{api_name}` takes {parameters} parameters, got {}",
-            body.data.len()
-        )));
-    }
-    let mut given = body.data.into_iter();
-    let positional = endpoint
-        .inputs
-        .iter()
-        .map(|slot| match slot.hidden {
-            true => Value::Null,
-            false => given.next().unwrap_or(Value::Null),
-        })
-        .collect();
-    let request = endpoint.request_positional(positional)?;
+    let request = endpoint.request_parameters(body.data)?;
     app_door.calls.make_room()?;
+    let engine = &app_door.engine;
     let outcome = match &body.session_hash {
-        Some(key) => run_keyed(&door.server, &app_door.engine, DOOR, key, address, request).await,
-        None => {
-            door.server.allow_start(address)?;
-            let session = app_door.engine.create_session().await?;
-            app_door.engine.run_event(&session.id, request).await
-        }
+        Some(key) => run_keyed(&door.server, engine, DOOR, key, address, request).await,
+        None => run_fresh(&door.server, engine, address, request).await,
     };
     let outcome = match outcome {
-        Ok(result) => {
-            // The returned outputs only, as `data` held the parameters only.
-            let values = endpoint.output_values(&result).into_iter();
-            Ok(endpoint
-                .outputs
-                .iter()
-                .zip(values)
-                .filter(|(slot, _)| !slot.hidden)
-                .map(|(_, value)| value)
-                .collect::<Vec<_>>())
-        }
+        // The returned outputs only, as `data` held the parameters only.
+        Ok(result) => Ok(endpoint.returned_values(&result)),
         // Refused input, limits, an unknown session: the request's answer.
         Err(error) if error.kind().http_status() < 500 => return Err(error),
         Err(error) => Err(crate::doors::user_message(&error)),
