@@ -30,17 +30,6 @@ fn escape(text: &str) -> String {
     out
 }
 
-/// An example JSON value for a slot, for the examples on the page.
-fn example(slot: &EndpointSlot) -> &'static str {
-    match slot.value_type.as_str() {
-        "string" | "string or null" => "\"text\"",
-        "number" => "1",
-        "boolean" => "true",
-        "array of strings" => "[\"a\"]",
-        _ => "null",
-    }
-}
-
 fn slots_table(slots: &[EndpointSlot]) -> String {
     if slots.is_empty() {
         return "<p>None.</p>".to_owned();
@@ -223,13 +212,18 @@ pub(crate) fn page(app_plan: &App, origin: &str, open: Doors) -> String {
         escape(&api::StartSession::path(app)),
     );
     let endpoints = config.endpoints();
+    // The same listeners, in the same order: those with an api_name.
     let door_endpoints = doors::endpoint::Endpoint::all(app_plan);
     if endpoints.is_empty() {
         html.push_str("<p>This app has no named endpoints.</p>");
     }
-    for endpoint in &endpoints {
+    for (endpoint, door) in endpoints.iter().zip(&door_endpoints) {
         let name = escape(&endpoint.api_name);
-        let inputs: Vec<&str> = endpoint.inputs.iter().map(example).collect();
+        let inputs: Vec<String> = door
+            .inputs
+            .iter()
+            .map(|slot| example_value(&slot.kind).to_string())
+            .collect();
         let body = format!(
             "{{\"dependency\": {}, \"inputs\": [{}]}}",
             endpoint.dependency.0,
@@ -238,34 +232,28 @@ pub(crate) fn page(app_plan: &App, origin: &str, open: Doors) -> String {
         let path = api::RunEvent::ROUTE
             .replace("{app}", &app.0)
             .replace("{session}", "$SESSION");
-        let door = door_endpoints
-            .iter()
-            .find(|d| d.dependency == endpoint.dependency);
         let _ = write!(
             html,
-            "<section id=\"{name}\"><h2><code>{name}</code></h2>{}<h3>Inputs</h3>{}<h3>Outputs</h3>{}\
+            "<section id=\"{name}\"><h2><code>{name}</code></h2><p>{}</p><h3>Inputs</h3>{}<h3>Outputs</h3>{}\
              <h3>curl (Keepsake's API)</h3><pre><code>curl -X POST {origin}{} \\\n  -H 'Content-Type: application/json' \\\n  -d '{}'</code></pre>\
              <h3>Rust (<code>keepsake-shared</code>, feature <code>client</code>)</h3><pre><code>\
              let app = keepsake_shared::client::Client::new(\"{origin}\").app(\"{}\").await?;\n\
              let session = app.start_session().await?;\n\
              let outputs = session.call(\"{name}\", vec![{}]).await?;</code></pre>{}</section>",
-            door.map(|d| format!("<p>{}</p>", escape(&d.description)))
-                .unwrap_or_default(),
+            escape(&door.description),
             slots_table(&endpoint.inputs),
             slots_table(&endpoint.outputs),
             escape(&path),
             escape(&body),
             escape(&app.0),
             escape(
-                &endpoint
-                    .inputs
+                &inputs
                     .iter()
-                    .map(|s| format!("json!({})", example(s)))
+                    .map(|value| format!("json!({value})"))
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            door.map(|d| door_examples(d, &app_url, open))
-                .unwrap_or_default(),
+            door_examples(door, &app_url, open),
         );
     }
     html.push_str("</body></html>");
