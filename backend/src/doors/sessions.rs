@@ -62,20 +62,24 @@ pub(crate) async fn keyed_session(
         .await
 }
 
-/// Runs `request` in the session `door`'s client `key` names (started if need be).
-/// If that session ended between the look-up and the event (its retention ran out,
-/// an eviction), the event ran nowhere and wrote nothing: it runs once more, in the
-/// session the name starts again.
+/// Runs `request` in the session `door`'s client `key` names (started if need be;
+/// `found`: the caller looked it up already). If that session ended between the
+/// look-up and the event (its retention ran out, an eviction), the event ran nowhere
+/// and wrote nothing: it runs once more, in the session the name starts again.
 pub(crate) async fn run_keyed(
     server: &Server,
     engine: &Engine,
     door: &str,
     key: &str,
     address: Option<IpAddr>,
+    found: Option<SessionId>,
     request: EventRequest,
 ) -> Result<EventResult, ApiError> {
-    let session = keyed_session(server, engine, door, key, address).await?;
-    match engine.run_event(&session.id, request.clone()).await {
+    let session = match found {
+        Some(id) => id,
+        None => keyed_session(server, engine, door, key, address).await?.id,
+    };
+    match engine.run_event(&session, request.clone()).await {
         Err(ApiError::UnknownSession) => {
             let session = keyed_session(server, engine, door, key, address).await?;
             engine.run_event(&session.id, request).await

@@ -253,7 +253,7 @@ async fn run(
     };
     let result = match live {
         // Its start was counted by `admit`, at `initialize`.
-        Some(key) => run_keyed(&app.server, &app.engine, DOOR, key, None, request).await?,
+        Some(key) => run_keyed(&app.server, &app.engine, DOOR, key, None, None, request).await?,
         None => {
             // A request without a session id was counted by `admit`; a made-up one
             // passed it uncounted: count it now.

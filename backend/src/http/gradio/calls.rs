@@ -110,7 +110,7 @@ pub(super) async fn start(
     app_door.calls.make_room()?;
     let engine = &app_door.engine;
     let outcome = match &body.session_hash {
-        Some(key) => run_keyed(&door.server, engine, DOOR, key, address, request).await,
+        Some(key) => run_keyed(&door.server, engine, DOOR, key, address, None, request).await,
         None => run_fresh(&door.server, engine, address, request).await,
     };
     let outcome = match outcome {

@@ -152,14 +152,15 @@ async fn join(
         .clone();
     // The session first: a start refused (the address's allowance, capacity) is the
     // join's answer, and takes no place in the queue.
-    keyed_session(
+    let session = keyed_session(
         &door.server,
         &app_door.engine,
         DOOR,
         &body.session_hash,
         address,
     )
-    .await?;
+    .await?
+    .id;
     let event_id = event_id();
     app_door.queue.join(&body.session_hash, &event_id)?;
     let mut completion = Completion {
@@ -186,6 +187,7 @@ async fn join(
                     DOOR,
                     &completion.key,
                     address,
+                    Some(session),
                     request,
                 )
                 .await
