@@ -151,16 +151,12 @@ impl MemoryStore {
     /// without an open page is evicted; if every session has one, nobody is, and
     /// the start is refused.
     ///
-    /// Under an id that is live already, it is that session (a use, as [`Self::get`]):
-    /// two starts of one id racing never make two sessions.
+    /// Under an id that is live already, it is that session (the caller's next use
+    /// of it moves its clock): two starts of one id racing never make two sessions.
     pub(crate) fn create(&self, id: SessionId) -> Result<Arc<Session>, StoreError> {
-        if let Some(live) = self.get(&id) {
-            return Ok(live);
-        }
         let session = self.shape.new_session(id);
         let evicted = {
             let mut index = self.index();
-            // Started by someone else since the look above.
             if let Some(live) = index.detached.get(&id).map(|entry| entry.session.clone()) {
                 return Ok(live);
             }
