@@ -5,7 +5,9 @@
 //! - `POST .../gradio_api/queue/join` then `GET .../gradio_api/queue/data?session_hash=`
 //!   (the event's messages, [`queue`]);
 //! - `POST .../gradio_api/call/{api_name}` then `GET .../call/{api_name}/{event_id}`
-//!   (the two-step calls of Gradio's curl examples, [`calls`]).
+//!   (the two-step calls of Gradio's curl examples, [`calls`]);
+//! - `POST .../gradio_api/run/{api_name}` (and `.../api/{api_name}`): one call, one
+//!   JSON answer, without the queue ([`run`]).
 //!
 //! A call runs the listener as a page's event does, in the Keepsake session the
 //! client's `session_hash` names ([`crate::doors::sessions`]): one `Client` keeps its
@@ -14,6 +16,7 @@
 mod calls;
 mod config;
 mod queue;
+mod run;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -104,6 +107,8 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(server: &Server) -> Route
             &format!("{api}/call/{{api_name}}/{{event_id}}"),
             get(calls::result),
         )
+        .route(&format!("{api}/run/{{api_name}}"), post(run::run))
+        .route(&format!("{api}/api/{{api_name}}"), post(run::run))
         .route(&format!("{api}/cancel"), post(cancel))
         .route(&format!("{api}/reset"), post(cancel))
         .with_state(door)

@@ -1,0 +1,74 @@
+//! Gradio's queue-free call, `POST .../gradio_api/run/{api_name}` (and its older
+//! spelling `.../gradio_api/api/{api_name}`): one request, one answer, no event
+//! stream. Gradio serves it for apps that open their API (`queue(api_open=True)`)
+//! and for events without the queue; scripts and load tools use it because it is a
+//! plain JSON round trip.
+//!
+//! The body is the same as a `queue/join`'s, `{"data": [...], "session_hash": ...}`:
+//! `data` holds one value per input, `null` for state slots, and the answer's
+//! `data` one value per output, as a `process_completed` message holds them. A
+//! `session_hash` names the client's session, as `queue/join`'s does; without one,
+//! the call runs in a session of its own. What the request gets wrong is a 4xx
+//! answer; a handler's error is Gradio's 500 with `{"error": message}`.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::super::client_address::ClientAddress;
+use super::super::json::ApiJson;
+use super::{DOOR, Shared};
+use crate::doors::sessions::{run_fresh, run_keyed};
+use crate::error::ApiError;
+
+#[derive(Deserialize)]
+pub(super) struct RunBody {
+    data: Vec<serde_json::Value>,
+    #[serde(default)]
+    session_hash: Option<String>,
+}
+
+pub(super) async fn run(
+    State(door): State<Shared>,
+    Path((app, api_name)): Path<(String, String)>,
+    ClientAddress(address): ClientAddress,
+    ApiJson(body): ApiJson<RunBody>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let app_door = door.app(&app)?;
+    let endpoint = app_door
+        .endpoints
+        .iter()
+        .find(|endpoint| endpoint.api_name == api_name)
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!("this app has no endpoint named {api_name:?}"))
+        })?;
+    let request = endpoint.request_positional(body.data)?;
+    let engine = &app_door.engine;
+    let outcome = match &body.session_hash {
+        Some(key) => run_keyed(&door.server, engine, DOOR, key, address, None, request).await,
+        None => run_fresh(&door.server, engine, address, request).await,
+    };
+    match outcome {
+        Ok(result) => Ok(Json(json!({
+            "data": endpoint.output_values(&result),
+            "is_generating": false,
+            "duration": started.elapsed().as_secs_f64(),
+        }))
+        .into_response()),
+        // Refused input, limits, an unknown session: the request's own answer.
+        Err(error) if error.kind().http_status() < 500 => Err(error),
+        // The listener failed: nothing was written, and the client gets its message
+        // the way Gradio words a failed direct call.
+        Err(error) => Ok((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "error": crate::doors::user_message(&error) })),
+        )
+            .into_response()),
+    }
+}
