@@ -142,6 +142,30 @@ install_js_clients() {
   touch "$KEEPSAKE_JS_CLIENTS/.complete"
 }
 
+# The benchmark's own tools, for scripts/bench only: wrk (a standard load tool, from
+# Debian), and a pinned Gradio in a virtual environment named after its requirements'
+# hash, for the side by side with Gradio.
+install_bench_tools() {
+  if ! command -v wrk >/dev/null; then
+    say "Installing wrk"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+  fi
+  local requirements="$ROOT/backend/benches/gradio/requirements.txt" hash venv
+  hash="$(sha256sum "$requirements" | cut -c1-16)"
+  venv="${XDG_CACHE_HOME:-$HOME/.cache}/keepsake/gradio-$hash"
+  export KEEPSAKE_GRADIO_PYTHON="$venv/bin/python"
+  if [ -f "$venv/.complete" ]; then
+    say "Gradio present (for the side by side)"
+    return
+  fi
+  say "Installing Gradio (pinned, for the side by side) into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$requirements"
+  touch "$venv/.complete"
+}
+
 install_all() {
   install_debian_packages
   install_python_clients

@@ -6,10 +6,18 @@
 //! `--concurrency` workers (50) each keep one keep-alive connection and one session
 //! (a fresh one every 20 calls, as the HTTP benchmark does), for `--rounds` rounds
 //! of `--seconds` per door, the doors taking turns. Prints Markdown.
+//!
+//! `--gradio URL` (a Gradio server of the state guide's cart,
+//! `benches/gradio/cart.py`): instead, the Gradio queue path (`queue/join` +
+//! `queue/data`) against that server and against Keepsake's Gradio-compatible door,
+//! the same requests from the same client, rounds alternating. `--fill N --route
+//! URL`: instead, N calls of Gradio's queue-free route, each under a session_hash
+//! of its own (a new session each), for the memory-per-session comparison.
 
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use futures::StreamExt;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
@@ -24,6 +32,15 @@ struct Cli {
     seconds: u64,
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// A Gradio server of the cart: compare its queue path with Keepsake's door.
+    #[arg(long)]
+    gradio: Option<String>,
+    /// Make this many sessions through the queue-free route `--route`, then stop.
+    #[arg(long, requires = "route")]
+    fill: Option<usize>,
+    /// A queue-free route (`.../gradio_api/run/add_items`), for `--fill`.
+    #[arg(long)]
+    route: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -49,6 +66,8 @@ const CALLS_PER_SESSION: usize = 20;
 struct Worker {
     http: reqwest::Client,
     base: String,
+    /// The app's root: Keepsake's `{base}/apps/shopping-cart`, or a Gradio server's.
+    app: String,
     door: Door,
     /// The native session id, the Gradio session_hash, or the MCP session id.
     session: String,
@@ -83,7 +102,7 @@ fn sse_data(body: &str) -> impl Iterator<Item = Value> + '_ {
 impl Worker {
     async fn start_session(&mut self) -> Result<(), String> {
         self.calls = 0;
-        let cart = format!("{}/apps/shopping-cart", self.base);
+        let cart = self.app.clone();
         // An MCP client closes the session it is done with, as the SDKs do; left open,
         // each would hold one of the app's places for live MCP sessions until idle.
         if matches!(self.door, Door::Mcp) && !self.session.is_empty() {
@@ -146,13 +165,15 @@ impl Worker {
         request.send().await.map_err(|e| e.to_string())
     }
 
-    /// One "Add Items" call; the cart size it answered.
-    async fn call(&mut self) -> Result<f64, String> {
+    /// One "Add Items" call, which must succeed; through Keepsake's doors, the cart
+    /// size it answered. (Gradio answers no size: its page asks for it with a second
+    /// event, the state's `.change`, which Keepsake runs within the first.)
+    async fn call(&mut self) -> Result<(), String> {
         if self.session.is_empty() || self.calls == CALLS_PER_SESSION {
             self.start_session().await?;
         }
         self.calls += 1;
-        let cart = format!("{}/apps/shopping-cart", self.base);
+        let cart = self.app.clone();
         let size = match self.door {
             Door::Native => {
                 let result = json_of(
@@ -178,9 +199,12 @@ impl Worker {
                     self.session
                 )))
                 .await?;
-                sse_data(&body)
-                    .find(|m| m["msg"] == "process_completed" && m["event_id"] == event_id)
-                    .and_then(|m| m["output"]["data"][1].as_f64())
+                let done = sse_data(&body)
+                    .find(|m| m["msg"] == "process_completed" && m["event_id"] == event_id);
+                match done {
+                    Some(done) if done["success"] == true => return Ok(()),
+                    _ => None,
+                }
             }
             Door::Mcp => {
                 let call = json!({"jsonrpc": "2.0", "id": self.calls, "method": "tools/call",
@@ -194,7 +218,8 @@ impl Worker {
                 sse_data(&body).find_map(|m| m["result"]["structuredContent"]["cart_size"].as_f64())
             }
         };
-        size.ok_or_else(|| format!("no cart size from {:?}", self.door))
+        size.map(drop)
+            .ok_or_else(|| format!("no cart size from {:?}", self.door))
     }
 }
 
@@ -205,7 +230,7 @@ struct Round {
     seconds: f64,
 }
 
-async fn round(cli: &Cli, door: Door, length: Duration) -> Round {
+async fn round(cli: &Cli, app: &str, door: Door, length: Duration) -> Round {
     let deadline = Instant::now() + length;
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
@@ -217,6 +242,7 @@ async fn round(cli: &Cli, door: Door, length: Duration) -> Round {
                 .build()
                 .expect("an HTTP client"),
             base: cli.url.trim_end_matches('/').to_owned(),
+            app: app.trim_end_matches('/').to_owned(),
             door,
             session: String::new(),
             calls: 0,
@@ -253,34 +279,34 @@ async fn round(cli: &Cli, door: Door, length: Duration) -> Round {
     total
 }
 
-#[tokio::main]
-async fn main() {
-    let cli = Cli::parse();
-    let doors = [Door::Native, Door::Gradio, Door::Mcp];
+/// Rounds of `targets` (label, app root, door), taking turns after a warm-up.
+async fn rounds(cli: &Cli, targets: &[(&str, String, Door)]) -> Vec<Vec<Round>> {
     // Warm-up: connections, lazily built tables.
-    for door in doors {
-        round(&cli, door, Duration::from_secs(1)).await;
+    for (_, app, door) in targets {
+        round(cli, app, *door, Duration::from_secs(1)).await;
     }
-    let mut rounds: Vec<Vec<Round>> = doors.iter().map(|_| Vec::new()).collect();
+    let mut rounds: Vec<Vec<Round>> = targets.iter().map(|_| Vec::new()).collect();
     for _ in 0..cli.rounds {
-        for (i, door) in doors.iter().enumerate() {
-            rounds[i].push(round(&cli, *door, Duration::from_secs(cli.seconds)).await);
+        for (i, (_, app, door)) in targets.iter().enumerate() {
+            rounds[i].push(round(cli, app, *door, Duration::from_secs(cli.seconds)).await);
         }
     }
-    println!(
-        "### Doors: one \"Add Items\" round trip per door ({} workers, {} rounds of {} s each, alternating)",
-        cli.concurrency, cli.rounds, cli.seconds
-    );
-    println!();
-    println!("| door | calls/s (median round) | p50 | p99 | errors | vs Keepsake API |");
+    rounds
+}
+
+fn median_rate(rounds: &[Round]) -> f64 {
+    let mut rates: Vec<f64> = rounds.iter().map(|r| r.calls as f64 / r.seconds).collect();
+    rates.sort_by(f64::total_cmp);
+    rates[rates.len() / 2]
+}
+
+/// One table row per target: calls/s, p50, p99 (all rounds pooled), errors, and the
+/// share of the first target's rate.
+fn print_rows(labels: &[&str], rounds: &[Vec<Round>], against: &str) {
+    println!("| door | calls/s (median round) | p50 | p99 | errors | {against} |");
     println!("| --- | --- | --- | --- | --- | --- |");
-    let median_rate = |rounds: &[Round]| {
-        let mut rates: Vec<f64> = rounds.iter().map(|r| r.calls as f64 / r.seconds).collect();
-        rates.sort_by(f64::total_cmp);
-        rates[rates.len() / 2]
-    };
-    let native = median_rate(&rounds[0]);
-    for (door, rounds) in doors.iter().zip(&rounds) {
+    let reference = median_rate(&rounds[0]);
+    for (label, rounds) in labels.iter().zip(rounds) {
         let mut all =
             Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
         for round in rounds {
@@ -289,17 +315,83 @@ async fn main() {
         let rate = median_rate(rounds);
         println!(
             "| {} | {:.0} | {:.2} ms | {:.2} ms | {} | {:.0}% |",
-            door.label(),
+            label,
             rate,
             all.value_at_quantile(0.5) as f64 / 1000.0,
             all.value_at_quantile(0.99) as f64 / 1000.0,
             rounds.iter().map(|r| r.errors).sum::<u64>(),
-            100.0 * rate / native
+            100.0 * rate / reference
         );
     }
     println!();
+}
+
+/// `n` calls of the queue-free route, each in a session of its own (50 at a time).
+async fn fill(route: &str, n: usize) -> Result<(), String> {
+    let http = reqwest::Client::new();
+    let run = fresh_name();
+    let mut calls = futures::stream::iter(0..n)
+        .map(|i| {
+            let body = json!({"data": [["Cereal", "Milk", "Orange Juice", "Water"], null],
+                "fn_index": 0, "session_hash": format!("fill-{run}-{i}")});
+            let request = http.post(route).json(&body);
+            async move {
+                let response = request.send().await.map_err(|e| e.to_string())?;
+                match response.status().as_u16() {
+                    200 => Ok(()),
+                    status => Err(format!("the route answered {status}")),
+                }
+            }
+        })
+        .buffer_unordered(50);
+    while let Some(outcome) = calls.next().await {
+        outcome?;
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), String> {
+    let cli = Cli::parse();
+    let keepsake = format!("{}/apps/shopping-cart", cli.url.trim_end_matches('/'));
+    if let (Some(n), Some(route)) = (cli.fill, &cli.route) {
+        return fill(route, n).await;
+    }
+    if let Some(gradio) = &cli.gradio {
+        let targets = [
+            ("Gradio", gradio.clone(), Door::Gradio),
+            (
+                "Keepsake (its Gradio-compatible door)",
+                keepsake,
+                Door::Gradio,
+            ),
+        ];
+        let rounds = rounds(&cli, &targets).await;
+        println!(
+            "Gradio's queue path (`queue/join` + the `queue/data` stream until `close_stream`, as `gradio_client`'s `predict` and Gradio's page make a call), {} workers, {} rounds of {} s, alternating:",
+            cli.concurrency, cli.rounds, cli.seconds
+        );
+        println!();
+        let labels: Vec<&str> = targets.iter().map(|t| t.0).collect();
+        print_rows(&labels, &rounds, "vs Gradio");
+        return Ok(());
+    }
+    let doors = [Door::Native, Door::Gradio, Door::Mcp];
+    let targets: Vec<(&str, String, Door)> = doors
+        .iter()
+        .map(|door| (door.label(), keepsake.clone(), *door))
+        .collect();
+    let rounds = rounds(&cli, &targets).await;
+    println!(
+        "### Doors: one \"Add Items\" round trip per door ({} workers, {} rounds of {} s each, alternating)",
+        cli.concurrency, cli.rounds, cli.seconds
+    );
+    println!();
+    let labels: Vec<&str> = targets.iter().map(|t| t.0).collect();
+    print_rows(&labels, &rounds, "vs Keepsake API");
     println!(
         "Each worker is one client on one keep-alive connection (reqwest), with a session per 20 calls: a Keepsake session, a Gradio `session_hash`, an MCP session (`initialize` and the closing of the one before counted in the calls' time). A Gradio call is two requests (the join and its event stream), as `gradio_client` makes it."
     );
     println!();
+    Ok(())
 }
