@@ -126,20 +126,33 @@ install_python_clients() {
 
 # Gradio's JavaScript client for the door tests, as e2e/clients/package-lock.json
 # pins it, in a directory named after the lock's hash.
-install_js_clients() {
-  local source="$ROOT/e2e/clients" hash
+# Installs the npm packages pinned by $1/package-lock.json into a cache directory
+# named $2-<hash of the package files>, once; sets NPM_DIR to it.
+install_npm_dir() {
+  local source="$1" hash
   hash="$(cat "$source/package.json" "$source/package-lock.json" | sha256sum | cut -c1-16)"
-  export KEEPSAKE_JS_CLIENTS="${XDG_CACHE_HOME:-$HOME/.cache}/keepsake/js-clients-$hash"
-  if [ -f "$KEEPSAKE_JS_CLIENTS/.complete" ]; then
-    say "JavaScript client present (@gradio/client)"
+  NPM_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/keepsake/$2-$hash"
+  if [ -f "$NPM_DIR/.complete" ]; then
+    say "$3 present"
     return
   fi
-  say "Installing the JavaScript client (@gradio/client) into $KEEPSAKE_JS_CLIENTS"
-  rm -rf "$KEEPSAKE_JS_CLIENTS"
-  mkdir -p "$KEEPSAKE_JS_CLIENTS"
-  cp "$source/package.json" "$source/package-lock.json" "$KEEPSAKE_JS_CLIENTS/"
-  npm ci --prefix "$KEEPSAKE_JS_CLIENTS" --no-audit --no-fund --loglevel=error >/dev/null
-  touch "$KEEPSAKE_JS_CLIENTS/.complete"
+  say "Installing $3 into $NPM_DIR"
+  rm -rf "$NPM_DIR"
+  mkdir -p "$NPM_DIR"
+  cp "$source/package.json" "$source/package-lock.json" "$NPM_DIR/"
+  npm ci --prefix "$NPM_DIR" --no-audit --no-fund --loglevel=error >/dev/null
+  touch "$NPM_DIR/.complete"
+}
+
+install_js_clients() {
+  install_npm_dir "$ROOT/e2e/clients" js-clients "The JavaScript client (@gradio/client)"
+  export KEEPSAKE_JS_CLIENTS="$NPM_DIR"
+}
+
+# axe-core, which the browser tests run in each demo page (light and dark).
+install_axe() {
+  install_npm_dir "$ROOT/e2e/a11y" axe "axe-core"
+  export KEEPSAKE_AXE="$NPM_DIR/node_modules/axe-core/axe.min.js"
 }
 
 # The benchmark's own tools, for scripts/bench only: wrk (a standard load tool, from
@@ -170,6 +183,7 @@ install_all() {
   install_debian_packages
   install_python_clients
   install_js_clients
+  install_axe
   install_binaryen
   install_esbuild
   install_wasm_target

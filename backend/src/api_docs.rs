@@ -129,13 +129,13 @@ fn door_examples(endpoint: &doors::endpoint::Endpoint, app_url: &str, open: Door
         let data: Vec<String> = parameters.iter().map(|(_, v)| v.to_string()).collect();
         let _ = write!(
             html,
-            "<h3>Python (<code>gradio_client</code>)</h3><pre><code>from gradio_client import Client\n\n\
+            "<h3>Python (<code>gradio_client</code>)</h3><pre tabindex=\"0\"><code>from gradio_client import Client\n\n\
              client = Client(\"{app_url}\")  # one session per Client\n\
              result = client.predict({}api_name=\"/{name}\")</code></pre>\
-             <h3>JavaScript (<code>@gradio/client</code>)</h3><pre><code>import {{ Client }} from \"@gradio/client\";\n\n\
+             <h3>JavaScript (<code>@gradio/client</code>)</h3><pre tabindex=\"0\"><code>import {{ Client }} from \"@gradio/client\";\n\n\
              const client = await Client.connect(\"{app_url}\");\n\
              const result = await client.predict(\"/{name}\", {{ {} }});</code></pre>\
-             <h3>curl (Gradio's two steps)</h3><pre><code>curl -X POST {app_url}gradio_api/call/{name} \\\n  \
+             <h3>curl (Gradio's two steps)</h3><pre tabindex=\"0\"><code>curl -X POST {app_url}gradio_api/call/{name} \\\n  \
              -H 'Content-Type: application/json' -d '{{\"data\": [{}]}}'\n\
              # answers {{\"event_id\": \"…\"}}; then:\n\
              curl -N {app_url}gradio_api/call/{name}/$EVENT_ID</code></pre>",
@@ -156,8 +156,8 @@ fn door_examples(endpoint: &doors::endpoint::Endpoint, app_url: &str, open: Door
         );
         let _ = write!(
             html,
-            "<h3>MCP (tool <code>{name}</code>)</h3><pre><code>{{\"mcpServers\": {{\"{}\": {{\"url\": \"{app_url}mcp\"}}}}}}</code></pre>\
-             <pre><code>from mcp import ClientSession\nfrom mcp.client.streamable_http import streamable_http_client\n\n\
+            "<h3>MCP (tool <code>{name}</code>)</h3><pre tabindex=\"0\"><code>{{\"mcpServers\": {{\"{}\": {{\"url\": \"{app_url}mcp\"}}}}}}</code></pre>\
+             <pre tabindex=\"0\"><code>from mcp import ClientSession\nfrom mcp.client.streamable_http import streamable_http_client\n\n\
              async with streamable_http_client(\"{app_url}mcp\") as (read, write):\n    \
              async with ClientSession(read, write) as session:  # one Keepsake session\n        \
              await session.initialize()\n        \
@@ -206,7 +206,7 @@ pub(crate) fn page(app_plan: &App, origin: &str, open: Doors) -> String {
          server; send <code>null</code> for state slots. A browser-state slot takes the sealed string an earlier \
          answer gave in <code>browser_state</code> (or <code>null</code> for its default), as a browser keeps it. \
          The answer lists the component updates of the endpoint and of the change listeners it caused.</p>{}\
-         <h2>Start a session</h2><pre><code>curl -X POST {origin}{}</code></pre>",
+         <h2>Start a session</h2><pre tabindex=\"0\"><code>curl -X POST {origin}{}</code></pre>",
         escape(&api::app_page_path(app)),
         doors_intro(&app_url, open),
         escape(&api::StartSession::path(app)),
@@ -235,8 +235,8 @@ pub(crate) fn page(app_plan: &App, origin: &str, open: Doors) -> String {
         let _ = write!(
             html,
             "<section id=\"{name}\"><h2><code>{name}</code></h2><p>{}</p><h3>Inputs</h3>{}<h3>Outputs</h3>{}\
-             <h3>curl (Keepsake's API)</h3><pre><code>curl -X POST {origin}{} \\\n  -H 'Content-Type: application/json' \\\n  -d '{}'</code></pre>\
-             <h3>Rust (<code>keepsake-shared</code>, feature <code>client</code>)</h3><pre><code>\
+             <h3>curl (Keepsake's API)</h3><pre tabindex=\"0\"><code>curl -X POST {origin}{} \\\n  -H 'Content-Type: application/json' \\\n  -d '{}'</code></pre>\
+             <h3>Rust (<code>keepsake-shared</code>, feature <code>client</code>)</h3><pre tabindex=\"0\"><code>\
              let app = keepsake_shared::client::Client::new(\"{origin}\").app(\"{}\").await?;\n\
              let session = app.start_session().await?;\n\
              let outputs = session.call(\"{name}\", vec![{}]).await?;</code></pre>{}</section>",

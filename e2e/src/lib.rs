@@ -123,6 +123,15 @@ impl Browser {
     /// Starts a browser. With `profile`, it keeps its data (localStorage) there, so a
     /// later browser on the same profile is "the same browser, restarted".
     pub async fn launch(profile: Option<&Path>) -> Browser {
+        Browser::launch_with(profile, &[]).await
+    }
+
+    /// A browser whose pages prefer a dark colour scheme (`prefers-color-scheme: dark`).
+    pub async fn launch_dark() -> Browser {
+        Browser::launch_with(None, &["--force-dark-mode"]).await
+    }
+
+    async fn launch_with(profile: Option<&Path>, extra_args: &[&str]) -> Browser {
         let port = free_port();
         let chromedriver =
             std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
@@ -156,6 +165,7 @@ impl Browser {
             "--no-first-run".to_owned(),
             "--window-size=1200,900".to_owned(),
         ];
+        args.extend(extra_args.iter().map(|arg| (*arg).to_owned()));
         if let Some(profile) = profile {
             args.push(format!("--user-data-dir={}", profile.display()));
         }
@@ -188,6 +198,33 @@ impl Browser {
             let deadline = Instant::now() + PATIENCE;
             while lock.symlink_metadata().is_ok() && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    /// Uses the page at `path` (the start page or a demo) briefly, as a person
+    /// would, waiting for the server's answer.
+    pub async fn use_page(&self, path: &str) {
+        match path {
+            "/" => {
+                self.find("//a[contains(normalize-space(.), 'Shopping cart')]")
+                    .await;
+            }
+            "/apps/shopping-cart" => {
+                self.add_to_cart(&["Milk"], 1.0).await;
+            }
+            "/apps/visitor-counter" => {
+                self.wait_value("Total Visitors", |v| v.parse::<u64>().is_ok(), "a count")
+                    .await;
+            }
+            "/apps/saved-login" => {
+                self.type_into("Username", "csp").await;
+                // The change listener's answer: encrypted, stored, and shown as Markdown.
+                self.wait_text("Saved to local storage at").await;
+            }
+            // A demo added later: its page renders (the client ran), at least.
+            _ => {
+                self.find("//h1").await;
             }
         }
     }

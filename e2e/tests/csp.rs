@@ -21,35 +21,6 @@ const KEY_DIRECTIVES: [&str; 10] = [
     "report-uri /api/csp-reports",
 ];
 
-/// Uses the page at `path` briefly, as a person would, waiting for the server's
-/// answer.
-async fn use_page(browser: &Browser, path: &str) {
-    match path {
-        "/" => {
-            browser
-                .find("//a[contains(normalize-space(.), 'Shopping cart')]")
-                .await;
-        }
-        "/apps/shopping-cart" => {
-            browser.add_to_cart(&["Milk"], 1.0).await;
-        }
-        "/apps/visitor-counter" => {
-            browser
-                .wait_value("Total Visitors", |v| v.parse::<u64>().is_ok(), "a count")
-                .await;
-        }
-        "/apps/saved-login" => {
-            browser.type_into("Username", "csp").await;
-            // The change listener's answer: encrypted, stored, and shown as Markdown.
-            browser.wait_text("Saved to local storage at").await;
-        }
-        // A demo added later: its page renders (the client ran), at least.
-        _ => {
-            browser.find("//h1").await;
-        }
-    }
-}
-
 /// Waits until the server has counted `expected` violations, then checks it did not
 /// count more.
 async fn expect_violations(server: &RunningServer, expected: u64, page: &str) {
@@ -96,7 +67,7 @@ async fn every_page_works_under_the_policy_and_a_forbidden_script_is_reported() 
         // The client starts (its bootstrap script is allowed by its hash), talks to
         // the server (fetch, EventSource) and renders its answers.
         browser.goto(&server.url(page)).await;
-        use_page(&browser, page).await;
+        browser.use_page(page).await;
 
         // (c) The control: an inline script the policy forbids is refused, and
         // reported. A report of anything the page did itself would have been sent
