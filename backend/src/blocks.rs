@@ -338,7 +338,7 @@ impl Blocks {
             .iter()
             .filter_map(|slot| match slot {
                 SlotRef::Wire(id) => Some(*id),
-                SlotRef::Resource(_) => None,
+                SlotRef::Resource(_) | SlotRef::Request => None,
             })
             .collect();
         let id = DependencyId(self.dependencies.len() as u32);

@@ -39,6 +39,8 @@ pub enum SlotRef {
     Wire(ComponentId),
     /// A per-session resource; not on the wire.
     Resource(u32),
+    /// The request behind the event ([`crate::Request`]); not on the wire.
+    Request,
 }
 
 macro_rules! copy_handle {

@@ -46,6 +46,7 @@ pub mod handler;
 mod http;
 mod pace;
 pub mod plan;
+mod request;
 pub mod sealing;
 mod server;
 mod session;
@@ -64,6 +65,7 @@ pub use handler::{
 pub use http::{EVENT_INTERVAL, app, run, runtime_builder};
 pub use keepsake_shared as protocol;
 pub use plan::App;
+pub use request::{REQUEST, Request, RequestInput};
 pub use server::Server;
 pub use settings::Settings;
 pub use state::{BrowserState, Global, Resource, Shared, State};

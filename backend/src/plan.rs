@@ -97,6 +97,9 @@ pub struct App {
     /// For each state, the listeners its `.change` triggers.
     pub(crate) state_change_listeners: Vec<Vec<DependencyId>>,
     pub(crate) unload_listeners: Vec<DependencyId>,
+    /// Whether some listener takes the [`crate::Request`]: if none does, the HTTP
+    /// layer does not copy each event's headers for it.
+    pub(crate) takes_request: bool,
 }
 
 impl std::fmt::Debug for App {
@@ -150,6 +153,9 @@ impl App {
         for (dep, globals) in dependencies.iter_mut().zip(written) {
             dep.globals_written = globals;
         }
+        let takes_request = dependencies
+            .iter()
+            .any(|dep| dep.inputs.contains(&SlotRef::Request));
         App {
             config,
             slots,
@@ -160,6 +166,7 @@ impl App {
             dependencies,
             state_change_listeners,
             unload_listeners,
+            takes_request,
         }
     }
 

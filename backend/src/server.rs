@@ -2,6 +2,7 @@
 //! HTTP in it. The HTTP adapter ([`crate::http`]) and in-process callers (tests,
 //! benchmarks, an embedding program) both go through its methods.
 
+use crate::request::Request;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -194,14 +195,28 @@ impl Server {
         }
     }
 
-    /// Runs an event in-process, exactly as `POST .../events` does (minus HTTP).
+    /// Runs an event in-process, exactly as `POST .../events` does (minus HTTP):
+    /// handlers that take the [`Request`] see no address and no headers.
     pub async fn run_event(
         &self,
         app: &str,
         session: &SessionId,
         request: EventRequest,
     ) -> Result<EventResult, ApiError> {
-        self.engine(app)?.run_event(session, request).await
+        self.run_event_from(app, session, request, Request::default())
+            .await
+    }
+
+    /// As [`Server::run_event`], for the request `origin` (the client's address and
+    /// headers, which handlers that take the [`Request`] see).
+    pub async fn run_event_from(
+        &self,
+        app: &str,
+        session: &SessionId,
+        request: EventRequest,
+        origin: Request,
+    ) -> Result<EventResult, ApiError> {
+        self.engine(app)?.run_event(session, request, origin).await
     }
 
     /// Live sessions of `app`.

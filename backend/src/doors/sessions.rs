@@ -21,6 +21,7 @@ use sha2::Sha256;
 
 use crate::engine::Engine;
 use crate::error::ApiError;
+use crate::request::Request;
 use crate::server::Server;
 use crate::session::Session;
 
@@ -66,6 +67,9 @@ pub(crate) async fn keyed_session(
 /// `found`: the caller looked it up already). If that session ended between the
 /// look-up and the event (its retention ran out, an eviction), the event ran nowhere
 /// and wrote nothing: it runs once more, in the session the name starts again.
+/// `address` is the one a start counts against (`None`: not counted); `origin` is
+/// what handlers that take the [`Request`] see.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run_keyed(
     server: &Server,
     engine: &Engine,
@@ -74,15 +78,19 @@ pub(crate) async fn run_keyed(
     address: Option<IpAddr>,
     found: Option<SessionId>,
     request: EventRequest,
+    origin: Request,
 ) -> Result<EventResult, ApiError> {
     let session = match found {
         Some(id) => id,
         None => keyed_session(server, engine, door, key, address).await?.id,
     };
-    match engine.run_event(&session, request.clone()).await {
+    match engine
+        .run_event(&session, request.clone(), origin.clone())
+        .await
+    {
         Err(ApiError::UnknownSession) => {
             let session = keyed_session(server, engine, door, key, address).await?;
-            engine.run_event(&session.id, request).await
+            engine.run_event(&session.id, request, origin).await
         }
         outcome => outcome,
     }
@@ -95,10 +103,11 @@ pub(crate) async fn run_fresh(
     engine: &Engine,
     address: Option<IpAddr>,
     request: EventRequest,
+    origin: Request,
 ) -> Result<EventResult, ApiError> {
     server.allow_start(address)?;
     let session = engine.create_session().await?;
-    engine.run_event(&session.id, request).await
+    engine.run_event(&session.id, request, origin).await
 }
 
 fn derive(seed: &[u8; 32], door: &str, key: &str) -> SessionId {

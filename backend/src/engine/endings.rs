@@ -16,6 +16,7 @@ use std::sync::Arc;
 use keepsake_shared::SessionId;
 
 use super::Engine;
+use crate::request::Request;
 use crate::session::{EndReason, Session};
 use crate::state::DeleteCallback;
 use crate::store::StoreEvent;
@@ -93,6 +94,8 @@ impl Engine {
         if data.closed {
             return;
         }
+        // No one asked: the request knows the session only.
+        let origin = Request::default().in_session(session.id.short());
         for listener in &self.app.unload_listeners {
             let outcome = match self.dependency(*listener) {
                 Ok(dependency) => {
@@ -102,6 +105,7 @@ impl Engine {
                         dependency,
                         Vec::new(),
                         Default::default(),
+                        &origin,
                     )
                     .await
                 }

@@ -40,6 +40,7 @@ use crate::components::validate_input;
 use crate::error::ApiError;
 use crate::handler::{ErasedUpdate, HandlerCall, SlotRef};
 use crate::plan::{DependencyDef, SlotDef};
+use crate::request::Request;
 use crate::session::{Session, SessionData, StoredState};
 use crate::store::Commit;
 use crate::value::{AnyValue, DynValue};
@@ -62,6 +63,8 @@ struct Event<'a> {
     globals: HeldGlobals,
     /// Browser states opened from the request and written by listeners.
     browser: BrowserSeen,
+    /// The request behind the event, for handlers that take it.
+    origin: &'a Request,
     result: EventResult,
 }
 
@@ -72,9 +75,10 @@ impl Engine {
         &self,
         session_id: &SessionId,
         request: EventRequest,
+        origin: Request,
     ) -> Result<EventResult, ApiError> {
         let started = Instant::now();
-        let outcome = self.run_client_event(session_id, request).await;
+        let outcome = self.run_client_event(session_id, request, origin).await;
         self.metrics.event_finished(started, &outcome);
         outcome
     }
@@ -83,6 +87,7 @@ impl Engine {
         &self,
         session_id: &SessionId,
         request: EventRequest,
+        origin: Request,
     ) -> Result<EventResult, ApiError> {
         let dependency = self.dependency(request.dependency)?;
         if dependency
@@ -112,8 +117,16 @@ impl Engine {
         if data.closed {
             return Err(ApiError::UnknownSession);
         }
-        self.run_locked(&session, &mut data, dependency, client_values, browser)
-            .await
+        let origin = origin.in_session(session_id.short());
+        self.run_locked(
+            &session,
+            &mut data,
+            dependency,
+            client_values,
+            browser,
+            &origin,
+        )
+        .await
     }
 
     /// Runs `dependency` (and what it sets off) on a session whose data the caller
@@ -125,6 +138,7 @@ impl Engine {
         dependency: &DependencyDef,
         client_values: Vec<Option<AnyValue>>,
         browser: BrowserSeen,
+        origin: &Request,
     ) -> Result<EventResult, ApiError> {
         let wait = self.limits.event_timeout;
         let lease = self.store.begin(session, data, wait).await?;
@@ -140,6 +154,7 @@ impl Engine {
             defaults: Vec::new(),
             globals,
             browser,
+            origin,
             result: EventResult::default(),
         };
         // On failure, the lease and the locks are given back as they drop.
@@ -340,6 +355,7 @@ impl Event<'_> {
             for input in &dependency.inputs {
                 let value = match input {
                     SlotRef::Resource(index) => engine.resource(self.data, *index)?,
+                    SlotRef::Request => Box::new(self.origin.clone()),
                     SlotRef::Wire(id) => {
                         let position = wire_position;
                         wire_position += 1;

@@ -42,6 +42,7 @@ use crate::doors::endpoint::{Endpoint, json_schema};
 use crate::doors::sessions::{run_fresh, run_keyed};
 use crate::engine::Engine;
 use crate::error::ApiError;
+use crate::request::Request as Origin;
 use crate::server::Server;
 
 /// The label that keeps this door's session names apart from other doors'.
@@ -251,17 +252,27 @@ async fn run(
             .then_some(key),
         None => None,
     };
+    let origin = match parts {
+        Some(parts) => Origin::new(
+            address(parts.clone(), &app.server).await?,
+            parts.headers.clone(),
+        ),
+        None => Origin::default(),
+    };
     let result = match live {
         // Its start was counted by `admit`, at `initialize`.
-        Some(key) => run_keyed(&app.server, &app.engine, DOOR, key, None, None, request).await?,
+        Some(key) => {
+            let (server, engine) = (&app.server, &app.engine);
+            run_keyed(server, engine, DOOR, key, None, None, request, origin).await?
+        }
         None => {
             // A request without a session id was counted by `admit`; a made-up one
             // passed it uncounted: count it now.
-            let uncounted = match (named, parts) {
-                (Some(_), Some(parts)) => address(parts.clone(), &app.server).await?,
-                _ => None,
+            let uncounted = match named {
+                Some(_) => origin.client_address(),
+                None => None,
             };
-            run_fresh(&app.server, &app.engine, uncounted, request).await?
+            run_fresh(&app.server, &app.engine, uncounted, request, origin).await?
         }
     };
     let mut outputs = endpoint.named_outputs(&result);

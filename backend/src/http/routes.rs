@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keepsake_shared::SessionId;
@@ -17,6 +17,7 @@ use super::client_address::ClientAddress;
 use super::csp;
 use super::json::ApiJson;
 use crate::error::ApiError;
+use crate::request::Request;
 use crate::server::Server;
 
 /// A session id from a path. A malformed one cannot have been issued by this server.
@@ -187,9 +188,23 @@ pub(super) async fn get_session(
 pub(super) async fn run_event(
     State(server): State<Server>,
     Path((app, session)): Path<(String, String)>,
-    ApiJson(request): ApiJson<EventRequest>,
+    http_request: axum::extract::Request,
 ) -> Result<Json<EventResult>, ApiError> {
     let id = parse_session(&session)?;
+    // The request's address and headers are copied for the handlers only if one of
+    // the app's listeners takes them.
+    let (mut parts, body) = http_request.into_parts();
+    let origin = if server.engine(&app)?.app.takes_request {
+        let ClientAddress(address) = ClientAddress::from_request_parts(&mut parts, &server).await?;
+        Request::new(address, parts.headers.clone())
+    } else {
+        Request::default()
+    };
+    let ApiJson(request) = ApiJson::<EventRequest>::from_request(
+        axum::extract::Request::from_parts(parts, body),
+        &server,
+    )
+    .await?;
     let span = tracing::debug_span!(
         "event",
         app,
@@ -197,7 +212,7 @@ pub(super) async fn run_event(
         listener = request.dependency.0
     );
     server
-        .run_event(&app, &id, request)
+        .run_event_from(&app, &id, request, origin)
         .instrument(span)
         .await
         .map(Json)

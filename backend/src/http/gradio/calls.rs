@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, Sse};
 use futures::Stream;
 use serde::Deserialize;
@@ -27,6 +28,7 @@ use super::super::json::ApiJson;
 use super::{DOOR, Shared};
 use crate::doors::sessions::{run_fresh, run_keyed};
 use crate::error::ApiError;
+use crate::request::Request;
 
 /// How long an outcome waits for its `GET`.
 pub(crate) const OUTCOME_KEPT_FOR: Duration = Duration::from_secs(60);
@@ -95,6 +97,7 @@ pub(super) async fn start(
     State(door): State<Shared>,
     Path((app, api_name)): Path<(String, String)>,
     ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<CallBody>,
 ) -> Result<Json<Value>, ApiError> {
     let app_door = door.app(&app)?;
@@ -109,9 +112,22 @@ pub(super) async fn start(
     let request = endpoint.request_parameters(body.data)?;
     app_door.calls.make_room()?;
     let engine = &app_door.engine;
+    let origin = Request::new(address, headers);
     let outcome = match &body.session_hash {
-        Some(key) => run_keyed(&door.server, engine, DOOR, key, address, None, request).await,
-        None => run_fresh(&door.server, engine, address, request).await,
+        Some(key) => {
+            run_keyed(
+                &door.server,
+                engine,
+                DOOR,
+                key,
+                address,
+                None,
+                request,
+                origin,
+            )
+            .await
+        }
+        None => run_fresh(&door.server, engine, address, request, origin).await,
     };
     let outcome = match outcome {
         // The returned outputs only, as `data` held the parameters only.

@@ -38,6 +38,7 @@ use crate::doors::endpoint::Endpoint;
 use crate::doors::sessions::{check_key, keyed_session, run_keyed};
 use crate::engine::Engine;
 use crate::error::ApiError;
+use crate::request::Request;
 use crate::server::Server;
 
 /// The label that keeps this door's session names apart from other doors'.
@@ -146,6 +147,7 @@ async fn join(
     State(door): State<Shared>,
     Path(app): Path<String>,
     ClientAddress(address): ClientAddress,
+    headers: axum::http::HeaderMap,
     ApiJson(body): ApiJson<Join>,
 ) -> Result<Json<Value>, ApiError> {
     let app_door = door.app(&app)?;
@@ -194,6 +196,7 @@ async fn join(
                     address,
                     Some(session),
                     request,
+                    Request::new(address, headers),
                 )
                 .await
                 .map(|result| endpoint.output_values(&result))

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -25,6 +26,7 @@ use super::super::json::ApiJson;
 use super::{DOOR, Shared};
 use crate::doors::sessions::{run_fresh, run_keyed};
 use crate::error::ApiError;
+use crate::request::Request;
 
 #[derive(Deserialize)]
 pub(super) struct RunBody {
@@ -37,6 +39,7 @@ pub(super) async fn run(
     State(door): State<Shared>,
     Path((app, api_name)): Path<(String, String)>,
     ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<RunBody>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
@@ -50,9 +53,22 @@ pub(super) async fn run(
         })?;
     let request = endpoint.request_positional(body.data)?;
     let engine = &app_door.engine;
+    let origin = Request::new(address, headers);
     let outcome = match &body.session_hash {
-        Some(key) => run_keyed(&door.server, engine, DOOR, key, address, None, request).await,
-        None => run_fresh(&door.server, engine, address, request).await,
+        Some(key) => {
+            run_keyed(
+                &door.server,
+                engine,
+                DOOR,
+                key,
+                address,
+                None,
+                request,
+                origin,
+            )
+            .await
+        }
+        None => run_fresh(&door.server, engine, address, request, origin).await,
     };
     match outcome {
         Ok(result) => Ok(Json(json!({

@@ -1,0 +1,120 @@
+//! What a handler may know of the request behind its event (Gradio's `gr.Request`):
+//! the session's short id, the client's address and the HTTP headers.
+//!
+//! A handler asks for it by listing [`REQUEST`] among its inputs; it is filled in by
+//! the server, so it is no input slot: pages and API clients never see or send it.
+//! Listeners the server runs of its own accord (unload) get one with the session
+//! only, and `.change` listeners get the request of the event that set them off.
+
+use std::net::IpAddr;
+
+use axum::http::HeaderMap;
+
+use crate::handler::{Input, SlotRef};
+
+/// The request behind an event, as a handler argument (see [`REQUEST`]).
+///
+/// ```
+/// use keepsake::{Blocks, REQUEST, Request};
+/// use keepsake::components::{Button, Markdown};
+///
+/// let mut app = Blocks::new("hello", "Hello");
+/// let greeting = app.add(Markdown::new(""));
+/// let button = app.add(Button::new("Who am I?"));
+/// app.click(button, REQUEST, greeting, |request: Request| {
+///     let agent = request.header("user-agent").unwrap_or("an unknown browser");
+///     format!("Session {} from {agent}", request.session())
+/// });
+/// # app.build().unwrap();
+/// ```
+#[derive(Clone, Default)]
+pub struct Request {
+    session: String,
+    client_address: Option<IpAddr>,
+    headers: HeaderMap,
+}
+
+impl Request {
+    /// A request from `client_address` with `headers` (what the HTTP layer knows).
+    pub fn new(client_address: Option<IpAddr>, headers: HeaderMap) -> Self {
+        Request {
+            session: String::new(),
+            client_address,
+            headers,
+        }
+    }
+
+    /// The same request, in the session whose short id is `short`.
+    pub(crate) fn in_session(mut self, short: &str) -> Self {
+        short.clone_into(&mut self.session);
+        self
+    }
+
+    /// The session's short id (its first 8 hex digits, as the logs show it; never
+    /// the full id, which is the session's secret).
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+
+    /// The client's address (behind trusted proxies, the one they report); `None`
+    /// for listeners the server runs itself and callers that gave none.
+    pub fn client_address(&self) -> Option<IpAddr> {
+        self.client_address
+    }
+
+    /// The request's HTTP headers (empty for listeners the server runs itself).
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// A header's value, if present and readable as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+}
+
+/// Header values (cookies, tokens) stay out of logs: only their names are shown.
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("session", &self.session)
+            .field("client_address", &self.client_address)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// The input that gives a handler the [`Request`] behind its event.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestInput;
+
+/// List it among a listener's inputs to get the [`Request`] as that argument.
+pub const REQUEST: RequestInput = RequestInput;
+
+impl Input for RequestInput {
+    type Value = Request;
+    fn slot_ref(&self) -> SlotRef {
+        SlotRef::Request
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_header_names_not_values() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "cookie",
+            "secret=42".parse().unwrap_or_else(|_| unreachable!()),
+        );
+        let request = Request::new(None, headers).in_session("abcdef12");
+        let shown = format!("{request:?}");
+        assert!(
+            shown.contains("cookie") && shown.contains("abcdef12"),
+            "{shown}"
+        );
+        assert!(!shown.contains("secret=42"), "{shown}");
+    }
+}
