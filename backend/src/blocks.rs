@@ -72,34 +72,7 @@ pub struct Blocks {
     warnings: Vec<String>,
 }
 
-/// Returned by listener registrations, to name the listener for API clients.
-#[derive(Debug)]
-pub struct ListenerRef<'a> {
-    config: &'a mut DependencyConfig,
-}
-
-impl ListenerRef<'_> {
-    /// The name API clients call this listener by: 1 to 64 ASCII letters, digits,
-    /// `_` or `-`, unique in the app (checked by [`Blocks::build`]). Unload
-    /// listeners have none: only the server runs them.
-    pub fn api_name(self, name: impl Into<String>) -> Self {
-        self.config.api_name = Some(name.into());
-        self
-    }
-
-    /// What the listener does, in a sentence or two, for API clients: shown on the
-    /// endpoints page and in Gradio's API info, and the description of its MCP tool.
-    pub fn api_description(self, text: impl Into<String>) -> Self {
-        self.config.description = Some(text.into());
-        self
-    }
-
-    /// The listener's id in the app's config: what an
-    /// [`keepsake_shared::event::EventRequest`] names to run it.
-    pub fn id(&self) -> DependencyId {
-        self.config.id
-    }
-}
+pub use crate::listener::ListenerRef;
 
 impl Blocks {
     /// `id` names the app in URLs (`/apps/{id}`); `title` is shown to people.
@@ -356,17 +329,22 @@ impl Blocks {
                 outputs: outputs.component_ids(),
                 api_name: None,
                 description: None,
+                after: None,
             },
             inputs: input_refs,
             handler: erased,
             globals_written: Vec::new(),
             pace: Arc::default(),
         });
-        let config = match self.dependencies.last_mut() {
+        ListenerRef::new(self, id)
+    }
+
+    /// The config of listener `id` (one this builder registered).
+    pub(crate) fn listener_config(&mut self, id: DependencyId) -> &mut DependencyConfig {
+        match self.dependencies.get_mut(id.0 as usize) {
             Some(dep) => &mut dep.config,
-            None => unreachable!("a dependency was just pushed"),
-        };
-        ListenerRef { config }
+            None => unreachable!("listener ids come from this builder"),
+        }
     }
 
     /// Runs `handler` when `target` is clicked.
@@ -525,6 +503,38 @@ impl Blocks {
                 }
             }
         }
+        // A chained listener runs in its predecessor's event if the server holds all
+        // it reads; after an unload listener, no page is left to run or show it.
+        let mut dependencies = self.dependencies;
+        for index in 0..dependencies.len() {
+            let Some(after) = dependencies[index].config.after else {
+                continue;
+            };
+            let config = &dependencies[index].config;
+            let by_server = config.inputs.iter().all(server_side);
+            let mut root = after.dependency;
+            while let Some(before) = dependencies
+                .get(root.0 as usize)
+                .and_then(|d| d.config.after)
+            {
+                root = before.dependency;
+            }
+            let after_unload = dependencies.get(root.0 as usize).is_some_and(|d| {
+                d.config
+                    .triggers
+                    .iter()
+                    .any(|t| t.event == EventKind::Unload)
+            });
+            if after_unload && !(by_server && config.outputs.iter().all(server_side)) {
+                return Err(fail(format!(
+                    "listener {} follows an unload listener, so only the server can run it, but it reads or writes a value only a page holds",
+                    config.id.0
+                )));
+            }
+            if let Some(after) = &mut dependencies[index].config.after {
+                after.by_server = by_server;
+            }
+        }
         for warning in &self.warnings {
             tracing::warn!("{warning}");
         }
@@ -536,7 +546,7 @@ impl Blocks {
             description: self.description,
             components: self.components,
             layout: layout_stack.pop().unwrap_or_default(),
-            dependencies: self.dependencies.iter().map(|d| d.config.clone()).collect(),
+            dependencies: dependencies.iter().map(|d| d.config.clone()).collect(),
         };
         Ok(App::freeze(
             config,
@@ -545,7 +555,7 @@ impl Blocks {
             self.globals,
             self.browser_states,
             self.resources,
-            self.dependencies,
+            dependencies,
         ))
     }
 }

@@ -44,6 +44,7 @@ mod engine;
 pub mod error;
 pub mod handler;
 mod http;
+mod listener;
 mod pace;
 pub mod plan;
 mod request;

@@ -97,6 +97,9 @@ pub struct App {
     /// For each state, the listeners its `.change` triggers.
     pub(crate) state_change_listeners: Vec<Vec<DependencyId>>,
     pub(crate) unload_listeners: Vec<DependencyId>,
+    /// For each listener, the listeners chained after it (`.then`, `.success`), in
+    /// the order they were declared.
+    pub(crate) followers: Vec<Vec<DependencyId>>,
     /// Whether some listener takes the [`crate::Request`]: if none does, the HTTP
     /// layer does not copy each event's headers for it.
     pub(crate) takes_request: bool,
@@ -153,6 +156,14 @@ impl App {
         for (dep, globals) in dependencies.iter_mut().zip(written) {
             dep.globals_written = globals;
         }
+        let mut followers = vec![Vec::new(); dependencies.len()];
+        for dep in &dependencies {
+            if let Some(after) = dep.config.after
+                && let Some(list) = followers.get_mut(after.dependency.0 as usize)
+            {
+                list.push(dep.config.id);
+            }
+        }
         let takes_request = dependencies
             .iter()
             .any(|dep| dep.inputs.contains(&SlotRef::Request));
@@ -166,6 +177,7 @@ impl App {
             dependencies,
             state_change_listeners,
             unload_listeners,
+            followers,
             takes_request,
         }
     }
@@ -188,8 +200,9 @@ impl App {
         self.dependencies.get(id.0 as usize)
     }
 
-    /// Listener `id` and every `.change` listener an event of it may run after it
-    /// (its state outputs', transitively), `id` first; empty for an unknown id.
+    /// Listener `id` and every listener an event of it may run after it (the
+    /// `.change` listeners of its state outputs and the chained listeners the server
+    /// runs, transitively), `id` first; empty for an unknown id.
     pub(crate) fn cascade(&self, id: DependencyId) -> Vec<DependencyId> {
         if self.dependency(id).is_none() {
             return Vec::new();
@@ -206,8 +219,8 @@ impl App {
     }
 }
 
-/// The globals listener `start` writes, and those of every `.change` listener its
-/// state outputs can set off ([`cascade`]), sorted.
+/// The globals listener `start` writes, and those of every listener its event may
+/// run after it ([`cascade`]), sorted.
 fn globals_reachable(
     start: usize,
     dependencies: &[DependencyDef],
@@ -227,8 +240,10 @@ fn globals_reachable(
     globals
 }
 
-/// Listener `start` and every `.change` listener its state outputs can set off,
-/// transitively (a graph walk, each listener visited once), `start` first.
+/// Listener `start` and every listener its event may run after it: the `.change`
+/// listeners its state outputs can set off and the chained listeners the server runs
+/// (`After::by_server`), transitively (a graph walk, each listener visited once),
+/// `start` first.
 fn cascade(
     start: usize,
     dependencies: &[DependencyDef],
@@ -240,20 +255,30 @@ fn cascade(
     let mut pending = vec![start];
     seen[start] = true;
     while let Some(next) = pending.pop() {
-        for output in &dependencies[next].config.outputs {
-            if let Some(SlotDef::State(index)) = slots.get(output.0 as usize) {
-                for listener in state_change_listeners
-                    .get(*index as usize)
-                    .into_iter()
-                    .flatten()
-                {
-                    let listener = listener.0 as usize;
-                    if listener < seen.len() && !seen[listener] {
-                        seen[listener] = true;
-                        visited.push(listener);
-                        pending.push(listener);
-                    }
+        let changed = dependencies[next]
+            .config
+            .outputs
+            .iter()
+            .filter_map(|output| match slots.get(output.0 as usize) {
+                Some(SlotDef::State(index)) => state_change_listeners.get(*index as usize),
+                _ => None,
+            })
+            .flatten()
+            .map(|listener| listener.0 as usize);
+        // The chained listeners the server runs within the same event.
+        let chained = dependencies
+            .iter()
+            .filter_map(|dep| match dep.config.after {
+                Some(after) if after.by_server && after.dependency.0 as usize == next => {
+                    Some(dep.config.id.0 as usize)
                 }
+                _ => None,
+            });
+        for listener in changed.chain(chained).collect::<Vec<_>>() {
+            if listener < seen.len() && !seen[listener] {
+                seen[listener] = true;
+                visited.push(listener);
+                pending.push(listener);
             }
         }
     }

@@ -87,6 +87,7 @@ fn cart_config() -> AppConfig {
             outputs: vec![SIZE],
             api_name: None,
             description: None,
+            after: None,
         }],
     }
 }

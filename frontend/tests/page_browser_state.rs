@@ -44,6 +44,7 @@ fn login_config() -> AppConfig {
         outputs,
         api_name: None,
         description: None,
+        after: None,
     };
     let button = |id, label| {
         component(

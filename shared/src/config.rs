@@ -290,6 +290,26 @@ pub struct DependencyConfig {
     /// description of an MCP tool).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// A chained listener (`.then`, `.success`): the listener it runs after. Such a
+    /// listener has no triggers of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<After>,
+}
+
+/// Where a chained listener runs: after another, once that one has finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct After {
+    /// The listener it follows.
+    pub dependency: DependencyId,
+    /// `.success`: only if that listener succeeded; `.then`: whatever its outcome.
+    pub success_only: bool,
+    /// The server runs it within the event of the listener it follows, in the same
+    /// round trip (it reads only server-side values: states, globals). Otherwise
+    /// the client runs it as an event of its own, with the page's values, once it
+    /// has applied the result of the listener it follows; and a client also runs
+    /// the `.then` listeners of a request that failed as a whole, since the server
+    /// ran nothing of it.
+    pub by_server: bool,
 }
 
 /// An event on a component, or on the app itself (`component: None`: load, unload).

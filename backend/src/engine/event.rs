@@ -386,26 +386,64 @@ impl Event<'_> {
 
             for index in changed {
                 for listener in &engine.app.state_change_listeners[index as usize] {
-                    let outcome = if depth >= MAX_CHANGE_DEPTH {
-                        Err(ApiError::Internal(format!(
-                            "state change listeners nested deeper than {MAX_CHANGE_DEPTH}; stopped"
-                        )))
-                    } else {
-                        match engine.dependency(*listener) {
-                            Ok(next) => self.execute(next, Vec::new(), depth + 1).await,
-                            Err(error) => Err(error),
-                        }
-                    };
-                    if let Err(error) = outcome {
-                        self.result.errors.push(ListenerError {
-                            dependency: *listener,
-                            error: error.body(),
-                        });
-                    }
+                    self.follow_up(*listener, depth).await;
                 }
             }
+            self.chained(dependency.config.id, true, depth).await;
             Ok(())
         })
+    }
+
+    /// Runs a listener that follows another in this event (a `.change` listener, a
+    /// chained one). Its failure is recorded in the result, and leaves out its own
+    /// outputs only.
+    fn follow_up(
+        &mut self,
+        listener: DependencyId,
+        depth: u32,
+    ) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let engine = self.engine;
+            let outcome = if depth >= MAX_CHANGE_DEPTH {
+                Err(ApiError::Internal(format!(
+                    "listeners following one another nested deeper than {MAX_CHANGE_DEPTH}; stopped"
+                )))
+            } else {
+                match engine.dependency(listener) {
+                    Ok(next) => self.execute(next, Vec::new(), depth + 1).await,
+                    Err(error) => Err(error),
+                }
+            };
+            if let Err(error) = outcome {
+                self.result.errors.push(ListenerError {
+                    dependency: listener,
+                    error: error.body(),
+                });
+                self.chained(listener, false, depth + 1).await;
+            }
+        })
+    }
+
+    /// Runs the listeners chained after `listener` that the server runs (reading
+    /// only server-side values): `.then` ones always, `.success` ones if it
+    /// `succeeded`. The page runs the others once it has this event's result.
+    async fn chained(&mut self, listener: DependencyId, succeeded: bool, depth: u32) {
+        let engine = self.engine;
+        let followers = engine
+            .app
+            .followers
+            .get(listener.0 as usize)
+            .map_or(&[][..], Vec::as_slice);
+        for &follower in followers {
+            let runs_here = engine
+                .dependency(follower)
+                .ok()
+                .and_then(|def| def.config.after)
+                .is_some_and(|after| after.by_server && (succeeded || !after.success_only));
+            if runs_here {
+                self.follow_up(follower, depth).await;
+            }
+        }
     }
 
     /// Checks a listener's outputs and, only if all pass, adds them to the working

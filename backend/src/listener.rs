@@ -1,0 +1,120 @@
+//! What registering a listener returns: a handle to name it for API clients and to
+//! chain listeners after it (`.then`, `.success`, as in Gradio).
+//!
+//! A chained listener has no trigger of its own: it runs once the listener it follows
+//! has finished (`.then`: whatever the outcome; `.success`: only if it succeeded).
+//! If it reads only server-side values (states, globals), the server runs it in the
+//! same event, in the same round trip; its outputs and errors join that event's
+//! result, and it lands with that event or, if it fails, is left out alone, as a
+//! `.change` listener is. Otherwise the page runs it as an event of its own once it
+//! has applied the result of the one it follows (`After::by_server`, decided by
+//! [`crate::Blocks::build`]).
+
+use keepsake_shared::DependencyId;
+use keepsake_shared::config::After;
+
+use crate::blocks::Blocks;
+use crate::handler::{Handler, Inputs, Outputs};
+
+/// Returned by listener registrations, to name the listener for API clients and to
+/// chain others after it.
+pub struct ListenerRef<'a> {
+    blocks: &'a mut Blocks,
+    id: DependencyId,
+}
+
+impl std::fmt::Debug for ListenerRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerRef").field("id", &self.id).finish()
+    }
+}
+
+impl<'a> ListenerRef<'a> {
+    pub(crate) fn new(blocks: &'a mut Blocks, id: DependencyId) -> Self {
+        ListenerRef { blocks, id }
+    }
+
+    /// The name API clients call this listener by: 1 to 64 ASCII letters, digits,
+    /// `_` or `-`, unique in the app (checked by [`Blocks::build`]). Unload
+    /// listeners have none: only the server runs them.
+    pub fn api_name(self, name: impl Into<String>) -> Self {
+        self.blocks.listener_config(self.id).api_name = Some(name.into());
+        self
+    }
+
+    /// What the listener does, in a sentence or two, for API clients: shown on the
+    /// endpoints page and in Gradio's API info, and the description of its MCP tool.
+    pub fn api_description(self, text: impl Into<String>) -> Self {
+        self.blocks.listener_config(self.id).description = Some(text.into());
+        self
+    }
+
+    /// The listener's id in the app's config: what an
+    /// [`keepsake_shared::event::EventRequest`] names to run it.
+    pub fn id(&self) -> DependencyId {
+        self.id
+    }
+
+    /// Runs `handler` after this listener has finished, whether it succeeded or
+    /// failed (Gradio's `.then`). Returns the new listener, to chain further.
+    ///
+    /// ```
+    /// use keepsake::{Blocks, State};
+    /// use keepsake::components::{Button, Markdown};
+    ///
+    /// let mut app = Blocks::new("steps", "Steps");
+    /// let log = app.state(State::new(Vec::<String>::new()));
+    /// let shown = app.add(Markdown::new(""));
+    /// let go = app.add(Button::new("Go"));
+    /// app.click(go, log, log, |mut log: Vec<String>| {
+    ///     log.push("saved".into());
+    ///     log
+    /// })
+    /// // Reads only a state: the server runs it in the same round trip.
+    /// .success(log, shown, |log: Vec<String>| log.join(", "));
+    /// # app.build().unwrap();
+    /// ```
+    pub fn then<I, O, H, M>(self, inputs: I, outputs: O, handler: H) -> ListenerRef<'a>
+    where
+        I: Inputs,
+        O: Outputs,
+        H: Handler<I::Values, O, M>,
+    {
+        self.chain(false, inputs, outputs, handler)
+    }
+
+    /// Runs `handler` after this listener has finished, only if it succeeded
+    /// (Gradio's `.success`). Returns the new listener, to chain further.
+    pub fn success<I, O, H, M>(self, inputs: I, outputs: O, handler: H) -> ListenerRef<'a>
+    where
+        I: Inputs,
+        O: Outputs,
+        H: Handler<I::Values, O, M>,
+    {
+        self.chain(true, inputs, outputs, handler)
+    }
+
+    fn chain<I, O, H, M>(
+        self,
+        success_only: bool,
+        inputs: I,
+        outputs: O,
+        handler: H,
+    ) -> ListenerRef<'a>
+    where
+        I: Inputs,
+        O: Outputs,
+        H: Handler<I::Values, O, M>,
+    {
+        let after = self.id;
+        let blocks = self.blocks;
+        let id = blocks.on([], inputs, outputs, handler).id();
+        blocks.listener_config(id).after = Some(After {
+            dependency: after,
+            success_only,
+            // Decided by `Blocks::build`, which sees every slot.
+            by_server: false,
+        });
+        ListenerRef::new(blocks, id)
+    }
+}
