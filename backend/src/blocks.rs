@@ -311,7 +311,7 @@ impl Blocks {
             .iter()
             .filter_map(|slot| match slot {
                 SlotRef::Wire(id) => Some(*id),
-                SlotRef::Resource(_) | SlotRef::Request => None,
+                SlotRef::Resource(_) | SlotRef::Request | SlotRef::Notifier => None,
             })
             .collect();
         let id = DependencyId(self.dependencies.len() as u32);

@@ -74,9 +74,10 @@ pub enum ApiError {
         /// The limit, in bytes.
         limit: usize,
     },
-    /// The handler returned an error (its message is carried) or panicked, or a
-    /// value it returned could not be encoded; nothing was changed. 500.
-    #[error("the event handler failed: {0}")]
+    /// The handler returned an error (its message is carried, and is the whole
+    /// message the user sees: Gradio's `gr.Error`) or panicked, or a value it
+    /// returned could not be encoded; nothing was changed. 500.
+    #[error("{0}")]
     HandlerFailed(String),
     /// The event did not finish within this time ([`crate::Settings::event_timeout`],
     /// or, with Redis, the time it waited for another instance to release the

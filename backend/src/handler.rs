@@ -41,6 +41,8 @@ pub enum SlotRef {
     Resource(u32),
     /// The request behind the event ([`crate::Request`]); not on the wire.
     Request,
+    /// A [`crate::Notifier`] for this run of the handler; not on the wire.
+    Notifier,
 }
 
 macro_rules! copy_handle {

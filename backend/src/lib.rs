@@ -45,6 +45,7 @@ pub mod error;
 pub mod handler;
 mod http;
 mod listener;
+mod notice;
 mod pace;
 pub mod plan;
 mod request;
@@ -65,6 +66,7 @@ pub use handler::{
 };
 pub use http::{EVENT_INTERVAL, app, run, runtime_builder};
 pub use keepsake_shared as protocol;
+pub use notice::{MAX_NOTICES, NOTIFY, Notifier, NotifyInput};
 pub use plan::App;
 pub use request::{REQUEST, Request, RequestInput};
 pub use server::Server;

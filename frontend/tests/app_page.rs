@@ -102,6 +102,7 @@ fn size_update(n: u32) -> EventResult {
         ran: vec![DependencyId(0)],
         errors: vec![],
         browser_state: vec![],
+        notices: vec![],
     }
 }
 

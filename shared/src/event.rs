@@ -70,6 +70,32 @@ pub struct EventResult {
     /// slot, the final one of the event.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub browser_state: Vec<BrowserStateWrite>,
+    /// Messages the listeners gave the user (`Notifier::info`, `::warning`), in the
+    /// order given, of the listeners that succeeded; the page shows them as
+    /// dismissable notices.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<Notice>,
+}
+
+/// A message for the user from a listener that succeeded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// The listener that gave it.
+    pub dependency: DependencyId,
+    /// How it is shown.
+    pub level: NoticeLevel,
+    /// The text, shown as it is (not Markdown, not HTML).
+    pub message: String,
+}
+
+/// How a notice is shown. On the wire: `"info"` or `"warning"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeLevel {
+    /// Something went as asked (Gradio's `gr.Info`).
+    Info,
+    /// Something the user should know; the event still applied (`gr.Warning`).
+    Warning,
 }
 
 /// A new sealed string for one browser-state slot, or the order to remove it.

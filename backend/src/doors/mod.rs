@@ -8,10 +8,8 @@ pub(crate) mod sessions;
 use crate::error::ApiError;
 
 /// The sentence a door's client is shown for `error`: a handler's own message as it
-/// wrote it, any other error as the API words it.
+/// wrote it (that is how `ApiError::HandlerFailed` words itself), any other error as
+/// the API words it.
 pub(crate) fn user_message(error: &ApiError) -> String {
-    match error {
-        ApiError::HandlerFailed(message) => message.clone(),
-        other => other.to_string(),
-    }
+    error.to_string()
 }

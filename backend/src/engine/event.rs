@@ -29,7 +29,7 @@ use keepsake_shared::DependencyId;
 use keepsake_shared::SessionId;
 use keepsake_shared::config::EventKind;
 use keepsake_shared::event::{
-    ComponentUpdate, EventRequest, EventResult, ListenerError, SealedValue,
+    ComponentUpdate, EventRequest, EventResult, ListenerError, Notice, SealedValue,
 };
 use serde_json::Value;
 
@@ -39,6 +39,7 @@ use super::globals::HeldGlobals;
 use crate::components::validate_input;
 use crate::error::ApiError;
 use crate::handler::{ErasedUpdate, HandlerCall, SlotRef};
+use crate::notice::Notifier;
 use crate::plan::{DependencyDef, SlotDef};
 use crate::request::Request;
 use crate::session::{Session, SessionData, StoredState};
@@ -352,10 +353,14 @@ impl Event<'_> {
             let engine = self.engine;
             let mut args: Vec<AnyValue> = Vec::with_capacity(dependency.inputs.len());
             let mut wire_position = 0;
+            let mut notifier = None;
             for input in &dependency.inputs {
                 let value = match input {
                     SlotRef::Resource(index) => engine.resource(self.data, *index)?,
                     SlotRef::Request => Box::new(self.origin.clone()),
+                    SlotRef::Notifier => {
+                        Box::new(notifier.get_or_insert_with(Notifier::default).clone())
+                    }
                     SlotRef::Wire(id) => {
                         let position = wire_position;
                         wire_position += 1;
@@ -383,6 +388,14 @@ impl Event<'_> {
             let outputs = engine.call(dependency, args).await?;
             let changed = self.stage(dependency, outputs)?;
             self.result.ran.push(dependency.config.id);
+            // Its notices, now that it succeeded (before those of what it sets off).
+            for (level, message) in notifier.map(|n| n.take()).unwrap_or_default() {
+                self.result.notices.push(Notice {
+                    dependency: dependency.config.id,
+                    level,
+                    message,
+                });
+            }
 
             for index in changed {
                 for listener in &engine.app.state_change_listeners[index as usize] {

@@ -40,6 +40,7 @@ use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::request::Request;
 use crate::server::Server;
+use keepsake_shared::event::NoticeLevel;
 
 /// The label that keeps this door's session names apart from other doors'.
 const DOOR: &str = "gradio";
@@ -199,7 +200,20 @@ async fn join(
                     Request::new(address, headers),
                 )
                 .await
-                .map(|result| endpoint.output_values(&result))
+                .map(|result| {
+                    // The listeners' notices, as Gradio's `gr.Info`/`gr.Warning` log
+                    // messages, before the event's end.
+                    for notice in &result.notices {
+                        let level = match notice.level {
+                            NoticeLevel::Info => "info",
+                            NoticeLevel::Warning => "warning",
+                        };
+                        let log = json!({"msg": "log", "event_id": completion.event_id,
+                            "log": notice.message, "level": level, "duration": null, "visible": true});
+                        app_door.queue.post(&completion.key, log);
+                    }
+                    endpoint.output_values(&result)
+                })
             }
             Err(error) => Err(error),
         };
