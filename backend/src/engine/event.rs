@@ -17,8 +17,12 @@
 //!   become `ComponentUpdate`s, and browser-state outputs leave sealed
 //!   ([`super::browser`]); a value a client sends in a state or global slot is
 //!   ignored ([`Engine::decode_inputs`]).
-//! - Lock order: session mutex, then (with Redis) the session's lease, then the
-//!   globals ([`super::globals`]); never the other way round.
+//! - Lock order: session mutex, then this process's writer locks of the globals the
+//!   event may write, then (with Redis) the session's lease together with the
+//!   store's locks of those globals ([`super::globals`]); never the other way round.
+//!   Holding writer locks, an event may wait for its session's lease while another
+//!   instance's event of that session runs: that event takes its locks all or none,
+//!   so it never waits for ours.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -142,10 +146,15 @@ impl Engine {
         origin: &Request,
     ) -> Result<EventResult, ApiError> {
         let wait = self.limits.event_timeout;
-        let lease = self.store.begin(session, data, wait).await?;
-        let globals = self
+        let (lease, globals) = self
             .writers
-            .lock(&self.store, &dependency.globals_written, wait)
+            .begin(
+                &self.store,
+                session,
+                data,
+                &dependency.globals_written,
+                wait,
+            )
             .await?;
         let mut event = Event {
             engine: self,
@@ -165,7 +174,7 @@ impl Engine {
             // Sealed before the commit: if sealing failed, nothing would land.
             event.result.browser_state = browser.finish(self, self.sealers().await?)?;
         }
-        let (global_writes, hold) = event.globals.take_commit();
+        let (global_writes, hold, writers) = event.globals.take_commit();
         let commit = Commit {
             states: event.states,
             defaults: event.defaults,
@@ -173,10 +182,8 @@ impl Engine {
         };
         let result = event.result;
         self.store
-            .commit(session, event.data, lease, commit, hold)
+            .commit(session, event.data, lease, commit, hold, writers)
             .await?;
-        // `event.globals` (this process's writer locks) goes only now.
-        drop(event.globals);
         Ok(result)
     }
 

@@ -5,9 +5,16 @@
 //!   lists, for each listener, the globals it and the `.change` listeners it can set
 //!   off may write ([`crate::plan::DependencyDef::globals_written`]). The event takes
 //!   this process's writer lock of each, in that order, then the store's lock of all
-//!   of them at once, before any handler runs, and holds them to its commit. Nothing
-//!   else is locked while an event holds globals, so two events never wait on each
-//!   other in a cycle, and a read-modify-write never loses an update.
+//!   of them at once (with Redis, in the script that takes the session's lease: one
+//!   round trip), before any handler runs, and holds them to its commit. The store
+//!   takes its locks all or none and waits for none while holding any, so two
+//!   events never wait on each other in a cycle, and a read-modify-write never loses
+//!   an update.
+//! - **The next writer starts as soon as the commit cannot be overtaken**: with
+//!   Redis, once the commit script is on its way; Redis runs one connection's
+//!   commands in order, so the next writer's locking script reads what the commit
+//!   wrote. The wait for the commit's reply is no longer part of every writer's turn
+//!   ([`crate::store::Store::commit`]).
 //! - **Readers never wait for writers**: a global an event only reads is its last
 //!   committed value ([`crate::store::Store::read_global`]), taken without any writer
 //!   lock. (Before, a read locked the global like a write: two listeners that each
@@ -21,7 +28,8 @@ use std::time::Duration;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::error::ApiError;
-use crate::store::{GlobalHold, GlobalWrites, Store, StoreError};
+use crate::session::{Session, SessionData};
+use crate::store::{GlobalHold, GlobalWrites, Lease, Store, StoreError};
 use crate::value::DynValue;
 
 /// This process's writer lock of each global of an app.
@@ -37,7 +45,8 @@ pub(crate) struct HeldGlobals {
 
 struct Held {
     index: u32,
-    _writer: OwnedMutexGuard<()>,
+    /// Taken by [`HeldGlobals::take_commit`], for the store to let go.
+    writer: Option<OwnedMutexGuard<()>>,
     value: Box<dyn DynValue>,
     changed: bool,
 }
@@ -49,21 +58,18 @@ impl GlobalWriters {
         }
     }
 
-    /// Locks globals `indices` (sorted), here and in the store, waiting at most
-    /// `wait` in all.
-    pub(crate) async fn lock(
+    /// Begins an event in the store ([`Store::begin`]): first this process's writer
+    /// locks of globals `indices` (sorted), then the store's lease of the session and
+    /// its locks of those globals, in one step, waiting at most `wait` in all.
+    pub(crate) async fn begin(
         &self,
         store: &Store,
+        session: &Session,
+        data: &mut SessionData,
         indices: &[u32],
         wait: Duration,
-    ) -> Result<HeldGlobals, ApiError> {
-        if indices.is_empty() {
-            return Ok(HeldGlobals {
-                held: Vec::new(),
-                hold: None,
-            });
-        }
-        let locked = async {
+    ) -> Result<(Lease, HeldGlobals), ApiError> {
+        let begun = async {
             let mut writers = Vec::with_capacity(indices.len());
             for &index in indices {
                 let writer = self
@@ -72,10 +78,10 @@ impl GlobalWriters {
                     .ok_or_else(|| ApiError::Internal(format!("no global {index}")))?;
                 writers.push(writer.clone().lock_owned().await);
             }
-            let (values, hold) = store.lock_globals(indices, wait).await?;
-            Ok::<_, ApiError>((writers, values, hold))
+            let (lease, values, hold) = store.begin(session, data, indices, wait).await?;
+            Ok::<_, ApiError>((writers, lease, values, hold))
         };
-        let (writers, values, hold) = tokio::time::timeout(wait, locked)
+        let (writers, lease, values, hold) = tokio::time::timeout(wait, begun)
             .await
             .map_err(|_| ApiError::from(StoreError::Busy(wait)))??;
         let held = indices
@@ -84,15 +90,16 @@ impl GlobalWriters {
             .zip(values)
             .map(|((&index, writer), value)| Held {
                 index,
-                _writer: writer,
+                writer: Some(writer),
                 value,
                 changed: false,
             })
             .collect();
-        Ok(HeldGlobals {
+        let globals = HeldGlobals {
             held,
             hold: Some(hold),
-        })
+        };
+        Ok((lease, globals))
     }
 }
 
@@ -121,15 +128,32 @@ impl HeldGlobals {
         Ok(())
     }
 
-    /// What the commit writes: the changed globals, and the store's hold on them.
-    /// The writer locks go when `self` does, after the commit.
-    pub(crate) fn take_commit(&mut self) -> (GlobalWrites, GlobalHold) {
+    /// What the commit writes: the changed globals, the store's hold on them, and
+    /// this process's writer locks, which the store lets go as soon as no later
+    /// writer can overtake the commit ([`crate::store::Store::commit`]).
+    pub(crate) fn take_commit(&mut self) -> (GlobalWrites, GlobalHold, WriterLocks) {
         let changed = self
             .held
             .iter()
             .filter(|held| held.changed)
             .map(|held| (held.index, held.value.clone_boxed()))
             .collect();
-        (changed, self.hold.take().unwrap_or(GlobalHold::none()))
+        let writers = self.held.iter_mut().filter_map(|held| held.writer.take());
+        (
+            changed,
+            self.hold.take().unwrap_or(GlobalHold::none()),
+            WriterLocks(writers.collect()),
+        )
+    }
+}
+
+/// This process's writer locks of the globals an event holds: whoever holds them
+/// is the only writer of those globals in this process.
+pub(crate) struct WriterLocks(Vec<OwnedMutexGuard<()>>);
+
+impl WriterLocks {
+    /// Lets the next writer of this process in.
+    pub(crate) fn release(self) {
+        drop(self.0);
     }
 }

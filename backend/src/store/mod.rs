@@ -25,6 +25,7 @@ use keepsake_shared::SessionId;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::WriterLocks;
 use crate::plan::App;
 use crate::session::{EndReason, Session, SessionData};
 use crate::settings::Settings;
@@ -262,33 +263,28 @@ impl Store {
         }
     }
 
-    /// Before an event: with Redis, takes the session's lease (waiting up to `wait`
-    /// for another instance's event) and loads its values into `data`.
+    /// Before an event: with Redis, takes the session's lease and the store's locks
+    /// of globals `indices` (sorted) in one step, waiting up to `wait` while another
+    /// instance's event holds one, and loads the session's values into `data`.
+    /// Returns those globals' values; this process's writers of them are already
+    /// queued by the engine.
     pub(crate) async fn begin(
         &self,
         session: &Session,
         data: &mut SessionData,
-        wait: Duration,
-    ) -> Result<Lease, StoreError> {
-        match self {
-            Store::Memory(_) => Ok(Lease {
-                redis: None,
-                migrated: Vec::new(),
-            }),
-            Store::Redis(store) => store.begin(session, data, wait).await,
-        }
-    }
-
-    /// Locks globals `indices` (sorted) for an event that may write them, and reads
-    /// their values. This process's writers are already queued by the engine.
-    pub(crate) async fn lock_globals(
-        &self,
         indices: &[u32],
         wait: Duration,
-    ) -> Result<(Vec<Box<dyn DynValue>>, GlobalHold), StoreError> {
+    ) -> Result<(Lease, Vec<Box<dyn DynValue>>, GlobalHold), StoreError> {
         match self {
-            Store::Memory(store) => Ok((store.globals(indices), GlobalHold::none())),
-            Store::Redis(store) => store.lock_globals(indices, wait).await,
+            Store::Memory(store) => Ok((
+                Lease {
+                    redis: None,
+                    migrated: Vec::new(),
+                },
+                store.globals(indices),
+                GlobalHold::none(),
+            )),
+            Store::Redis(store) => store.begin(session, data, indices, wait).await,
         }
     }
 
@@ -301,7 +297,10 @@ impl Store {
     }
 
     /// Writes everything an event changed, in one step: all of it or none of it.
-    /// Gives back the lease and the global locks either way.
+    /// Gives back the lease and the global locks either way. `writers`, this
+    /// process's writer locks of the globals, go as soon as the next writer can no
+    /// longer overtake this commit: after it (memory), or once it is on its way to
+    /// Redis, which runs one connection's commands in order.
     pub(crate) async fn commit(
         &self,
         session: &Arc<Session>,
@@ -309,13 +308,19 @@ impl Store {
         lease: Lease,
         commit: Commit,
         globals: GlobalHold,
+        writers: WriterLocks,
     ) -> Result<(), StoreError> {
         match self {
             Store::Memory(store) => {
                 store.commit(session, data, commit);
+                writers.release();
                 Ok(())
             }
-            Store::Redis(store) => store.commit(session, data, lease, commit, globals).await,
+            Store::Redis(store) => {
+                store
+                    .commit(session, data, lease, commit, globals, writers)
+                    .await
+            }
         }
     }
 }

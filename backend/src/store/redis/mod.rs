@@ -22,11 +22,12 @@
 //! - channel `events`: `{"global": index, "value": ...}` after a global changed and
 //!   `{"ended": id}` after a session ended, for every instance ([`listen`]).
 //!
-//! An event's writes go in one script (`commit.lua`) that first checks the lease and
-//! every global lock it needs, then writes the session's values and the globals and
-//! announces the globals: all of it or nothing. Scripts build key names from their
-//! arguments, so this store needs one Redis (or a primary with replicas), not Redis
-//! Cluster.
+//! An event is two scripts: `load.lua` takes the lease and the locks of the globals
+//! the event may write (all or none) and reads the session's values and those
+//! globals; `commit.lua` checks the lease and every lock, then writes the session's
+//! values and the globals and announces the globals: all of it or nothing. Scripts
+//! build key names from their arguments, so this store needs one Redis (or a
+//! primary with replicas), not Redis Cluster.
 
 mod endings;
 mod hold;
@@ -44,6 +45,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 pub(crate) use hold::{RedisGlobalHold, RedisLease};
 
 use super::{Commit, GlobalHold, Lease, SessionShape, StoreError, StoreEvents, StoredValueMetrics};
+use crate::engine::WriterLocks;
 use crate::plan::App;
 use crate::session::{Session, SessionData, StoredState};
 use crate::settings::Settings;
@@ -234,45 +236,65 @@ impl RedisStore {
         Ok(self.connection().zcard(self.key("lru")).await?)
     }
 
-    /// Takes the session's lease (waiting up to `wait` for another instance's event)
-    /// and loads its values into `data`, decoded.
+    /// Takes the session's lease and the locks of globals `indices` (sorted), all at
+    /// once in one script (waiting up to `wait` while another instance's event holds
+    /// one of them); loads the session's values into `data`, decoded, and reads those
+    /// globals' values.
     pub(crate) async fn begin(
         self: &Arc<Self>,
         session: &Session,
         data: &mut SessionData,
+        indices: &[u32],
         wait: Duration,
-    ) -> Result<Lease, StoreError> {
-        // The guard exists before the script runs: if this future is dropped while
-        // the lease is being taken, the drop gives it back (a release of a lease
-        // never taken does nothing).
+    ) -> Result<(Lease, Vec<Box<dyn DynValue>>, GlobalHold), StoreError> {
+        // The guards exist before the script runs: if this future is dropped while
+        // the locks are being taken, the drop gives them back (a release of a lock
+        // never taken does nothing). One token names the lease and the locks.
+        let token = hold::token();
         let mut held = RedisLease {
             store: self.clone(),
             id: session.id,
-            token: hold::token(),
+            token: token.clone(),
+            held: true,
+        };
+        let mut globals = RedisGlobalHold {
+            store: self.clone(),
+            token,
+            indices: indices.to_vec(),
             held: true,
         };
         let mut backoff = Backoff::new(wait);
-        let stored = loop {
-            let reply: Vec<String> = self
-                .scripts
-                .load
+        let reply = loop {
+            let mut invocation = self.scripts.load.prepare_invoke();
+            invocation
                 .arg(&self.prefix)
                 .arg(session.id.as_str())
                 .arg(&held.token)
                 .arg(millis(self.lease))
-                .arg(millis(self.retention))
-                .invoke_async(&mut self.connection())
-                .await?;
-            match reply.first().map(String::as_str) {
-                Some("ok") => break pairs(&reply[1..]),
+                .arg(millis(self.retention));
+            for index in indices {
+                invocation.arg(index);
+            }
+            let reply: Vec<Option<String>> =
+                invocation.invoke_async(&mut self.connection()).await?;
+            match reply.first().and_then(Option::as_deref) {
+                Some("ok") => break reply,
                 Some("busy") => backoff.pause().await?,
                 _ => {
                     held.held = false;
+                    globals.held = false;
                     self.forget(&session.id);
                     return Err(StoreError::UnknownSession);
                 }
             }
         };
+        let mut reply = reply.into_iter().skip(1);
+        let values = indices
+            .iter()
+            .zip(reply.by_ref())
+            .map(|(&index, envelope)| self.stored_global(index, envelope))
+            .collect();
+        let stored = pairs(&reply.flatten().collect::<Vec<_>>());
         let mut lease = Lease {
             redis: Some(held),
             migrated: Vec::new(),
@@ -300,7 +322,10 @@ impl RedisStore {
                 bytes,
             });
         }
-        Ok(lease)
+        let hold = GlobalHold {
+            redis: (!indices.is_empty()).then_some(globals),
+        };
+        Ok((lease, values, hold))
     }
 
     /// A global's value as stored (its initial value if never written, or stored by
@@ -322,46 +347,6 @@ impl RedisStore {
         Ok(self.stored_global(index, stored))
     }
 
-    /// Takes the locks of globals `indices`, all at once (waiting up to `wait` while
-    /// another event holds one), and reads their values.
-    pub(crate) async fn lock_globals(
-        self: &Arc<Self>,
-        indices: &[u32],
-        wait: Duration,
-    ) -> Result<(Vec<Box<dyn DynValue>>, GlobalHold), StoreError> {
-        // As in `begin`: the guard exists before any lock is taken.
-        let held = RedisGlobalHold {
-            store: self.clone(),
-            token: hold::token(),
-            indices: indices.to_vec(),
-            held: true,
-        };
-        let mut backoff = Backoff::new(wait);
-        let values = loop {
-            let mut invocation = self.scripts.global_lock.prepare_invoke();
-            invocation
-                .arg(&self.prefix)
-                .arg(&held.token)
-                .arg(millis(self.lease));
-            for index in indices {
-                invocation.arg(index);
-            }
-            let reply: Vec<Option<String>> =
-                invocation.invoke_async(&mut self.connection()).await?;
-            match reply.first() {
-                Some(Some(status)) if status == "ok" => break reply,
-                _ => backoff.pause().await?,
-            }
-        };
-        let hold = GlobalHold { redis: Some(held) };
-        let values = indices
-            .iter()
-            .zip(values.into_iter().skip(1))
-            .map(|(&index, envelope)| self.stored_global(index, envelope))
-            .collect();
-        Ok((values, hold))
-    }
-
     /// Writes an event's states and globals in one script, or nothing. Encoding
     /// comes first: a value that cannot be encoded fails the event before Redis is
     /// asked to write anything.
@@ -372,6 +357,7 @@ impl RedisStore {
         mut lease: Lease,
         commit: Commit,
         mut globals: GlobalHold,
+        writers: WriterLocks,
     ) -> Result<(), StoreError> {
         let encoded = self.encode(data, &lease, &commit);
         // Values live in Redis only: the local copy goes after each event.
@@ -389,11 +375,11 @@ impl RedisStore {
             .map_or(("", &[][..]), |g| (g.token.as_str(), g.indices.as_slice()));
         if states.is_empty() && global_writes.is_empty() {
             // Given back only once Redis has them: a drop meanwhile releases again.
-            self.release(
+            let release = self.release(
                 Some((&session.id, &session_lease.token)),
                 Some((global_token, locked)),
-            )
-            .await;
+            );
+            sent_then(release, writers).await;
         } else {
             let mut invocation = self.scripts.commit.prepare_invoke();
             invocation
@@ -415,7 +401,9 @@ impl RedisStore {
             for index in locked {
                 invocation.arg(index);
             }
-            let reply: String = invocation.invoke_async(&mut self.connection()).await?;
+            let mut connection = self.connection();
+            let reply: String =
+                sent_then(invocation.invoke_async(&mut connection), writers).await?;
             match reply.as_str() {
                 "ok" => {}
                 "lost" => return Err(StoreError::LeaseLost),
@@ -491,6 +479,24 @@ impl RedisStore {
         if let Err(error) = released {
             tracing::debug!(%error, "could not give a lease back; it will run out");
         }
+    }
+}
+
+/// Awaits `request` (a command to this store's connection), letting this process's
+/// writer locks go once it is sent. The connection sends commands in the order they
+/// are queued and Redis runs them in that order, so the next writer's lock script
+/// runs after this commit and reads what it wrote: the writers overlap the wait for
+/// the reply, not the writes. The command is queued on the request's first poll
+/// unless the connection is reconnecting or its queue is full; the writers go then
+/// anyway, and the next lock script, if it arrives first, finds the lock still held
+/// and waits, so no order of arrival can lose an update.
+async fn sent_then<T>(request: impl std::future::Future<Output = T>, writers: WriterLocks) -> T {
+    let mut request = std::pin::pin!(request);
+    let first = futures::poll!(request.as_mut());
+    writers.release();
+    match first {
+        std::task::Poll::Ready(reply) => reply,
+        std::task::Poll::Pending => request.await,
     }
 }
 

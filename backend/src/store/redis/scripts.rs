@@ -16,7 +16,6 @@ pub(super) struct Scripts {
     pub(super) stream_open: Script,
     pub(super) stream_keepalive: Script,
     pub(super) stream_close: Script,
-    pub(super) global_lock: Script,
 }
 
 impl Scripts {
@@ -31,7 +30,6 @@ impl Scripts {
             stream_open: with_prelude(include_str!("scripts/stream_open.lua")),
             stream_keepalive: with_prelude(include_str!("scripts/stream_keepalive.lua")),
             stream_close: with_prelude(include_str!("scripts/stream_close.lua")),
-            global_lock: with_prelude(include_str!("scripts/global_lock.lua")),
         }
     }
 }

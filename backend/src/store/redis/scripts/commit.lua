@@ -9,19 +9,24 @@
 local ns, sid, token, gtoken = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local n = tonumber(ARGV[5])
 local lease = ns .. ':lease:' .. sid
-if not redis.call('ZSCORE', ns .. ':lru', sid) then return 'unknown' end
-if redis.call('GET', lease) ~= token then return 'lost' end
+-- A held lease means a live session (ending one deletes its lease): the session is
+-- looked up only to tell why the lease is not held.
+if redis.call('GET', lease) ~= token then
+  if not redis.call('ZSCORE', ns .. ':lru', sid) then return 'unknown' end
+  return 'lost'
+end
 local m_at = 6 + 3 * n
 local m = tonumber(ARGV[m_at])
 local first_locked = m_at + 1 + 2 * m
 for i = first_locked, #ARGV do
   if redis.call('GET', ns .. ':glock:' .. ARGV[i]) ~= gtoken then return 'lost' end
 end
-local now = now_ms()
+local now
 for i = 6, m_at - 1, 3 do
   redis.call('HSET', ns .. ':v:' .. sid, ARGV[i], ARGV[i + 1])
   local ttl = tonumber(ARGV[i + 2])
   if ttl > 0 then
+    now = now or now_ms()
     redis.call('ZADD', ns .. ':deadlines', now + ttl, 't:' .. sid .. ':' .. ARGV[i])
   end
 end
