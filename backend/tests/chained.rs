@@ -206,6 +206,39 @@ async fn a_global_written_by_a_chained_listener_is_locked_with_the_event() {
     server.stop().await;
 }
 
+/// The page runs the chained listeners the server leaves to it, as events of their
+/// own; those after an unload listener are the server's alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_may_run_a_chained_listener_but_not_one_after_unload() {
+    let mut app = Blocks::new("pages", "Pages");
+    let name = app.add(Textbox::new().label("Name"));
+    let shown = app.add(Markdown::new("").label("Shown"));
+    let count = app.state(State::new(0u32));
+    let go = app.add(Button::new("Go"));
+    app.click(go, (), (), || ())
+        .then(name, shown, |name: String| name);
+    app.unload(count, count, |n: u32| n + 1)
+        .then(count, count, |n: u32| n + 1);
+    let server = TestServer::start(fast_settings(), vec![app.build().unwrap()]).await;
+    let config = server.config("pages").await;
+    let session = server.start_session("pages").await;
+    let page_run = config.dependencies[1].id;
+    let result = server
+        .event("pages", &session, page_run, vec![json!("Ada")])
+        .await
+        .unwrap();
+    assert_eq!(
+        value_of(&result, component(&config, "Shown")),
+        Some(json!("Ada"))
+    );
+    let after_unload = config.dependencies[3].id;
+    let outcome = server
+        .event("pages", &session, after_unload, vec![Value::Null])
+        .await;
+    assert_eq!(outcome.unwrap_err().0, 400);
+    server.stop().await;
+}
+
 #[test]
 fn a_chain_after_unload_may_not_need_a_page() {
     let mut app = Blocks::new("gone", "Gone");

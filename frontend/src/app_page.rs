@@ -5,6 +5,7 @@ use std::rc::Rc;
 
 use keepsake_shared::config::AppConfig;
 use keepsake_shared::error::ErrorKind;
+use keepsake_shared::event::NoticeLevel;
 use keepsake_shared::{AppId, PROTOCOL_VERSION};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -57,6 +58,23 @@ pub fn app_view(page: PageHandle) -> impl IntoView {
                         </p>
                     })}
                     {move || status.storage_warning.get().map(|text| view! { <p class="banner warning">{text}</p> })}
+                    {move || status.messages.get().into_iter().enumerate().map(|(index, notice)| {
+                        let class = match notice.level {
+                            NoticeLevel::Info => "banner info",
+                            NoticeLevel::Warning => "banner warning",
+                        };
+                        let dismiss = move |_| status.messages.update(|shown| {
+                            if index < shown.len() {
+                                shown.remove(index);
+                            }
+                        });
+                        view! {
+                            <p class=class>
+                                {notice.message}
+                                <button type="button" class="dismiss" on:click=dismiss>"Dismiss"</button>
+                            </p>
+                        }
+                    }).collect_view()}
                 </div>
                 <div role="alert">
                     {move || status.error.get().map(|text| view! {

@@ -59,6 +59,15 @@ impl AppConfig {
                 .any(|t| t.component == component && t.event == event)
         })
     }
+
+    /// The listeners chained after `dependency` (`.then`, `.success`), in the order
+    /// they were declared.
+    pub fn followers(&self, dependency: DependencyId) -> impl Iterator<Item = &DependencyConfig> {
+        self.dependencies.iter().filter(move |dep| {
+            dep.after
+                .is_some_and(|after| after.dependency == dependency)
+        })
+    }
 }
 
 /// One slot of an app: a component on the page, or a state, global or browser-state

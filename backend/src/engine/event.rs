@@ -95,12 +95,14 @@ impl Engine {
         origin: Request,
     ) -> Result<EventResult, ApiError> {
         let dependency = self.dependency(request.dependency)?;
-        if dependency
-            .config
-            .triggers
-            .iter()
-            .all(|t| t.event == EventKind::Unload)
-        {
+        // Unload listeners, and those chained after them, are the server's to run. (A
+        // chained listener has no trigger of its own: it counts as its first's.)
+        let mut first = dependency;
+        while let Some(after) = first.config.after {
+            first = self.dependency(after.dependency)?;
+        }
+        let triggers = &first.config.triggers;
+        if !triggers.is_empty() && triggers.iter().all(|t| t.event == EventKind::Unload) {
             return Err(ApiError::InvalidInput(
                 "unload listeners are run by the server when a page goes away".into(),
             ));

@@ -21,7 +21,8 @@ use std::rc::{Rc, Weak};
 
 use gloo_timers::future::TimeoutFuture;
 use keepsake_shared::config::{AppConfig, ComponentKind, EventKind};
-use keepsake_shared::event::{ComponentUpdate, EventRequest, EventResult};
+use keepsake_shared::error::ErrorKind;
+use keepsake_shared::event::{ComponentUpdate, EventRequest, EventResult, Notice};
 use keepsake_shared::{ComponentId, DependencyId, SessionId};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -69,6 +70,8 @@ pub struct PageStatus {
     pub storage_warning: RwSignal<Option<String>>,
     /// The server stream is down.
     pub connection_lost: RwSignal<bool>,
+    /// Messages listeners gave (info, warning), oldest first, until dismissed.
+    pub messages: RwSignal<Vec<Notice>>,
 }
 
 impl PageStatus {
@@ -79,6 +82,7 @@ impl PageStatus {
             notice: RwSignal::new(None),
             storage_warning: RwSignal::new(None),
             connection_lost: RwSignal::new(false),
+            messages: RwSignal::new(Vec::new()),
         }
     }
 }
@@ -377,8 +381,23 @@ impl Controller {
                 .await;
             match result {
                 Ok(result) => {
-                    self.status.error.set(None);
+                    // A user's new action clears the last failure; what follows
+                    // it (a chained listener after a failure) leaves it shown.
+                    if job.depth == 0 {
+                        self.status.error.set(None);
+                    }
+                    let ran = result.ran.clone();
+                    let failed: Vec<DependencyId> =
+                        result.errors.iter().map(|e| e.dependency).collect();
                     self.apply_result(result, job.depth, read_at);
+                    // The chained listeners the server left to the page: after those
+                    // that ran, and `.then` ones after those that failed.
+                    for id in ran {
+                        self.run_followers(id, true, false, job.depth);
+                    }
+                    for id in failed {
+                        self.run_followers(id, false, false, job.depth);
+                    }
                     return;
                 }
                 Err(error) if error.is_unknown_session() && !job.retried => {
@@ -390,21 +409,51 @@ impl Controller {
                 }
                 Err(error) => {
                     self.show_error(&error);
+                    // The server ran nothing of it: its `.then` listeners are the
+                    // page's to run, all of them.
+                    self.run_followers(job.dependency, false, true, job.depth);
                     return;
                 }
             }
         }
     }
 
+    /// Queues the listeners chained after `dependency`: `.success` ones only if it
+    /// `succeeded`; those the server runs itself only if it ran none (`all`).
+    fn run_followers(&self, dependency: DependencyId, succeeded: bool, all: bool, depth: u8) {
+        let followers: Vec<DependencyId> = self
+            .config
+            .followers(dependency)
+            .filter(|dep| {
+                dep.after.is_some_and(|after| {
+                    (all || !after.by_server) && (succeeded || !after.success_only)
+                })
+            })
+            .map(|dep| dep.id)
+            .collect();
+        for follower in followers {
+            self.enqueue(follower, depth + 1, false);
+        }
+    }
+
     fn show_error(&self, error: &ClientError) {
-        self.status
-            .error
-            .set(Some(format!("The last action failed: {error}")));
+        // A handler's own error (Gradio's `gr.Error`) is the app's message to the
+        // user, shown as written.
+        let text = match error.kind() {
+            Some(ErrorKind::HandlerFailed) => error.to_string(),
+            _ => format!("The last action failed: {error}"),
+        };
+        self.status.error.set(Some(text));
     }
 
     /// Applies an event's answer; `read_at` is the browser-state version its inputs
     /// were read at (a stale answer's browser-state writes are dropped).
     fn apply_result(&self, result: EventResult, depth: u8, read_at: u64) {
+        if !result.notices.is_empty() {
+            self.status
+                .messages
+                .update(|shown| shown.extend(result.notices));
+        }
         for update in result.updates {
             self.apply_update(update, depth);
         }
