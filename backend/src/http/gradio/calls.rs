@@ -25,8 +25,7 @@ use serde_json::{Value, json};
 
 use super::super::client_address::ClientAddress;
 use super::super::json::ApiJson;
-use super::{DOOR, Shared};
-use crate::doors::sessions::{run_fresh, run_keyed};
+use super::Shared;
 use crate::error::ApiError;
 use crate::request::Request;
 
@@ -101,34 +100,15 @@ pub(super) async fn start(
     ApiJson(body): ApiJson<CallBody>,
 ) -> Result<Json<Value>, ApiError> {
     let app_door = door.app(&app)?;
-    let endpoint = app_door
-        .endpoints
-        .iter()
-        .find(|endpoint| endpoint.api_name == api_name)
-        .ok_or_else(|| {
-            ApiError::BadRequest(format!("this app has no endpoint named {api_name:?}"))
-        })?;
+    let endpoint = app_door.endpoint_named(&api_name)?;
     // What the request gets wrong is its answer (400), not an outcome kept for later.
     let request = endpoint.request_parameters(body.data)?;
     app_door.calls.make_room()?;
     let engine = &app_door.engine;
     let origin = Request::new(address, headers);
-    let outcome = match &body.session_hash {
-        Some(key) => {
-            run_keyed(
-                &door.server,
-                engine,
-                DOOR,
-                key,
-                address,
-                None,
-                request,
-                origin,
-            )
-            .await
-        }
-        None => run_fresh(&door.server, engine, address, request, origin).await,
-    };
+    let outcome = door
+        .run(engine, body.session_hash.as_deref(), request, origin)
+        .await;
     let outcome = match outcome {
         // The returned outputs only, as `data` held the parameters only.
         Ok(result) => Ok(endpoint.returned_values(&result)),

@@ -35,12 +35,13 @@ use self::queue::{Next, Queue};
 use super::client_address::ClientAddress;
 use super::json::ApiJson;
 use crate::doors::endpoint::Endpoint;
-use crate::doors::sessions::{check_key, keyed_session, run_keyed};
+use crate::doors::sessions::{check_key, keyed_session, run_fresh, run_keyed};
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::request::Request;
 use crate::server::Server;
 use keepsake_shared::event::NoticeLevel;
+use keepsake_shared::event::{EventRequest, EventResult};
 
 /// The label that keeps this door's session names apart from other doors'.
 const DOOR: &str = "gradio";
@@ -71,6 +72,46 @@ impl axum::extract::FromRef<Shared> for Server {
 impl Door {
     fn app(&self, app: &str) -> Result<&AppDoor, ApiError> {
         self.apps.get(app).ok_or_else(|| ApiError::unknown_app(app))
+    }
+
+    /// Runs `request` in the session `session_hash` names (started if need be), or,
+    /// without one, in a fresh session of its own; a start counts against `address`.
+    async fn run(
+        &self,
+        engine: &Engine,
+        session_hash: Option<&str>,
+        request: EventRequest,
+        origin: Request,
+    ) -> Result<EventResult, ApiError> {
+        let address = origin.client_address();
+        match session_hash {
+            Some(key) => {
+                run_keyed(
+                    &self.server,
+                    engine,
+                    DOOR,
+                    key,
+                    address,
+                    None,
+                    request,
+                    origin,
+                )
+                .await
+            }
+            None => run_fresh(&self.server, engine, address, request, origin).await,
+        }
+    }
+}
+
+impl AppDoor {
+    /// The endpoint called `api_name`.
+    fn endpoint_named(&self, api_name: &str) -> Result<&Endpoint, ApiError> {
+        self.endpoints
+            .iter()
+            .find(|endpoint| endpoint.api_name == api_name)
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!("this app has no endpoint named {api_name:?}"))
+            })
     }
 }
 

@@ -23,8 +23,7 @@ use serde_json::json;
 
 use super::super::client_address::ClientAddress;
 use super::super::json::ApiJson;
-use super::{DOOR, Shared};
-use crate::doors::sessions::{run_fresh, run_keyed};
+use super::Shared;
 use crate::error::ApiError;
 use crate::request::Request;
 
@@ -44,32 +43,13 @@ pub(super) async fn run(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let app_door = door.app(&app)?;
-    let endpoint = app_door
-        .endpoints
-        .iter()
-        .find(|endpoint| endpoint.api_name == api_name)
-        .ok_or_else(|| {
-            ApiError::BadRequest(format!("this app has no endpoint named {api_name:?}"))
-        })?;
+    let endpoint = app_door.endpoint_named(&api_name)?;
     let request = endpoint.request_positional(body.data)?;
     let engine = &app_door.engine;
     let origin = Request::new(address, headers);
-    let outcome = match &body.session_hash {
-        Some(key) => {
-            run_keyed(
-                &door.server,
-                engine,
-                DOOR,
-                key,
-                address,
-                None,
-                request,
-                origin,
-            )
-            .await
-        }
-        None => run_fresh(&door.server, engine, address, request, origin).await,
-    };
+    let outcome = door
+        .run(engine, body.session_hash.as_deref(), request, origin)
+        .await;
     match outcome {
         Ok(result) => Ok(Json(json!({
             "data": endpoint.output_values(&result),
