@@ -155,6 +155,63 @@ impl Blocks {
         self.container(build, |children| LayoutNode::Column { children });
     }
 
+    /// Tabs: `build` adds each with [`Blocks::tab`]; the first is shown at first.
+    /// Components in hidden tabs keep their values and take part in events.
+    ///
+    /// ```
+    /// use keepsake::Blocks;
+    /// use keepsake::components::{Markdown, Textbox};
+    ///
+    /// let mut app = Blocks::new("tabs", "Tabs");
+    /// app.tabs(|app| {
+    ///     app.tab("Write", |app| {
+    ///         app.add(Textbox::new().label("Text"));
+    ///     });
+    ///     app.tab("About", |app| {
+    ///         app.add(Markdown::new("Made with Keepsake."));
+    ///     });
+    /// });
+    /// app.accordion("Details", false, |app| {
+    ///     app.add(Markdown::new("Shown when opened."));
+    /// });
+    /// # app.build().unwrap();
+    /// ```
+    pub fn tabs(&mut self, build: impl FnOnce(&mut Self)) {
+        self.container(build, |children| LayoutNode::Tabs { children });
+    }
+
+    /// One tab, inside [`Blocks::tabs`] (elsewhere, [`Blocks::build`] refuses it):
+    /// `label` on its button, what `build` adds in it.
+    pub fn tab(&mut self, label: impl Into<String>, build: impl FnOnce(&mut Self)) {
+        let label = label.into();
+        self.layout_stack.push(Vec::new());
+        build(self);
+        let children = self.layout_stack.pop().unwrap_or_default();
+        if let Some(parent) = self.layout_stack.last_mut() {
+            parent.push(LayoutNode::Tab { label, children });
+        }
+    }
+
+    /// A section under `label` that people open and close (`open`: at first).
+    pub fn accordion(
+        &mut self,
+        label: impl Into<String>,
+        open: bool,
+        build: impl FnOnce(&mut Self),
+    ) {
+        let label = label.into();
+        self.layout_stack.push(Vec::new());
+        build(self);
+        let children = self.layout_stack.pop().unwrap_or_default();
+        if let Some(parent) = self.layout_stack.last_mut() {
+            parent.push(LayoutNode::Accordion {
+                label,
+                open,
+                children,
+            });
+        }
+    }
+
     /// Declares a session state.
     pub fn state<T: StateType>(&mut self, state: State<T>) -> StateHandle<T> {
         let index = self.states.len() as u32;
@@ -503,6 +560,10 @@ impl Blocks {
                 }
             }
         }
+        let layout = self.layout_stack.first().map_or(&[][..], Vec::as_slice);
+        if let Some(problem) = misplaced_tab(layout, false) {
+            return Err(fail(problem));
+        }
         // A chained listener runs in its predecessor's event if the server holds all
         // it reads; after an unload listener, no page is left to run or show it.
         let mut dependencies = self.dependencies;
@@ -558,4 +619,23 @@ impl Blocks {
             dependencies,
         ))
     }
+}
+
+/// A tab outside tabs, or something other than a tab directly inside tabs.
+fn misplaced_tab(nodes: &[LayoutNode], in_tabs: bool) -> Option<String> {
+    nodes.iter().find_map(|node| match node {
+        LayoutNode::Tab { label, children } => {
+            if in_tabs {
+                misplaced_tab(children, false)
+            } else {
+                Some(format!("the tab {label:?} is not inside `tabs`"))
+            }
+        }
+        _ if in_tabs => Some("`tabs` may hold only tabs (add them with `tab`)".into()),
+        LayoutNode::Tabs { children } => misplaced_tab(children, true),
+        LayoutNode::Row { children }
+        | LayoutNode::Column { children }
+        | LayoutNode::Accordion { children, .. } => misplaced_tab(children, false),
+        LayoutNode::Component { .. } => None,
+    })
 }

@@ -344,3 +344,28 @@ async fn build_rejects_wiring_the_server_cannot_run() {
     );
     assert!(duplicate.is_err());
 }
+
+#[test]
+fn build_rejects_tabs_out_of_place() {
+    let mut app = Blocks::new("tabs1", "Bad");
+    app.tab("Lost", |app| {
+        app.add(Textbox::new().label("Text"));
+    });
+    let error = app.build().unwrap_err();
+    assert!(error.message.contains("not inside `tabs`"), "{error}");
+
+    let mut app = Blocks::new("tabs2", "Bad");
+    app.tabs(|app| {
+        app.add(Textbox::new().label("Text"));
+    });
+    let error = app.build().unwrap_err();
+    assert!(error.message.contains("only tabs"), "{error}");
+
+    let mut app = Blocks::new("tabs3", "Good");
+    app.tabs(|app| {
+        app.tab("One", |app| {
+            app.add(Textbox::new().label("Text"));
+        });
+    });
+    assert!(app.build().is_ok());
+}

@@ -12,7 +12,7 @@ use leptos::task::spawn_local;
 
 use crate::api::{Backend, ClientError, HttpBackend};
 use crate::browser_state::{KeyValueStore, LocalStore, warn};
-use crate::components;
+
 use crate::controller::{CONNECTION_LOST, Controller, PageHandle};
 
 /// Shown instead of an app whose server speaks another protocol version.
@@ -31,7 +31,7 @@ pub fn app_view(page: PageHandle) -> impl IntoView {
     let title = config.title.clone();
     let api_docs = keepsake_shared::api::api_docs_path(&config.id);
     let description = config.description.clone();
-    let layout = components::layout_view(&controller, page);
+    let layout = crate::layout::layout_view(&controller, page);
     view! {
         <main class="app" aria-busy=move || if running.get() { "true" } else { "false" }>
             <header class="app-header">

@@ -1,4 +1,4 @@
-//! One view per component kind, and the layout of rows and columns around them.
+//! One view per component kind (the layout around them is [`crate::layout`]).
 //!
 //! Every form control has an accessible name (a `<label for>` or an `aria-label`) so
 //! that people using assistive technology, and tests, can find it by its label. Views
@@ -7,7 +7,7 @@
 use std::rc::Rc;
 
 use keepsake_shared::ComponentId;
-use keepsake_shared::config::{ButtonVariant, ComponentKind, EventKind, LayoutNode, TextboxType};
+use keepsake_shared::config::{ButtonVariant, ComponentKind, EventKind, TextboxType};
 use leptos::prelude::*;
 use serde_json::{Number, Value};
 use wasm_bindgen::JsCast as _;
@@ -43,56 +43,6 @@ fn number_text(number: &Number) -> String {
             .map(String::from)
             .unwrap_or_else(|_| number.to_string()),
         None => number.to_string(),
-    }
-}
-
-/// The layout of the whole app: an implicit column. Rendered components that the
-/// layout forgets are appended at the end rather than silently dropped.
-pub fn layout_view(controller: &Rc<Controller>, page: PageHandle) -> AnyView {
-    let config = controller.config();
-    let mut placed = Vec::new();
-    collect_placed(&config.layout, &mut placed);
-    let mut children: Vec<AnyView> = config
-        .layout
-        .iter()
-        .map(|node| node_view(controller, page, node))
-        .collect();
-    for component in &config.components {
-        if component.kind.is_rendered() && !placed.contains(&component.id) {
-            children.push(component_view(controller, page, component.id));
-        }
-    }
-    view! { <div class="layout column">{children}</div> }.into_any()
-}
-
-fn collect_placed(nodes: &[LayoutNode], placed: &mut Vec<ComponentId>) {
-    for node in nodes {
-        match node {
-            LayoutNode::Row { children } | LayoutNode::Column { children } => {
-                collect_placed(children, placed)
-            }
-            LayoutNode::Component { id } => placed.push(*id),
-        }
-    }
-}
-
-fn node_view(controller: &Rc<Controller>, page: PageHandle, node: &LayoutNode) -> AnyView {
-    match node {
-        LayoutNode::Row { children } => {
-            let children: Vec<AnyView> = children
-                .iter()
-                .map(|n| node_view(controller, page, n))
-                .collect();
-            view! { <div class="row">{children}</div> }.into_any()
-        }
-        LayoutNode::Column { children } => {
-            let children: Vec<AnyView> = children
-                .iter()
-                .map(|n| node_view(controller, page, n))
-                .collect();
-            view! { <div class="column">{children}</div> }.into_any()
-        }
-        LayoutNode::Component { id } => component_view(controller, page, *id),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod app_page;
 pub mod browser_state;
 pub mod components;
 pub mod controller;
+pub mod layout;
 pub mod markdown;
 pub mod start_page;
 

@@ -259,7 +259,7 @@ impl Default for ComponentProps {
     }
 }
 
-/// The page layout: rows and columns of components.
+/// The page layout: rows, columns, tabs and accordions of components.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LayoutNode {
@@ -271,6 +271,28 @@ pub enum LayoutNode {
     /// Children one under the other (`{"column": {"children": [...]}}`).
     Column {
         /// What the column holds, top to bottom.
+        children: Vec<LayoutNode>,
+    },
+    /// Tabs: one [`LayoutNode::Tab`] child per tab, the first one shown at first
+    /// (`{"tabs": {"children": [...]}}`).
+    Tabs {
+        /// The tabs, in order; each is a [`LayoutNode::Tab`].
+        children: Vec<LayoutNode>,
+    },
+    /// One tab of a [`LayoutNode::Tabs`]: its label and what it shows.
+    Tab {
+        /// The tab's name, on its button.
+        label: String,
+        /// What the tab shows, top to bottom.
+        children: Vec<LayoutNode>,
+    },
+    /// A section that can be opened and closed, under a label.
+    Accordion {
+        /// Shown on the section's toggle.
+        label: String,
+        /// Whether it is open at first.
+        open: bool,
+        /// What it shows, top to bottom.
         children: Vec<LayoutNode>,
     },
     /// A drawn component (`{"component": {"id": 3}}`). Slots that are not drawn
