@@ -7,24 +7,22 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use keepsake_shared::config::{
-    AppConfig, BrowserStateConfig, ComponentConfig, ComponentKind, ComponentProps,
-    DependencyConfig, EventKind, LayoutNode,
+    AppConfig, BrowserStateConfig, ComponentConfig, ComponentKind, ComponentProps, EventKind,
+    LayoutNode,
 };
-use keepsake_shared::{AppId, ComponentId, DependencyId, PROTOCOL_VERSION};
+use keepsake_shared::{AppId, ComponentId, PROTOCOL_VERSION};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
 use crate::components::Component;
 use crate::error::BuildError;
 use crate::handler::{
-    BrowserStateHandle, Changeable, Clickable, EventTrigger, GlobalHandle, Handle, Handler,
-    HandlerError, Inputs, Outputs, ResourceHandle, SlotRef, StateHandle, Submittable,
+    BrowserStateHandle, Changeable, Clickable, EventTrigger, GlobalHandle, Handle, Handler, Inputs,
+    Outputs, ResourceHandle, StateHandle, Submittable,
 };
-use crate::plan::{
-    App, BrowserStateDef, DependencyDef, ErasedHandler, GlobalDef, Render, SlotDef, StateDef,
-};
+use crate::plan::{App, BrowserStateDef, GlobalDef, Render, SlotDef, StateDef};
 use crate::state::{BrowserState, Global, Resource, ResourceFactory, State, StateType};
-use crate::value::{self, AnyValue, DynValue};
+use crate::value::{self, DynValue};
 
 /// Secrets shorter than this are accepted but warned about.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -66,13 +64,14 @@ pub struct Blocks {
     /// A BrowserState was given an empty secret (refused by `build`).
     empty_secret: bool,
     resources: Vec<ResourceFactory>,
-    dependencies: Vec<DependencyDef>,
+    listeners: Listeners,
     /// Open containers; the first is the page's top-level column.
     layout_stack: Vec<Vec<LayoutNode>>,
     warnings: Vec<String>,
 }
 
 pub use crate::listener::ListenerRef;
+use crate::listener::Listeners;
 
 impl Blocks {
     /// `id` names the app in URLs (`/apps/{id}`); `title` is shown to people.
@@ -88,7 +87,7 @@ impl Blocks {
             browser_states: Vec::new(),
             empty_secret: false,
             resources: Vec::new(),
-            dependencies: Vec::new(),
+            listeners: Listeners::default(),
             layout_stack: vec![Vec::new()],
             warnings: Vec::new(),
         }
@@ -363,45 +362,8 @@ impl Blocks {
         O: Outputs,
         H: Handler<I::Values, O, M>,
     {
-        let input_refs = inputs.slot_refs();
-        let wire_inputs = input_refs
-            .iter()
-            .filter_map(|slot| match slot {
-                SlotRef::Wire(id) => Some(*id),
-                SlotRef::Resource(_) | SlotRef::Request | SlotRef::Notifier => None,
-            })
-            .collect();
-        let id = DependencyId(self.dependencies.len() as u32);
-        let handler = Arc::new(handler);
-        let erased: ErasedHandler = Arc::new(move |values: Vec<AnyValue>| {
-            let args = I::from_erased(values)
-                .ok_or_else(|| HandlerError("internal error: inputs of unexpected types".into()))?;
-            Ok(handler.clone().call(args))
-        });
-        self.dependencies.push(DependencyDef {
-            config: DependencyConfig {
-                id,
-                triggers: triggers.into_iter().map(|t| t.0).collect(),
-                inputs: wire_inputs,
-                outputs: outputs.component_ids(),
-                api_name: None,
-                description: None,
-                after: None,
-            },
-            inputs: input_refs,
-            handler: erased,
-            globals_written: Vec::new(),
-            pace: Arc::default(),
-        });
-        ListenerRef::new(self, id)
-    }
-
-    /// The config of listener `id` (one this builder registered).
-    pub(crate) fn listener_config(&mut self, id: DependencyId) -> &mut DependencyConfig {
-        match self.dependencies.get_mut(id.0 as usize) {
-            Some(dep) => &mut dep.config,
-            None => unreachable!("listener ids come from this builder"),
-        }
+        let id = self.listeners.register(triggers, inputs, outputs, handler);
+        ListenerRef::new(&mut self.listeners, id)
     }
 
     /// Runs `handler` when `target` is clicked.
@@ -508,7 +470,7 @@ impl Blocks {
             }
         }
         let mut api_names = HashSet::new();
-        for dep in &self.dependencies {
+        for dep in &self.listeners.defs {
             let config = &dep.config;
             for id in config.inputs.iter().chain(&config.outputs) {
                 if self.components.get(id.0 as usize).is_none() {
@@ -566,7 +528,7 @@ impl Blocks {
         }
         // A chained listener runs in its predecessor's event if the server holds all
         // it reads; after an unload listener, no page is left to run or show it.
-        let mut dependencies = self.dependencies;
+        let mut dependencies = self.listeners.defs;
         for index in 0..dependencies.len() {
             let Some(after) = dependencies[index].config.after else {
                 continue;

@@ -10,16 +10,81 @@
 //! has applied the result of the one it follows (`After::by_server`, decided by
 //! [`crate::Blocks::build`]).
 
-use keepsake_shared::DependencyId;
-use keepsake_shared::config::After;
+use std::sync::Arc;
 
-use crate::blocks::Blocks;
-use crate::handler::{Handler, Inputs, Outputs};
+use keepsake_shared::DependencyId;
+use keepsake_shared::config::{After, DependencyConfig};
+
+use crate::handler::{EventTrigger, Handler, HandlerError, Inputs, Outputs, SlotRef};
+use crate::plan::{DependencyDef, ErasedHandler};
+use crate::value::AnyValue;
+
+/// The listeners an app's builder registered, in order (their ids are positions).
+#[derive(Default)]
+pub(crate) struct Listeners {
+    pub(crate) defs: Vec<DependencyDef>,
+}
+
+impl Listeners {
+    /// Registers a listener for any of `triggers`; returns its id.
+    pub(crate) fn register<I, O, H, M>(
+        &mut self,
+        triggers: impl IntoIterator<Item = EventTrigger>,
+        inputs: I,
+        outputs: O,
+        handler: H,
+    ) -> DependencyId
+    where
+        I: Inputs,
+        O: Outputs,
+        H: Handler<I::Values, O, M>,
+    {
+        let input_refs = inputs.slot_refs();
+        let wire_inputs = input_refs
+            .iter()
+            .filter_map(|slot| match slot {
+                SlotRef::Wire(id) => Some(*id),
+                SlotRef::Resource(_) | SlotRef::Request | SlotRef::Notifier => None,
+            })
+            .collect();
+        let id = DependencyId(self.defs.len() as u32);
+        let handler = Arc::new(handler);
+        let erased: ErasedHandler = Arc::new(move |values: Vec<AnyValue>| {
+            let args = I::from_erased(values)
+                .ok_or_else(|| HandlerError("internal error: inputs of unexpected types".into()))?;
+            Ok(handler.clone().call(args))
+        });
+        self.defs.push(DependencyDef {
+            config: DependencyConfig {
+                id,
+                triggers: triggers.into_iter().map(|t| t.0).collect(),
+                inputs: wire_inputs,
+                outputs: outputs.component_ids(),
+                api_name: None,
+                description: None,
+                after: None,
+            },
+            inputs: input_refs,
+            handler: erased,
+            globals_written: Vec::new(),
+            pace: Arc::default(),
+        });
+        id
+    }
+
+    /// The config of listener `id` (one registered here).
+    fn config(&mut self, id: DependencyId) -> &mut DependencyConfig {
+        match self.defs.get_mut(id.0 as usize) {
+            Some(dep) => &mut dep.config,
+            None => unreachable!("listener ids come from this builder"),
+        }
+    }
+}
 
 /// Returned by listener registrations, to name the listener for API clients and to
 /// chain others after it.
 pub struct ListenerRef<'a> {
-    blocks: &'a mut Blocks,
+    listeners: &'a mut Listeners,
     id: DependencyId,
 }
 
@@ -30,22 +95,22 @@ impl std::fmt::Debug for ListenerRef<'_> {
 }
 
 impl<'a> ListenerRef<'a> {
-    pub(crate) fn new(blocks: &'a mut Blocks, id: DependencyId) -> Self {
-        ListenerRef { blocks, id }
+    pub(crate) fn new(listeners: &'a mut Listeners, id: DependencyId) -> Self {
+        ListenerRef { listeners, id }
     }
 
     /// The name API clients call this listener by: 1 to 64 ASCII letters, digits,
-    /// `_` or `-`, unique in the app (checked by [`Blocks::build`]). Unload
+    /// `_` or `-`, unique in the app (checked by [`crate::Blocks::build`]). Unload
     /// listeners have none: only the server runs them.
     pub fn api_name(self, name: impl Into<String>) -> Self {
-        self.blocks.listener_config(self.id).api_name = Some(name.into());
+        self.listeners.config(self.id).api_name = Some(name.into());
         self
     }
 
     /// What the listener does, in a sentence or two, for API clients: shown on the
     /// endpoints page and in Gradio's API info, and the description of its MCP tool.
     pub fn api_description(self, text: impl Into<String>) -> Self {
-        self.blocks.listener_config(self.id).description = Some(text.into());
+        self.listeners.config(self.id).description = Some(text.into());
         self
     }
 
@@ -107,14 +172,14 @@ impl<'a> ListenerRef<'a> {
         H: Handler<I::Values, O, M>,
     {
         let after = self.id;
-        let blocks = self.blocks;
-        let id = blocks.on([], inputs, outputs, handler).id();
-        blocks.listener_config(id).after = Some(After {
+        let listeners = self.listeners;
+        let id = listeners.register([], inputs, outputs, handler);
+        listeners.config(id).after = Some(After {
             dependency: after,
             success_only,
             // Decided by `Blocks::build`, which sees every slot.
             by_server: false,
         });
-        ListenerRef::new(blocks, id)
+        ListenerRef::new(listeners, id)
     }
 }

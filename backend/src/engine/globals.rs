@@ -29,7 +29,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::error::ApiError;
 use crate::session::{Session, SessionData};
-use crate::store::{GlobalHold, GlobalWrites, Lease, Store, StoreError};
+use crate::store::{GlobalHold, GlobalWrites, Lease, Store, StoreError, WriterLocks};
 use crate::value::DynValue;
 
 /// This process's writer lock of each global of an app.
@@ -142,18 +142,7 @@ impl HeldGlobals {
         (
             changed,
             self.hold.take().unwrap_or(GlobalHold::none()),
-            WriterLocks(writers.collect()),
+            WriterLocks::new(writers.collect()),
         )
-    }
-}
-
-/// This process's writer locks of the globals an event holds: whoever holds them
-/// is the only writer of those globals in this process.
-pub(crate) struct WriterLocks(Vec<OwnedMutexGuard<()>>);
-
-impl WriterLocks {
-    /// Lets the next writer of this process in.
-    pub(crate) fn release(self) {
-        drop(self.0);
     }
 }

@@ -16,8 +16,6 @@ mod event;
 mod globals;
 mod tasks;
 
-pub(crate) use globals::WriterLocks;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

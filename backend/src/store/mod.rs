@@ -25,7 +25,6 @@ use keepsake_shared::SessionId;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::WriterLocks;
 use crate::plan::App;
 use crate::session::{EndReason, Session, SessionData};
 use crate::settings::Settings;
@@ -387,5 +386,22 @@ impl StoredValueMetrics {
                 None
             }
         }
+    }
+}
+
+/// This process's writer locks of the globals an event holds (taken by the engine,
+/// `engine::globals`): whoever holds them is the only writer of those globals in
+/// this process. The store lets them go as soon as no later writer can overtake the
+/// commit ([`Store::commit`]).
+pub(crate) struct WriterLocks(Vec<tokio::sync::OwnedMutexGuard<()>>);
+
+impl WriterLocks {
+    pub(crate) fn new(locks: Vec<tokio::sync::OwnedMutexGuard<()>>) -> Self {
+        WriterLocks(locks)
+    }
+
+    /// Lets the next writer of this process in.
+    pub(crate) fn release(self) {
+        drop(self.0);
     }
 }

@@ -44,8 +44,10 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 pub(crate) use hold::{RedisGlobalHold, RedisLease};
 
-use super::{Commit, GlobalHold, Lease, SessionShape, StoreError, StoreEvents, StoredValueMetrics};
-use crate::engine::WriterLocks;
+use super::{
+    Commit, GlobalHold, Lease, SessionShape, StoreError, StoreEvents, StoredValueMetrics,
+    WriterLocks,
+};
 use crate::plan::App;
 use crate::session::{Session, SessionData, StoredState};
 use crate::settings::Settings;
