@@ -21,6 +21,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::header::{self, HeaderValue};
 use hyper_util::rt::TokioIo;
 use keepsake::components::{Button, Number, Textbox};
+use keepsake::imbl;
 use keepsake::protocol::event::{EventRequest, EventResult};
 use keepsake::protocol::{DependencyId, SessionId};
 use keepsake::state::StateType;
@@ -98,6 +99,23 @@ impl History for Vec<String> {
     }
 }
 
+impl History for keepsake::List<String> {
+    const NAME: &'static str = "`keepsake::List<String>`";
+    const APP: &'static str = "history-list";
+    fn filled(n: usize) -> Self {
+        (0..n).map(message).collect()
+    }
+    fn push(&mut self, message: String) {
+        self.push_back(message);
+    }
+    fn pop(&mut self) {
+        self.pop_back();
+    }
+    fn len(&self) -> usize {
+        imbl::Vector::len(self)
+    }
+}
+
 /// A message of about the length of a short chat line.
 fn message(i: usize) -> String {
     format!("message {i:05}: a short line of chat text")
@@ -114,10 +132,15 @@ fn history_app<H: History>() -> keepsake::App {
         app.add(Button::new("Pop")),
     );
     let shown = app.add(Number::new().label("Messages"));
-    app.click(append, (text, history), history, |text: String, mut h: H| {
-        h.push(text);
-        h
-    });
+    app.click(
+        append,
+        (text, history),
+        history,
+        |text: String, mut h: H| {
+            h.push(text);
+            h
+        },
+    );
     app.click(fill, count, history, |n: f64| H::filled(n as usize));
     app.click(pop, history, history, |mut h: H| {
         h.pop();
@@ -128,12 +151,21 @@ fn history_app<H: History>() -> keepsake::App {
 }
 
 fn apps() -> Vec<keepsake::App> {
-    vec![history_app::<Vec<String>>()]
+    vec![
+        history_app::<Vec<String>>(),
+        history_app::<keepsake::List<String>>(),
+    ]
 }
 
 /// One row per state type; the names match `apps()`.
 fn kinds() -> Vec<(&'static str, &'static str)> {
-    vec![(<Vec<String>>::NAME, <Vec<String>>::APP)]
+    vec![
+        (<Vec<String>>::NAME, <Vec<String>>::APP),
+        (
+            <keepsake::List<String>>::NAME,
+            <keepsake::List<String>>::APP,
+        ),
+    ]
 }
 
 fn settings() -> Settings {
