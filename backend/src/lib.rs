@@ -7,6 +7,12 @@
 //! [`app`] makes its axum `Router` and [`run`] serves it. The generic Leptos client
 //! (`frontend/`) renders any app from its config.
 //!
+//! Every event copies the states its handlers read, measures what they return against
+//! [`Settings::max_state_bytes`] and compares it with the old value for `.change`: for
+//! a `Vec` each walks the whole list. A state that grows (a chat history, a log) is
+//! best held in a [`List`], for which each of them costs the same at 10 items as at
+//! 10,000.
+//!
 //! ```no_run
 //! use keepsake::components::{Button, CheckboxGroup, Number};
 //! use keepsake::{Blocks, Server, Settings, State};
@@ -44,6 +50,7 @@ mod engine;
 pub mod error;
 pub mod handler;
 mod http;
+pub mod list;
 mod listener;
 mod notice;
 mod pace;
@@ -65,7 +72,9 @@ pub use handler::{
     StateHandle, Submittable, Update,
 };
 pub use http::{EVENT_INTERVAL, app, run, runtime_builder};
+pub use imbl;
 pub use keepsake_shared as protocol;
+pub use list::List;
 pub use notice::{MAX_NOTICES, NOTIFY, Notifier, NotifyInput};
 pub use plan::App;
 pub use request::{REQUEST, Request, RequestInput};

@@ -7,6 +7,7 @@
 //! crate, reported as an internal error rather than a panic.
 
 use std::any::Any;
+use std::cell::Cell;
 
 /// A value in transit between the engine and a handler.
 pub(crate) type AnyValue = Box<dyn Any + Send>;
@@ -33,13 +34,7 @@ impl<T: Clone + PartialEq + serde::Serialize + Send + Sync + 'static> DynValue f
     }
 
     fn encoded_len(&self) -> usize {
-        let mut counter = ByteCounter(0);
-        // A value that cannot be encoded counts as nothing; it cannot be stored
-        // elsewhere either, which the store reports when it tries.
-        match serde_json::to_writer(&mut counter, self) {
-            Ok(()) => counter.0,
-            Err(_) => 0,
-        }
+        encoded_len_of(self)
     }
 
     fn eq_dyn(&self, other: &dyn DynValue) -> bool {
@@ -57,6 +52,62 @@ impl<T: Clone + PartialEq + serde::Serialize + Send + Sync + 'static> DynValue f
     fn to_json(&self) -> Result<serde_json::Value, String> {
         serde_json::to_value(self).map_err(|e| e.to_string())
     }
+}
+
+thread_local! {
+    /// While [`encoded_len_of`] counts a value on this thread: the sizes that values
+    /// which know their own ([`crate::List`]) gave instead of being encoded, and how
+    /// many of them stood in as `null`.
+    static KNOWN_SIZES: Cell<Option<KnownSizes>> = const { Cell::new(None) };
+}
+
+#[derive(Clone, Copy, Default)]
+struct KnownSizes {
+    bytes: usize,
+    stand_ins: usize,
+}
+
+/// The length of `value`'s JSON encoding, without allocating it. A value inside it
+/// that knows its own size (a [`crate::List`]) is not encoded: it gives its size
+/// through [`known_size`] and is written as `null` (4 bytes, taken off again), so a
+/// state holding a long list is measured in the time its other parts take.
+pub(crate) fn encoded_len_of<T: serde::Serialize + ?Sized>(value: &T) -> usize {
+    /// Puts back what was there before, even if a `Serialize` panics: left set, it
+    /// would turn every later encoding's lists on this thread into `null`s.
+    struct Restore(Option<KnownSizes>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            KNOWN_SIZES.set(self.0);
+        }
+    }
+
+    let restore = Restore(KNOWN_SIZES.replace(Some(KnownSizes::default())));
+    let mut counter = ByteCounter(0);
+    let written = serde_json::to_writer(&mut counter, value);
+    let known = KNOWN_SIZES.get().unwrap_or_default();
+    drop(restore);
+    // A value that cannot be encoded counts as nothing; it cannot be stored
+    // elsewhere either, which the store reports when it tries.
+    match written {
+        Ok(()) => (counter.0 + known.bytes).saturating_sub(4 * known.stand_ins),
+        Err(_) => 0,
+    }
+}
+
+/// Called by a value that knows the length of its JSON encoding (`bytes`) as it is
+/// serialised: true while [`encoded_len_of`] is measuring on this thread, and then
+/// the value must serialise as a unit (`null`) and nothing else; false for every
+/// real encoding, which must then be written in full.
+pub(crate) fn known_size(bytes: usize) -> bool {
+    KNOWN_SIZES.with(|known| match known.get() {
+        Some(mut sizes) => {
+            sizes.bytes += bytes;
+            sizes.stand_ins += 1;
+            known.set(Some(sizes));
+            true
+        }
+        None => false,
+    })
 }
 
 /// A writer that only counts.

@@ -509,8 +509,14 @@ impl Event<'_> {
                         let value = (def.accept)(value).ok_or_else(|| {
                             ApiError::Internal("state output of unexpected type".into())
                         })?;
-                        let bytes = value.encoded_len();
-                        new_states.push((*index, value, bytes));
+                        // Compared before it is measured: a value equal to the
+                        // event's current one has that one's size, known already.
+                        let changed = !self.current_equals(*index, &*value);
+                        let bytes = match self.known_bytes(*index) {
+                            Some(bytes) if !changed => bytes,
+                            _ => value.encoded_len(),
+                        };
+                        new_states.push((*index, value, bytes, changed));
                     }
                 }
                 SlotDef::Browser(index) => {
@@ -539,7 +545,7 @@ impl Event<'_> {
 
         // The session's state must stay within its size limit.
         let mut state_bytes = self.state_bytes;
-        for (index, _, bytes) in &new_states {
+        for (index, _, bytes, _) in &new_states {
             state_bytes = state_bytes.saturating_sub(self.current_bytes(*index)) + bytes;
         }
         let limit = engine.limits.max_state_bytes;
@@ -566,8 +572,8 @@ impl Event<'_> {
             self.browser.write(index, json);
         }
         let mut changed = Vec::new();
-        for (index, value, bytes) in new_states {
-            if !self.current_equals(index, &*value) {
+        for (index, value, bytes, differs) in new_states {
+            if differs {
                 changed.push(index);
             }
             match self.states.iter().position(|(i, _, _)| *i == index) {
@@ -610,6 +616,22 @@ impl Event<'_> {
     /// State `index` as this event has written it, if it has: value and JSON size.
     fn staged(&self, index: u32) -> Option<&(u32, Box<dyn DynValue>, usize)> {
         self.states.iter().find(|(i, _, _)| *i == index)
+    }
+
+    /// The size of state `index` as the event sees it, if it was measured: staged,
+    /// or stored by a write (a default the event made has none yet).
+    fn known_bytes(&self, index: u32) -> Option<usize> {
+        match self.staged(index) {
+            Some((_, _, bytes)) => Some(*bytes),
+            None => self
+                .data
+                .states
+                .get(index as usize)
+                .and_then(Option::as_ref)
+                .map(|s| s.bytes)
+                // 0 marks a default not yet written (no encoding is 0 bytes long).
+                .filter(|bytes| *bytes > 0),
+        }
     }
 
     fn current_bytes(&self, index: u32) -> usize {
