@@ -7,6 +7,11 @@
 //! [`app`] makes its axum `Router` and [`run`] serves it. The generic Leptos client
 //! (`frontend/`) renders any app from its config.
 //!
+//! [`components::Markdown`] values are rendered by the server, not the browser: CommonMark
+//! with GitHub's tables, strikethrough and task lists, sanitised so that no value (one
+//! echoing user input, say) can add script, event handlers, styles or `javascript:`
+//! links to a page; raw HTML in the source is shown as text. See [`markdown`].
+//!
 //! ```no_run
 //! use keepsake::components::{Button, CheckboxGroup, Number};
 //! use keepsake::{Blocks, Server, Settings, State};
@@ -44,6 +49,7 @@ mod engine;
 pub mod error;
 pub mod handler;
 mod http;
+pub mod markdown;
 mod pace;
 pub mod plan;
 pub mod sealing;

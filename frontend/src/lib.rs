@@ -11,7 +11,6 @@ pub mod app_page;
 pub mod browser_state;
 pub mod components;
 pub mod controller;
-pub mod markdown;
 pub mod start_page;
 
 use keepsake_shared::AppId;
