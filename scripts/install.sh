@@ -101,6 +101,18 @@ install_binaryen() {
   fi
 }
 
+# twiggy sizes the client's wasm by item (scripts/client-sizes, which scripts/bench
+# runs). Built from source, so only the scripts that need it install it.
+TWIGGY_VERSION="0.7.0"
+install_twiggy() {
+  if command -v twiggy >/dev/null && [ "$(twiggy --version 2>/dev/null)" = "twiggy-opt $TWIGGY_VERSION" ]; then
+    say "twiggy $TWIGGY_VERSION present"
+  else
+    say "Installing twiggy $TWIGGY_VERSION (takes a few minutes)"
+    cargo install twiggy --version "$TWIGGY_VERSION" --locked --quiet
+  fi
+}
+
 install_esbuild() {
   install_npm_tool "$ESBUILD_DIR" "esbuild@$ESBUILD_VERSION" esbuild "$ESBUILD_VERSION"
 }

@@ -102,10 +102,11 @@ impl Blocks {
     fn push_slot(
         &mut self,
         kind: ComponentKind,
-        props: ComponentProps,
+        mut props: ComponentProps,
         slot: SlotDef,
     ) -> ComponentId {
         let id = ComponentId(self.components.len() as u32);
+        props.html = crate::markdown::rendered(&kind, &props.value);
         let rendered = kind.is_rendered();
         self.components.push(ComponentConfig { id, kind, props });
         self.slots.push(slot);

@@ -107,8 +107,9 @@ pub struct Markdown {
 }
 
 impl Markdown {
-    /// Markdown showing `text` (common Markdown and GFM tables; raw HTML is shown as
-    /// text). Outputs may replace it.
+    /// Markdown showing `text`: CommonMark with GitHub's tables, strikethrough and
+    /// task lists; raw HTML is shown as text. The server renders it to sanitised HTML
+    /// ([`crate::markdown`]), as it does every value an output gives it.
     pub fn new(text: impl Into<String>) -> Self {
         let props = with_value(Value::String(text.into()));
         Markdown { props }

@@ -13,6 +13,11 @@
 //! best held in a [`List`], for which each of them costs the same at 10 items as at
 //! 10,000.
 //!
+//! [`components::Markdown`] values are rendered by the server, not the browser: CommonMark
+//! with GitHub's tables, strikethrough and task lists, sanitised so that no value (one
+//! echoing user input, say) can add script, event handlers, styles or `javascript:`
+//! links to a page; raw HTML in the source is shown as text. See [`markdown`].
+//!
 //! ```no_run
 //! use keepsake::components::{Button, CheckboxGroup, Number};
 //! use keepsake::{Blocks, Server, Settings, State};
@@ -52,6 +57,7 @@ pub mod handler;
 mod http;
 pub mod list;
 mod listener;
+pub mod markdown;
 mod notice;
 mod pace;
 pub mod plan;

@@ -196,6 +196,12 @@ impl App {
         self.slots.get(id.0 as usize)
     }
 
+    /// The HTML sent with a new `value` of component `id`: `Some` for Markdown
+    /// components, which the server renders ([`crate::markdown`]).
+    pub(crate) fn html_of(&self, id: ComponentId, value: &Value) -> Option<String> {
+        crate::markdown::rendered(&self.config.component(id)?.kind, value)
+    }
+
     pub(crate) fn dependency(&self, id: DependencyId) -> Option<&DependencyDef> {
         self.dependencies.get(id.0 as usize)
     }

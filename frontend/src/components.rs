@@ -13,7 +13,6 @@ use serde_json::{Number, Value};
 use wasm_bindgen::JsCast as _;
 
 use crate::controller::{Controller, PageHandle, Props};
-use crate::markdown;
 
 /// DOM id of a component's control.
 pub fn dom_id(id: ComponentId) -> String {
@@ -101,7 +100,10 @@ pub fn component_view(controller: &Rc<Controller>, page: PageHandle, id: Compone
         page,
     };
     let (class, body) = match &component.kind {
-        ComponentKind::Markdown => ("markdown-block", markdown_view(cx)),
+        ComponentKind::Markdown => {
+            let html = controller.html_signal(id).unwrap_or_default();
+            ("markdown-block", markdown_view(html))
+        }
         ComponentKind::Textbox {
             input_type,
             lines,
@@ -163,9 +165,9 @@ fn fallback_name(cx: Cx, fallback: String) -> impl Fn() -> Option<String> + Send
     move || label.with(|l| l.is_none().then(|| fallback.clone()))
 }
 
-fn markdown_view(cx: Cx) -> AnyView {
-    let value = cx.value;
-    let html = Memo::new(move |_| value.with(|v| markdown::to_html(&value_text(v))));
+/// The HTML the server rendered from the Markdown (and sanitised: see the `keepsake`
+/// crate's `markdown` module); the client has no Markdown parser.
+fn markdown_view(html: RwSignal<String>) -> AnyView {
     view! { <div class="prose" inner_html=move || html.get()></div> }.into_any()
 }
 

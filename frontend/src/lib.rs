@@ -12,7 +12,6 @@ pub mod browser_state;
 pub mod components;
 pub mod controller;
 pub mod layout;
-pub mod markdown;
 pub mod start_page;
 
 use keepsake_shared::AppId;

@@ -97,6 +97,7 @@ fn size_update(n: u32) -> EventResult {
         updates: vec![ComponentUpdate {
             component: SIZE,
             value: Some(json!(n)),
+            html: None,
             props: PropsUpdate::default(),
         }],
         ran: vec![DependencyId(0)],
@@ -388,5 +389,53 @@ async fn a_config_that_no_longer_decodes_gets_the_same_notice() {
     assert!(
         root.query_selector("h1").unwrap().is_none(),
         "no app header"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn markdown_shows_the_html_the_server_rendered() {
+    const NOTE: ComponentId = ComponentId(0);
+    let mut note = component(0, ComponentKind::Markdown, "Note", json!("**Hi** <b>"));
+    note.props.html = Some("<p><strong>Hi</strong> &lt;b&gt;</p>".into());
+    let config = AppConfig {
+        protocol_version: PROTOCOL_VERSION,
+        id: AppId("note".into()),
+        title: "Note".into(),
+        description: String::new(),
+        components: vec![note],
+        layout: vec![LayoutNode::Component { id: NOTE }],
+        dependencies: vec![],
+    };
+    let (root, controller) = mount_app(
+        config,
+        Rc::new(Scripted::default()),
+        Box::new(MemoryStore::new()),
+    );
+    let prose = root.query_selector(".prose").unwrap().unwrap();
+    // Leptos marks where the (empty) children would go with a comment.
+    let shown = || prose.inner_html().replace("<!---->", "");
+    for _ in 0..50 {
+        if !shown().is_empty() {
+            break;
+        }
+        gloo_timers::future::TimeoutFuture::new(20).await;
+    }
+    assert_eq!(shown(), "<p><strong>Hi</strong> &lt;b&gt;</p>");
+    controller.apply_update(
+        ComponentUpdate {
+            component: NOTE,
+            value: Some(json!("*new*")),
+            html: Some("<p><em>new</em></p>".into()),
+            props: PropsUpdate::default(),
+        },
+        0,
+    );
+    until("the new HTML", || {
+        prose.inner_html() == "<p><em>new</em></p>"
+    })
+    .await;
+    assert_eq!(
+        controller.value_signal(NOTE).unwrap().get_untracked(),
+        json!("*new*")
     );
 }

@@ -86,7 +86,9 @@ pub struct ComponentConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ComponentKind {
-    /// Rendered Markdown text. Value: string.
+    /// Rendered Markdown text. Value: string (the Markdown source). The server sends
+    /// it rendered as well, as sanitised HTML (`html` of [`ComponentProps`] and of
+    /// [`crate::event::ComponentUpdate`]), which is what the page shows.
     Markdown,
     /// A text input. Value: string.
     Textbox {
@@ -245,6 +247,10 @@ pub struct ComponentProps {
     pub interactive: Option<bool>,
     /// Initial value (null for state slots).
     pub value: Value,
+    /// The initial value rendered to HTML, for kinds the server renders (Markdown);
+    /// absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
 }
 
 impl Default for ComponentProps {
@@ -255,6 +261,7 @@ impl Default for ComponentProps {
             visible: true,
             interactive: None,
             value: Value::Null,
+            html: None,
         }
     }
 }

@@ -133,6 +133,11 @@ pub struct ComponentUpdate {
     /// current one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<Value>,
+    /// The new value rendered to HTML, for kinds the server renders (Markdown: see
+    /// [`crate::config::ComponentKind::Markdown`]); sent with every new value of such
+    /// a component, absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
     /// Properties to change; absent when none change.
     #[serde(default, skip_serializing_if = "PropsUpdate::is_empty")]
     pub props: PropsUpdate,

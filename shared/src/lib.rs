@@ -33,4 +33,7 @@ pub use ids::{AppId, ComponentId, DependencyId, SessionId, SessionIdError};
 /// 3: browser states are sealed by the server: the config carries only their storage
 /// key, events carry sealed strings ([`event::SealedValue`]) and answers carry
 /// [`event::BrowserStateWrite`]s.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// 4: Markdown components' values come rendered by the server (`html` beside the
+/// value in [`config::ComponentProps`] and [`event::ComponentUpdate`]); clients no
+/// longer render Markdown.
+pub const PROTOCOL_VERSION: u32 = 4;

@@ -496,9 +496,11 @@ impl Event<'_> {
                         ))
                     })?;
                     if value.is_some() || !props.is_empty() {
+                        let html = value.as_ref().and_then(|v| engine.app.html_of(*id, v));
                         updates.push(ComponentUpdate {
                             component: *id,
                             value,
+                            html,
                             props,
                         });
                     }

@@ -205,9 +205,11 @@ impl Engine {
             .bindings
             .iter()
             .filter_map(|(component, render)| {
+                let value = render(value)?;
                 Some(ComponentUpdate {
                     component: *component,
-                    value: Some(render(value)?),
+                    html: self.app.html_of(*component, &value),
+                    value: Some(value),
                     props: Default::default(),
                 })
             })

@@ -120,6 +120,8 @@ pub struct Controller {
     backend: Rc<dyn Backend>,
     values: HashMap<ComponentId, RwSignal<Value>>,
     props: HashMap<ComponentId, RwSignal<Props>>,
+    /// The HTML of each Markdown component, as the server rendered it.
+    html: HashMap<ComponentId, RwSignal<String>>,
     browser: BrowserStates,
     pub status: PageStatus,
     session: RefCell<Option<SessionId>>,
@@ -146,6 +148,7 @@ impl Controller {
     ) -> Rc<Self> {
         let mut values = HashMap::new();
         let mut props = HashMap::new();
+        let mut html = HashMap::new();
         for component in config.components.iter().filter(|c| c.kind.is_rendered()) {
             let id = component.id;
             let is_input = config.dependencies.iter().any(|d| d.inputs.contains(&id));
@@ -159,6 +162,10 @@ impl Controller {
                 _ => Vec::new(),
             };
             values.insert(id, RwSignal::new(component.props.value.clone()));
+            if component.kind == ComponentKind::Markdown {
+                let rendered = component.props.html.clone().unwrap_or_default();
+                html.insert(id, RwSignal::new(rendered));
+            }
             props.insert(
                 id,
                 RwSignal::new(Props {
@@ -179,6 +186,7 @@ impl Controller {
             backend,
             values,
             props,
+            html,
             browser,
             status: PageStatus::new(),
             session: RefCell::new(None),
@@ -205,6 +213,11 @@ impl Controller {
 
     pub fn props_signal(&self, id: ComponentId) -> Option<RwSignal<Props>> {
         self.props.get(&id).copied()
+    }
+
+    /// The server-rendered HTML of a Markdown component.
+    pub fn html_signal(&self, id: ComponentId) -> Option<RwSignal<String>> {
+        self.html.get(&id).copied()
     }
 
     pub fn browser_states(&self) -> &BrowserStates {
@@ -503,6 +516,9 @@ impl Controller {
                     }
                 });
             }
+        }
+        if let (Some(html), Some(signal)) = (update.html, self.html.get(&id)) {
+            signal.set(html);
         }
         if let (Some(value), Some(signal)) = (update.value, self.values.get(&id))
             && signal.with_untracked(|current| *current != value)
