@@ -46,6 +46,8 @@ def main():
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--pin", default="", help="command prefix, e.g. 'taskset -c 1'")
+    parser.add_argument("--targets", action="store_true",
+                        help="judge the last row against the first: >= 80% of its requests/s, p99 < 2 ms")
     options = parser.parse_args()
     pin = options.pin.split()
     runs = {i: [] for i in range(len(options.target))}
@@ -69,6 +71,16 @@ def main():
               f"| {sum(run['errors'] for run in runs[i])} | {median(i, 'cpu'):.0f}% "
               f"| {100 * median(i, 'rate') / first:.0f}% |")
     print()
+    if options.targets:
+        last = len(options.target) - 1
+        ratio = median(last, "rate") / first
+        p99 = median(last, "p99") / 1000
+        verdict = lambda met: "met" if met else "missed"
+        print(f"Under wrk, {options.target[last][0]} / {options.target[0][0]}: **{100 * ratio:.0f}%** "
+              f"(target ≥ 80%: {verdict(ratio >= 0.8)}); its p99 **{p99:.2f} ms** "
+              f"(target < 2 ms: {verdict(p99 < 2)}); the first row's p99 {median(0, 'p99') / 1000:.2f} ms "
+              f"under the same tool.")
+        print()
 
 
 if __name__ == "__main__":

@@ -315,6 +315,7 @@ async fn measure(target: &mut impl Target, title: &str, events: usize, rounds: u
     println!();
     println!("| state | 10 items | 1,000 items | 10,000 items | 1,000 / 10 | 10,000 / 10 |");
     println!("| --- | --- | --- | --- | --- | --- |");
+    let mut verdicts = Vec::new();
     for (name, app) in kinds() {
         let mut sessions = Vec::new();
         for size in SIZES {
@@ -348,6 +349,14 @@ async fn measure(target: &mut impl Target, title: &str, events: usize, rounds: u
             cell(figures[2]),
             figures[1].0 / figures[0].0,
             figures[2].0 / figures[0].0,
+        );
+        verdicts.push((name, figures[1].0 / figures[0].0));
+    }
+    println!();
+    for (name, ratio) in verdicts {
+        let verdict = if ratio <= 2.0 { "met" } else { "missed" };
+        println!(
+            "- {name}: an append to 1,000 items costs {ratio:.2}× one to 10 (target ≤ 2×: {verdict})."
         );
     }
     println!();
