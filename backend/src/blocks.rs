@@ -524,7 +524,7 @@ impl Blocks {
             }
         }
         let layout = self.layout_stack.first().map_or(&[][..], Vec::as_slice);
-        if let Some(problem) = misplaced_tab(layout, false) {
+        if let Some(problem) = crate::layout::misplaced_tab(layout, false) {
             return Err(fail(problem));
         }
         // A chained listener runs in its predecessor's event if the server holds all
@@ -582,23 +582,4 @@ impl Blocks {
             dependencies,
         ))
     }
-}
-
-/// A tab outside tabs, or something other than a tab directly inside tabs.
-fn misplaced_tab(nodes: &[LayoutNode], in_tabs: bool) -> Option<String> {
-    nodes.iter().find_map(|node| match node {
-        LayoutNode::Tab { label, children } => {
-            if in_tabs {
-                misplaced_tab(children, false)
-            } else {
-                Some(format!("the tab {label:?} is not inside `tabs`"))
-            }
-        }
-        _ if in_tabs => Some("`tabs` may hold only tabs (add them with `tab`)".into()),
-        LayoutNode::Tabs { children } => misplaced_tab(children, true),
-        LayoutNode::Row { children }
-        | LayoutNode::Column { children }
-        | LayoutNode::Accordion { children, .. } => misplaced_tab(children, false),
-        LayoutNode::Component { .. } => None,
-    })
 }

@@ -55,6 +55,7 @@ mod engine;
 pub mod error;
 pub mod handler;
 mod http;
+mod layout;
 pub mod list;
 mod listener;
 pub mod markdown;

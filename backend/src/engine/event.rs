@@ -24,25 +24,19 @@
 //!   instance's event of that session runs: that event takes its locks all or none,
 //!   so it never waits for ours.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::FutureExt;
 use keepsake_shared::DependencyId;
 use keepsake_shared::SessionId;
 use keepsake_shared::config::EventKind;
-use keepsake_shared::event::{
-    ComponentUpdate, EventRequest, EventResult, ListenerError, Notice, SealedValue,
-};
-use serde_json::Value;
+use keepsake_shared::event::{ComponentUpdate, EventRequest, EventResult, ListenerError, Notice};
 
 use super::Engine;
-use super::browser::{BrowserSeen, browser_index};
+use super::browser::BrowserSeen;
 use super::globals::HeldGlobals;
-use crate::components::validate_input;
 use crate::error::ApiError;
-use crate::handler::{ErasedUpdate, HandlerCall, SlotRef};
+use crate::handler::{ErasedUpdate, SlotRef};
 use crate::notice::Notifier;
 use crate::plan::{DependencyDef, SlotDef};
 use crate::request::Request;
@@ -195,155 +189,10 @@ impl Engine {
             .ok_or(ApiError::UnknownDependency(id.0))
     }
 
-    /// Checks and decodes what a client sent, before anything is touched; opens the
-    /// browser states it sent into `browser`.
-    async fn decode_inputs(
-        &self,
-        dependency: &DependencyDef,
-        inputs: Vec<Value>,
-        browser: &mut BrowserSeen,
-    ) -> Result<Vec<Option<AnyValue>>, ApiError> {
-        let expected = &dependency.config.inputs;
-        if inputs.len() != expected.len() {
-            return Err(ApiError::InvalidInput(format!(
-                "listener {} takes {} input value(s), got {}",
-                dependency.config.id.0,
-                expected.len(),
-                inputs.len()
-            )));
-        }
-        let mut decoded = Vec::with_capacity(inputs.len());
-        for (position, (id, value)) in expected.iter().zip(inputs).enumerate() {
-            let component = &self.app.config.components[id.0 as usize];
-            // The name is only formatted for an error: most inputs are valid.
-            let invalid = |e: String| {
-                let name = match &component.props.label {
-                    Some(label) => label.clone(),
-                    None => format!("{} {}", component.kind.name(), id.0),
-                };
-                ApiError::InvalidInput(format!("input {position} ({name}): {e}"))
-            };
-            decoded.push(match self.slot(*id)? {
-                SlotDef::Client { decode, .. } => {
-                    validate_input(&component.kind, &value).map_err(invalid)?;
-                    Some(decode(value).map_err(invalid)?)
-                }
-                SlotDef::Browser(index) => {
-                    let sealers = self.sealers().await?;
-                    Some(
-                        browser
-                            .input(self, sealers, *index, value)
-                            .map_err(invalid)?,
-                    )
-                }
-                // Server-side slots: whatever the client sent is ignored.
-                SlotDef::State(_) | SlotDef::Global(_) => None,
-            });
-        }
-        Ok(decoded)
-    }
-
-    /// Opens what the client holds for browser states the listener does not read (it,
-    /// or a state `.change` listener run after it, may write them). A slot the client
-    /// says nothing of is unknown: whatever is written to it is sent.
-    async fn note_held(
-        &self,
-        dependency: &DependencyDef,
-        held: Vec<SealedValue>,
-        browser: &mut BrowserSeen,
-    ) -> Result<(), ApiError> {
-        if held.is_empty() {
-            return Ok(());
-        }
-        let sealers = self.sealers().await?;
-        for SealedValue { component, sealed } in &held {
-            let index = browser_index(self, *component).ok_or_else(|| {
-                ApiError::InvalidInput(format!(
-                    "held names component {}, which is not a browser state",
-                    component.0
-                ))
-            })?;
-            // An input says the same, and was opened already.
-            if !dependency.config.inputs.contains(component) {
-                browser.held(self, sealers, index, sealed)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn slot(&self, id: keepsake_shared::ComponentId) -> Result<&SlotDef, ApiError> {
+    pub(super) fn slot(&self, id: keepsake_shared::ComponentId) -> Result<&SlotDef, ApiError> {
         self.app
             .slot(id)
             .ok_or_else(|| ApiError::Internal(format!("no slot {}", id.0)))
-    }
-
-    /// Calls a handler, turning panics, errors and time-outs into API errors. A sync
-    /// handler runs on tokio's blocking threads, inside the time-out, unless it has
-    /// proven quick ([`crate::pace`]).
-    async fn call(
-        &self,
-        dependency: &DependencyDef,
-        args: Vec<AnyValue>,
-    ) -> Result<Vec<ErasedUpdate>, ApiError> {
-        let listener = dependency.config.id.0;
-        let panicked = |payload: Box<dyn std::any::Any + Send>| {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            tracing::error!(listener, panic = %what, "event handler panicked");
-            ApiError::HandlerFailed("the handler panicked; nothing was changed".into())
-        };
-        let call = match std::panic::catch_unwind(AssertUnwindSafe(|| (dependency.handler)(args))) {
-            Ok(Ok(call)) => call,
-            Ok(Err(error)) => return Err(ApiError::HandlerFailed(error.0)),
-            Err(payload) => return Err(panicked(payload)),
-        };
-        let timeout = self.limits.event_timeout;
-        let outcome = match call {
-            HandlerCall::Sync(run) => match dependency.pace.try_inline() {
-                Some(_inline) => {
-                    let started = Instant::now();
-                    let outcome = std::panic::catch_unwind(AssertUnwindSafe(run));
-                    let took = outcome.is_ok().then(|| started.elapsed());
-                    if dependency.pace.ran_inline(took) {
-                        tracing::warn!(
-                            listener,
-                            took = ?started.elapsed(),
-                            "a sync handler blocked its worker; it runs on the blocking threads from now on"
-                        );
-                    }
-                    Ok(outcome)
-                }
-                None => {
-                    let pace = dependency.pace.clone();
-                    let blocking = tokio::task::spawn_blocking(move || {
-                        let (outcome, quick) = crate::pace::measured(|| {
-                            std::panic::catch_unwind(AssertUnwindSafe(run))
-                        });
-                        pace.ran_blocking(outcome.is_ok().then_some(quick));
-                        outcome
-                    });
-                    match tokio::time::timeout(timeout, blocking).await {
-                        Err(elapsed) => Err(elapsed),
-                        Ok(Ok(outcome)) => Ok(outcome),
-                        Ok(Err(error)) => Ok(Ok(Err(crate::handler::HandlerError(format!(
-                            "the handler did not run: {error}"
-                        ))))),
-                    }
-                }
-            },
-            HandlerCall::Async(future) => {
-                tokio::time::timeout(timeout, AssertUnwindSafe(future).catch_unwind()).await
-            }
-        };
-        match outcome {
-            Err(_) => Err(ApiError::Timeout(timeout)),
-            Ok(Err(payload)) => Err(panicked(payload)),
-            Ok(Ok(Err(error))) => Err(ApiError::HandlerFailed(error.0)),
-            Ok(Ok(Ok(outputs))) => Ok(outputs),
-        }
     }
 }
 

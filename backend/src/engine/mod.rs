@@ -11,9 +11,11 @@
 //! - [`tasks`]: the background loops (the sweep, the store's events).
 
 mod browser;
+mod call;
 mod endings;
 mod event;
 mod globals;
+mod inputs;
 mod tasks;
 
 use std::sync::Arc;

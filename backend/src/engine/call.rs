@@ -1,0 +1,86 @@
+//! Calling a handler: the one place where an app author's code runs for an event.
+//! Panics, errors and time-outs become API errors, and nothing the handler did is
+//! kept unless it returned outputs. A sync handler runs on tokio's blocking threads,
+//! inside the time-out, unless it has proven quick ([`crate::pace`]).
+
+use std::panic::AssertUnwindSafe;
+use std::time::Instant;
+
+use futures::FutureExt;
+
+use super::Engine;
+use crate::error::ApiError;
+use crate::handler::{ErasedUpdate, HandlerCall};
+use crate::plan::DependencyDef;
+use crate::value::AnyValue;
+
+impl Engine {
+    /// Calls a handler, turning panics, errors and time-outs into API errors. A sync
+    /// handler runs on tokio's blocking threads, inside the time-out, unless it has
+    /// proven quick ([`crate::pace`]).
+    pub(super) async fn call(
+        &self,
+        dependency: &DependencyDef,
+        args: Vec<AnyValue>,
+    ) -> Result<Vec<ErasedUpdate>, ApiError> {
+        let listener = dependency.config.id.0;
+        let panicked = |payload: Box<dyn std::any::Any + Send>| {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(listener, panic = %what, "event handler panicked");
+            ApiError::HandlerFailed("the handler panicked; nothing was changed".into())
+        };
+        let call = match std::panic::catch_unwind(AssertUnwindSafe(|| (dependency.handler)(args))) {
+            Ok(Ok(call)) => call,
+            Ok(Err(error)) => return Err(ApiError::HandlerFailed(error.0)),
+            Err(payload) => return Err(panicked(payload)),
+        };
+        let timeout = self.limits.event_timeout;
+        let outcome = match call {
+            HandlerCall::Sync(run) => match dependency.pace.try_inline() {
+                Some(_inline) => {
+                    let started = Instant::now();
+                    let outcome = std::panic::catch_unwind(AssertUnwindSafe(run));
+                    let took = outcome.is_ok().then(|| started.elapsed());
+                    if dependency.pace.ran_inline(took) {
+                        tracing::warn!(
+                            listener,
+                            took = ?started.elapsed(),
+                            "a sync handler blocked its worker; it runs on the blocking threads from now on"
+                        );
+                    }
+                    Ok(outcome)
+                }
+                None => {
+                    let pace = dependency.pace.clone();
+                    let blocking = tokio::task::spawn_blocking(move || {
+                        let (outcome, quick) = crate::pace::measured(|| {
+                            std::panic::catch_unwind(AssertUnwindSafe(run))
+                        });
+                        pace.ran_blocking(outcome.is_ok().then_some(quick));
+                        outcome
+                    });
+                    match tokio::time::timeout(timeout, blocking).await {
+                        Err(elapsed) => Err(elapsed),
+                        Ok(Ok(outcome)) => Ok(outcome),
+                        Ok(Err(error)) => Ok(Ok(Err(crate::handler::HandlerError(format!(
+                            "the handler did not run: {error}"
+                        ))))),
+                    }
+                }
+            },
+            HandlerCall::Async(future) => {
+                tokio::time::timeout(timeout, AssertUnwindSafe(future).catch_unwind()).await
+            }
+        };
+        match outcome {
+            Err(_) => Err(ApiError::Timeout(timeout)),
+            Ok(Err(payload)) => Err(panicked(payload)),
+            Ok(Ok(Err(error))) => Err(ApiError::HandlerFailed(error.0)),
+            Ok(Ok(Ok(outputs))) => Ok(outputs),
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! What a client sent with an event, checked and decoded before anything is
+//! touched: its input values, and the browser states it holds (opened into the
+//! event's [`BrowserSeen`]).
+
+use keepsake_shared::event::SealedValue;
+use serde_json::Value;
+
+use super::Engine;
+use super::browser::{BrowserSeen, browser_index};
+use crate::components::validate_input;
+use crate::error::ApiError;
+use crate::plan::{DependencyDef, SlotDef};
+use crate::value::AnyValue;
+
+impl Engine {
+    /// Checks and decodes what a client sent, before anything is touched; opens the
+    /// browser states it sent into `browser`.
+    pub(super) async fn decode_inputs(
+        &self,
+        dependency: &DependencyDef,
+        inputs: Vec<Value>,
+        browser: &mut BrowserSeen,
+    ) -> Result<Vec<Option<AnyValue>>, ApiError> {
+        let expected = &dependency.config.inputs;
+        if inputs.len() != expected.len() {
+            return Err(ApiError::InvalidInput(format!(
+                "listener {} takes {} input value(s), got {}",
+                dependency.config.id.0,
+                expected.len(),
+                inputs.len()
+            )));
+        }
+        let mut decoded = Vec::with_capacity(inputs.len());
+        for (position, (id, value)) in expected.iter().zip(inputs).enumerate() {
+            let component = &self.app.config.components[id.0 as usize];
+            // The name is only formatted for an error: most inputs are valid.
+            let invalid = |e: String| {
+                let name = match &component.props.label {
+                    Some(label) => label.clone(),
+                    None => format!("{} {}", component.kind.name(), id.0),
+                };
+                ApiError::InvalidInput(format!("input {position} ({name}): {e}"))
+            };
+            decoded.push(match self.slot(*id)? {
+                SlotDef::Client { decode, .. } => {
+                    validate_input(&component.kind, &value).map_err(invalid)?;
+                    Some(decode(value).map_err(invalid)?)
+                }
+                SlotDef::Browser(index) => {
+                    let sealers = self.sealers().await?;
+                    Some(
+                        browser
+                            .input(self, sealers, *index, value)
+                            .map_err(invalid)?,
+                    )
+                }
+                // Server-side slots: whatever the client sent is ignored.
+                SlotDef::State(_) | SlotDef::Global(_) => None,
+            });
+        }
+        Ok(decoded)
+    }
+
+    /// Opens what the client holds for browser states the listener does not read (it,
+    /// or a state `.change` listener run after it, may write them). A slot the client
+    /// says nothing of is unknown: whatever is written to it is sent.
+    pub(super) async fn note_held(
+        &self,
+        dependency: &DependencyDef,
+        held: Vec<SealedValue>,
+        browser: &mut BrowserSeen,
+    ) -> Result<(), ApiError> {
+        if held.is_empty() {
+            return Ok(());
+        }
+        let sealers = self.sealers().await?;
+        for SealedValue { component, sealed } in &held {
+            let index = browser_index(self, *component).ok_or_else(|| {
+                ApiError::InvalidInput(format!(
+                    "held names component {}, which is not a browser state",
+                    component.0
+                ))
+            })?;
+            // An input says the same, and was opened already.
+            if !dependency.config.inputs.contains(component) {
+                browser.held(self, sealers, index, sealed)?;
+            }
+        }
+        Ok(())
+    }
+}
