@@ -9,6 +9,7 @@
 use std::net::IpAddr;
 
 use axum::http::HeaderMap;
+use keepsake_shared::SessionId;
 
 use crate::handler::{Input, SlotRef};
 
@@ -29,7 +30,7 @@ use crate::handler::{Input, SlotRef};
 /// ```
 #[derive(Clone, Default)]
 pub struct Request {
-    session: String,
+    session: Option<SessionId>,
     client_address: Option<IpAddr>,
     headers: HeaderMap,
 }
@@ -38,22 +39,22 @@ impl Request {
     /// A request from `client_address` with `headers` (what the HTTP layer knows).
     pub fn new(client_address: Option<IpAddr>, headers: HeaderMap) -> Self {
         Request {
-            session: String::new(),
+            session: None,
             client_address,
             headers,
         }
     }
 
-    /// The same request, in the session whose short id is `short`.
-    pub(crate) fn in_session(mut self, short: &str) -> Self {
-        short.clone_into(&mut self.session);
+    /// The same request, in `session` (kept inline: no allocation per event).
+    pub(crate) fn in_session(mut self, session: SessionId) -> Self {
+        self.session = Some(session);
         self
     }
 
     /// The session's short id (its first 8 hex digits, as the logs show it; never
     /// the full id, which is the session's secret).
     pub fn session(&self) -> &str {
-        &self.session
+        self.session.as_ref().map_or("", SessionId::short)
     }
 
     /// The client's address (behind trusted proxies, the one they report); `None`
@@ -77,7 +78,7 @@ impl Request {
 impl std::fmt::Debug for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Request")
-            .field("session", &self.session)
+            .field("session", &self.session())
             .field("client_address", &self.client_address)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .finish()
@@ -109,11 +110,16 @@ mod tests {
             "cookie",
             "secret=42".parse().unwrap_or_else(|_| unreachable!()),
         );
-        let request = Request::new(None, headers).in_session("abcdef12");
+        let session = SessionId::from_bytes([0xab; 16]);
+        let request = Request::new(None, headers).in_session(session);
         let shown = format!("{request:?}");
         assert!(
-            shown.contains("cookie") && shown.contains("abcdef12"),
+            shown.contains("cookie") && shown.contains("abababab"),
             "{shown}"
+        );
+        assert!(
+            !shown.contains(session.as_str()),
+            "never the full id: {shown}"
         );
         assert!(!shown.contains("secret=42"), "{shown}");
     }

@@ -95,7 +95,7 @@ impl Engine {
             return;
         }
         // No one asked: the request knows the session only.
-        let origin = Request::default().in_session(session.id.short());
+        let origin = Request::default().in_session(session.id);
         for listener in &self.app.unload_listeners {
             let outcome = match self.dependency(*listener) {
                 Ok(dependency) => {

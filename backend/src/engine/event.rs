@@ -118,7 +118,7 @@ impl Engine {
         if data.closed {
             return Err(ApiError::UnknownSession);
         }
-        let origin = origin.in_session(session_id.short());
+        let origin = origin.in_session(*session_id);
         self.run_locked(
             &session,
             &mut data,
