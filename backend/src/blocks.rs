@@ -135,7 +135,7 @@ impl Blocks {
     fn container(
         &mut self,
         build: impl FnOnce(&mut Self),
-        wrap: fn(Vec<LayoutNode>) -> LayoutNode,
+        wrap: impl FnOnce(Vec<LayoutNode>) -> LayoutNode,
     ) {
         self.layout_stack.push(Vec::new());
         build(self);
@@ -184,12 +184,7 @@ impl Blocks {
     /// `label` on its button, what `build` adds in it.
     pub fn tab(&mut self, label: impl Into<String>, build: impl FnOnce(&mut Self)) {
         let label = label.into();
-        self.layout_stack.push(Vec::new());
-        build(self);
-        let children = self.layout_stack.pop().unwrap_or_default();
-        if let Some(parent) = self.layout_stack.last_mut() {
-            parent.push(LayoutNode::Tab { label, children });
-        }
+        self.container(build, |children| LayoutNode::Tab { label, children });
     }
 
     /// A section under `label` that people open and close (`open`: at first).
@@ -200,16 +195,11 @@ impl Blocks {
         build: impl FnOnce(&mut Self),
     ) {
         let label = label.into();
-        self.layout_stack.push(Vec::new());
-        build(self);
-        let children = self.layout_stack.pop().unwrap_or_default();
-        if let Some(parent) = self.layout_stack.last_mut() {
-            parent.push(LayoutNode::Accordion {
-                label,
-                open,
-                children,
-            });
-        }
+        self.container(build, |children| LayoutNode::Accordion {
+            label,
+            open,
+            children,
+        });
     }
 
     /// Declares a session state.
