@@ -42,9 +42,6 @@ pub const SESSION_RESTARTED: &str = "Your session expired; a new one was started
 /// Shown while the server stream is down.
 pub const CONNECTION_LOST: &str = "Connection lost — reconnecting…";
 
-/// Longest pause between reconnection attempts.
-const MAX_BACKOFF_MS: u32 = 10_000;
-
 /// The displayed properties of a rendered component.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Props {

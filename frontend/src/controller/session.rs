@@ -2,7 +2,9 @@
 //! its server stream with reconnection and backoff, and other tabs' storage events.
 
 use std::rc::Rc;
+use std::time::Duration;
 
+use backon::{BackoffBuilder as _, ExponentialBackoff, ExponentialBuilder};
 use gloo_timers::future::TimeoutFuture;
 use keepsake_shared::config::EventKind;
 use keepsake_shared::error::ErrorKind;
@@ -12,15 +14,36 @@ use leptos::task::spawn_local;
 use wasm_bindgen::JsCast as _;
 use wasm_bindgen::closure::Closure;
 
-use super::{Controller, MAX_BACKOFF_MS, SESSION_RESTARTED, Stream};
+use super::{Controller, SESSION_RESTARTED, Stream};
 use crate::api::ClientError;
 use crate::browser_state::warn;
+
+/// Pauses between attempts to reach a server that is down: from half a second,
+/// doubling up to five, each lengthened by a random part of itself (up to twice), so
+/// the pages of a restarted server do not all come back in the same instant.
+fn retry_delays() -> ExponentialBackoff {
+    ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(5))
+        .without_max_times()
+        // `fastrand` has no entropy source on wasm32-unknown-unknown: seed it here.
+        .with_jitter_seed((js_sys::Math::random() * u64::MAX as f64) as u64)
+        .with_jitter()
+        .build()
+}
+
+/// Waits for the next pause of `delays`.
+async fn pause(delays: &mut ExponentialBackoff) {
+    // Never empty (no limit on attempts); the fallback only keeps the type total.
+    let delay = delays.next().unwrap_or(Duration::from_secs(5));
+    TimeoutFuture::new(u32::try_from(delay.as_millis()).unwrap_or(u32::MAX)).await;
+}
 
 impl Controller {
     /// Starts a session (retrying while the server is unreachable) and opens its
     /// stream. Returns false when the app cannot run.
     pub(super) async fn establish_session(self: &Rc<Self>) -> bool {
-        let mut delay: u32 = 500;
+        let mut delays = retry_delays();
         loop {
             match self.backend.start_session(&self.config.id).await {
                 Ok(started) => {
@@ -43,8 +66,7 @@ impl Controller {
                 Err(error) => {
                     warn(&format!("Keepsake: could not start a session: {error}"));
                     self.status.connection_lost.set(true);
-                    TimeoutFuture::new(delay).await;
-                    delay = (delay * 2).min(MAX_BACKOFF_MS);
+                    pause(&mut delays).await;
                 }
             }
         }
@@ -195,9 +217,9 @@ impl Controller {
     /// new one otherwise, retrying with backoff while the server is unreachable.
     async fn reconnect(self: Rc<Self>, generation: u32) {
         self.reconnecting.set(true);
-        let mut delay: u32 = 500;
+        let mut delays = retry_delays();
         loop {
-            TimeoutFuture::new(delay).await;
+            pause(&mut delays).await;
             if generation != self.generation.get() {
                 break;
             }
@@ -212,7 +234,7 @@ impl Controller {
                     self.clone().restart_session(generation).await;
                     return;
                 }
-                Err(_) => delay = (delay * 2).min(MAX_BACKOFF_MS),
+                Err(_) => {}
             }
         }
         self.reconnecting.set(false);
