@@ -1,4 +1,4 @@
-//! What the criterion benches and `examples/bench.rs` share: the app they measure.
+//! What the criterion benches and `examples/bench/` share: the app they measure.
 
 use keepsake::components::{Button, Number};
 use keepsake::{Blocks, State};
