@@ -75,12 +75,16 @@ fn example_value(kind: &ComponentKind) -> Value {
         } => {
             json!(choices.iter().take(1).collect::<Vec<_>>())
         }
-        ComponentKind::Dropdown { choices, .. } => json!(choices.first()),
-        ComponentKind::Number { .. } => json!(1),
+        ComponentKind::Dropdown { choices, .. } | ComponentKind::Radio { choices } => {
+            json!(choices.first())
+        }
+        ComponentKind::Number { .. } | ComponentKind::Timer { .. } => json!(1),
+        ComponentKind::Slider { minimum, .. } => json!(minimum),
         ComponentKind::Checkbox => json!(true),
         ComponentKind::Textbox { .. } | ComponentKind::Markdown | ComponentKind::Button { .. } => {
             json!("text")
         }
+        ComponentKind::Html => json!("<p>text</p>"),
         ComponentKind::Json => json!({}),
         ComponentKind::State | ComponentKind::Global | ComponentKind::BrowserState(_) => {
             Value::Null

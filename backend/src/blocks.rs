@@ -448,6 +448,10 @@ impl Blocks {
                 "a BrowserState secret is empty: anyone could forge its values (read the secret from the environment, and fail if it is missing)".into(),
             ));
         }
+        for c in &self.components {
+            crate::components::check_declared(&c.kind, &c.props.value)
+                .map_err(|problem| fail(format!("component {}: {problem}", c.id.0)))?;
+        }
         let mut storage_keys = HashSet::new();
         for browser in &self.browser_states {
             if browser.storage_key.is_empty() {

@@ -3,6 +3,9 @@
 //! Each component is a builder that turns into a [`ComponentKind`] and
 //! [`ComponentProps`]; its `Value` type is what handlers receive and return for it, so
 //! wiring a `Number` to a handler that takes a `String` does not compile.
+//!
+//! [`Slider`], [`Radio`], [`Html`] and [`Timer`] (with its tick listener,
+//! [`crate::Blocks::tick`]) each live in a file of their own.
 
 use keepsake_shared::config::{ButtonVariant, ComponentKind, ComponentProps, TextboxType};
 use serde::{Serialize, de::DeserializeOwned};
@@ -27,12 +30,13 @@ pub(crate) fn validate_input(kind: &ComponentKind, value: &Value) -> Result<(), 
         }
     };
     match kind {
-        ComponentKind::Markdown | ComponentKind::Textbox { .. } | ComponentKind::Button { .. } => {
-            value
-                .is_string()
-                .then_some(())
-                .ok_or_else(|| "expected a string".to_owned())
-        }
+        ComponentKind::Markdown
+        | ComponentKind::Textbox { .. }
+        | ComponentKind::Button { .. }
+        | ComponentKind::Html => value
+            .is_string()
+            .then_some(())
+            .ok_or_else(|| "expected a string".to_owned()),
         ComponentKind::Number { .. } => value
             .is_number()
             .then_some(())
@@ -54,14 +58,38 @@ pub(crate) fn validate_input(kind: &ComponentKind, value: &Value) -> Result<(), 
         ComponentKind::Dropdown {
             choices,
             multiselect: false,
-        } => match value {
+        }
+        | ComponentKind::Radio { choices } => match value {
             Value::Null => Ok(()),
             other => choices_check(choices, other),
         },
         ComponentKind::Json => Ok(()),
+        ComponentKind::Slider {
+            minimum, maximum, ..
+        } => slider::check_value(*minimum, *maximum, value),
+        ComponentKind::Timer { .. } => value
+            .is_number()
+            .then_some(())
+            .ok_or_else(|| "expected a number of seconds".to_owned()),
         // Never decoded here: the server ignores what a client sends for states and
         // globals, and opens browser states itself (`engine::browser`).
         ComponentKind::State | ComponentKind::Global | ComponentKind::BrowserState(_) => Ok(()),
+    }
+}
+
+/// Checks what a component was declared with (its settings and initial value), for
+/// [`crate::Blocks::build`]; kinds whose builder cannot go wrong pass.
+pub(crate) fn check_declared(kind: &ComponentKind, value: &Value) -> Result<(), String> {
+    match kind {
+        ComponentKind::Slider {
+            minimum,
+            maximum,
+            step,
+        } => slider::check_config(*minimum, *maximum, *step, value),
+        ComponentKind::Radio { .. } => validate_input(kind, value)
+            .map_err(|problem| format!("a Radio's initial value: {problem}")),
+        ComponentKind::Timer { .. } => timer::check_interval(value),
+        _ => Ok(()),
     }
 }
 
@@ -99,6 +127,17 @@ macro_rules! common_props {
         }
     };
 }
+
+mod html;
+mod radio;
+mod slider;
+mod timer;
+
+pub use html::{Html, sanitise as sanitise_html};
+pub use radio::Radio;
+pub use slider::Slider;
+pub(crate) use timer::check_rate as check_timer_rate;
+pub use timer::{Tickable, Timer};
 
 /// Markdown text.
 #[derive(Debug, Clone, Default)]

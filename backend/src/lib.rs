@@ -73,6 +73,7 @@ mod telemetry;
 mod value;
 
 pub use blocks::{Blocks, ListenerRef};
+pub use components::Tickable;
 pub use error::{ApiError, BuildError, StartError};
 pub use handler::{
     BrowserStateHandle, Changeable, Clickable, GlobalHandle, Handle, HandlerError, ResourceHandle,

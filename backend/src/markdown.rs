@@ -38,11 +38,17 @@ pub fn to_html(source: &str) -> String {
     SANITIZER.clean(&html).to_string()
 }
 
-/// The HTML a component of `kind` shows for `value`: `Some` for Markdown components
-/// only (a value that is not a string shows nothing).
+/// The HTML a component of `kind` shows for `value`: `Some` for Markdown and Html
+/// components only (a value that is not a string shows nothing).
 pub(crate) fn rendered(kind: &ComponentKind, value: &Value) -> Option<String> {
     match kind {
         ComponentKind::Markdown => Some(value.as_str().map(to_html).unwrap_or_default()),
+        ComponentKind::Html => Some(
+            value
+                .as_str()
+                .map(crate::components::sanitise_html)
+                .unwrap_or_default(),
+        ),
         _ => None,
     }
 }

@@ -114,6 +114,11 @@ impl Server {
                 }
                 .into());
             }
+            crate::components::check_timer_rate(app.config(), settings.max_events_per_second)
+                .map_err(|message| BuildError {
+                    app: id.0.clone(),
+                    message,
+                })?;
             let engine = Engine::start(app, &settings, shutdown.clone()).map_err(|message| {
                 StartError::Store {
                     app: id.0.clone(),

@@ -85,10 +85,14 @@ fn plausible_input(kind: &ComponentKind, props_value: &Value, held: Option<&Stri
             (Some(first), false) => json!(first),
             (None, _) => Value::Null,
         },
+        ComponentKind::Radio { choices } => choices.first().map_or(Value::Null, |c| json!(c)),
         ComponentKind::BrowserState(_) => held.map_or(Value::Null, |s| json!(s)),
-        ComponentKind::Button { .. } | ComponentKind::Markdown | ComponentKind::Json => {
-            props_value.clone()
-        }
+        ComponentKind::Button { .. }
+        | ComponentKind::Markdown
+        | ComponentKind::Json
+        | ComponentKind::Html
+        | ComponentKind::Slider { .. }
+        | ComponentKind::Timer { .. } => props_value.clone(),
         ComponentKind::State | ComponentKind::Global => Value::Null,
     }
 }

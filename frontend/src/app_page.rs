@@ -32,6 +32,7 @@ pub fn app_view(page: PageHandle) -> impl IntoView {
     let api_docs = keepsake_shared::api::api_docs_path(&config.id);
     let description = config.description.clone();
     let layout = crate::layout::layout_view(&controller, page);
+    let timers = crate::timer::timers_view(&controller, page);
     view! {
         <main class="app" aria-busy=move || if running.get() { "true" } else { "false" }>
             <header class="app-header">
@@ -86,6 +87,7 @@ pub fn app_view(page: PageHandle) -> impl IntoView {
                 </div>
             </div>
             {layout}
+            {timers}
         </main>
     }
     .into_any()

@@ -14,6 +14,10 @@ use wasm_bindgen::JsCast as _;
 
 use crate::controller::{Controller, PageHandle, Props};
 
+mod html;
+mod radio;
+mod slider;
+
 /// DOM id of a component's control.
 pub fn dom_id(id: ComponentId) -> String {
     format!("ks-c{}", id.0)
@@ -127,7 +131,21 @@ pub fn component_view(controller: &Rc<Controller>, page: PageHandle, id: Compone
             ("dropdown", dropdown_view(cx, *multiselect))
         }
         ComponentKind::Json => ("json", json_view(cx)),
-        ComponentKind::State | ComponentKind::Global | ComponentKind::BrowserState(_) => {
+        ComponentKind::Slider {
+            minimum,
+            maximum,
+            step,
+        } => ("slider", slider::slider_view(cx, *minimum, *maximum, *step)),
+        ComponentKind::Radio { .. } => ("radio", radio::radio_view(cx)),
+        ComponentKind::Html => {
+            let html = controller.html_signal(id).unwrap_or_default();
+            ("html-block", html::html_view(html))
+        }
+        // Timers are not drawn: their clocks are `crate::timer`'s.
+        ComponentKind::Timer { .. }
+        | ComponentKind::State
+        | ComponentKind::Global
+        | ComponentKind::BrowserState(_) => {
             return ().into_any();
         }
     };

@@ -13,6 +13,7 @@ pub mod components;
 pub mod controller;
 pub mod layout;
 pub mod start_page;
+pub mod timer;
 
 use keepsake_shared::AppId;
 use leptos::prelude::*;

@@ -132,6 +132,35 @@ pub enum ComponentKind {
     },
     /// Arbitrary JSON, shown read-only. Value: any JSON.
     Json,
+    /// A number chosen on a scale (`<input type="range">`). Value: number. The server
+    /// refuses a value outside `[minimum, maximum]` (the step is a hint only).
+    Slider {
+        /// Lowest value (inclusive).
+        minimum: f64,
+        /// Highest value (inclusive); above `minimum`.
+        maximum: f64,
+        /// Increment of the scale (the HTML `step`); above 0.
+        step: f64,
+    },
+    /// One choice among several, shown all at once (a radio group). Value: a choice
+    /// (string), or null when none is picked.
+    Radio {
+        /// The choices offered, in display order; the value may only be among these.
+        choices: Vec<String>,
+    },
+    /// HTML shown as it is, after the server has sanitised it. Value: string (the
+    /// HTML source). The page shows only the server's clean copy (`html` of
+    /// [`ComponentProps`] and of [`crate::event::ComponentUpdate`]).
+    Html,
+    /// A clock that runs its `tick` listeners every interval while a page shows the
+    /// app. Never drawn; the page runs it. Value: the interval in seconds (number);
+    /// clients never tick faster than [`MIN_TIMER_INTERVAL_SECS`], and skip a tick
+    /// while the previous tick event of the timer is still on its way.
+    Timer {
+        /// Whether it ticks; an output changes it with
+        /// [`crate::event::PropsUpdate::active`].
+        active: bool,
+    },
     /// A session state slot. Never rendered; the server ignores what a client sends
     /// in its input position and never sends its value.
     State,
@@ -155,6 +184,10 @@ impl ComponentKind {
             ComponentKind::CheckboxGroup { .. } => "checkbox_group",
             ComponentKind::Dropdown { .. } => "dropdown",
             ComponentKind::Json => "json",
+            ComponentKind::Slider { .. } => "slider",
+            ComponentKind::Radio { .. } => "radio",
+            ComponentKind::Html => "html",
+            ComponentKind::Timer { .. } => "timer",
             ComponentKind::State => "state",
             ComponentKind::Global => "global",
             ComponentKind::BrowserState(_) => "browser_state",
@@ -166,14 +199,16 @@ impl ComponentKind {
         match self {
             ComponentKind::Markdown
             | ComponentKind::Textbox { .. }
-            | ComponentKind::Button { .. } => "string",
-            ComponentKind::Number { .. } => "number",
+            | ComponentKind::Button { .. }
+            | ComponentKind::Html => "string",
+            ComponentKind::Number { .. } | ComponentKind::Slider { .. } => "number",
+            ComponentKind::Timer { .. } => "number (seconds)",
             ComponentKind::Checkbox => "boolean",
             ComponentKind::CheckboxGroup { .. } => "array of strings",
             ComponentKind::Dropdown {
                 multiselect: true, ..
             } => "array of strings",
-            ComponentKind::Dropdown { .. } => "string or null",
+            ComponentKind::Dropdown { .. } | ComponentKind::Radio { .. } => "string or null",
             ComponentKind::Json => "any JSON",
             ComponentKind::BrowserState(_) => {
                 "sealed string from an earlier answer, or null (the default)"
@@ -191,10 +226,24 @@ impl ComponentKind {
     pub fn is_rendered(&self) -> bool {
         !matches!(
             self,
-            ComponentKind::State | ComponentKind::Global | ComponentKind::BrowserState(_)
+            ComponentKind::State
+                | ComponentKind::Global
+                | ComponentKind::BrowserState(_)
+                | ComponentKind::Timer { .. }
         )
     }
+
+    /// Whether the page holds its value: drawn components, and timers (not drawn,
+    /// but their interval and `active` flag live in the page, which runs them).
+    pub fn is_page_value(&self) -> bool {
+        self.is_rendered() || matches!(self, ComponentKind::Timer { .. })
+    }
 }
+
+/// The shortest interval a [`ComponentKind::Timer`] ticks at, in seconds: a client
+/// given a shorter one ticks at this one (a server also refuses to mount an app whose
+/// timers together would use up more than half of a session's events per second).
+pub const MIN_TIMER_INTERVAL_SECS: f64 = 0.05;
 
 /// The kind of text a [`ComponentKind::Textbox`] takes. On the wire: `"text"`,
 /// `"password"` or `"email"`.
@@ -247,8 +296,8 @@ pub struct ComponentProps {
     pub interactive: Option<bool>,
     /// Initial value (null for state slots).
     pub value: Value,
-    /// The initial value rendered to HTML, for kinds the server renders (Markdown);
-    /// absent otherwise.
+    /// The initial value rendered to HTML, for kinds the server renders (Markdown,
+    /// Html); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub html: Option<String>,
 }
@@ -360,7 +409,8 @@ pub struct Trigger {
 }
 
 /// What happened to trigger a listener. On the wire: `"click"`, `"change"`,
-/// `"submit"`, `"load"` or `"unload"` (as [`EventKind::as_str`] spells them).
+/// `"submit"`, `"load"`, `"unload"` or `"tick"` (as [`EventKind::as_str`] spells
+/// them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
@@ -375,6 +425,9 @@ pub enum EventKind {
     Load,
     /// The client went away (its stream ended). Fired by the server.
     Unload,
+    /// A [`ComponentKind::Timer`]'s interval passed while it was active. Fired by the
+    /// page, which runs the app; the listener runs on the server like any other.
+    Tick,
 }
 
 impl EventKind {
@@ -386,6 +439,7 @@ impl EventKind {
             EventKind::Submit => "submit",
             EventKind::Load => "load",
             EventKind::Unload => "unload",
+            EventKind::Tick => "tick",
         }
     }
 }

@@ -133,9 +133,10 @@ pub struct ComponentUpdate {
     /// current one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<Value>,
-    /// The new value rendered to HTML, for kinds the server renders (Markdown: see
-    /// [`crate::config::ComponentKind::Markdown`]); sent with every new value of such
-    /// a component, absent otherwise.
+    /// The new value rendered to HTML, for kinds the server renders (Markdown and
+    /// Html: see [`crate::config::ComponentKind::Markdown`] and
+    /// [`crate::config::ComponentKind::Html`]); sent with every new value of such a
+    /// component, absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub html: Option<String>,
     /// Properties to change; absent when none change.
@@ -158,6 +159,10 @@ pub struct PropsUpdate {
     /// New choices of a checkbox group or dropdown, replacing the old ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub choices: Option<Vec<String>>,
+    /// Starts (`true`) or stops (`false`) a timer ([`crate::config::ComponentKind::Timer`]);
+    /// other kinds ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
 }
 
 impl PropsUpdate {

@@ -221,7 +221,7 @@ fn slots(config: &AppConfig, ids: &[ComponentId]) -> Vec<Slot> {
             let label = component
                 .and_then(|c| c.props.label.clone())
                 .unwrap_or_else(|| kind.name().to_owned());
-            let hidden = !kind.is_rendered();
+            let hidden = !kind.is_page_value();
             let base = identifier(&label).unwrap_or_else(|| format!("param_{position}"));
             let mut name = base.clone();
             // "x", "x" and "x_1" become x, x_1 and x_1_2: each name once.
@@ -261,8 +261,16 @@ fn identifier(label: &str) -> Option<String> {
 /// The JSON schema of the values a slot takes and gives.
 pub(crate) fn json_schema(kind: &ComponentKind) -> Value {
     match kind {
-        ComponentKind::Markdown | ComponentKind::Textbox { .. } | ComponentKind::Button { .. } => {
-            json!({ "type": "string" })
+        ComponentKind::Markdown
+        | ComponentKind::Textbox { .. }
+        | ComponentKind::Button { .. }
+        | ComponentKind::Html => json!({ "type": "string" }),
+        ComponentKind::Slider {
+            minimum, maximum, ..
+        } => json!({ "type": "number", "minimum": minimum, "maximum": maximum }),
+        ComponentKind::Timer { .. } => json!({ "type": "number" }),
+        ComponentKind::Radio { choices } => {
+            json!({ "anyOf": [{ "type": "string", "enum": choices }, { "type": "null" }] })
         }
         ComponentKind::Number {
             minimum, maximum, ..
@@ -299,16 +307,19 @@ pub(crate) fn json_schema(kind: &ComponentKind) -> Value {
 /// The Python type a Gradio client shows for a slot.
 pub(crate) fn python_type(kind: &ComponentKind) -> &'static str {
     match kind {
-        ComponentKind::Markdown | ComponentKind::Textbox { .. } | ComponentKind::Button { .. } => {
-            "str"
-        }
-        ComponentKind::Number { .. } => "float",
+        ComponentKind::Markdown
+        | ComponentKind::Textbox { .. }
+        | ComponentKind::Button { .. }
+        | ComponentKind::Html => "str",
+        ComponentKind::Number { .. }
+        | ComponentKind::Slider { .. }
+        | ComponentKind::Timer { .. } => "float",
         ComponentKind::Checkbox => "bool",
         ComponentKind::CheckboxGroup { .. }
         | ComponentKind::Dropdown {
             multiselect: true, ..
         } => "list[str]",
-        ComponentKind::Dropdown { .. } => "str | None",
+        ComponentKind::Dropdown { .. } | ComponentKind::Radio { .. } => "str | None",
         ComponentKind::Json => "Any",
         ComponentKind::State | ComponentKind::Global | ComponentKind::BrowserState(_) => "None",
     }

@@ -10,10 +10,12 @@
 //! (Gradio's "always last" for change events): fast typing costs one request per
 //! round trip, and every request carries the newest values.
 //!
-//! Rooms: this file (page state, user actions, the event queue, applying answers) and
-//! [`session`] (the session, its server stream and reconnection, other tabs).
+//! Rooms: this file (page state, user actions, the event queue, applying answers),
+//! [`session`] (the session, its server stream and reconnection, other tabs) and
+//! [`timers`] (timer ticks, which run quietly and never pile up).
 
 mod session;
+mod timers;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -50,8 +52,10 @@ pub struct Props {
     pub visible: bool,
     /// Resolved: the config's value, or the client's default for the component.
     pub interactive: bool,
-    /// Choices of a checkbox group or dropdown (empty for other kinds).
+    /// Choices of a checkbox group, dropdown or radio group (empty for other kinds).
     pub choices: Vec<String>,
+    /// Whether a timer ticks (`false` for other kinds).
+    pub active: bool,
 }
 
 /// Page-wide status shown to the user.
@@ -117,7 +121,7 @@ pub struct Controller {
     backend: Rc<dyn Backend>,
     values: HashMap<ComponentId, RwSignal<Value>>,
     props: HashMap<ComponentId, RwSignal<Props>>,
-    /// The HTML of each Markdown component, as the server rendered it.
+    /// The HTML of each Markdown and Html component, as the server made it.
     html: HashMap<ComponentId, RwSignal<String>>,
     browser: BrowserStates,
     pub status: PageStatus,
@@ -129,6 +133,8 @@ pub struct Controller {
     fatal: Cell<bool>,
     queue: RefCell<VecDeque<Job>>,
     queue_running: Cell<bool>,
+    /// The listener whose job is being sent or applied, if any.
+    current: Cell<Option<DependencyId>>,
     stream: RefCell<Option<Stream>>,
     stream_failed: Cell<bool>,
     reconnecting: Cell<bool>,
@@ -146,7 +152,7 @@ impl Controller {
         let mut values = HashMap::new();
         let mut props = HashMap::new();
         let mut html = HashMap::new();
-        for component in config.components.iter().filter(|c| c.kind.is_rendered()) {
+        for component in config.components.iter().filter(|c| c.kind.is_page_value()) {
             let id = component.id;
             let is_input = config.dependencies.iter().any(|d| d.inputs.contains(&id));
             let has_triggers = config
@@ -155,11 +161,16 @@ impl Controller {
                 .any(|d| d.triggers.iter().any(|t| t.component == Some(id)));
             let choices = match &component.kind {
                 ComponentKind::CheckboxGroup { choices }
-                | ComponentKind::Dropdown { choices, .. } => choices.clone(),
+                | ComponentKind::Dropdown { choices, .. }
+                | ComponentKind::Radio { choices } => choices.clone(),
                 _ => Vec::new(),
             };
+            let active = matches!(component.kind, ComponentKind::Timer { active: true });
             values.insert(id, RwSignal::new(component.props.value.clone()));
-            if component.kind == ComponentKind::Markdown {
+            if matches!(
+                component.kind,
+                ComponentKind::Markdown | ComponentKind::Html
+            ) {
                 let rendered = component.props.html.clone().unwrap_or_default();
                 html.insert(id, RwSignal::new(rendered));
             }
@@ -174,6 +185,7 @@ impl Controller {
                         .interactive
                         .unwrap_or(is_input || has_triggers),
                     choices,
+                    active,
                 }),
             );
         }
@@ -192,6 +204,7 @@ impl Controller {
             fatal: Cell::new(false),
             queue: RefCell::new(VecDeque::new()),
             queue_running: Cell::new(false),
+            current: Cell::new(None),
             stream: RefCell::new(None),
             stream_failed: Cell::new(false),
             reconnecting: Cell::new(false),
@@ -319,11 +332,13 @@ impl Controller {
                 retried: false,
             });
         }
+        if !self.is_quiet(dependency) {
+            self.status.running.set(true);
+        }
         if !self.queue_running.get()
             && let Some(this) = self.rc()
         {
             self.queue_running.set(true);
-            self.status.running.set(true);
             spawn_local(this.run_queue());
         }
     }
@@ -332,7 +347,10 @@ impl Controller {
         loop {
             let job = self.queue.borrow_mut().pop_front();
             let Some(job) = job else { break };
+            self.current.set(Some(job.dependency));
+            self.status.running.set(self.user_job_pending());
             self.run_job(job).await;
+            self.current.set(None);
         }
         self.queue_running.set(false);
         self.status.running.set(false);
@@ -393,7 +411,7 @@ impl Controller {
                 Ok(result) => {
                     // A user's new action clears the last failure; what follows
                     // it (a chained listener after a failure) leaves it shown.
-                    if job.depth == 0 {
+                    if job.depth == 0 && !self.is_quiet(job.dependency) {
                         self.status.error.set(None);
                     }
                     let ran = result.ran.clone();
@@ -510,6 +528,9 @@ impl Controller {
                     }
                     if let Some(choices) = p.choices {
                         props.choices = choices;
+                    }
+                    if let Some(active) = p.active {
+                        props.active = active;
                     }
                 });
             }

@@ -2,7 +2,7 @@
 // Each test crate that includes this module uses its own part of it.
 #![allow(dead_code)]
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 
@@ -40,6 +40,8 @@ pub struct Scripted {
     pub answers: RefCell<VecDeque<Result<EventResult, ClientError>>>,
     /// Every event request, with the session it was sent on.
     pub sent: RefCell<Vec<(SessionId, EventRequest)>>,
+    /// Milliseconds each event answer takes beyond the usual 30.
+    pub extra_delay_ms: Cell<u32>,
 }
 
 /// The backend handed to the controller; the test keeps another handle on `Scripted`.
@@ -94,8 +96,9 @@ impl Backend for Shared {
             .borrow_mut()
             .pop_front()
             .unwrap_or_else(|| Ok(EventResult::default()));
+        let delay = 30 + self.0.extra_delay_ms.get();
         Box::pin(async move {
-            gloo_timers::future::TimeoutFuture::new(30).await;
+            gloo_timers::future::TimeoutFuture::new(delay).await;
             answer
         })
     }

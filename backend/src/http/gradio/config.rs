@@ -29,6 +29,10 @@ fn gradio_type(kind: &ComponentKind) -> &'static str {
         ComponentKind::CheckboxGroup { .. } => "checkboxgroup",
         ComponentKind::Dropdown { .. } => "dropdown",
         ComponentKind::Json => "json",
+        ComponentKind::Slider { .. } => "slider",
+        ComponentKind::Radio { .. } => "radio",
+        ComponentKind::Html => "html",
+        ComponentKind::Timer { .. } => "timer",
         ComponentKind::State | ComponentKind::Global | ComponentKind::BrowserState(_) => "state",
     }
 }

@@ -1,0 +1,47 @@
+//! A radio group: one native radio button per choice (arrow keys move between
+//! them), in a `<fieldset>` named by its `<legend>`.
+
+use leptos::prelude::*;
+use serde_json::Value;
+
+use super::{Cx, dom_id, info_view};
+
+pub(super) fn radio_view(cx: Cx) -> AnyView {
+    let Cx {
+        id, value, page, ..
+    } = cx;
+    let interactive = cx.interactive();
+    let label = cx.label();
+    let choices = cx.choices();
+    let options = move || {
+        choices
+            .get()
+            .into_iter()
+            .map(|choice| {
+                let for_checked = choice.clone();
+                let for_change = choice.clone();
+                view! {
+                    <label class="check">
+                        <input
+                            type="radio"
+                            name=dom_id(id)
+                            value=choice.clone()
+                            disabled=move || !interactive.get()
+                            prop:checked=move || value.with(|v| v.as_str() == Some(for_checked.as_str()))
+                            on:change=move |_| page.user_input(id, Value::String(for_change.clone()))
+                        />
+                        {choice}
+                    </label>
+                }
+            })
+            .collect_view()
+    };
+    view! {
+        <fieldset id=dom_id(id) aria-describedby=cx.described_by()>
+            <legend class="label">{move || label.get().unwrap_or_else(|| "Choose one".to_owned())}</legend>
+            {info_view(cx)}
+            <div class="choices">{options}</div>
+        </fieldset>
+    }
+    .into_any()
+}

@@ -1,0 +1,50 @@
+//! A slider: a real `<input type="range">` named by its label, with its value shown
+//! beside it.
+
+use leptos::prelude::*;
+use serde_json::{Number, Value};
+use wasm_bindgen::JsCast as _;
+
+use super::{Cx, dom_id, fallback_name, info_view, label_view, number_text, value_text};
+
+pub(super) fn slider_view(cx: Cx, minimum: f64, maximum: f64, step: f64) -> AnyView {
+    let Cx {
+        id, value, page, ..
+    } = cx;
+    let interactive = cx.interactive();
+    let aria_label = fallback_name(cx, "Slider".to_owned());
+    let on_input = move |event: web_sys::Event| {
+        // The browser's own number (`valueAsNumber`), already within the bounds and
+        // on a step: the client ships no float parser.
+        let number = event
+            .target()
+            .and_then(|target| target.dyn_into::<web_sys::HtmlInputElement>().ok())
+            .and_then(|input| Number::from_f64(input.value_as_number()));
+        if let Some(number) = number {
+            page.user_input(id, Value::Number(number));
+        }
+    };
+    let fmt = |n: f64| Number::from_f64(n).map(|n| number_text(&n));
+    view! {
+        {label_view(cx)}
+        {info_view(cx)}
+        <div class="slider-row">
+            <input
+                type="range"
+                id=dom_id(id)
+                min=fmt(minimum)
+                max=fmt(maximum)
+                step=fmt(step)
+                aria-label=aria_label
+                aria-describedby=cx.described_by()
+                disabled=move || !interactive.get()
+                prop:value=move || value.with(value_text)
+                on:input=on_input
+            />
+            // Seen beside the slider; assistive technology reads the slider's own
+            // value, so this copy is hidden from it (no double announcement).
+            <output for=dom_id(id) aria-hidden="true">{move || value.with(value_text)}</output>
+        </div>
+    }
+    .into_any()
+}

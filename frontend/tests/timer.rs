@@ -1,0 +1,137 @@
+//! A timer in the page: not drawn, it sends its tick listener's event every interval
+//! while active, never a second one while the first is on its way, shows no
+//! "Running…" for it, and stops when an output turns it off.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::rc::Rc;
+
+use gloo_timers::future::TimeoutFuture;
+use keepsake_frontend::browser_state::MemoryStore;
+use keepsake_shared::config::{
+    AppConfig, ComponentKind, DependencyConfig, EventKind, LayoutNode, Trigger,
+};
+use keepsake_shared::event::{ComponentUpdate, PropsUpdate};
+use keepsake_shared::{AppId, ComponentId, DependencyId, PROTOCOL_VERSION};
+use serde_json::json;
+use support::{Scripted, component, mount_app};
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const TIMER: ComponentId = ComponentId(0);
+const TICKS: ComponentId = ComponentId(1);
+
+/// A timer every 50 ms whose tick listener writes a number.
+fn clock_config() -> AppConfig {
+    AppConfig {
+        protocol_version: PROTOCOL_VERSION,
+        id: AppId("clock".into()),
+        title: "Clock".into(),
+        description: String::new(),
+        components: vec![
+            component(
+                0,
+                ComponentKind::Timer { active: true },
+                "Clock",
+                json!(0.05),
+            ),
+            component(
+                1,
+                ComponentKind::Number {
+                    minimum: None,
+                    maximum: None,
+                    step: None,
+                },
+                "Ticks",
+                json!(0),
+            ),
+        ],
+        layout: vec![LayoutNode::Component { id: TICKS }],
+        dependencies: vec![DependencyConfig {
+            id: DependencyId(0),
+            triggers: vec![Trigger {
+                component: Some(TIMER),
+                event: EventKind::Tick,
+            }],
+            inputs: vec![],
+            outputs: vec![TICKS],
+            api_name: None,
+            description: None,
+            after: None,
+        }],
+    }
+}
+
+#[wasm_bindgen_test]
+async fn ticks_never_pile_up_run_quietly_and_stop_when_turned_off() {
+    let backend = Rc::new(Scripted::default());
+    // Each tick takes about 330 ms to answer: six intervals.
+    backend.extra_delay_ms.set(300);
+    let (root, controller) = mount_app(
+        clock_config(),
+        backend.clone(),
+        Box::new(MemoryStore::new()),
+    );
+    // Only the number is drawn.
+    assert_eq!(root.query_selector_all(".component").unwrap().length(), 1);
+
+    for _ in 0..50 {
+        TimeoutFuture::new(20).await;
+        assert!(
+            !root.text_content().unwrap_or_default().contains("Running"),
+            "a tick shows no running indicator"
+        );
+    }
+    // One second: twenty intervals, but at most one tick on its way at a time.
+    let sent = backend.sent.borrow().len();
+    assert!((2..=4).contains(&sent), "{sent} ticks sent in one second");
+    assert!(
+        backend
+            .sent
+            .borrow()
+            .iter()
+            .all(|(_, r)| r.dependency == DependencyId(0))
+    );
+
+    // An output turns the timer off: after the tick on its way, nothing more.
+    controller.apply_update(
+        ComponentUpdate {
+            component: TIMER,
+            value: None,
+            html: None,
+            props: PropsUpdate {
+                active: Some(false),
+                ..PropsUpdate::default()
+            },
+        },
+        0,
+    );
+    TimeoutFuture::new(400).await;
+    let stopped = backend.sent.borrow().len();
+    // Nothing was waiting in the queue behind the tick on its way.
+    assert!(
+        stopped <= sent + 1,
+        "ticks piled up: {stopped} sent, {sent} a moment ago"
+    );
+    TimeoutFuture::new(500).await;
+    assert_eq!(backend.sent.borrow().len(), stopped, "no tick once stopped");
+
+    // Turned on again, at a new interval, it ticks again.
+    controller.apply_update(
+        ComponentUpdate {
+            component: TIMER,
+            value: Some(json!(0.1)),
+            html: None,
+            props: PropsUpdate {
+                active: Some(true),
+                ..PropsUpdate::default()
+            },
+        },
+        0,
+    );
+    backend.extra_delay_ms.set(0);
+    TimeoutFuture::new(500).await;
+    assert!(backend.sent.borrow().len() >= stopped + 2, "ticking again");
+}
