@@ -98,3 +98,76 @@ async fn no_page_has_a_serious_or_critical_violation_in_light_or_dark() {
         failures.join("\n")
     );
 }
+
+/// Slider, Radio, Html and Timer, which no demo uses: a page of each, after a person
+/// has moved the slider and picked a choice, in both schemes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sliders_radios_html_and_timers_pass_too() {
+    use keepsake::components::{Button, Html, Number, Radio, Slider, Timer};
+    use keepsake::{Blocks, State};
+
+    let axe = axe_source();
+    let mut app = Blocks::new("inputs", "Inputs");
+    let level = app.add(
+        Slider::new(0.0, 10.0)
+            .value(3.0)
+            .label("Level")
+            .info("How loud."),
+    );
+    let size = app.add(Radio::new(["Small", "Large"]).label("Size"));
+    app.add(Html::new(
+        "<h2>Notes</h2><p>Some <a href=\"/\">linked</a> text.</p>",
+    ));
+    let timer = app.add(Timer::new(0.5));
+    let count = app.state(State::new(0u32));
+    let ticks = app.add(Number::new().label("Ticks"));
+    app.tick(timer, count, (count, ticks), |n: u32| {
+        (n + 1, f64::from(n + 1))
+    });
+    let go = app.add(Button::new("Go").primary());
+    app.click(go, (level, size), ticks, |level: f64, _: Option<String>| {
+        level
+    });
+    let server = RunningServer::start(free_port(), vec![app.build().expect("builds")]).await;
+    let mut failures = Vec::new();
+    for dark in [false, true] {
+        let browser = if dark {
+            Browser::launch_dark().await
+        } else {
+            Browser::launch(None).await
+        };
+        browser.goto(&server.url("/apps/inputs")).await;
+        browser
+            .labelled("Level")
+            .await
+            .send_keys(&char::from(fantoccini::key::Key::Right).to_string())
+            .await
+            .expect("keys");
+        browser
+            .find("//fieldset//label[normalize-space(.)='Large']")
+            .await
+            .click()
+            .await
+            .expect("click");
+        browser
+            .wait_value(
+                "Ticks",
+                |v| v.parse::<u32>().is_ok_and(|n| n >= 1),
+                "a tick",
+            )
+            .await;
+        for violation in violations(&browser, &axe).await {
+            failures.push(format!(
+                "{} {violation}",
+                if dark { "dark" } else { "light" }
+            ));
+        }
+        browser.close().await;
+    }
+    server.stop().await;
+    assert!(
+        failures.is_empty(),
+        "accessibility violations:\n{}",
+        failures.join("\n")
+    );
+}
