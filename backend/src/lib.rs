@@ -17,6 +17,13 @@
 //! with GitHub's tables, strikethrough and task lists, sanitised so that no value (one
 //! echoing user input, say) can add script, event handlers, styles or `javascript:`
 //! links to a page; raw HTML in the source is shown as text. See [`markdown`].
+//! [`components::Html`] values reach a page the same way, only as the server sanitised
+//! them ([`components::sanitise_html`]).
+//!
+//! [`components::Slider`] and [`components::Radio`] values are checked by the server
+//! (bounds, choices) before any handler sees them. A [`components::Timer`] runs its
+//! [`Blocks::tick`] listeners every interval while a page shows the app; a listener
+//! stops or starts it with [`Update::active`].
 //!
 //! ```no_run
 //! use keepsake::components::{Button, CheckboxGroup, Number};

@@ -107,6 +107,29 @@ impl Tickable for Handle<Timer> {
 impl Blocks {
     /// Runs `handler` every time `timer` ticks (Gradio's `timer.tick`): every
     /// interval while a page shows the app and the timer is active. See [`Timer`].
+    ///
+    /// ```
+    /// use keepsake::Blocks;
+    /// use keepsake::components::{Markdown, Timer};
+    /// use keepsake::protocol::config::EventKind;
+    ///
+    /// let mut app = Blocks::new("now", "Now");
+    /// let every_second = app.add(Timer::new(1.0));
+    /// let clock = app.add(Markdown::new("").label("Time"));
+    /// // No inputs: the handler takes no arguments.
+    /// app.tick(every_second, (), clock, || {
+    ///     let secs = std::time::SystemTime::now()
+    ///         .duration_since(std::time::UNIX_EPOCH)
+    ///         .map_or(0, |d| d.as_secs());
+    ///     format!("**{secs}** seconds since 1970")
+    /// })
+    /// .api_name("now");
+    /// let app = app.build()?;
+    /// let listener = &app.config().dependencies[0];
+    /// assert_eq!(listener.triggers[0].event, EventKind::Tick);
+    /// assert_eq!(listener.triggers[0].event.as_str(), "tick");
+    /// # Ok::<(), keepsake::BuildError>(())
+    /// ```
     pub fn tick<I: Inputs, O: Outputs, H: Handler<I::Values, O, M>, M>(
         &mut self,
         timer: impl Tickable,
