@@ -135,3 +135,47 @@ async fn ticks_never_pile_up_run_quietly_and_stop_when_turned_off() {
     TimeoutFuture::new(500).await;
     assert!(backend.sent.borrow().len() >= stopped + 2, "ticking again");
 }
+
+#[wasm_bindgen_test]
+async fn a_tick_failing_again_leaves_its_error_banner_as_it_is() {
+    use keepsake_frontend::api::ClientError;
+    use keepsake_shared::error::{ErrorBody, ErrorKind};
+
+    let backend = Rc::new(Scripted::default());
+    for _ in 0..40 {
+        backend
+            .answers
+            .borrow_mut()
+            .push_back(Err(ClientError::Server(ErrorBody {
+                error: ErrorKind::HandlerFailed,
+                message: "the sensor is offline".into(),
+            })));
+    }
+    let (root, _controller) = mount_app(
+        clock_config(),
+        backend.clone(),
+        Box::new(MemoryStore::new()),
+    );
+    let banner = || root.query_selector("[role=alert] .banner.error").unwrap();
+    support::until("the error banner", || banner().is_some()).await;
+    // The same banner stays: re-rendering it at every tick would make a screen
+    // reader announce the alert again, and take the focus off its button.
+    banner().unwrap().set_attribute("data-seen", "").unwrap();
+    let failed = backend.sent.borrow().len();
+    TimeoutFuture::new(500).await;
+    assert!(
+        backend.sent.borrow().len() >= failed + 3,
+        "the ticks went on failing"
+    );
+    let shown = banner().unwrap();
+    assert!(
+        shown.has_attribute("data-seen"),
+        "the banner was rendered again"
+    );
+    assert!(
+        shown
+            .text_content()
+            .unwrap()
+            .contains("the sensor is offline")
+    );
+}
