@@ -140,6 +140,7 @@ async fn full_session(
                         })
                     })
                     .collect(),
+                rendered: None,
             };
             let result = server
                 .send_event(app, &session, &request)
@@ -230,6 +231,7 @@ async fn nothing_a_client_is_told_opens_or_forges_a_sealed_value() {
             dependency: load.id,
             inputs: vec![json!(forged)],
             held: vec![],
+            rendered: None,
         };
         let server = &server;
         async move {

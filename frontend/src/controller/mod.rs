@@ -387,6 +387,7 @@ impl Controller {
                     .map(|&id| self.input_value(id))
                     .collect(),
                 held: self.browser.held_for(dependency),
+                rendered: None,
             };
             let result = self
                 .backend
