@@ -14,15 +14,17 @@
 //! [`session`] (the session, its server stream and reconnection, other tabs).
 
 mod session;
+mod slots;
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
 use gloo_timers::future::TimeoutFuture;
-use keepsake_shared::config::{AppConfig, ComponentKind, EventKind};
+use keepsake_shared::config::{AppConfig, ComponentConfig, ComponentKind, EventKind};
 use keepsake_shared::error::ErrorKind;
 use keepsake_shared::event::{ComponentUpdate, EventRequest, EventResult, Notice};
+use keepsake_shared::render::RenderedRegion;
 use keepsake_shared::{ComponentId, DependencyId, SessionId};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -32,6 +34,8 @@ use wasm_bindgen::closure::Closure;
 
 use crate::api::{Backend, ClientError};
 use crate::browser_state::{BrowserStates, KeyValueStore, warn};
+pub use slots::Props;
+use slots::Slots;
 
 /// How many change listeners may trigger each other in a row before the chain is cut
 /// (an app whose listeners feed each other would otherwise loop forever).
@@ -44,18 +48,6 @@ pub const CONNECTION_LOST: &str = "Connection lost — reconnecting…";
 
 /// Longest pause between reconnection attempts.
 const MAX_BACKOFF_MS: u32 = 10_000;
-
-/// The displayed properties of a rendered component.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Props {
-    pub label: Option<String>,
-    pub info: Option<String>,
-    pub visible: bool,
-    /// Resolved: the config's value, or the client's default for the component.
-    pub interactive: bool,
-    /// Choices of a checkbox group or dropdown (empty for other kinds).
-    pub choices: Vec<String>,
-}
 
 /// Page-wide status shown to the user.
 #[derive(Debug, Clone, Copy)]
@@ -118,10 +110,8 @@ impl Drop for Stream {
 pub struct Controller {
     config: AppConfig,
     backend: Rc<dyn Backend>,
-    values: HashMap<ComponentId, RwSignal<Value>>,
-    props: HashMap<ComponentId, RwSignal<Props>>,
-    /// The HTML of each Markdown component, as the server rendered it.
-    html: HashMap<ComponentId, RwSignal<String>>,
+    /// The drawn components' signals, rendered regions' included.
+    slots: Slots,
     browser: BrowserStates,
     pub status: PageStatus,
     session: RefCell<Option<SessionId>>,
@@ -146,47 +136,12 @@ impl Controller {
         backend: Rc<dyn Backend>,
         store: Box<dyn KeyValueStore>,
     ) -> Rc<Self> {
-        let mut values = HashMap::new();
-        let mut props = HashMap::new();
-        let mut html = HashMap::new();
-        for component in config.components.iter().filter(|c| c.kind.is_rendered()) {
-            let id = component.id;
-            let is_input = config.dependencies.iter().any(|d| d.inputs.contains(&id));
-            let has_triggers = config
-                .dependencies
-                .iter()
-                .any(|d| d.triggers.iter().any(|t| t.component == Some(id)));
-            let choices = match &component.kind {
-                ComponentKind::CheckboxGroup { choices }
-                | ComponentKind::Dropdown { choices, .. } => choices.clone(),
-                _ => Vec::new(),
-            };
-            values.insert(id, RwSignal::new(component.props.value.clone()));
-            if component.kind == ComponentKind::Markdown {
-                let rendered = component.props.html.clone().unwrap_or_default();
-                html.insert(id, RwSignal::new(rendered));
-            }
-            props.insert(
-                id,
-                RwSignal::new(Props {
-                    label: component.props.label.clone(),
-                    info: component.props.info.clone(),
-                    visible: component.props.visible,
-                    interactive: component
-                        .props
-                        .interactive
-                        .unwrap_or(is_input || has_triggers),
-                    choices,
-                }),
-            );
-        }
+        let slots = Slots::new(&config);
         let browser = BrowserStates::new(&config, store);
         Rc::new_cyclic(|weak| Controller {
             config,
             backend,
-            values,
-            props,
-            html,
+            slots,
             browser,
             status: PageStatus::new(),
             session: RefCell::new(None),
@@ -208,16 +163,29 @@ impl Controller {
     }
 
     pub fn value_signal(&self, id: ComponentId) -> Option<RwSignal<Value>> {
-        self.values.get(&id).copied()
+        self.slots.value(id)
     }
 
     pub fn props_signal(&self, id: ComponentId) -> Option<RwSignal<Props>> {
-        self.props.get(&id).copied()
+        self.slots.props(id)
     }
 
     /// The server-rendered HTML of a Markdown component.
     pub fn html_signal(&self, id: ComponentId) -> Option<RwSignal<String>> {
-        self.html.get(&id).copied()
+        self.slots.html(id)
+    }
+
+    /// Component `id`: the config's, or one of a rendered region's current render.
+    pub fn component(&self, id: ComponentId) -> Option<ComponentConfig> {
+        match self.config.component(id) {
+            Some(component) => Some(component.clone()),
+            None => self.slots.component(id),
+        }
+    }
+
+    /// A rendered region's current contents, which its layout view draws.
+    pub fn region_signal(&self, region: u32) -> Option<RwSignal<RenderedRegion>> {
+        self.slots.region(region)
     }
 
     pub fn browser_states(&self) -> &BrowserStates {
@@ -235,6 +203,7 @@ impl Controller {
             .listeners(Some(component), event)
             .next()
             .is_some()
+            || !self.slots.listeners(component, event).is_empty()
     }
 
     fn rc(&self) -> Option<Rc<Self>> {
@@ -267,7 +236,7 @@ impl Controller {
 
     /// The user edited a component: take the value and run its change listeners.
     pub fn user_input(&self, id: ComponentId, value: Value) {
-        let Some(signal) = self.values.get(&id) else {
+        let Some(signal) = self.slots.value(id) else {
             return;
         };
         if signal.with_untracked(|current| *current == value) {
@@ -291,11 +260,14 @@ impl Controller {
 
     /// Queues every listener of `event` on `component`.
     fn fire(&self, component: Option<ComponentId>, event: EventKind, depth: u8) {
-        let dependencies: Vec<DependencyId> = self
+        let mut dependencies: Vec<DependencyId> = self
             .config
             .listeners(component, event)
             .map(|d| d.id)
             .collect();
+        if let Some(component) = component {
+            dependencies.extend(self.slots.listeners(component, event));
+        }
         for dependency in dependencies {
             self.enqueue(dependency, depth, event == EventKind::Change);
         }
@@ -361,18 +333,28 @@ impl Controller {
             Some(ComponentKind::BrowserState(_)) => self.browser.input(id),
             // The server ignores them; their values never leave it.
             Some(kind) if kind.is_server_side() => Value::Null,
-            Some(_) => self
-                .values
-                .get(&id)
+            // The config's components and rendered ones.
+            _ => self
+                .slots
+                .value(id)
                 .map(|s| s.get_untracked())
                 .unwrap_or(Value::Null),
-            None => Value::Null,
         }
     }
 
     async fn run_job(self: &Rc<Self>, mut job: Job) {
-        let Some(dependency) = self.config.dependency(job.dependency) else {
-            return;
+        // A rendered listener as its region's current render has it: gone when its
+        // item was removed since the job was queued.
+        let found;
+        let (dependency, rendered) = match self.config.dependency(job.dependency) {
+            Some(dependency) => (dependency, None),
+            None => {
+                let Some((dependency, target)) = self.slots.dependency(job.dependency) else {
+                    return;
+                };
+                found = dependency;
+                (&found, Some(target))
+            }
         };
         loop {
             let Some((session, generation)) = self.usable_session().await else {
@@ -387,7 +369,7 @@ impl Controller {
                     .map(|&id| self.input_value(id))
                     .collect(),
                 held: self.browser.held_for(dependency),
-                rendered: None,
+                rendered: rendered.clone(),
             };
             let result = self
                 .backend
@@ -463,6 +445,10 @@ impl Controller {
     /// Applies an event's answer; `read_at` is the browser-state version its inputs
     /// were read at (a stale answer's browser-state writes are dropped).
     fn apply_result(&self, result: EventResult, depth: u8, read_at: u64) {
+        // First: updates may name the components of the new renders.
+        for region in result.regions {
+            self.slots.set_region(region);
+        }
         if !result.notices.is_empty() {
             self.status
                 .messages
@@ -499,7 +485,7 @@ impl Controller {
     /// as [`keepsake_shared::event::BrowserStateWrite`]s): they have no signal here.
     pub fn apply_update(&self, update: ComponentUpdate, depth: u8) {
         let id = update.component;
-        if let Some(props) = self.props.get(&id) {
+        if let Some(props) = self.slots.props(id) {
             let p = update.props;
             if !p.is_empty() {
                 props.update(|props| {
@@ -518,10 +504,10 @@ impl Controller {
                 });
             }
         }
-        if let (Some(html), Some(signal)) = (update.html, self.html.get(&id)) {
+        if let (Some(html), Some(signal)) = (update.html, self.slots.html(id)) {
             signal.set(html);
         }
-        if let (Some(value), Some(signal)) = (update.value, self.values.get(&id))
+        if let (Some(value), Some(signal)) = (update.value, self.slots.value(id))
             && signal.with_untracked(|current| *current != value)
         {
             signal.set(value);
