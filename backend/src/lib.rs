@@ -18,6 +18,10 @@
 //! echoing user input, say) can add script, event handlers, styles or `javascript:`
 //! links to a page; raw HTML in the source is shown as text. See [`markdown`].
 //!
+//! Part of a page can be laid out from a session state's value and laid out again
+//! whenever an event changes it, its components wired to listeners of their own
+//! (Gradio's `@gr.render`): see [`Blocks::render`], whose example is a to-do list.
+//!
 //! ```no_run
 //! use keepsake::components::{Button, CheckboxGroup, Number};
 //! use keepsake::{Blocks, Server, Settings, State};
