@@ -413,3 +413,90 @@ fn a_render_with_two_components_of_one_key_does_not_build() {
     let error = app.build().unwrap_err();
     assert!(error.to_string().contains("share the key"), "{error}");
 }
+
+/// Names in a state; each is a row of a "Greet <name>" button and a Markdown
+/// greeting it writes (a rendered listener writing a rendered component). A name
+/// "boom" makes the render panic.
+fn greeter() -> keepsake::App {
+    let mut app = Blocks::new("greeter", "Greeter");
+    let names = app.state(State::new(vec!["Ada".to_owned()]));
+    let name = app.add(Textbox::new().label("Name"));
+    let add = app.add(Button::new("Add"));
+    app.click(
+        add,
+        (name, names),
+        names,
+        |name: String, mut names: Vec<String>| {
+            names.push(name);
+            names
+        },
+    )
+    .api_name("add");
+    let shown = app.add(Textbox::new().label("Names"));
+    let show = app.add(Button::new("Show"));
+    app.click(show, names, shown, |names: Vec<String>| names.join(","))
+        .api_name("show");
+    app.render(names, |names: &Vec<String>, r| {
+        for name in names {
+            assert!(name != "boom", "a render that fails");
+            r.row(|r| {
+                let greet = r.add(
+                    Button::new("Greet")
+                        .label(format!("Greet {name}"))
+                        .key(format!("greet-{name}")),
+                );
+                let greeting = r.add(
+                    Markdown::new("")
+                        .label(format!("Greeting {name}"))
+                        .key(format!("greeting-{name}")),
+                );
+                let name = name.clone();
+                r.click(greet, (), greeting, move || format!("Hello, **{name}**!"));
+            });
+        }
+    });
+    app.build().unwrap()
+}
+
+#[tokio::test]
+async fn a_rendered_listener_writes_a_rendered_component_and_a_failed_render_writes_nothing() {
+    let server = TestServer::start(fast_settings(), vec![greeter()]).await;
+    let session = server.start_session("greeter").await;
+    let config = server.config("greeter").await;
+    let region = config_region(&config);
+    let greet = rendered_request(&region, "Greet Ada", EventKind::Click, vec![]);
+    let result = server
+        .send_event("greeter", &session, &greet)
+        .await
+        .unwrap();
+    let greeting = labelled(&region, "Greeting Ada").id;
+    let update = result
+        .updates
+        .iter()
+        .find(|u| u.component == greeting)
+        .expect("the rendered Markdown's update");
+    assert_eq!(update.value, Some(json!("Hello, **Ada**!")));
+    assert_eq!(
+        update.html.as_deref(),
+        Some("<p>Hello, <strong>Ada</strong>!</p>\n"),
+        "rendered by the server, as any Markdown value"
+    );
+    assert!(result.regions.is_empty(), "no state changed");
+
+    // The render of the new value panics: the event fails, nothing is written.
+    let add = dependency(&config, "add");
+    let failed = server
+        .event("greeter", &session, add, vec![json!("boom"), Value::Null])
+        .await;
+    assert_error(failed, 500, ErrorKind::HandlerFailed);
+    let show = dependency(&config, "show");
+    let result = server
+        .event("greeter", &session, show, vec![Value::Null])
+        .await
+        .unwrap();
+    assert_eq!(
+        value_of(&result, component(&config, "Names")),
+        Some(json!("Ada"))
+    );
+    server.stop().await;
+}
