@@ -22,7 +22,7 @@
 use std::collections::{HashMap, HashSet};
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use keepsake_shared::config::{ComponentConfig, EventKind, LayoutNode};
 use keepsake_shared::render::RenderedRegion;
@@ -35,6 +35,7 @@ use crate::handler::{
     Changeable, Clickable, EventTrigger, Handle, Handler, Inputs, Outputs, StateHandle, Submittable,
 };
 use crate::listener::Listeners;
+use crate::pace::SyncPace;
 use crate::plan::{DependencyDef, SlotDef, StateDef};
 use crate::state::StateType;
 use crate::value::{self, DynValue};
@@ -74,7 +75,7 @@ fn free_id(start: u32, taken: &HashSet<u32>) -> u32 {
 /// Listeners are typed as [`Blocks`]' are; they may read and write the app's own
 /// slots (states, globals, components declared outside the region) and this
 /// region's components. Each is triggered by one of this region's components.
-pub struct Render {
+pub struct Render<'a> {
     region: u32,
     /// How many slots the app's config has: ids below are the app's own.
     app_slots: usize,
@@ -90,9 +91,22 @@ pub struct Render {
     component_ids: HashSet<u32>,
     /// The first mistake of the render function, which fails the render.
     problem: Option<String>,
+    /// The region's records of how quick its sync handlers have been.
+    paces: &'a Paces,
 }
 
-impl std::fmt::Debug for Render {
+/// How quick a region's sync handlers have been (`pace.rs`), kept across renders
+/// so that a quick one may run inline as the config's listeners do. One record per
+/// event kind and ordinal of a component's listeners, shared by every item's: they
+/// are the same code in the usual render function (one that is not shares a record
+/// with a slower one at worst, and runs on the blocking threads). Bounded: past
+/// [`MAX_PACES`] kinds, a listener gets a record of its own for that render.
+type Paces = Mutex<HashMap<(EventKind, u32), Arc<SyncPace>>>;
+
+/// How many pace records a region keeps.
+const MAX_PACES: usize = 64;
+
+impl std::fmt::Debug for Render<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Render")
             .field("region", &self.region)
@@ -101,8 +115,8 @@ impl std::fmt::Debug for Render {
     }
 }
 
-impl Render {
-    fn new(region: u32, app_slots: usize) -> Self {
+impl<'a> Render<'a> {
+    fn new(region: u32, app_slots: usize, paces: &'a Paces) -> Self {
         Render {
             region,
             app_slots,
@@ -116,6 +130,7 @@ impl Render {
             dependency_ids: HashSet::new(),
             component_ids: HashSet::new(),
             problem: None,
+            paces,
         }
     }
 
@@ -254,6 +269,12 @@ impl Render {
             return;
         };
         def.config.id = DependencyId(id);
+        if let Ok(mut paces) = self.paces.lock() {
+            let known = paces.len() < MAX_PACES || paces.contains_key(&(event, ordinal));
+            if known {
+                def.pace = paces.entry((event, ordinal)).or_default().clone();
+            }
+        }
         let foreign = def
             .config
             .inputs
@@ -329,7 +350,7 @@ impl Rendered {
     }
 }
 
-type RenderFn = Arc<dyn Fn(&dyn DynValue, &mut Render) -> bool + Send + Sync>;
+type RenderFn = Arc<dyn Fn(&dyn DynValue, &mut Render<'_>) -> bool + Send + Sync>;
 
 /// A region as the app declared it: the state it is rendered from and how.
 pub(crate) struct RenderDef {
@@ -338,13 +359,14 @@ pub(crate) struct RenderDef {
     /// [`Blocks::build`] refuses).
     pub(crate) state: Option<u32>,
     render: RenderFn,
+    paces: Paces,
 }
 
 impl RenderDef {
     /// Renders the region from `value`; `app_slots` is the number of the app's own
     /// slots. A panic or a mistake of the render function is an error.
     pub(crate) fn run(&self, value: &dyn DynValue, app_slots: usize) -> Result<Rendered, String> {
-        let mut render = Render::new(self.region, app_slots);
+        let mut render = Render::new(self.region, app_slots, &self.paces);
         match catch_unwind(AssertUnwindSafe(|| (self.render)(value, &mut render))) {
             Ok(true) => render.finish(),
             Ok(false) => Err("the region's state has an unexpected type".into()),
@@ -453,14 +475,14 @@ impl Blocks {
     pub fn render<T: StateType>(
         &mut self,
         state: StateHandle<T>,
-        build: impl Fn(&T, &mut Render) + Send + Sync + 'static,
+        build: impl Fn(&T, &mut Render<'_>) + Send + Sync + 'static,
     ) {
         let region = self.renders.len() as u32;
         let state = match self.slots.get(state.id.0 as usize) {
             Some(SlotDef::State(index)) => Some(*index),
             _ => None,
         };
-        let render: RenderFn = Arc::new(move |value: &dyn DynValue, render: &mut Render| {
+        let render: RenderFn = Arc::new(move |value: &dyn DynValue, render: &mut Render<'_>| {
             let Some(value) = value.as_any().downcast_ref::<T>() else {
                 return false;
             };
@@ -471,6 +493,7 @@ impl Blocks {
             region,
             state,
             render,
+            paces: Mutex::default(),
         });
         if let Some(container) = self.layout_stack.last_mut() {
             container.push(LayoutNode::Render(RenderedRegion {
