@@ -1,6 +1,6 @@
 //! Running one event: gather the inputs, call the handler, stage its outputs, run the
-//! `.change` listeners of the states it changed, then commit everything in one store
-//! step.
+//! `.change` listeners of the states it changed, render again the regions whose state
+//! changed ([`super::rendered`]), then commit everything in one store step.
 //!
 //! Invariants kept here:
 //! - **Nothing is written unless the listener succeeded**: inputs are validated
