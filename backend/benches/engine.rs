@@ -58,6 +58,7 @@ fn engine(c: &mut Criterion) {
                     dependency: DependencyId(0),
                     inputs: vec![Value::Null],
                     held: Vec::new(),
+                    rendered: None,
                 };
                 black_box(
                     server
@@ -77,6 +78,7 @@ fn engine(c: &mut Criterion) {
                     dependency: DependencyId(0),
                     inputs: vec![json!(["Milk"]), Value::Null],
                     held: Vec::new(),
+                    rendered: None,
                 };
                 black_box(
                     server

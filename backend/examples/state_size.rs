@@ -187,6 +187,7 @@ fn request(dependency: DependencyId, argument: Value) -> EventRequest {
         dependency,
         inputs,
         held: Vec::new(),
+        rendered: None,
     }
 }
 

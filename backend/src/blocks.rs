@@ -21,6 +21,7 @@ use crate::handler::{
     Outputs, ResourceHandle, StateHandle, Submittable,
 };
 use crate::plan::{App, BrowserStateDef, GlobalDef, Render, SlotDef, StateDef};
+use crate::render::RenderDef;
 use crate::state::{BrowserState, Global, Resource, ResourceFactory, State, StateType};
 use crate::value::{self, DynValue};
 
@@ -57,7 +58,7 @@ pub struct Blocks {
     title: String,
     description: String,
     components: Vec<ComponentConfig>,
-    slots: Vec<SlotDef>,
+    pub(crate) slots: Vec<SlotDef>,
     states: Vec<StateDef>,
     globals: Vec<GlobalDef>,
     browser_states: Vec<BrowserStateDef>,
@@ -66,7 +67,9 @@ pub struct Blocks {
     resources: Vec<ResourceFactory>,
     listeners: Listeners,
     /// Open containers; the first is the page's top-level column.
-    layout_stack: Vec<Vec<LayoutNode>>,
+    pub(crate) layout_stack: Vec<Vec<LayoutNode>>,
+    /// Regions rendered from state ([`Blocks::render`], in `render.rs`).
+    pub(crate) renders: Vec<RenderDef>,
     warnings: Vec<String>,
 }
 
@@ -89,6 +92,7 @@ impl Blocks {
             resources: Vec::new(),
             listeners: Listeners::default(),
             layout_stack: vec![Vec::new()],
+            renders: Vec::new(),
             warnings: Vec::new(),
         }
     }
@@ -423,7 +427,7 @@ impl Blocks {
     }
 
     /// Checks the wiring and freezes the app.
-    pub fn build(self) -> Result<App, BuildError> {
+    pub fn build(mut self) -> Result<App, BuildError> {
         let fail = |message: String| BuildError {
             app: self.id.clone(),
             message,
@@ -521,6 +525,15 @@ impl Blocks {
         if let Some(problem) = crate::layout::misplaced_tab(layout, false) {
             return Err(fail(problem));
         }
+        // The config shows each region as rendered from its state's default.
+        let (layout, slots) = (self.layout_stack.first_mut(), self.slots.len());
+        crate::render::fill_regions(
+            layout.map_or(&mut [][..], |l| &mut l[..]),
+            &self.renders,
+            &self.states,
+            slots,
+        )
+        .map_err(fail)?;
         // A chained listener runs in its predecessor's event if the server holds all
         // it reads; after an unload listener, no page is left to run or show it.
         let mut dependencies = self.listeners.defs;
@@ -566,7 +579,7 @@ impl Blocks {
             layout: layout_stack.pop().unwrap_or_default(),
             dependencies: dependencies.iter().map(|d| d.config.clone()).collect(),
         };
-        Ok(App::freeze(
+        let mut app = App::freeze(
             config,
             self.slots,
             self.states,
@@ -574,6 +587,8 @@ impl Blocks {
             self.browser_states,
             self.resources,
             dependencies,
-        ))
+        );
+        app.renders = self.renders;
+        Ok(app)
     }
 }

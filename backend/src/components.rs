@@ -125,6 +125,13 @@ macro_rules! common_props {
             self.props.interactive = Some(interactive);
             self
         }
+        /// What names it across re-renders of a region ([`crate::Blocks::render`]):
+        /// made from the item it shows, its listeners stay that item's. Unused
+        /// outside a region.
+        pub fn key(mut self, key: impl Into<String>) -> Self {
+            self.props.key = Some(key.into());
+            self
+        }
     };
 }
 

@@ -1,10 +1,12 @@
-//! The three examples of Gradio's state guide, rebuilt on Keepsake: the flagship
-//! demos served by `keepsake-demo`, and the apps the browser tests drive.
+//! The three examples of Gradio's state guide, rebuilt on Keepsake, and apps built
+//! on what the guide points to next (a to-do list rendered from state): the
+//! flagship demos served by `keepsake-demo`, and the apps the browser tests drive.
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
+use serde::{Deserialize, Serialize};
 
-use crate::components::{Button, CheckboxGroup, Markdown, Number, Textbox};
+use crate::components::{Button, Checkbox, CheckboxGroup, Markdown, Number, Textbox};
 use crate::{App, Blocks, BrowserState, BuildError, Global, State, Update};
 
 /// The most items the demo's cart holds: adding more fails with a message (the
@@ -150,12 +152,114 @@ fn random_text(len: usize) -> String {
         .collect()
 }
 
+/// One item of the to-do demo's list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct TodoItem {
+    /// Never reused within a list: the key of the item's components.
+    id: u64,
+    text: String,
+    done: bool,
+}
+
+/// The most items the to-do demo's list holds.
+pub const MAX_TODO_ITEMS: usize = 100;
+
+/// UI rendered from state: a to-do list in a session `State`, each item shown as a
+/// checkbox and a "Delete" button wired to listeners of their own
+/// ([`Blocks::render`]). Every tab has its own list.
+pub fn todo() -> Result<App, BuildError> {
+    let mut app = Blocks::new("todo", "To-do").description(
+        "UI rendered from state: each item of a session-state list is a row of components with its own listeners; every tab has its own list.",
+    );
+    app.add(Markdown::new(
+        "Add things to do, tick them when done, delete them. The list is a session \
+         `State`; the rows below are *rendered* from it, again after every change.",
+    ));
+    let items = app.state(State::new(Vec::<TodoItem>::new()));
+    let (text, add) = {
+        let mut parts = None;
+        app.row(|app| {
+            let text = app.add(Textbox::new().label("New item").placeholder("Buy milk"));
+            let add = app.add(Button::new("Add").primary());
+            parts = Some((text, add));
+        });
+        match parts {
+            Some(parts) => parts,
+            None => unreachable!("the row closure always runs"),
+        }
+    };
+    let summary = app.add(Markdown::new("Nothing to do yet.").label("Summary"));
+    let add_item = |text: String, mut items: Vec<TodoItem>| {
+        let text = text.trim().to_owned();
+        if text.is_empty() {
+            return Err("Write what there is to do first.".to_owned());
+        }
+        if items.len() >= MAX_TODO_ITEMS {
+            return Err(format!("The list holds at most {MAX_TODO_ITEMS} items."));
+        }
+        let id = items.iter().map(|i| i.id + 1).max().unwrap_or(0);
+        items.push(TodoItem {
+            id,
+            text,
+            done: false,
+        });
+        Ok((items, String::new()))
+    };
+    app.click(add, (text, items), (items, text), add_item)
+        .api_name("add_item")
+        .api_description("Adds an item to this session's to-do list.");
+    app.submit(text, (text, items), (items, text), add_item);
+    app.change(items, items, summary, |items: Vec<TodoItem>| {
+        let done = items.iter().filter(|i| i.done).count();
+        match items.len() {
+            0 => "Nothing to do yet.".to_owned(),
+            total => format!("{done} of {total} done."),
+        }
+    });
+    app.render(items, move |list: &Vec<TodoItem>, r| {
+        for item in list {
+            let id = item.id;
+            r.row(|r| {
+                let done = r.add(
+                    Checkbox::new()
+                        .value(item.done)
+                        .label(&item.text)
+                        .key(format!("done-{id}")),
+                );
+                let delete = r.add(
+                    Button::new("Delete")
+                        .stop()
+                        .label(format!("Delete {}", item.text))
+                        .key(format!("delete-{id}")),
+                );
+                r.change(
+                    done,
+                    (done, items),
+                    items,
+                    move |done: bool, mut items: Vec<TodoItem>| {
+                        for item in items.iter_mut().filter(|i| i.id == id) {
+                            item.done = done;
+                        }
+                        items
+                    },
+                );
+                r.click(delete, items, items, move |mut items: Vec<TodoItem>| {
+                    items.retain(|i| i.id != id);
+                    items
+                });
+            });
+        }
+    });
+    app.build()
+}
+
 /// Every demo, as mounted by `keepsake-demo`.
 pub fn all() -> Result<Vec<App>, BuildError> {
     Ok(vec![
         shopping_cart()?,
         visitor_counter()?,
         saved_login("saved-login", true)?,
+        todo()?,
     ])
 }
 

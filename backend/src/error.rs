@@ -28,6 +28,18 @@ pub enum ApiError {
     /// The event names a listener the app does not have (the id sent). 404.
     #[error("this app has no event listener with id {0}")]
     UnknownDependency(u32),
+    /// The event names a listener of a rendered region's component that the region,
+    /// rendered from the session's current state, no longer has (its item was
+    /// removed or changed meanwhile); nothing was run or written. 404.
+    #[error(
+        "this part of the page has changed: region {region} no longer has that listener for the component keyed {key:?} (was its item removed?); nothing was done"
+    )]
+    RenderedListenerGone {
+        /// The region the event named.
+        region: u32,
+        /// The component key it named, cut to 64 characters (a client chooses it).
+        key: String,
+    },
     /// The event does not fit the listener: the wrong number of inputs, a value of
     /// the wrong type or not among the choices, a `held` entry that is not a
     /// browser state, or a client asking for an unload listener. Carries which and
@@ -113,7 +125,9 @@ impl ApiError {
             ApiError::BadRequest(_) => ErrorKind::BadRequest,
             ApiError::UnknownApp(_) => ErrorKind::UnknownApp,
             ApiError::UnknownSession => ErrorKind::UnknownSession,
-            ApiError::UnknownDependency(_) => ErrorKind::UnknownDependency,
+            ApiError::UnknownDependency(_) | ApiError::RenderedListenerGone { .. } => {
+                ErrorKind::UnknownDependency
+            }
             ApiError::InvalidInput(_) => ErrorKind::InvalidInput,
             ApiError::PayloadTooLarge { .. } => ErrorKind::PayloadTooLarge,
             ApiError::LimitExceeded(_) | ApiError::TooManySessionStarts { .. } => {

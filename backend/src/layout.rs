@@ -18,6 +18,6 @@ pub(crate) fn misplaced_tab(nodes: &[LayoutNode], in_tabs: bool) -> Option<Strin
         LayoutNode::Row { children }
         | LayoutNode::Column { children }
         | LayoutNode::Accordion { children, .. } => misplaced_tab(children, false),
-        LayoutNode::Component { .. } => None,
+        LayoutNode::Component { .. } | LayoutNode::Render(_) => None,
     })
 }

@@ -25,6 +25,10 @@
 //! [`Blocks::tick`] listeners every interval while a page shows the app; a listener
 //! stops or starts it with [`Update::active`].
 //!
+//! Part of a page can be laid out from a session state's value and laid out again
+//! whenever an event changes it, its components wired to listeners of their own
+//! (Gradio's `@gr.render`): see [`Blocks::render`], whose example is a to-do list.
+//!
 //! ```no_run
 //! use keepsake::components::{Button, CheckboxGroup, Number};
 //! use keepsake::{Blocks, Server, Settings, State};
@@ -69,6 +73,7 @@ pub mod markdown;
 mod notice;
 mod pace;
 pub mod plan;
+pub mod render;
 mod request;
 pub mod sealing;
 mod server;
@@ -92,6 +97,7 @@ pub use keepsake_shared as protocol;
 pub use list::List;
 pub use notice::{MAX_NOTICES, NOTIFY, Notifier, NotifyInput};
 pub use plan::App;
+pub use render::Render;
 pub use request::{REQUEST, Request, RequestInput};
 pub use server::Server;
 pub use settings::Settings;

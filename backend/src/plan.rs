@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::handler::{HandlerCall, HandlerError, SlotRef};
 use crate::pace::SyncPace;
+use crate::render::RenderDef;
 use crate::state::{DeleteCallback, Factory, JsonMigration, ResourceFactory};
 use crate::value::{AnyValue, Codec, DynValue};
 
@@ -103,6 +104,8 @@ pub struct App {
     /// Whether some listener takes the [`crate::Request`]: if none does, the HTTP
     /// layer does not copy each event's headers for it.
     pub(crate) takes_request: bool,
+    /// Regions rendered from state ([`crate::Blocks::render`]), by region number.
+    pub(crate) renders: Vec<RenderDef>,
 }
 
 impl std::fmt::Debug for App {
@@ -179,6 +182,8 @@ impl App {
             unload_listeners,
             followers,
             takes_request,
+            // Set by the builder, after.
+            renders: Vec::new(),
         }
     }
 

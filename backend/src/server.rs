@@ -84,6 +84,7 @@ impl Server {
     ///         // One value per input; the state's is held by the server.
     ///         inputs: vec![Value::Null],
     ///         held: Vec::new(),
+    ///         rendered: None,
     ///     };
     ///     server.run_event("counter", &session, click.clone()).await?;
     ///     let result = server.run_event("counter", &session, click).await?;

@@ -116,6 +116,7 @@ impl<'a> Page<'a> {
             dependency: self.dep(name),
             inputs,
             held,
+            rendered: None,
         };
         self.server
             .send_event(&self.app, &self.session, &request)

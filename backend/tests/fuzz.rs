@@ -69,6 +69,7 @@ fn any_request() -> impl Strategy<Value = EventRequest> {
             dependency: DependencyId(dependency),
             inputs,
             held: Vec::new(),
+            rendered: None,
         }
     })
 }
@@ -81,6 +82,7 @@ async fn cart_len_is(server: &Server, session: &SessionId, expected: usize) -> b
         dependency: DependencyId(0),
         inputs: vec![json!(["Water"]), Value::Null],
         held: Vec::new(),
+        rendered: None,
     };
     let result = server
         .run_event("shopping-cart", session, add_water)

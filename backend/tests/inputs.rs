@@ -305,6 +305,7 @@ async fn a_timer_is_wired_as_a_tick_trigger_and_outputs_switch_it() {
                 | LayoutNode::Tabs { children }
                 | LayoutNode::Tab { children, .. }
                 | LayoutNode::Accordion { children, .. } => walk(children, id),
+                LayoutNode::Render(region) => walk(&region.layout, id),
             })
         }
         walk(&config.layout, id)

@@ -222,6 +222,14 @@ impl Browser {
                 // The change listener's answer: encrypted, stored, and shown as Markdown.
                 self.wait_text("Saved to local storage at").await;
             }
+            "/apps/todo" => {
+                self.type_into("New item", "Water the plants").await;
+                self.button("Add").await.click().await.expect("click");
+                // The rendered row: its checkbox and its delete button.
+                self.checkbox("Water the plants").await;
+                self.find("//button[@aria-label='Delete Water the plants']")
+                    .await;
+            }
             // A demo added later: its page renders (the client ran), at least.
             _ => {
                 self.find("//h1").await;

@@ -91,7 +91,7 @@ impl Cx {
 /// One component, by id; nothing for ids that are not rendered.
 pub fn component_view(controller: &Rc<Controller>, page: PageHandle, id: ComponentId) -> AnyView {
     let (Some(component), Some(value), Some(props)) = (
-        controller.config().component(id),
+        controller.component(id),
         controller.value_signal(id),
         controller.props_signal(id),
     ) else {
@@ -320,6 +320,9 @@ fn button_view(cx: Cx, variant: ButtonVariant) -> AnyView {
             type="button"
             id=dom_id(id)
             class=format!("btn btn-{variant}")
+            // A label names the button for assistive technology when its caption
+            // alone does not say enough ("Delete" in a list: "Delete Milk").
+            aria-label=move || label.get().filter(|l| *l != value.with(value_text))
             aria-describedby=cx.described_by()
             disabled=move || !interactive.get()
             on:click=move |_| page.click(id)

@@ -4,6 +4,8 @@
 //! controlling its `tabpanel`); hidden panels stay in the page, so their components
 //! keep their values and take part in events. An accordion is a `<details>`
 //! element, which browsers make keyboard- and screen-reader-accessible themselves.
+//! A rendered region is drawn from its current contents, which the controller
+//! replaces when an event's answer brings a new render.
 
 use std::rc::Rc;
 
@@ -38,6 +40,8 @@ fn collect_placed(nodes: &[LayoutNode], placed: &mut Vec<ComponentId>) {
             | LayoutNode::Tab { children, .. }
             | LayoutNode::Accordion { children, .. } => collect_placed(children, placed),
             LayoutNode::Component { id } => placed.push(*id),
+            // Its components are not the config's.
+            LayoutNode::Render(_) => {}
         }
     }
 }
@@ -75,7 +79,23 @@ fn node_view(controller: &Rc<Controller>, page: PageHandle, node: &LayoutNode) -
             .into_any()
         }
         LayoutNode::Component { id } => component_view(controller, page, *id),
+        LayoutNode::Render(region) => region_view(controller, page, region.region),
     }
+}
+
+/// A region rendered from session state: drawn from the controller's copy of its
+/// contents, and again whenever an event's answer brings a new render of it.
+fn region_view(controller: &Rc<Controller>, page: PageHandle, region: u32) -> AnyView {
+    let Some(contents) = controller.region_signal(region) else {
+        return ().into_any();
+    };
+    let children = move || {
+        let Some(controller) = page.get() else {
+            return Vec::new();
+        };
+        contents.with(|r| nodes_view(&controller, page, &r.layout))
+    };
+    view! { <div class="column region">{children}</div> }.into_any()
 }
 
 /// A tab list and its panels; the first tab is selected at first.

@@ -104,6 +104,7 @@ fn size_update(n: u32) -> EventResult {
         errors: vec![],
         browser_state: vec![],
         notices: vec![],
+        regions: vec![],
     }
 }
 

@@ -226,6 +226,7 @@ impl Session<'_> {
             dependency: endpoint.dependency,
             inputs,
             held,
+            rendered: None,
         };
         let params = (self.app.config.id.clone(), self.id);
         let result = self

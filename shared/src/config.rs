@@ -300,6 +300,11 @@ pub struct ComponentProps {
     /// Html); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub html: Option<String>,
+    /// What names the component across re-renders of a rendered region
+    /// ([`crate::render`]); every component of a region has one (positional when the
+    /// app gave none). Absent elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 impl Default for ComponentProps {
@@ -311,6 +316,7 @@ impl Default for ComponentProps {
             interactive: None,
             value: Value::Null,
             html: None,
+            key: None,
         }
     }
 }
@@ -357,6 +363,11 @@ pub enum LayoutNode {
         /// The component, an index in [`AppConfig::components`].
         id: ComponentId,
     },
+    /// A region laid out by a function of session state (`{"render": {...}}`): in
+    /// the config, as rendered from the state's default; an event that changes the
+    /// state answers with the region's new contents
+    /// ([`crate::event::EventResult::regions`]).
+    Render(crate::render::RenderedRegion),
 }
 
 /// An event listener: which events trigger it, what it reads and what it writes.

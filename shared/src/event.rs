@@ -43,6 +43,10 @@ pub struct EventRequest {
     /// out is unknown: whatever is written to it is sent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held: Vec<SealedValue>,
+    /// For a listener of a rendered region's component: the region and the
+    /// component's key ([`crate::render`]); absent for the config's listeners.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rendered: Option<crate::render::RenderedTarget>,
 }
 
 /// A browser-state slot's sealed string, as the client keeps it in localStorage.
@@ -75,6 +79,10 @@ pub struct EventResult {
     /// dismissable notices.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<Notice>,
+    /// The new contents of every rendered region whose state the event changed,
+    /// rendered from the value it committed; the page replaces those regions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<crate::render::RenderedRegion>,
 }
 
 /// A message for the user from a listener that succeeded.

@@ -22,6 +22,7 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod render;
 pub mod stream;
 
 pub use ids::{AppId, ComponentId, DependencyId, SessionId, SessionIdError};
@@ -36,4 +37,7 @@ pub use ids::{AppId, ComponentId, DependencyId, SessionId, SessionIdError};
 /// 4: Markdown components' values come rendered by the server (`html` beside the
 /// value in [`config::ComponentProps`] and [`event::ComponentUpdate`]); clients no
 /// longer render Markdown.
-pub const PROTOCOL_VERSION: u32 = 4;
+/// 5: regions rendered from session state ([`config::LayoutNode::Render`],
+/// [`event::EventResult::regions`], [`event::EventRequest::rendered`]) and
+/// component keys ([`config::ComponentProps::key`]).
+pub const PROTOCOL_VERSION: u32 = 5;

@@ -55,6 +55,7 @@ async fn bump(server: &Server, session: &SessionId) {
         dependency: DependencyId(0),
         inputs: vec![Value::Null],
         held: Vec::new(),
+        rendered: None,
     };
     if let Err(error) = server.run_event("bench-counter", session, request).await {
         panic!("bump failed: {error}");
@@ -199,6 +200,7 @@ pub(crate) async fn engine(large: usize) -> Result<(), Box<dyn std::error::Error
             dependency: DependencyId(0),
             inputs: vec![items, Value::Null],
             held: Vec::new(),
+            rendered: None,
         };
         let all = json!(["Cereal", "Milk", "Orange Juice", "Water"]);
         let two = json!(["Milk", "Water"]);

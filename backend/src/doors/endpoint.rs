@@ -170,6 +170,7 @@ impl Endpoint {
             // A door's client holds no sealed strings: browser states read as their
             // defaults and what is written to them is not kept.
             held: Vec::new(),
+            rendered: None,
         }
     }
 

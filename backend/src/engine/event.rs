@@ -1,6 +1,6 @@
 //! Running one event: gather the inputs, call the handler, stage its outputs, run the
-//! `.change` listeners of the states it changed, then commit everything in one store
-//! step.
+//! `.change` listeners of the states it changed, render again the regions whose state
+//! changed ([`super::rendered`]), then commit everything in one store step.
 //!
 //! Invariants kept here:
 //! - **Nothing is written unless the listener succeeded**: inputs are validated
@@ -35,13 +35,15 @@ use keepsake_shared::event::{ComponentUpdate, EventRequest, EventResult, Listene
 use super::Engine;
 use super::browser::BrowserSeen;
 use super::globals::HeldGlobals;
+use super::rendered::Run;
 use crate::error::ApiError;
 use crate::handler::{ErasedUpdate, SlotRef};
 use crate::notice::Notifier;
 use crate::plan::{DependencyDef, SlotDef};
+use crate::render::Rendered;
 use crate::request::Request;
 use crate::session::{Session, SessionData, StoredState};
-use crate::store::Commit;
+use crate::store::{Commit, Lease};
 use crate::value::{AnyValue, DynValue};
 
 /// How many rounds of state `.change` listeners one event may cause (a listener that
@@ -64,6 +66,8 @@ struct Event<'a> {
     browser: BrowserSeen,
     /// The request behind the event, for handlers that take it.
     origin: &'a Request,
+    /// The region render whose listener the event runs, for its slots.
+    rendered: Option<&'a Rendered>,
     result: EventResult,
 }
 
@@ -85,9 +89,12 @@ impl Engine {
     async fn run_client_event(
         &self,
         session_id: &SessionId,
-        request: EventRequest,
+        mut request: EventRequest,
         origin: Request,
     ) -> Result<EventResult, ApiError> {
+        if let Some(target) = request.rendered.take() {
+            return self.run_rendered(session_id, target, request, origin).await;
+        }
         let dependency = self.dependency(request.dependency)?;
         // Unload listeners, and those chained after them, are the server's to run. (A
         // chained listener has no trigger of its own: it counts as its first's.)
@@ -103,17 +110,11 @@ impl Engine {
         }
         let mut browser = BrowserSeen::default();
         let client_values = self
-            .decode_inputs(dependency, request.inputs, &mut browser)
+            .decode_inputs(dependency, request.inputs, &mut browser, None)
             .await?;
         self.note_held(dependency, request.held, &mut browser)
             .await?;
-        let session = self.session(session_id).await?;
-        if session.rate.check().is_err() {
-            return Err(ApiError::LimitExceeded(format!(
-                "this session sent more than {} events per second; slow down",
-                self.limits.max_events_per_second
-            )));
-        }
+        let session = self.rated_session(session_id).await?;
         let mut data = session.data.lock().await;
         if data.closed {
             return Err(ApiError::UnknownSession);
@@ -142,7 +143,7 @@ impl Engine {
         origin: &Request,
     ) -> Result<EventResult, ApiError> {
         let wait = self.limits.event_timeout;
-        let (lease, globals) = self
+        let begun = self
             .writers
             .begin(
                 &self.store,
@@ -152,6 +153,32 @@ impl Engine {
                 wait,
             )
             .await?;
+        let run = Run {
+            dependency,
+            client_values,
+            browser,
+            origin,
+            rendered: None,
+        };
+        self.run_begun(session, data, begun, run).await
+    }
+
+    /// Runs an event whose session lease and global locks are taken (`begun`), and
+    /// commits it.
+    pub(super) async fn run_begun(
+        &self,
+        session: &Arc<Session>,
+        data: &mut SessionData,
+        (lease, globals): (Lease, HeldGlobals),
+        run: Run<'_>,
+    ) -> Result<EventResult, ApiError> {
+        let Run {
+            dependency,
+            client_values,
+            browser,
+            origin,
+            rendered,
+        } = run;
         let mut event = Event {
             engine: self,
             state_bytes: data.state_bytes,
@@ -161,10 +188,13 @@ impl Engine {
             globals,
             browser,
             origin,
+            rendered,
             result: EventResult::default(),
         };
         // On failure, the lease and the locks are given back as they drop.
         event.execute(dependency, client_values, 0).await?;
+        // Before the commit: a render that fails fails the event.
+        event.result.regions = self.rerender(event.data, &event.states)?;
         let browser = std::mem::take(&mut event.browser);
         if !browser.is_empty() {
             // Sealed before the commit: if sealing failed, nothing would land.
@@ -196,7 +226,27 @@ impl Engine {
     }
 }
 
-impl Event<'_> {
+impl<'a> Event<'a> {
+    /// How slot `id` is read and written: the app's, or the rendered region's.
+    fn slot(&self, id: keepsake_shared::ComponentId) -> Result<&'a SlotDef, ApiError> {
+        match self.rendered.and_then(|r| r.slot(id)) {
+            Some(slot) => Ok(slot),
+            None => self.engine.slot(id),
+        }
+    }
+
+    /// The HTML sent with a new value of component `id` (see [`crate::App::html_of`]).
+    fn html_of(
+        &self,
+        id: keepsake_shared::ComponentId,
+        value: &serde_json::Value,
+    ) -> Option<String> {
+        match self.rendered.and_then(|r| r.component(id)) {
+            Some(component) => crate::markdown::rendered(&component.kind, value),
+            None => self.engine.app.html_of(id, value),
+        }
+    }
+
     /// Runs one listener, stages its outputs into the working set, then runs the
     /// listeners of the states it changed. Errors of the listener itself are returned
     /// (and nothing of it is staged); errors of follow-up listeners are collected in
@@ -222,7 +272,7 @@ impl Event<'_> {
                     SlotRef::Wire(id) => {
                         let position = wire_position;
                         wire_position += 1;
-                        match engine.slot(*id)? {
+                        match self.slot(*id)? {
                             SlotDef::Client { .. } | SlotDef::Browser(_) => client_values
                                 .get_mut(position)
                                 .and_then(Option::take)
@@ -336,7 +386,7 @@ impl Event<'_> {
         let mut new_browser = Vec::new();
         for (id, output) in dependency.config.outputs.iter().zip(outputs) {
             let ErasedUpdate { value, props } = output;
-            match engine.slot(*id)? {
+            match self.slot(*id)? {
                 SlotDef::Client { encode, .. } => {
                     let value = value.map(encode).transpose().map_err(|e| {
                         ApiError::HandlerFailed(format!(
@@ -345,7 +395,7 @@ impl Event<'_> {
                         ))
                     })?;
                     if value.is_some() || !props.is_empty() {
-                        let html = value.as_ref().and_then(|v| engine.app.html_of(*id, v));
+                        let html = value.as_ref().and_then(|v| self.html_of(*id, v));
                         updates.push(ComponentUpdate {
                             component: *id,
                             value,

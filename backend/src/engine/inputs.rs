@@ -10,16 +10,19 @@ use super::browser::{BrowserSeen, browser_index};
 use crate::components::validate_input;
 use crate::error::ApiError;
 use crate::plan::{DependencyDef, SlotDef};
+use crate::render::Rendered;
 use crate::value::AnyValue;
 
 impl Engine {
     /// Checks and decodes what a client sent, before anything is touched; opens the
-    /// browser states it sent into `browser`.
+    /// browser states it sent into `browser`. A rendered listener's inputs may be
+    /// components of its region's render (`rendered`).
     pub(super) async fn decode_inputs(
         &self,
         dependency: &DependencyDef,
         inputs: Vec<Value>,
         browser: &mut BrowserSeen,
+        rendered: Option<&Rendered>,
     ) -> Result<Vec<Option<AnyValue>>, ApiError> {
         let expected = &dependency.config.inputs;
         if inputs.len() != expected.len() {
@@ -32,7 +35,17 @@ impl Engine {
         }
         let mut decoded = Vec::with_capacity(inputs.len());
         for (position, (id, value)) in expected.iter().zip(inputs).enumerate() {
-            let component = &self.app.config.components[id.0 as usize];
+            let (component, slot) =
+                match rendered.and_then(|r| Some((r.component(*id)?, r.slot(*id)?))) {
+                    Some(found) => found,
+                    None => (
+                        self.app
+                            .config
+                            .component(*id)
+                            .ok_or_else(|| ApiError::Internal(format!("no slot {}", id.0)))?,
+                        self.slot(*id)?,
+                    ),
+                };
             // The name is only formatted for an error: most inputs are valid.
             let invalid = |e: String| {
                 let name = match &component.props.label {
@@ -41,7 +54,7 @@ impl Engine {
                 };
                 ApiError::InvalidInput(format!("input {position} ({name}): {e}"))
             };
-            decoded.push(match self.slot(*id)? {
+            decoded.push(match slot {
                 SlotDef::Client { decode, .. } => {
                     validate_input(&component.kind, &value).map_err(invalid)?;
                     Some(decode(value).map_err(invalid)?)

@@ -16,6 +16,7 @@ mod endings;
 mod event;
 mod globals;
 mod inputs;
+mod rendered;
 mod tasks;
 
 use std::sync::Arc;

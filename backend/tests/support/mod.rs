@@ -132,6 +132,7 @@ impl TestServer {
             dependency,
             inputs,
             held: Vec::new(),
+            rendered: None,
         };
         self.send_event(app, session, &request).await
     }

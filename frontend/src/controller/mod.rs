@@ -15,16 +15,18 @@
 //! [`timers`] (timer ticks, which run quietly and never pile up).
 
 mod session;
+mod slots;
 mod timers;
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
 use gloo_timers::future::TimeoutFuture;
-use keepsake_shared::config::{AppConfig, ComponentKind, EventKind};
+use keepsake_shared::config::{AppConfig, ComponentConfig, ComponentKind, EventKind};
 use keepsake_shared::error::ErrorKind;
 use keepsake_shared::event::{ComponentUpdate, EventRequest, EventResult, Notice};
+use keepsake_shared::render::RenderedRegion;
 use keepsake_shared::{ComponentId, DependencyId, SessionId};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -34,6 +36,8 @@ use wasm_bindgen::closure::Closure;
 
 use crate::api::{Backend, ClientError};
 use crate::browser_state::{BrowserStates, KeyValueStore, warn};
+pub use slots::Props;
+use slots::Slots;
 
 /// How many change listeners may trigger each other in a row before the chain is cut
 /// (an app whose listeners feed each other would otherwise loop forever).
@@ -43,20 +47,6 @@ pub const MAX_CHAIN_DEPTH: u8 = 8;
 pub const SESSION_RESTARTED: &str = "Your session expired; a new one was started.";
 /// Shown while the server stream is down.
 pub const CONNECTION_LOST: &str = "Connection lost — reconnecting…";
-
-/// The displayed properties of a rendered component.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Props {
-    pub label: Option<String>,
-    pub info: Option<String>,
-    pub visible: bool,
-    /// Resolved: the config's value, or the client's default for the component.
-    pub interactive: bool,
-    /// Choices of a checkbox group, dropdown or radio group (empty for other kinds).
-    pub choices: Vec<String>,
-    /// Whether a timer ticks (`false` for other kinds).
-    pub active: bool,
-}
 
 /// Page-wide status shown to the user.
 #[derive(Debug, Clone, Copy)]
@@ -119,10 +109,8 @@ impl Drop for Stream {
 pub struct Controller {
     config: AppConfig,
     backend: Rc<dyn Backend>,
-    values: HashMap<ComponentId, RwSignal<Value>>,
-    props: HashMap<ComponentId, RwSignal<Props>>,
-    /// The HTML of each Markdown and Html component, as the server made it.
-    html: HashMap<ComponentId, RwSignal<String>>,
+    /// The drawn components' signals, rendered regions' included.
+    slots: Slots,
     browser: BrowserStates,
     pub status: PageStatus,
     session: RefCell<Option<SessionId>>,
@@ -149,53 +137,12 @@ impl Controller {
         backend: Rc<dyn Backend>,
         store: Box<dyn KeyValueStore>,
     ) -> Rc<Self> {
-        let mut values = HashMap::new();
-        let mut props = HashMap::new();
-        let mut html = HashMap::new();
-        for component in config.components.iter().filter(|c| c.kind.is_page_value()) {
-            let id = component.id;
-            let is_input = config.dependencies.iter().any(|d| d.inputs.contains(&id));
-            let has_triggers = config
-                .dependencies
-                .iter()
-                .any(|d| d.triggers.iter().any(|t| t.component == Some(id)));
-            let choices = match &component.kind {
-                ComponentKind::CheckboxGroup { choices }
-                | ComponentKind::Dropdown { choices, .. }
-                | ComponentKind::Radio { choices } => choices.clone(),
-                _ => Vec::new(),
-            };
-            let active = matches!(component.kind, ComponentKind::Timer { active: true });
-            values.insert(id, RwSignal::new(component.props.value.clone()));
-            if matches!(
-                component.kind,
-                ComponentKind::Markdown | ComponentKind::Html
-            ) {
-                let rendered = component.props.html.clone().unwrap_or_default();
-                html.insert(id, RwSignal::new(rendered));
-            }
-            props.insert(
-                id,
-                RwSignal::new(Props {
-                    label: component.props.label.clone(),
-                    info: component.props.info.clone(),
-                    visible: component.props.visible,
-                    interactive: component
-                        .props
-                        .interactive
-                        .unwrap_or(is_input || has_triggers),
-                    choices,
-                    active,
-                }),
-            );
-        }
+        let slots = Slots::new(&config);
         let browser = BrowserStates::new(&config, store);
         Rc::new_cyclic(|weak| Controller {
             config,
             backend,
-            values,
-            props,
-            html,
+            slots,
             browser,
             status: PageStatus::new(),
             session: RefCell::new(None),
@@ -218,16 +165,29 @@ impl Controller {
     }
 
     pub fn value_signal(&self, id: ComponentId) -> Option<RwSignal<Value>> {
-        self.values.get(&id).copied()
+        self.slots.value(id)
     }
 
     pub fn props_signal(&self, id: ComponentId) -> Option<RwSignal<Props>> {
-        self.props.get(&id).copied()
+        self.slots.props(id)
     }
 
     /// The server-rendered HTML of a Markdown component.
     pub fn html_signal(&self, id: ComponentId) -> Option<RwSignal<String>> {
-        self.html.get(&id).copied()
+        self.slots.html(id)
+    }
+
+    /// Component `id`: the config's, or one of a rendered region's current render.
+    pub fn component(&self, id: ComponentId) -> Option<ComponentConfig> {
+        match self.config.component(id) {
+            Some(component) => Some(component.clone()),
+            None => self.slots.component(id),
+        }
+    }
+
+    /// A rendered region's current contents, which its layout view draws.
+    pub fn region_signal(&self, region: u32) -> Option<RwSignal<RenderedRegion>> {
+        self.slots.region(region)
     }
 
     pub fn browser_states(&self) -> &BrowserStates {
@@ -245,6 +205,7 @@ impl Controller {
             .listeners(Some(component), event)
             .next()
             .is_some()
+            || !self.slots.listeners(component, event).is_empty()
     }
 
     fn rc(&self) -> Option<Rc<Self>> {
@@ -277,7 +238,7 @@ impl Controller {
 
     /// The user edited a component: take the value and run its change listeners.
     pub fn user_input(&self, id: ComponentId, value: Value) {
-        let Some(signal) = self.values.get(&id) else {
+        let Some(signal) = self.slots.value(id) else {
             return;
         };
         if signal.with_untracked(|current| *current == value) {
@@ -301,11 +262,14 @@ impl Controller {
 
     /// Queues every listener of `event` on `component`.
     fn fire(&self, component: Option<ComponentId>, event: EventKind, depth: u8) {
-        let dependencies: Vec<DependencyId> = self
+        let mut dependencies: Vec<DependencyId> = self
             .config
             .listeners(component, event)
             .map(|d| d.id)
             .collect();
+        if let Some(component) = component {
+            dependencies.extend(self.slots.listeners(component, event));
+        }
         for dependency in dependencies {
             self.enqueue(dependency, depth, event == EventKind::Change);
         }
@@ -376,18 +340,28 @@ impl Controller {
             Some(ComponentKind::BrowserState(_)) => self.browser.input(id),
             // The server ignores them; their values never leave it.
             Some(kind) if kind.is_server_side() => Value::Null,
-            Some(_) => self
-                .values
-                .get(&id)
+            // The config's components and rendered ones.
+            _ => self
+                .slots
+                .value(id)
                 .map(|s| s.get_untracked())
                 .unwrap_or(Value::Null),
-            None => Value::Null,
         }
     }
 
     async fn run_job(self: &Rc<Self>, mut job: Job) {
-        let Some(dependency) = self.config.dependency(job.dependency) else {
-            return;
+        // A rendered listener as its region's current render has it: gone when its
+        // item was removed since the job was queued.
+        let found;
+        let (dependency, rendered) = match self.config.dependency(job.dependency) {
+            Some(dependency) => (dependency, None),
+            None => {
+                let Some((dependency, target)) = self.slots.dependency(job.dependency) else {
+                    return;
+                };
+                found = dependency;
+                (&found, Some(target))
+            }
         };
         loop {
             let Some((session, generation)) = self.usable_session().await else {
@@ -402,6 +376,7 @@ impl Controller {
                     .map(|&id| self.input_value(id))
                     .collect(),
                 held: self.browser.held_for(dependency),
+                rendered: rendered.clone(),
             };
             let result = self
                 .backend
@@ -477,6 +452,10 @@ impl Controller {
     /// Applies an event's answer; `read_at` is the browser-state version its inputs
     /// were read at (a stale answer's browser-state writes are dropped).
     fn apply_result(&self, result: EventResult, depth: u8, read_at: u64) {
+        // First: updates may name the components of the new renders.
+        for region in result.regions {
+            self.slots.set_region(region);
+        }
         if !result.notices.is_empty() {
             self.status
                 .messages
@@ -513,7 +492,7 @@ impl Controller {
     /// as [`keepsake_shared::event::BrowserStateWrite`]s): they have no signal here.
     pub fn apply_update(&self, update: ComponentUpdate, depth: u8) {
         let id = update.component;
-        if let Some(props) = self.props.get(&id) {
+        if let Some(props) = self.slots.props(id) {
             let p = update.props;
             if !p.is_empty() {
                 props.update(|props| {
@@ -535,10 +514,10 @@ impl Controller {
                 });
             }
         }
-        if let (Some(html), Some(signal)) = (update.html, self.html.get(&id)) {
+        if let (Some(html), Some(signal)) = (update.html, self.slots.html(id)) {
             signal.set(html);
         }
-        if let (Some(value), Some(signal)) = (update.value, self.values.get(&id))
+        if let (Some(value), Some(signal)) = (update.value, self.slots.value(id))
             && signal.with_untracked(|current| *current != value)
         {
             signal.set(value);

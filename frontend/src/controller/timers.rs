@@ -19,8 +19,8 @@ impl Controller {
     /// or one of them is still queued or running.
     pub fn tick(&self, timer: ComponentId) {
         let active = self
-            .props
-            .get(&timer)
+            .slots
+            .props(timer)
             .is_some_and(|p| p.with_untracked(|p| p.active));
         if !active || self.fatal.get() {
             return;
