@@ -82,6 +82,7 @@ fn example_value(kind: &ComponentKind) -> Value {
             json!("text")
         }
         ComponentKind::Json => json!({}),
+        ComponentKind::Chatbot => json!([{ "role": "user", "content": "Hello" }]),
         ComponentKind::State | ComponentKind::Global | ComponentKind::BrowserState(_) => {
             Value::Null
         }

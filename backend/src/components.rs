@@ -59,6 +59,7 @@ pub(crate) fn validate_input(kind: &ComponentKind, value: &Value) -> Result<(), 
             other => choices_check(choices, other),
         },
         ComponentKind::Json => Ok(()),
+        ComponentKind::Chatbot => chatbot::validate(value),
         // Never decoded here: the server ignores what a client sends for states and
         // globals, and opens browser states itself (`engine::browser`).
         ComponentKind::State | ComponentKind::Global | ComponentKind::BrowserState(_) => Ok(()),
@@ -99,6 +100,10 @@ macro_rules! common_props {
         }
     };
 }
+
+pub mod chatbot;
+pub use chatbot::Chatbot;
+pub use keepsake_shared::config::{ChatMessage, ChatRole};
 
 /// Markdown text.
 #[derive(Debug, Clone, Default)]

@@ -69,6 +69,7 @@ mod session;
 pub mod settings;
 pub mod state;
 mod store;
+pub mod streaming;
 mod telemetry;
 mod value;
 
@@ -88,3 +89,4 @@ pub use request::{REQUEST, Request, RequestInput};
 pub use server::Server;
 pub use settings::Settings;
 pub use state::{BrowserState, Global, Resource, Shared, State};
+pub use streaming::Streaming;

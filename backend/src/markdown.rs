@@ -43,6 +43,7 @@ pub fn to_html(source: &str) -> String {
 pub(crate) fn rendered(kind: &ComponentKind, value: &Value) -> Option<String> {
     match kind {
         ComponentKind::Markdown => Some(value.as_str().map(to_html).unwrap_or_default()),
+        ComponentKind::Chatbot => Some(crate::components::chatbot::to_html(value)),
         _ => None,
     }
 }

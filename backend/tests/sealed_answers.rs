@@ -86,7 +86,10 @@ fn plausible_input(kind: &ComponentKind, props_value: &Value, held: Option<&Stri
             (None, _) => Value::Null,
         },
         ComponentKind::BrowserState(_) => held.map_or(Value::Null, |s| json!(s)),
-        ComponentKind::Button { .. } | ComponentKind::Markdown | ComponentKind::Json => {
+        ComponentKind::Button { .. }
+        | ComponentKind::Markdown
+        | ComponentKind::Json
+        | ComponentKind::Chatbot => {
             props_value.clone()
         }
         ComponentKind::State | ComponentKind::Global => Value::Null,

@@ -36,4 +36,6 @@ pub use ids::{AppId, ComponentId, DependencyId, SessionId, SessionIdError};
 /// 4: Markdown components' values come rendered by the server (`html` beside the
 /// value in [`config::ComponentProps`] and [`event::ComponentUpdate`]); clients no
 /// longer render Markdown.
-pub const PROTOCOL_VERSION: u32 = 4;
+/// 5: streamed event answers ([`api::RunEventStreamed`], [`event::StreamedEvent`],
+/// `streams` of [`config::DependencyConfig`]) and the Chatbot component.
+pub const PROTOCOL_VERSION: u32 = 5;

@@ -35,6 +35,7 @@ use keepsake_shared::event::{ComponentUpdate, EventRequest, EventResult, Listene
 use super::Engine;
 use super::browser::BrowserSeen;
 use super::globals::HeldGlobals;
+use super::streamed::PartialSink;
 use crate::error::ApiError;
 use crate::handler::{ErasedUpdate, SlotRef};
 use crate::notice::Notifier;
@@ -64,6 +65,9 @@ struct Event<'a> {
     browser: BrowserSeen,
     /// The request behind the event, for handlers that take it.
     origin: &'a Request,
+    /// Where the requested listener's partial outputs go, if it streams and the
+    /// client asked for them ([`super::streamed`]).
+    partials: Option<PartialSink>,
     result: EventResult,
 }
 
@@ -76,8 +80,22 @@ impl Engine {
         request: EventRequest,
         origin: Request,
     ) -> Result<EventResult, ApiError> {
+        self.run_event_with(session_id, request, origin, None).await
+    }
+
+    /// As [`Engine::run_event`], sending a streaming listener's partial outputs to
+    /// `partials` as they come.
+    pub(super) async fn run_event_with(
+        &self,
+        session_id: &SessionId,
+        request: EventRequest,
+        origin: Request,
+        partials: Option<PartialSink>,
+    ) -> Result<EventResult, ApiError> {
         let started = Instant::now();
-        let outcome = self.run_client_event(session_id, request, origin).await;
+        let outcome = self
+            .run_client_event(session_id, request, origin, partials)
+            .await;
         self.metrics.event_finished(started, &outcome);
         outcome
     }
@@ -87,6 +105,7 @@ impl Engine {
         session_id: &SessionId,
         request: EventRequest,
         origin: Request,
+        partials: Option<PartialSink>,
     ) -> Result<EventResult, ApiError> {
         let dependency = self.dependency(request.dependency)?;
         // Unload listeners, and those chained after them, are the server's to run. (A
@@ -126,6 +145,7 @@ impl Engine {
             client_values,
             browser,
             &origin,
+            partials,
         )
         .await
     }
@@ -140,6 +160,7 @@ impl Engine {
         client_values: Vec<Option<AnyValue>>,
         browser: BrowserSeen,
         origin: &Request,
+        partials: Option<PartialSink>,
     ) -> Result<EventResult, ApiError> {
         let wait = self.limits.event_timeout;
         let (lease, globals) = self
@@ -161,6 +182,7 @@ impl Engine {
             globals,
             browser,
             origin,
+            partials,
             result: EventResult::default(),
         };
         // On failure, the lease and the locks are given back as they drop.
@@ -243,7 +265,9 @@ impl Event<'_> {
                 args.push(value);
             }
 
-            let outputs = engine.call(dependency, args).await?;
+            // Only the requested listener's partial outputs reach the client.
+            let partials = self.partials.as_ref().filter(|_| depth == 0);
+            let outputs = engine.call(dependency, args, partials).await?;
             let changed = self.stage(dependency, outputs)?;
             self.result.ran.push(dependency.config.id);
             // Its notices, now that it succeeded (before those of what it sets off).

@@ -16,6 +16,7 @@ mod endings;
 mod event;
 mod globals;
 mod inputs;
+pub(crate) mod streamed;
 mod tasks;
 
 use std::sync::Arc;

@@ -29,6 +29,7 @@ fn gradio_type(kind: &ComponentKind) -> &'static str {
         ComponentKind::CheckboxGroup { .. } => "checkboxgroup",
         ComponentKind::Dropdown { .. } => "dropdown",
         ComponentKind::Json => "json",
+        ComponentKind::Chatbot => "chatbot",
         ComponentKind::State | ComponentKind::Global | ComponentKind::BrowserState(_) => "state",
     }
 }
