@@ -1,6 +1,10 @@
-//! The three examples of Gradio's state guide, rebuilt on Keepsake: the flagship
-//! demos served by `keepsake-demo`, and the apps the browser tests drive.
+//! The three examples of Gradio's state guide, rebuilt on Keepsake, and a chat
+//! with a streamed reply: the flagship demos served by `keepsake-demo`, and the
+//! apps the browser tests drive.
 
+mod chat;
+
+pub use chat::{CHAT_WORD_DELAY, answer_to, chat};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
@@ -156,6 +160,7 @@ pub fn all() -> Result<Vec<App>, BuildError> {
         shopping_cart()?,
         visitor_counter()?,
         saved_login("saved-login", true)?,
+        chat()?,
     ])
 }
 

@@ -89,9 +89,7 @@ fn plausible_input(kind: &ComponentKind, props_value: &Value, held: Option<&Stri
         ComponentKind::Button { .. }
         | ComponentKind::Markdown
         | ComponentKind::Json
-        | ComponentKind::Chatbot => {
-            props_value.clone()
-        }
+        | ComponentKind::Chatbot => props_value.clone(),
         ComponentKind::State | ComponentKind::Global => Value::Null,
     }
 }
