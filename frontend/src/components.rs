@@ -14,6 +14,8 @@ use wasm_bindgen::JsCast as _;
 
 use crate::controller::{Controller, PageHandle, Props};
 
+mod chatbot;
+
 /// DOM id of a component's control.
 pub fn dom_id(id: ComponentId) -> String {
     format!("ks-c{}", id.0)
@@ -127,6 +129,10 @@ pub fn component_view(controller: &Rc<Controller>, page: PageHandle, id: Compone
             ("dropdown", dropdown_view(cx, *multiselect))
         }
         ComponentKind::Json => ("json", json_view(cx)),
+        ComponentKind::Chatbot => {
+            let html = controller.html_signal(id).unwrap_or_default();
+            ("chatbot-block", chatbot::chatbot_view(cx, html))
+        }
         ComponentKind::State | ComponentKind::Global | ComponentKind::BrowserState(_) => {
             return ().into_any();
         }

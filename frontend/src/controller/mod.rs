@@ -13,6 +13,7 @@
 //! Rooms: this file (page state, user actions, the event queue, applying answers) and
 //! [`session`] (the session, its server stream and reconnection, other tabs).
 
+mod preview;
 mod session;
 
 use std::cell::{Cell, RefCell};
@@ -120,8 +121,10 @@ pub struct Controller {
     backend: Rc<dyn Backend>,
     values: HashMap<ComponentId, RwSignal<Value>>,
     props: HashMap<ComponentId, RwSignal<Props>>,
-    /// The HTML of each Markdown component, as the server rendered it.
+    /// The HTML of each component the server renders (Markdown, Chatbot).
     html: HashMap<ComponentId, RwSignal<String>>,
+    /// Components a streaming answer is previewing, with what they showed before.
+    previewed: RefCell<preview::Previewed>,
     browser: BrowserStates,
     pub status: PageStatus,
     session: RefCell<Option<SessionId>>,
@@ -162,7 +165,7 @@ impl Controller {
                 _ => Vec::new(),
             };
             values.insert(id, RwSignal::new(component.props.value.clone()));
-            if component.kind == ComponentKind::Markdown {
+            if matches!(component.kind, ComponentKind::Markdown | ComponentKind::Chatbot) {
                 let rendered = component.props.html.clone().unwrap_or_default();
                 html.insert(id, RwSignal::new(rendered));
             }
@@ -187,6 +190,7 @@ impl Controller {
             values,
             props,
             html,
+            previewed: RefCell::default(),
             browser,
             status: PageStatus::new(),
             session: RefCell::new(None),
@@ -215,7 +219,7 @@ impl Controller {
         self.props.get(&id).copied()
     }
 
-    /// The server-rendered HTML of a Markdown component.
+    /// The server-rendered HTML of a Markdown or Chatbot component.
     pub fn html_signal(&self, id: ComponentId) -> Option<RwSignal<String>> {
         self.html.get(&id).copied()
     }
@@ -388,10 +392,7 @@ impl Controller {
                     .collect(),
                 held: self.browser.held_for(dependency),
             };
-            let result = self
-                .backend
-                .run_event(&self.config.id, &session, request)
-                .await;
+            let result = self.send_event(dependency, &session, request).await;
             match result {
                 Ok(result) => {
                     // A user's new action clears the last failure; what follows
