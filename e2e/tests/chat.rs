@@ -77,7 +77,10 @@ async fn the_reply_streams_in_and_the_history_is_kept() {
     let reply = demos::answer_to("Hello there");
     let seen = send_and_watch(&browser, "Hello there", &reply).await;
     // Partial replies were on the page before the final one: each a beginning of it.
-    assert!(seen.len() > 2, "the reply did not grow on the page: {seen:?}");
+    assert!(
+        seen.len() > 2,
+        "the reply did not grow on the page: {seen:?}"
+    );
     assert_eq!(seen.last(), Some(&reply));
     for partial in &seen[..seen.len() - 1] {
         assert!(
@@ -86,10 +89,15 @@ async fn the_reply_streams_in_and_the_history_is_kept() {
         );
     }
     // The textbox cleared; the user's message is named as theirs.
-    browser.wait_value("Message", str::is_empty, "an empty textbox").await;
+    browser
+        .wait_value("Message", str::is_empty, "an empty textbox")
+        .await;
     assert_eq!(
         transcript(&browser).await,
-        [format!("User: Hello there"), format!("Assistant: {reply}")]
+        [
+            "User: Hello there".to_owned(),
+            format!("Assistant: {reply}")
+        ]
     );
 
     // Enter sends too; the history (the session's state) holds both turns.
@@ -138,12 +146,18 @@ async fn each_tab_has_its_own_chat_and_a_refresh_starts_a_new_one() {
         .expect("switch");
     browser.goto(&page).await;
     browser.find(LOG).await;
-    assert!(transcript(&browser).await.is_empty(), "a new tab starts a new chat");
+    assert!(
+        transcript(&browser).await.is_empty(),
+        "a new tab starts a new chat"
+    );
     let second = demos::answer_to("second tab");
     send_and_watch(&browser, "second tab", &second).await;
     assert_eq!(
         transcript(&browser).await,
-        ["User: second tab".to_owned(), format!("Assistant: {second}")]
+        [
+            "User: second tab".to_owned(),
+            format!("Assistant: {second}")
+        ]
     );
 
     browser
@@ -169,7 +183,10 @@ async fn each_tab_has_its_own_chat_and_a_refresh_starts_a_new_one() {
     send_and_watch(&browser, "after refresh", &fresh).await;
     assert_eq!(
         transcript(&browser).await,
-        ["User: after refresh".to_owned(), format!("Assistant: {fresh}")],
+        [
+            "User: after refresh".to_owned(),
+            format!("Assistant: {fresh}")
+        ],
         "a refresh starts a new chat"
     );
     browser.close().await;

@@ -152,6 +152,10 @@ impl Engine {
 
     /// Runs `dependency` (and what it sets off) on a session whose data the caller
     /// has locked, and commits the event.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each is a distinct part of the event; a struct would only rename them"
+    )]
     pub(super) async fn run_locked(
         &self,
         session: &Arc<Session>,

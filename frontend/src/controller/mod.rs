@@ -165,7 +165,10 @@ impl Controller {
                 _ => Vec::new(),
             };
             values.insert(id, RwSignal::new(component.props.value.clone()));
-            if matches!(component.kind, ComponentKind::Markdown | ComponentKind::Chatbot) {
+            if matches!(
+                component.kind,
+                ComponentKind::Markdown | ComponentKind::Chatbot
+            ) {
                 let rendered = component.props.html.clone().unwrap_or_default();
                 html.insert(id, RwSignal::new(rendered));
             }
