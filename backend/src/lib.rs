@@ -18,6 +18,12 @@
 //! echoing user input, say) can add script, event handlers, styles or `javascript:`
 //! links to a page; raw HTML in the source is shown as text. See [`markdown`].
 //!
+//! A handler returning a [`Streaming`] yields a sequence of outputs (Gradio's
+//! generators): the page shows each as it comes, and the last is what is stored, once.
+//! [`components::Chatbot`] shows a conversation with roles and Markdown content. See
+//! [`streaming`] and [`components::chatbot`], each with an example, and the Chat demo
+//! ([`demos::chat`]).
+//!
 //! ```no_run
 //! use keepsake::components::{Button, CheckboxGroup, Number};
 //! use keepsake::{Blocks, Server, Settings, State};

@@ -1,7 +1,7 @@
 //! The chat transcript component (Gradio's `gr.Chatbot` with `type="messages"`).
 //!
 //! Its value is a list of [`ChatMessage`]s: a role (`user` or `assistant`) and
-//! Markdown content. The server renders the transcript ([`to_html`]): one `<article>`
+//! Markdown content. The server renders the transcript: one `<article>`
 //! per message, named by its role for assistive technology, its content rendered and
 //! sanitised as a Markdown component's is ([`crate::markdown`]); the page only sets
 //! that HTML, so it renders no Markdown itself.
