@@ -119,6 +119,33 @@ async fn the_reply_streams_in_and_the_history_is_kept() {
             format!("Assistant: {second}"),
         ]
     );
+
+    // Once the log overflows, its newest message is the one in view.
+    for text in ["Three", "Four", "Five"] {
+        browser
+            .type_into("Message", &format!("{text}\u{E007}"))
+            .await;
+        browser
+            .find(&format!(
+                "{}[normalize-space(.)={}]",
+                messages("Assistant"),
+                xpath_literal(&demos::answer_to(text))
+            ))
+            .await;
+    }
+    let view = browser
+        .script(
+            "const log = document.querySelector('[role=log]');
+             const last = [...log.querySelectorAll('article')].pop();
+             const l = log.getBoundingClientRect(), m = last.getBoundingClientRect();
+             return [log.scrollHeight > log.clientHeight, m.top >= l.top - 1 && m.bottom <= l.bottom + 1];",
+        )
+        .await;
+    assert_eq!(
+        view,
+        serde_json::json!([true, true]),
+        "[overflows, newest in view]"
+    );
     browser.close().await;
     server.stop().await;
 }

@@ -143,8 +143,9 @@ pub async fn run_event_streamed(
         pending.extend(js_sys::Uint8Array::new(&value).to_vec());
         while let Some(end) = pending.iter().position(|&byte| byte == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
-            let text = String::from_utf8_lossy(&line[..end]);
-            match decode::<StreamedEvent>(&text)? {
+            let text = std::str::from_utf8(&line[..end])
+                .map_err(|error| ClientError::Decode(error.to_string()))?;
+            match decode::<StreamedEvent>(text)? {
                 StreamedEvent::Partial(partial) => on_partial(partial),
                 StreamedEvent::Done(result) => return Ok(result),
                 StreamedEvent::Failed(error) => return Err(ClientError::Server(error)),
