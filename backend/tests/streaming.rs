@@ -357,3 +357,30 @@ async fn a_stream_cut_by_the_client_writes_nothing_and_frees_the_session() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_stream_longer_than_the_event_timeout_fails_and_writes_nothing() {
+    let settings = keepsake::Settings {
+        event_timeout: SLOW_STEP * 5,
+        ..fast_settings()
+    };
+    let server = TestServer::start(settings, vec![app()]).await;
+    let config = server.config("streams").await;
+    let session = server.start_session("streams").await;
+    let started = Instant::now();
+    let lines = stream_event(&server, &session, dependency(&config, "slow"))
+        .await
+        .unwrap();
+    // The whole stream is bounded, not each item: every item came in time.
+    assert!(started.elapsed() < SLOW_STEP * (SLOW_ITEMS as u32) / 2);
+    assert!(!partial_values(&lines, component(&config, "Shown")).is_empty());
+    match lines.last() {
+        Some(StreamedEvent::Failed(body)) => assert_eq!(body.error, ErrorKind::Timeout),
+        other => panic!("expected a time-out last, got {other:?}"),
+    }
+    assert_eq!(
+        stored(&server, &session).await,
+        json!({ "history": [], "changes": 0 })
+    );
+    server.stop().await;
+}
