@@ -192,3 +192,38 @@ pub struct PartialUpdate {
     /// Updates in output order.
     pub updates: Vec<ComponentUpdate>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use serde_json::json;
+
+    #[test]
+    fn streamed_answer_lines_are_externally_tagged() {
+        let lines = [
+            (
+                StreamedEvent::Partial(PartialUpdate::default()),
+                json!({"partial": {"updates": []}}),
+            ),
+            (
+                StreamedEvent::Done(EventResult::default()),
+                json!({"done": {"updates": [], "ran": []}}),
+            ),
+            (
+                StreamedEvent::Failed(ErrorBody {
+                    error: ErrorKind::Timeout,
+                    message: "late".into(),
+                }),
+                json!({"failed": {"error": "timeout", "message": "late"}}),
+            ),
+        ];
+        for (message, wire) in lines {
+            assert_eq!(serde_json::to_value(&message).unwrap(), wire);
+            assert_eq!(
+                serde_json::from_value::<StreamedEvent>(wire).unwrap(),
+                message
+            );
+        }
+    }
+}
