@@ -86,6 +86,7 @@ fn example_value(kind: &ComponentKind) -> Value {
         }
         ComponentKind::Html => json!("<p>text</p>"),
         ComponentKind::Json => json!({}),
+        ComponentKind::Chatbot => json!([{ "role": "user", "content": "Hello" }]),
         ComponentKind::State | ComponentKind::Global | ComponentKind::BrowserState(_) => {
             Value::Null
         }

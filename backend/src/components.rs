@@ -71,6 +71,7 @@ pub(crate) fn validate_input(kind: &ComponentKind, value: &Value) -> Result<(), 
             .is_number()
             .then_some(())
             .ok_or_else(|| "expected a number of seconds".to_owned()),
+        ComponentKind::Chatbot => chatbot::validate(value),
         // Never decoded here: the server ignores what a client sends for states and
         // globals, and opens browser states itself (`engine::browser`).
         ComponentKind::State | ComponentKind::Global | ComponentKind::BrowserState(_) => Ok(()),
@@ -145,6 +146,10 @@ pub use radio::Radio;
 pub use slider::Slider;
 pub(crate) use timer::check_rate as check_timer_rate;
 pub use timer::{Tickable, Timer};
+
+pub mod chatbot;
+pub use chatbot::Chatbot;
+pub use keepsake_shared::config::{ChatMessage, ChatRole};
 
 /// Markdown text.
 #[derive(Debug, Clone, Default)]

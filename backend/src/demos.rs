@@ -1,7 +1,11 @@
 //! The three examples of Gradio's state guide, rebuilt on Keepsake, and apps built
-//! on what the guide points to next (a to-do list rendered from state): the
-//! flagship demos served by `keepsake-demo`, and the apps the browser tests drive.
+//! on what the guide points to next (a chat with a streamed reply, a to-do list
+//! rendered from state): the flagship demos served by `keepsake-demo`, and the apps
+//! the browser tests drive.
 
+mod chat;
+
+pub use chat::{CHAT_WORD_DELAY, answer_to, chat};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde::{Deserialize, Serialize};
@@ -259,6 +263,7 @@ pub fn all() -> Result<Vec<App>, BuildError> {
         shopping_cart()?,
         visitor_counter()?,
         saved_login("saved-login", true)?,
+        chat()?,
         todo()?,
     ])
 }

@@ -470,6 +470,8 @@ pub type SyncCall = Box<dyn FnOnce() -> Result<Vec<ErasedUpdate>, HandlerError> 
 pub enum HandlerCall {
     Sync(SyncCall),
     Async(HandlerFuture),
+    /// A streaming handler's items ([`crate::Streaming`]).
+    Stream(crate::streaming::ItemStream),
 }
 
 /// Markers telling apart the four shapes of handler (sync or async, plain or
@@ -499,6 +501,9 @@ pub mod markers {
 /// instead (see `pace.rs`: a handoff to another thread costs more than a quick
 /// handler). Async handlers run on the runtime's workers and must not block.
 pub trait Handler<Args, O, M>: Send + Sync + 'static {
+    /// Whether it yields a sequence of outputs ([`crate::Streaming`]).
+    #[doc(hidden)]
+    const STREAMS: bool = false;
     #[doc(hidden)]
     fn call(self: Arc<Self>, args: Args) -> HandlerCall;
 }

@@ -29,6 +29,12 @@
 //! whenever an event changes it, its components wired to listeners of their own
 //! (Gradio's `@gr.render`): see [`Blocks::render`], whose example is a to-do list.
 //!
+//! A handler returning a [`Streaming`] yields a sequence of outputs (Gradio's
+//! generators): the page shows each as it comes, and the last is what is stored, once.
+//! [`components::Chatbot`] shows a conversation with roles and Markdown content. See
+//! [`streaming`] and [`components::chatbot`], each with an example, and the Chat demo
+//! ([`demos::chat`]).
+//!
 //! ```no_run
 //! use keepsake::components::{Button, CheckboxGroup, Number};
 //! use keepsake::{Blocks, Server, Settings, State};
@@ -81,6 +87,7 @@ mod session;
 pub mod settings;
 pub mod state;
 mod store;
+pub mod streaming;
 mod telemetry;
 mod value;
 
@@ -102,3 +109,4 @@ pub use request::{REQUEST, Request, RequestInput};
 pub use server::Server;
 pub use settings::Settings;
 pub use state::{BrowserState, Global, Resource, Shared, State};
+pub use streaming::Streaming;

@@ -63,6 +63,7 @@ impl Listeners {
                 api_name: None,
                 description: None,
                 after: None,
+                streams: H::STREAMS,
             },
             inputs: input_refs,
             handler: erased,

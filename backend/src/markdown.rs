@@ -49,6 +49,7 @@ pub(crate) fn rendered(kind: &ComponentKind, value: &Value) -> Option<String> {
                 .map(crate::components::sanitise_html)
                 .unwrap_or_default(),
         ),
+        ComponentKind::Chatbot => Some(crate::components::chatbot::to_html(value)),
         _ => None,
     }
 }

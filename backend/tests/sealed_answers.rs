@@ -92,7 +92,8 @@ fn plausible_input(kind: &ComponentKind, props_value: &Value, held: Option<&Stri
         | ComponentKind::Json
         | ComponentKind::Html
         | ComponentKind::Slider { .. }
-        | ComponentKind::Timer { .. } => props_value.clone(),
+        | ComponentKind::Timer { .. }
+        | ComponentKind::Chatbot => props_value.clone(),
         ComponentKind::State | ComponentKind::Global => Value::Null,
     }
 }

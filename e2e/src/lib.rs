@@ -230,6 +230,12 @@ impl Browser {
                 self.find("//button[@aria-label='Delete Water the plants']")
                     .await;
             }
+            "/apps/chat" => {
+                self.type_into("Message", "Hello").await;
+                self.button("Send").await.click().await.expect("click");
+                // The streamed reply, complete.
+                self.wait_text("keeps it once it is complete").await;
+            }
             // A demo added later: its page renders (the client ran), at least.
             _ => {
                 self.find("//h1").await;

@@ -8,7 +8,9 @@ use std::pin::Pin;
 use keepsake_shared::api::{self, Endpoint, Method};
 use keepsake_shared::config::AppConfig;
 use keepsake_shared::error::{ErrorBody, ErrorKind};
-use keepsake_shared::event::{EventRequest, EventResult, SessionStarted, SessionStatus};
+use keepsake_shared::event::{
+    EventRequest, EventResult, PartialUpdate, SessionStarted, SessionStatus, StreamedEvent,
+};
 use keepsake_shared::{AppId, PROTOCOL_VERSION, SessionId};
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsCast;
@@ -56,6 +58,24 @@ pub async fn call<E: Endpoint>(
     params: &E::Params,
     body: &E::Request,
 ) -> Result<E::Response, ClientError> {
+    let response = send::<E>(params, body).await?;
+    let text = JsFuture::from(response.text().map_err(js_network_error)?)
+        .await
+        .map_err(js_network_error)?
+        .as_string()
+        .unwrap_or_default();
+    if response.ok() {
+        decode(&text)
+    } else {
+        Err(error_answer(&response, &text))
+    }
+}
+
+/// Sends `E`'s request; the answer's body is left to read.
+async fn send<E: Endpoint>(
+    params: &E::Params,
+    body: &E::Request,
+) -> Result<web_sys::Response, ClientError> {
     let body = serde_json::to_string(body).map_err(|e| ClientError::Decode(e.to_string()))?;
     let init = web_sys::RequestInit::new();
     init.set_method(match E::METHOD {
@@ -71,23 +91,65 @@ pub async fn call<E: Endpoint>(
         init.set_body(&body.into());
     }
     let window = web_sys::window().ok_or_else(|| ClientError::Network("no window".into()))?;
-    let response: web_sys::Response =
-        JsFuture::from(window.fetch_with_str_and_init(&E::path(params), &init))
-            .await
-            .map_err(js_network_error)?
-            .dyn_into()
-            .map_err(js_network_error)?;
-    let text = JsFuture::from(response.text().map_err(js_network_error)?)
+    JsFuture::from(window.fetch_with_str_and_init(&E::path(params), &init))
         .await
         .map_err(js_network_error)?
-        .as_string()
-        .unwrap_or_default();
-    if response.ok() {
-        decode(&text)
-    } else {
-        match serde_json::from_str::<ErrorBody>(&text) {
-            Ok(body) => Err(ClientError::Server(body)),
-            Err(_) => Err(ClientError::Decode(format!("HTTP {}", response.status()))),
+        .dyn_into()
+        .map_err(js_network_error)
+}
+
+/// A refusal's body as the error it reports.
+fn error_answer(response: &web_sys::Response, text: &str) -> ClientError {
+    match serde_json::from_str::<ErrorBody>(text) {
+        Ok(body) => ClientError::Server(body),
+        Err(_) => ClientError::Decode(format!("HTTP {}", response.status())),
+    }
+}
+
+/// Runs an event through [`api::RunEventStreamed`]: reads the answer's lines as they
+/// arrive (through the body's `ReadableStream`; no stream crate needed for one
+/// reader), gives each partial to `on_partial`, and returns the result, or the error,
+/// of the last line.
+pub async fn run_event_streamed(
+    params: &(AppId, SessionId),
+    request: &EventRequest,
+    on_partial: &dyn Fn(PartialUpdate),
+) -> Result<EventResult, ClientError> {
+    let response = send::<api::RunEventStreamed>(params, request).await?;
+    if !response.ok() {
+        let text = JsFuture::from(response.text().map_err(js_network_error)?)
+            .await
+            .map_err(js_network_error)?
+            .as_string()
+            .unwrap_or_default();
+        return Err(error_answer(&response, &text));
+    }
+    let body = response
+        .body()
+        .ok_or_else(|| ClientError::Decode("an answer without a body".into()))?;
+    let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let chunk = JsFuture::from(reader.read())
+            .await
+            .map_err(js_network_error)?;
+        let done = js_sys::Reflect::get(&chunk, &"done".into()).map_err(js_network_error)?;
+        if done.is_truthy() {
+            return Err(ClientError::Network(
+                "the answer ended before its result".into(),
+            ));
+        }
+        let value = js_sys::Reflect::get(&chunk, &"value".into()).map_err(js_network_error)?;
+        pending.extend(js_sys::Uint8Array::new(&value).to_vec());
+        while let Some(end) = pending.iter().position(|&byte| byte == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            let text = std::str::from_utf8(&line[..end])
+                .map_err(|error| ClientError::Decode(error.to_string()))?;
+            match decode::<StreamedEvent>(text)? {
+                StreamedEvent::Partial(partial) => on_partial(partial),
+                StreamedEvent::Done(result) => return Ok(result),
+                StreamedEvent::Failed(error) => return Err(ClientError::Server(error)),
+            }
         }
     }
 }
@@ -139,6 +201,19 @@ pub trait Backend {
         session: &SessionId,
         request: EventRequest,
     ) -> LocalFuture<Result<EventResult, ClientError>>;
+    /// Runs a streaming listener's event: `on_partial` gets each partial update as it
+    /// arrives, the future the final result. By default (a backend that does not
+    /// stream) the final result alone.
+    fn run_event_streamed(
+        &self,
+        app: &AppId,
+        session: &SessionId,
+        request: EventRequest,
+        on_partial: Box<dyn Fn(PartialUpdate)>,
+    ) -> LocalFuture<Result<EventResult, ClientError>> {
+        let _ = on_partial;
+        self.run_event(app, session, request)
+    }
     /// URL of the session's event stream, or `None` when there is no stream (tests).
     fn stream_url(&self, app: &AppId, session: &SessionId) -> Option<String>;
 }
@@ -175,6 +250,17 @@ impl Backend for HttpBackend {
     ) -> LocalFuture<Result<EventResult, ClientError>> {
         let params = (app.clone(), *session);
         Box::pin(async move { call::<api::RunEvent>(&params, &request).await })
+    }
+
+    fn run_event_streamed(
+        &self,
+        app: &AppId,
+        session: &SessionId,
+        request: EventRequest,
+        on_partial: Box<dyn Fn(PartialUpdate)>,
+    ) -> LocalFuture<Result<EventResult, ClientError>> {
+        let params = (app.clone(), *session);
+        Box::pin(async move { run_event_streamed(&params, &request, &*on_partial).await })
     }
 
     fn stream_url(&self, app: &AppId, session: &SessionId) -> Option<String> {

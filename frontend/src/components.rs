@@ -14,6 +14,7 @@ use wasm_bindgen::JsCast as _;
 
 use crate::controller::{Controller, PageHandle, Props};
 
+mod chatbot;
 mod html;
 mod radio;
 mod slider;
@@ -142,6 +143,10 @@ pub fn component_view(controller: &Rc<Controller>, page: PageHandle, id: Compone
             ("html-block", html::html_view(html))
         }
         // Timers are not drawn: their clocks are `crate::timer`'s.
+        ComponentKind::Chatbot => {
+            let html = controller.html_signal(id).unwrap_or_default();
+            ("chatbot-block", chatbot::chatbot_view(cx, html))
+        }
         ComponentKind::Timer { .. }
         | ComponentKind::State
         | ComponentKind::Global

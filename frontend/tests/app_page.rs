@@ -88,6 +88,7 @@ fn cart_config() -> AppConfig {
             api_name: None,
             description: None,
             after: None,
+            streams: false,
         }],
     }
 }

@@ -253,6 +253,7 @@ fn held_lists_every_slot_the_listener_does_not_read_that_holds_a_string() {
         api_name: None,
         description: None,
         after: None,
+        streams: false,
     };
     states.set(SLOT, Some("v1.k1.creds".into()));
     states.set(OTHER, Some("v1.k1.theme".into()));

@@ -45,6 +45,7 @@ fn login_config() -> AppConfig {
         api_name: None,
         description: None,
         after: None,
+        streams: false,
     };
     let button = |id, label| {
         component(

@@ -72,6 +72,7 @@ fn listener(
         api_name: None,
         description: None,
         after: None,
+        streams: false,
     }
 }
 

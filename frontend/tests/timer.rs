@@ -60,6 +60,7 @@ fn clock_config() -> AppConfig {
             api_name: None,
             description: None,
             after: None,
+            streams: false,
         }],
     }
 }

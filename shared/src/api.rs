@@ -4,7 +4,7 @@
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::config::{AppConfig, AppSummary};
-use crate::event::{EventRequest, EventResult, SessionStarted, SessionStatus};
+use crate::event::{EventRequest, EventResult, SessionStarted, SessionStatus, StreamedEvent};
 use crate::{AppId, SessionId};
 
 /// HTTP method of an endpoint.
@@ -99,6 +99,26 @@ impl Endpoint for RunEvent {
     type Response = EventResult;
     fn path((app, session): &(AppId, SessionId)) -> String {
         format!("/api/apps/{app}/sessions/{session}/events")
+    }
+}
+
+/// `POST /api/apps/{app}/sessions/{session}/events/stream`: run a listener and
+/// stream its answer: the body is newline-delimited JSON (`application/x-ndjson`),
+/// one [`StreamedEvent`] a line: partial updates while a streaming listener yields
+/// (none for other listeners), then its `done` result or `failed` error. An error
+/// found before the first line (unknown session, bad input, rate limit) is a plain
+/// error answer with its status, as [`RunEvent`] gives it. `Response` is the type of
+/// one line.
+#[derive(Debug)]
+pub struct RunEventStreamed;
+impl Endpoint for RunEventStreamed {
+    const METHOD: Method = Method::Post;
+    const ROUTE: &'static str = "/api/apps/{app}/sessions/{session}/events/stream";
+    type Params = (AppId, SessionId);
+    type Request = EventRequest;
+    type Response = StreamedEvent;
+    fn path((app, session): &(AppId, SessionId)) -> String {
+        format!("/api/apps/{app}/sessions/{session}/events/stream")
     }
 }
 

@@ -161,6 +161,11 @@ pub enum ComponentKind {
         /// [`crate::event::PropsUpdate::active`].
         active: bool,
     },
+    /// A chat transcript. Value: a list of [`ChatMessage`]s (Gradio's "messages"
+    /// format). The server sends it rendered as well (`html`, as for Markdown): one
+    /// element per message, its role as its accessible name, its content Markdown
+    /// rendered to sanitised HTML.
+    Chatbot,
     /// A session state slot. Never rendered; the server ignores what a client sends
     /// in its input position and never sends its value.
     State,
@@ -188,6 +193,7 @@ impl ComponentKind {
             ComponentKind::Radio { .. } => "radio",
             ComponentKind::Html => "html",
             ComponentKind::Timer { .. } => "timer",
+            ComponentKind::Chatbot => "chatbot",
             ComponentKind::State => "state",
             ComponentKind::Global => "global",
             ComponentKind::BrowserState(_) => "browser_state",
@@ -210,6 +216,7 @@ impl ComponentKind {
             } => "array of strings",
             ComponentKind::Dropdown { .. } | ComponentKind::Radio { .. } => "string or null",
             ComponentKind::Json => "any JSON",
+            ComponentKind::Chatbot => "array of {role: \"user\" | \"assistant\", content: string}",
             ComponentKind::BrowserState(_) => {
                 "sealed string from an earlier answer, or null (the default)"
             }
@@ -244,6 +251,42 @@ impl ComponentKind {
 /// given a shorter one ticks at this one (a server also refuses to mount an app whose
 /// timers together would use up more than half of a session's events per second).
 pub const MIN_TIMER_INTERVAL_SECS: f64 = 0.05;
+
+/// One message of a [`ComponentKind::Chatbot`]: who said it and what (Markdown).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Who said it.
+    pub role: ChatRole,
+    /// What was said, as Markdown source.
+    pub content: String,
+}
+
+impl ChatMessage {
+    /// A message of the user's.
+    pub fn user(content: impl Into<String>) -> Self {
+        ChatMessage {
+            role: ChatRole::User,
+            content: content.into(),
+        }
+    }
+    /// A message of the assistant's.
+    pub fn assistant(content: impl Into<String>) -> Self {
+        ChatMessage {
+            role: ChatRole::Assistant,
+            content: content.into(),
+        }
+    }
+}
+
+/// Who said a [`ChatMessage`]. On the wire: `"user"` or `"assistant"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatRole {
+    /// The person using the page.
+    User,
+    /// The app answering.
+    Assistant,
+}
 
 /// The kind of text a [`ComponentKind::Textbox`] takes. On the wire: `"text"`,
 /// `"password"` or `"email"`.
@@ -392,6 +435,12 @@ pub struct DependencyConfig {
     /// listener has no triggers of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<After>,
+    /// Whether its handler streams (Gradio's generator): a client may ask for its
+    /// event's answer as a stream of partial updates then the final result
+    /// ([`crate::api::RunEventStreamed`]); the plain events route answers only the
+    /// final result, for every listener.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub streams: bool,
 }
 
 /// Where a chained listener runs: after another, once that one has finished.

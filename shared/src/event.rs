@@ -179,3 +179,64 @@ impl PropsUpdate {
         self == &PropsUpdate::default()
     }
 }
+
+/// One line of a streamed event answer ([`crate::api::RunEventStreamed`]): partial
+/// updates as the handler yields them, then exactly one `done` or `failed`, last.
+///
+/// On the wire (one JSON object per line): `{"partial": {"updates": [...]}}`,
+/// `{"done": {...EventResult}}`, `{"failed": {...ErrorBody}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamedEvent {
+    /// What the listener yielded so far, its component outputs only: shown as it
+    /// comes, never stored (states, globals and browser states are written only by
+    /// the final item, with the `done` result).
+    Partial(PartialUpdate),
+    /// The event's result, exactly as the plain events route answers it: the final
+    /// item's outputs, committed.
+    Done(EventResult),
+    /// The event failed after the answer began: nothing of it was written.
+    Failed(ErrorBody),
+}
+
+/// The component outputs of one item a streaming listener yielded.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PartialUpdate {
+    /// Updates in output order.
+    pub updates: Vec<ComponentUpdate>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use serde_json::json;
+
+    #[test]
+    fn streamed_answer_lines_are_externally_tagged() {
+        let lines = [
+            (
+                StreamedEvent::Partial(PartialUpdate::default()),
+                json!({"partial": {"updates": []}}),
+            ),
+            (
+                StreamedEvent::Done(EventResult::default()),
+                json!({"done": {"updates": [], "ran": []}}),
+            ),
+            (
+                StreamedEvent::Failed(ErrorBody {
+                    error: ErrorKind::Timeout,
+                    message: "late".into(),
+                }),
+                json!({"failed": {"error": "timeout", "message": "late"}}),
+            ),
+        ];
+        for (message, wire) in lines {
+            assert_eq!(serde_json::to_value(&message).unwrap(), wire);
+            assert_eq!(
+                serde_json::from_value::<StreamedEvent>(wire).unwrap(),
+                message
+            );
+        }
+    }
+}

@@ -38,6 +38,9 @@ pub use ids::{AppId, ComponentId, DependencyId, SessionId, SessionIdError};
 /// value in [`config::ComponentProps`] and [`event::ComponentUpdate`]); clients no
 /// longer render Markdown.
 /// 5: regions rendered from session state ([`config::LayoutNode::Render`],
-/// [`event::EventResult::regions`], [`event::EventRequest::rendered`]) and
-/// component keys ([`config::ComponentProps::key`]).
+/// [`event::EventResult::regions`], [`event::EventRequest::rendered`]), component
+/// keys ([`config::ComponentProps::key`]), streamed event answers
+/// ([`api::RunEventStreamed`], [`event::StreamedEvent`], `streams` of
+/// [`config::DependencyConfig`]), and the Slider, Radio, Html, Timer and Chatbot
+/// components (with the `tick` event).
 pub const PROTOCOL_VERSION: u32 = 5;

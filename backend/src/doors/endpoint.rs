@@ -299,6 +299,7 @@ pub(crate) fn json_schema(kind: &ComponentKind) -> Value {
             json!({ "anyOf": [{ "type": "string", "enum": choices }, { "type": "null" }] })
         }
         ComponentKind::Json => json!({}),
+        ComponentKind::Chatbot => crate::components::chatbot::json_schema(),
         ComponentKind::State | ComponentKind::Global | ComponentKind::BrowserState(_) => {
             json!({ "type": "null" })
         }
@@ -322,6 +323,7 @@ pub(crate) fn python_type(kind: &ComponentKind) -> &'static str {
         } => "list[str]",
         ComponentKind::Dropdown { .. } | ComponentKind::Radio { .. } => "str | None",
         ComponentKind::Json => "Any",
+        ComponentKind::Chatbot => "list[dict]",
         ComponentKind::State | ComponentKind::Global | ComponentKind::BrowserState(_) => "None",
     }
 }

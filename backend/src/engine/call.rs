@@ -9,6 +9,7 @@ use std::time::Instant;
 use futures::FutureExt;
 
 use super::Engine;
+use super::streamed::PartialSink;
 use crate::error::ApiError;
 use crate::handler::{ErasedUpdate, HandlerCall};
 use crate::plan::DependencyDef;
@@ -22,6 +23,7 @@ impl Engine {
         &self,
         dependency: &DependencyDef,
         args: Vec<AnyValue>,
+        partials: Option<&PartialSink>,
     ) -> Result<Vec<ErasedUpdate>, ApiError> {
         let listener = dependency.config.id.0;
         let panicked = |payload: Box<dyn std::any::Any + Send>| {
@@ -74,6 +76,16 @@ impl Engine {
             },
             HandlerCall::Async(future) => {
                 tokio::time::timeout(timeout, AssertUnwindSafe(future).catch_unwind()).await
+            }
+            HandlerCall::Stream(items) => {
+                let drive = self.drive_stream(dependency, items, partials);
+                return match tokio::time::timeout(timeout, AssertUnwindSafe(drive).catch_unwind())
+                    .await
+                {
+                    Err(_) => Err(ApiError::Timeout(timeout)),
+                    Ok(Err(payload)) => Err(panicked(payload)),
+                    Ok(Ok(outcome)) => outcome,
+                };
             }
         };
         match outcome {

@@ -106,6 +106,7 @@ impl Engine {
                         Vec::new(),
                         Default::default(),
                         &origin,
+                        None,
                     )
                     .await
                 }

@@ -36,6 +36,7 @@ use super::Engine;
 use super::browser::BrowserSeen;
 use super::globals::HeldGlobals;
 use super::rendered::Run;
+use super::streamed::PartialSink;
 use crate::error::ApiError;
 use crate::handler::{ErasedUpdate, SlotRef};
 use crate::notice::Notifier;
@@ -68,6 +69,9 @@ struct Event<'a> {
     origin: &'a Request,
     /// The region render whose listener the event runs, for its slots.
     rendered: Option<&'a Rendered>,
+    /// Where the requested listener's partial outputs go, if it streams and the
+    /// client asked for them ([`super::streamed`]).
+    partials: Option<PartialSink>,
     result: EventResult,
 }
 
@@ -80,8 +84,22 @@ impl Engine {
         request: EventRequest,
         origin: Request,
     ) -> Result<EventResult, ApiError> {
+        self.run_event_with(session_id, request, origin, None).await
+    }
+
+    /// As [`Engine::run_event`], sending a streaming listener's partial outputs to
+    /// `partials` as they come.
+    pub(super) async fn run_event_with(
+        &self,
+        session_id: &SessionId,
+        request: EventRequest,
+        origin: Request,
+        partials: Option<PartialSink>,
+    ) -> Result<EventResult, ApiError> {
         let started = Instant::now();
-        let outcome = self.run_client_event(session_id, request, origin).await;
+        let outcome = self
+            .run_client_event(session_id, request, origin, partials)
+            .await;
         self.metrics.event_finished(started, &outcome);
         outcome
     }
@@ -91,9 +109,12 @@ impl Engine {
         session_id: &SessionId,
         mut request: EventRequest,
         origin: Request,
+        partials: Option<PartialSink>,
     ) -> Result<EventResult, ApiError> {
         if let Some(target) = request.rendered.take() {
-            return self.run_rendered(session_id, target, request, origin).await;
+            return self
+                .run_rendered(session_id, target, request, origin, partials)
+                .await;
         }
         let dependency = self.dependency(request.dependency)?;
         // Unload listeners, and those chained after them, are the server's to run. (A
@@ -127,12 +148,17 @@ impl Engine {
             client_values,
             browser,
             &origin,
+            partials,
         )
         .await
     }
 
     /// Runs `dependency` (and what it sets off) on a session whose data the caller
     /// has locked, and commits the event.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each is a distinct part of the event; a struct would only rename them"
+    )]
     pub(super) async fn run_locked(
         &self,
         session: &Arc<Session>,
@@ -141,6 +167,7 @@ impl Engine {
         client_values: Vec<Option<AnyValue>>,
         browser: BrowserSeen,
         origin: &Request,
+        partials: Option<PartialSink>,
     ) -> Result<EventResult, ApiError> {
         let wait = self.limits.event_timeout;
         let begun = self
@@ -159,6 +186,7 @@ impl Engine {
             browser,
             origin,
             rendered: None,
+            partials,
         };
         self.run_begun(session, data, begun, run).await
     }
@@ -178,6 +206,7 @@ impl Engine {
             browser,
             origin,
             rendered,
+            partials,
         } = run;
         let mut event = Event {
             engine: self,
@@ -189,6 +218,7 @@ impl Engine {
             browser,
             origin,
             rendered,
+            partials,
             result: EventResult::default(),
         };
         // On failure, the lease and the locks are given back as they drop.
@@ -293,7 +323,9 @@ impl<'a> Event<'a> {
                 args.push(value);
             }
 
-            let outputs = engine.call(dependency, args).await?;
+            // Only the requested listener's partial outputs reach the client.
+            let partials = self.partials.as_ref().filter(|_| depth == 0);
+            let outputs = engine.call(dependency, args, partials).await?;
             let changed = self.stage(dependency, outputs)?;
             self.result.ran.push(dependency.config.id);
             // Its notices, now that it succeeded (before those of what it sets off).

@@ -17,6 +17,7 @@ mod event;
 mod globals;
 mod inputs;
 mod rendered;
+pub(crate) mod streamed;
 mod tasks;
 
 use std::sync::Arc;

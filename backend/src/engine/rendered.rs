@@ -40,6 +40,8 @@ pub(super) struct Run<'a> {
     pub(super) browser: BrowserSeen,
     pub(super) origin: &'a Request,
     pub(super) rendered: Option<&'a Rendered>,
+    /// Where a streaming listener's partial outputs go ([`super::streamed`]).
+    pub(super) partials: Option<super::streamed::PartialSink>,
 }
 
 impl Engine {
@@ -65,6 +67,7 @@ impl Engine {
         target: RenderedTarget,
         mut request: EventRequest,
         origin: Request,
+        mut partials: Option<super::streamed::PartialSink>,
     ) -> Result<EventResult, ApiError> {
         let gone = || ApiError::RenderedListenerGone {
             region: target.region,
@@ -115,6 +118,7 @@ impl Engine {
                 browser,
                 origin: &origin,
                 rendered: Some(&rendered),
+                partials: partials.take(),
             };
             return self.run_begun(&session, &mut data, begun, run).await;
         }

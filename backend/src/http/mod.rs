@@ -11,6 +11,7 @@
 mod client_address;
 mod client_files;
 mod csp;
+mod event_stream;
 mod gradio;
 mod json;
 #[cfg(feature = "mcp")]
@@ -49,6 +50,10 @@ pub fn app(server: &Server) -> Router {
         .route(api::StartSession::ROUTE, post(routes::start_session))
         .route(api::GetSession::ROUTE, get(routes::get_session))
         .route(api::RunEvent::ROUTE, post(routes::run_event))
+        .route(
+            api::RunEventStreamed::ROUTE,
+            post(event_stream::run_event_streamed),
+        )
         .route(api::STREAM_ROUTE, get(stream::stream))
         .route(
             csp::REPORT_ROUTE,

@@ -190,30 +190,45 @@ pub(super) async fn run_event(
     Path((app, session)): Path<(String, String)>,
     http_request: axum::extract::Request,
 ) -> Result<Json<EventResult>, ApiError> {
-    let id = parse_session(&session)?;
+    let (id, request, origin) = event_request(&server, &app, &session, http_request).await?;
+    let span = event_span(&app, &id, &request);
+    server
+        .run_event_from(&app, &id, request, origin)
+        .instrument(span)
+        .await
+        .map(Json)
+}
+
+/// An event's session, request and origin, from its path and HTTP request.
+pub(super) async fn event_request(
+    server: &Server,
+    app: &str,
+    session: &str,
+    http_request: axum::extract::Request,
+) -> Result<(SessionId, EventRequest, Request), ApiError> {
+    let id = parse_session(session)?;
     // The request's address and headers are copied for the handlers only if one of
     // the app's listeners takes them.
     let (mut parts, body) = http_request.into_parts();
-    let origin = if server.engine(&app)?.app.takes_request {
-        let ClientAddress(address) = ClientAddress::from_request_parts(&mut parts, &server).await?;
+    let origin = if server.engine(app)?.app.takes_request {
+        let ClientAddress(address) = ClientAddress::from_request_parts(&mut parts, server).await?;
         Request::new(address, parts.headers.clone())
     } else {
         Request::default()
     };
     let ApiJson(request) = ApiJson::<EventRequest>::from_request(
         axum::extract::Request::from_parts(parts, body),
-        &server,
+        server,
     )
     .await?;
-    let span = tracing::debug_span!(
+    Ok((id, request, origin))
+}
+
+pub(super) fn event_span(app: &str, id: &SessionId, request: &EventRequest) -> tracing::Span {
+    tracing::debug_span!(
         "event",
         app,
         session = id.short(),
         listener = request.dependency.0
-    );
-    server
-        .run_event_from(&app, &id, request, origin)
-        .instrument(span)
-        .await
-        .map(Json)
+    )
 }

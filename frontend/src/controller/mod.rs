@@ -14,6 +14,7 @@
 //! [`session`] (the session, its server stream and reconnection, other tabs) and
 //! [`timers`] (timer ticks, which run quietly and never pile up).
 
+mod preview;
 mod session;
 mod slots;
 mod timers;
@@ -111,6 +112,8 @@ pub struct Controller {
     backend: Rc<dyn Backend>,
     /// The drawn components' signals, rendered regions' included.
     slots: Slots,
+    /// Components a streaming answer is previewing, with what they showed before.
+    previewed: RefCell<preview::Previewed>,
     browser: BrowserStates,
     pub status: PageStatus,
     session: RefCell<Option<SessionId>>,
@@ -143,6 +146,7 @@ impl Controller {
             config,
             backend,
             slots,
+            previewed: RefCell::default(),
             browser,
             status: PageStatus::new(),
             session: RefCell::new(None),
@@ -172,7 +176,7 @@ impl Controller {
         self.slots.props(id)
     }
 
-    /// The server-rendered HTML of a Markdown component.
+    /// The server-rendered HTML of a Markdown or Chatbot component.
     pub fn html_signal(&self, id: ComponentId) -> Option<RwSignal<String>> {
         self.slots.html(id)
     }
@@ -378,10 +382,7 @@ impl Controller {
                 held: self.browser.held_for(dependency),
                 rendered: rendered.clone(),
             };
-            let result = self
-                .backend
-                .run_event(&self.config.id, &session, request)
-                .await;
+            let result = self.send_event(dependency, &session, request).await;
             match result {
                 Ok(result) => {
                     // A user's new action clears the last failure; what follows

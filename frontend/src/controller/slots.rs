@@ -37,7 +37,7 @@ pub struct Props {
 pub(super) struct Slots {
     values: RefCell<HashMap<ComponentId, RwSignal<Value>>>,
     props: RefCell<HashMap<ComponentId, RwSignal<Props>>>,
-    /// The HTML of each Markdown and Html component, as the server made it.
+    /// The HTML of each component the server renders (Markdown, Html, Chatbot).
     html: RefCell<HashMap<ComponentId, RwSignal<String>>>,
     /// Each region's current contents, which its layout view draws.
     regions: HashMap<u32, RwSignal<RenderedRegion>>,
@@ -116,7 +116,7 @@ impl Slots {
         }
         if matches!(
             component.kind,
-            ComponentKind::Markdown | ComponentKind::Html
+            ComponentKind::Markdown | ComponentKind::Html | ComponentKind::Chatbot
         ) {
             let rendered = component.props.html.clone().unwrap_or_default();
             match self.html.borrow_mut().entry(id) {

@@ -11,7 +11,9 @@ use keepsake_frontend::app_page::app_view;
 use keepsake_frontend::browser_state::KeyValueStore;
 use keepsake_frontend::controller::{Controller, PageHandle};
 use keepsake_shared::config::{AppConfig, ComponentConfig, ComponentKind, ComponentProps};
-use keepsake_shared::event::{EventRequest, EventResult, SessionStarted, SessionStatus};
+use keepsake_shared::event::{
+    EventRequest, EventResult, PartialUpdate, SessionStarted, SessionStatus,
+};
 use keepsake_shared::{AppId, ComponentId, SessionId};
 use serde_json::Value;
 use wasm_bindgen::JsCast as _;
@@ -42,6 +44,11 @@ pub struct Scripted {
     pub sent: RefCell<Vec<(SessionId, EventRequest)>>,
     /// Milliseconds each event answer takes beyond the usual 30.
     pub extra_delay_ms: Cell<u32>,
+    /// The partial updates the next streamed event gives, 60 ms apart, before its
+    /// answer.
+    pub partials: RefCell<VecDeque<PartialUpdate>>,
+    /// How many events went through the streamed path.
+    pub streamed: RefCell<u32>,
 }
 
 /// The backend handed to the controller; the test keeps another handle on `Scripted`.
@@ -100,6 +107,25 @@ impl Backend for Shared {
         Box::pin(async move {
             gloo_timers::future::TimeoutFuture::new(delay).await;
             answer
+        })
+    }
+
+    fn run_event_streamed(
+        &self,
+        app: &AppId,
+        session: &SessionId,
+        request: EventRequest,
+        on_partial: Box<dyn Fn(PartialUpdate)>,
+    ) -> LocalFuture<Result<EventResult, ClientError>> {
+        *self.0.streamed.borrow_mut() += 1;
+        let partials: Vec<PartialUpdate> = self.0.partials.borrow_mut().drain(..).collect();
+        let answer = self.run_event(app, session, request);
+        Box::pin(async move {
+            for partial in partials {
+                on_partial(partial);
+                gloo_timers::future::TimeoutFuture::new(60).await;
+            }
+            answer.await
         })
     }
 

@@ -33,6 +33,7 @@ fn gradio_type(kind: &ComponentKind) -> &'static str {
         ComponentKind::Radio { .. } => "radio",
         ComponentKind::Html => "html",
         ComponentKind::Timer { .. } => "timer",
+        ComponentKind::Chatbot => "chatbot",
         ComponentKind::State | ComponentKind::Global | ComponentKind::BrowserState(_) => "state",
     }
 }

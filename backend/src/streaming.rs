@@ -1,0 +1,143 @@
+//! Streaming handlers (Gradio's generators): a handler that returns a [`Streaming`]
+//! yields a sequence of outputs instead of one. Each item is a full set of the
+//! listener's outputs.
+//!
+//! - A page (or any client of `RunEventStreamed`) sees each item's **component**
+//!   outputs as it comes; states, globals and browser states are never sent and are
+//!   not written by these partial items.
+//! - The **last** item is the listener's result: it is staged and committed exactly
+//!   once, as any handler's outputs are (its `.change` cascade and chained listeners
+//!   run after it, then one store commit). The plain events route, the Rust client
+//!   and the Gradio and MCP doors get only this final result.
+//! - An `Err` item, a panic or an empty stream fails the event: nothing is written.
+//! - The whole stream must end within `--event-timeout` (the limit of one handler
+//!   call, which also keeps a Redis lease, `--event-timeout` + 5 s, valid to the
+//!   commit), and may yield at most [`MAX_STREAM_ITEMS`] items; past either, the
+//!   event fails and writes nothing.
+//! - The session's lock (and, with Redis, its lease) is held for the whole stream,
+//!   so a session's events stay in order. A client that goes away drops the event:
+//!   nothing is committed and every lock is given back.
+//!
+//! ```
+//! use std::time::Duration;
+//! use futures::StreamExt;
+//! use keepsake::{Blocks, Streaming, components::{Button, Textbox}};
+//!
+//! let mut app = Blocks::new("count", "Count");
+//! let shown = app.add(Textbox::new().label("Count"));
+//! let go = app.add(Button::new("Count to three"));
+//! // Shows "1", "2", then "3"; "3" is the listener's result.
+//! app.click(go, (), shown, || {
+//!     Streaming::new(futures::stream::iter(1..=3).then(|n| async move {
+//!         tokio::time::sleep(Duration::from_millis(10)).await;
+//!         n.to_string()
+//!     }))
+//! });
+//! let app = app.build()?;
+//! assert!(app.config().dependencies[0].streams);
+//! # Ok::<(), keepsake::BuildError>(())
+//! ```
+
+use std::fmt::Display;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use futures::stream::{BoxStream, Stream, StreamExt};
+
+use crate::handler::{ErasedUpdate, Handler, HandlerCall, HandlerError, IntoOutputs};
+
+/// At most this many items one stream may yield (so at most this many partial
+/// messages an answer carries); one more fails the event.
+pub const MAX_STREAM_ITEMS: usize = 4096;
+
+/// What a streaming handler returns: a stream of outputs (each item what a plain
+/// handler would return, e.g. a value or a tuple of values), or of
+/// `Result<outputs, E>` where an `Err` fails the event. Items are `Clone`: each is
+/// sent as it comes, and the last is also what is stored.
+pub struct Streaming<R> {
+    items: BoxStream<'static, Result<R, HandlerError>>,
+}
+
+impl<R: Send + 'static> Streaming<R> {
+    /// A stream of outputs.
+    pub fn new(items: impl Stream<Item = R> + Send + 'static) -> Self {
+        Streaming {
+            items: items.map(Ok).boxed(),
+        }
+    }
+
+    /// A stream of outputs that may fail: an `Err` item ends the stream and fails
+    /// the event with its message (nothing is written).
+    pub fn fallible<E: Display>(items: impl Stream<Item = Result<R, E>> + Send + 'static) -> Self {
+        Streaming {
+            items: items
+                .map(|item| item.map_err(|e| HandlerError(e.to_string())))
+                .boxed(),
+        }
+    }
+}
+
+impl<R> std::fmt::Debug for Streaming<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Streaming")
+    }
+}
+
+/// One item of a streaming handler, its output type erased.
+#[doc(hidden)]
+pub trait StreamItem: Send {
+    /// A copy of its outputs, for a partial answer.
+    fn peek(&self) -> Vec<ErasedUpdate>;
+    /// Its outputs, for the final result.
+    fn into_outputs(self: Box<Self>) -> Vec<ErasedUpdate>;
+}
+
+struct Item<R, O>(R, PhantomData<fn() -> O>);
+
+impl<R: IntoOutputs<O> + Clone + Send, O> StreamItem for Item<R, O> {
+    fn peek(&self) -> Vec<ErasedUpdate> {
+        self.0.clone().into_outputs()
+    }
+    fn into_outputs(self: Box<Self>) -> Vec<ErasedUpdate> {
+        self.0.into_outputs()
+    }
+}
+
+/// A streaming handler's items, erased (an implementation detail).
+#[doc(hidden)]
+pub type ItemStream = BoxStream<'static, Result<Box<dyn StreamItem>, HandlerError>>;
+
+/// Marker of the [`Handler`] impls for functions returning a [`Streaming`].
+#[derive(Debug)]
+pub struct Streams;
+
+macro_rules! streaming_handlers {
+    ($($ty:ident),*) => {
+        impl<Func, R, O, $($ty,)*> Handler<($($ty,)*), O, Streams> for Func
+        where
+            Func: Fn($($ty),*) -> Streaming<R> + Send + Sync + 'static,
+            R: IntoOutputs<O> + Clone + Send + 'static,
+            O: 'static,
+            $($ty: Send + 'static,)*
+        {
+            const STREAMS: bool = true;
+            #[allow(non_snake_case)]
+            fn call(self: Arc<Self>, ($($ty,)*): ($($ty,)*)) -> HandlerCall {
+                let items = (self)($($ty),*).items.map(|item| {
+                    item.map(|r| Box::new(Item::<R, O>(r, PhantomData)) as Box<dyn StreamItem>)
+                });
+                HandlerCall::Stream(items.boxed())
+            }
+        }
+    };
+}
+
+streaming_handlers!();
+streaming_handlers!(A);
+streaming_handlers!(A, B);
+streaming_handlers!(A, B, C);
+streaming_handlers!(A, B, C, D);
+streaming_handlers!(A, B, C, D, E);
+streaming_handlers!(A, B, C, D, E, F);
+streaming_handlers!(A, B, C, D, E, F, G);
+streaming_handlers!(A, B, C, D, E, F, G, H);

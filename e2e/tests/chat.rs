@@ -1,0 +1,221 @@
+//! The Chat demo in a real page, by accessible names: the assistant's reply grows on
+//! the page while it streams (a partial reply is seen before the final one), the
+//! history is the session's (two tabs, each its own; a refresh starts a new chat).
+
+use keepsake::demos;
+use keepsake_e2e::{Browser, RunningServer, free_port, xpath_literal};
+use serde_json::Value;
+
+/// The chat log, found by its accessible name.
+const LOG: &str = "//*[@role='log'][@aria-labelledby=//div[normalize-space(.)='Conversation']/@id]";
+
+/// The messages of one role in the log, by their accessible names.
+fn messages(role: &str) -> String {
+    format!("{LOG}//article[@aria-label={}]", xpath_literal(role))
+}
+
+/// The texts of the log's messages, in order, as `role: text`.
+async fn transcript(browser: &Browser) -> Vec<String> {
+    let found = browser
+        .script(
+            "return [...document.querySelectorAll('[role=log] article')]
+               .map((m) => m.getAttribute('aria-label') + ': ' + m.textContent.trim());",
+        )
+        .await;
+    match found {
+        Value::Array(lines) => lines
+            .into_iter()
+            .map(|l| l.as_str().unwrap_or_default().to_owned())
+            .collect(),
+        other => panic!("unexpected {other}"),
+    }
+}
+
+/// Sends `text` with the Send button and records, in the page, every text the last
+/// assistant message shows until it shows `reply` in full: the reply as it grew.
+async fn send_and_watch(browser: &Browser, text: &str, reply: &str) -> Vec<String> {
+    browser.type_into("Message", text).await;
+    // The watcher starts before the click, so it sees the first partial too.
+    browser
+        .script(
+            "window.seenReplies = [];
+             window.watching = setInterval(() => {
+               const last = [...document.querySelectorAll('[role=log] article[aria-label=Assistant]')].pop();
+               const text = last ? last.textContent.trim() : '';
+               const seen = window.seenReplies;
+               if (text && seen[seen.length - 1] !== text) seen.push(text);
+             }, 5);",
+        )
+        .await;
+    browser.button("Send").await.click().await.expect("click");
+    browser
+        .find(&format!(
+            "{}[normalize-space(.)={}]",
+            messages("Assistant"),
+            xpath_literal(reply)
+        ))
+        .await;
+    let seen = browser
+        .script("clearInterval(window.watching); return window.seenReplies;")
+        .await;
+    match seen {
+        Value::Array(texts) => texts
+            .into_iter()
+            .map(|t| t.as_str().unwrap_or_default().to_owned())
+            .collect(),
+        other => panic!("unexpected {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reply_streams_in_and_the_history_is_kept() {
+    let server = RunningServer::start(free_port(), vec![demos::chat().expect("demo")]).await;
+    let browser = Browser::launch(None).await;
+    browser.goto(&server.url("/apps/chat")).await;
+    browser.find(LOG).await;
+
+    let reply = demos::answer_to("Hello there");
+    let seen = send_and_watch(&browser, "Hello there", &reply).await;
+    // Partial replies were on the page before the final one: each a beginning of it.
+    assert!(
+        seen.len() > 2,
+        "the reply did not grow on the page: {seen:?}"
+    );
+    assert_eq!(seen.last(), Some(&reply));
+    for partial in &seen[..seen.len() - 1] {
+        assert!(
+            reply.starts_with(partial.as_str()) && partial.len() < reply.len(),
+            "{partial:?} is not a beginning of the reply"
+        );
+    }
+    // The textbox cleared; the user's message is named as theirs.
+    browser
+        .wait_value("Message", str::is_empty, "an empty textbox")
+        .await;
+    assert_eq!(
+        transcript(&browser).await,
+        [
+            "User: Hello there".to_owned(),
+            format!("Assistant: {reply}")
+        ]
+    );
+
+    // Enter sends too; the history (the session's state) holds both turns.
+    let second = demos::answer_to("And again");
+    browser.type_into("Message", "And again\u{E007}").await;
+    browser
+        .find(&format!(
+            "{}[normalize-space(.)={}]",
+            messages("Assistant"),
+            xpath_literal(&second)
+        ))
+        .await;
+    assert_eq!(
+        transcript(&browser).await,
+        [
+            "User: Hello there".to_owned(),
+            format!("Assistant: {reply}"),
+            "User: And again".to_owned(),
+            format!("Assistant: {second}"),
+        ]
+    );
+
+    // Once the log overflows, its newest message is the one in view.
+    for text in ["Three", "Four", "Five"] {
+        browser
+            .type_into("Message", &format!("{text}\u{E007}"))
+            .await;
+        browser
+            .find(&format!(
+                "{}[normalize-space(.)={}]",
+                messages("Assistant"),
+                xpath_literal(&demos::answer_to(text))
+            ))
+            .await;
+    }
+    let view = browser
+        .script(
+            "const log = document.querySelector('[role=log]');
+             const last = [...log.querySelectorAll('article')].pop();
+             const l = log.getBoundingClientRect(), m = last.getBoundingClientRect();
+             return [log.scrollHeight > log.clientHeight, m.top >= l.top - 1 && m.bottom <= l.bottom + 1];",
+        )
+        .await;
+    assert_eq!(
+        view,
+        serde_json::json!([true, true]),
+        "[overflows, newest in view]"
+    );
+    browser.close().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_tab_has_its_own_chat_and_a_refresh_starts_a_new_one() {
+    let server = RunningServer::start(free_port(), vec![demos::chat().expect("demo")]).await;
+    let browser = Browser::launch(None).await;
+    let page = server.url("/apps/chat");
+    browser.goto(&page).await;
+    let first = demos::answer_to("first tab");
+    send_and_watch(&browser, "first tab", &first).await;
+
+    let first_tab = browser.client.window().await.expect("window");
+    let second_tab = browser
+        .client
+        .new_window(true)
+        .await
+        .expect("new tab")
+        .handle;
+    browser
+        .client
+        .switch_to_window(second_tab)
+        .await
+        .expect("switch");
+    browser.goto(&page).await;
+    browser.find(LOG).await;
+    assert!(
+        transcript(&browser).await.is_empty(),
+        "a new tab starts a new chat"
+    );
+    let second = demos::answer_to("second tab");
+    send_and_watch(&browser, "second tab", &second).await;
+    assert_eq!(
+        transcript(&browser).await,
+        [
+            "User: second tab".to_owned(),
+            format!("Assistant: {second}")
+        ]
+    );
+
+    browser
+        .client
+        .switch_to_window(first_tab)
+        .await
+        .expect("switch back");
+    let again = demos::answer_to("still first");
+    send_and_watch(&browser, "still first", &again).await;
+    assert_eq!(
+        transcript(&browser).await,
+        [
+            "User: first tab".to_owned(),
+            format!("Assistant: {first}"),
+            "User: still first".to_owned(),
+            format!("Assistant: {again}"),
+        ]
+    );
+
+    browser.client.refresh().await.expect("refresh");
+    browser.find(LOG).await;
+    let fresh = demos::answer_to("after refresh");
+    send_and_watch(&browser, "after refresh", &fresh).await;
+    assert_eq!(
+        transcript(&browser).await,
+        [
+            "User: after refresh".to_owned(),
+            format!("Assistant: {fresh}")
+        ],
+        "a refresh starts a new chat"
+    );
+    browser.close().await;
+    server.stop().await;
+}
