@@ -14,21 +14,6 @@ use crate::ALLOCATOR;
 use crate::load::{Connection, path, per_round};
 use crate::support::counter_app;
 
-/// CPU time this process has used, all threads, user and system.
-pub(crate) fn process_cpu_seconds() -> f64 {
-    // /proc/self/stat: utime and stime are the 12th and 13th fields after the
-    // parenthesised command name, in USER_HZ ticks (100 per second in Linux's ABI).
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let ticks: u64 = after_name
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|field| field.parse::<u64>().ok())
-        .sum();
-    ticks as f64 / 100.0
-}
-
 fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()

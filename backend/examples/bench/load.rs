@@ -15,8 +15,6 @@ use hyper_util::rt::TokioIo;
 use keepsake::protocol::event::EventResult;
 use serde_json::Value;
 
-use crate::engine::process_cpu_seconds;
-
 /// A client's keep-alive HTTP/1.1 connection to one server, as a browser tab holds
 /// one. Requests go straight down it: no pool to check out from and no URL to parse
 /// per request. With hyper's pooled client the load generator spent as much CPU per
@@ -407,4 +405,19 @@ pub(crate) async fn store_row(
         acknowledged.abs_diff(global.max_count),
     );
     Ok(())
+}
+
+/// CPU time this process has used, all threads, user and system.
+fn process_cpu_seconds() -> f64 {
+    // /proc/self/stat: utime and stime are the 12th and 13th fields after the
+    // parenthesised command name, in USER_HZ ticks (100 per second in Linux's ABI).
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|field| field.parse::<u64>().ok())
+        .sum();
+    ticks as f64 / 100.0
 }
