@@ -8,7 +8,8 @@
 use std::fmt::Write as _;
 
 use keepsake_shared::api::{self, Endpoint};
-use keepsake_shared::config::{ComponentKind, EndpointSlot};
+use keepsake_shared::config::ComponentKind;
+use keepsake_shared::endpoints::EndpointSlot;
 use serde_json::{Value, json};
 
 use crate::doors;

@@ -31,7 +31,8 @@ use std::sync::Mutex;
 use serde_json::Value;
 
 use crate::api::{self, Endpoint, Method};
-use crate::config::{AppConfig, AppSummary, EndpointInfo};
+use crate::config::{AppConfig, AppSummary};
+use crate::endpoints::EndpointInfo;
 use crate::error::{ErrorBody, ErrorKind};
 use crate::event::{EventRequest, EventResult, SealedValue};
 use crate::{AppId, ComponentId, SessionId};

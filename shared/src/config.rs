@@ -410,7 +410,31 @@ pub enum LayoutNode {
     /// the config, as rendered from the state's default; an event that changes the
     /// state answers with the region's new contents
     /// ([`crate::event::EventResult::regions`]).
-    Render(crate::render::RenderedRegion),
+    Render(RenderedRegion),
+}
+
+/// What one render of a region lays out: in the config (rendered from the state's
+/// default) as [`LayoutNode::Render`], and in an event's answer
+/// ([`crate::event::EventResult::regions`]) whenever the event changed the state the
+/// region is rendered from; the page replaces the region's contents with it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RenderedRegion {
+    /// Which region of the app (in the order the app declared them).
+    pub region: u32,
+    /// The components the render made; each has a key
+    /// ([`crate::config::ComponentProps::key`]).
+    pub components: Vec<ComponentConfig>,
+    /// How they are laid out (an implicit column).
+    pub layout: Vec<LayoutNode>,
+    /// The listeners of the region's components; each is triggered by one of them.
+    pub dependencies: Vec<DependencyConfig>,
+}
+
+impl RenderedRegion {
+    /// The component of this region with this id.
+    pub fn component(&self, id: ComponentId) -> Option<&ComponentConfig> {
+        self.components.iter().find(|c| c.id == id)
+    }
 }
 
 /// An event listener: which events trigger it, what it reads and what it writes.
@@ -501,66 +525,5 @@ impl EventKind {
             EventKind::Unload => "unload",
             EventKind::Tick => "tick",
         }
-    }
-}
-
-/// One slot of an API endpoint, for documentation and API clients.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EndpointSlot {
-    /// The slot's component (or state slot).
-    pub component: ComponentId,
-    /// The component's label, or its kind when it has none.
-    pub name: String,
-    /// The component's kind, as [`ComponentKind::name`] spells it (e.g. `"number"`).
-    pub kind: String,
-    /// The JSON a caller sends (inputs) or receives (outputs).
-    pub value_type: String,
-}
-
-/// A listener that API clients may call by name.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EndpointInfo {
-    /// The name callers use (see [`DependencyConfig::api_name`]).
-    pub api_name: String,
-    /// The listener it runs.
-    pub dependency: DependencyId,
-    /// What a call sends, one value per slot, in this order.
-    pub inputs: Vec<EndpointSlot>,
-    /// What the listener writes, in the order of its results.
-    pub outputs: Vec<EndpointSlot>,
-}
-
-impl AppConfig {
-    /// The listeners with an `api_name`, with their inputs and outputs described.
-    pub fn endpoints(&self) -> Vec<EndpointInfo> {
-        let slot = |id: &ComponentId| {
-            let component = self.component(*id);
-            EndpointSlot {
-                component: *id,
-                name: component
-                    .and_then(|c| c.props.label.clone())
-                    .unwrap_or_else(|| component.map_or("?", |c| c.kind.name()).to_owned()),
-                kind: component.map_or("?", |c| c.kind.name()).to_owned(),
-                value_type: component.map_or("?", |c| c.kind.value_type()).to_owned(),
-            }
-        };
-        self.dependencies
-            .iter()
-            .filter_map(|d| {
-                Some(EndpointInfo {
-                    api_name: d.api_name.clone()?,
-                    dependency: d.id,
-                    inputs: d.inputs.iter().map(slot).collect(),
-                    outputs: d.outputs.iter().map(slot).collect(),
-                })
-            })
-            .collect()
-    }
-
-    /// The endpoint called `api_name`.
-    pub fn endpoint(&self, api_name: &str) -> Option<EndpointInfo> {
-        self.endpoints()
-            .into_iter()
-            .find(|e| e.api_name == api_name)
     }
 }

@@ -19,6 +19,7 @@ pub mod api;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod config;
+pub mod endpoints;
 pub mod error;
 pub mod event;
 pub mod ids;

@@ -10,31 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ComponentConfig, DependencyConfig, LayoutNode};
-
-/// What one render of a region lays out: in the config (rendered from the state's
-/// default) as [`LayoutNode::Render`], and in an event's answer
-/// ([`crate::event::EventResult::regions`]) whenever the event changed the state the
-/// region is rendered from; the page replaces the region's contents with it.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct RenderedRegion {
-    /// Which region of the app (in the order the app declared them).
-    pub region: u32,
-    /// The components the render made; each has a key
-    /// ([`crate::config::ComponentProps::key`]).
-    pub components: Vec<ComponentConfig>,
-    /// How they are laid out (an implicit column).
-    pub layout: Vec<LayoutNode>,
-    /// The listeners of the region's components; each is triggered by one of them.
-    pub dependencies: Vec<DependencyConfig>,
-}
-
-impl RenderedRegion {
-    /// The component of this region with this id.
-    pub fn component(&self, id: crate::ComponentId) -> Option<&ComponentConfig> {
-        self.components.iter().find(|c| c.id == id)
-    }
-}
+pub use crate::config::RenderedRegion;
 
 /// Sent with an event of a rendered listener: the region and the key of the
 /// component that triggered it. The server runs the listener only if the region,
