@@ -16,14 +16,13 @@ use serde_json::Value;
 
 use crate::components::Component;
 use crate::error::BuildError;
-use crate::handler::{
-    BrowserStateHandle, Changeable, Clickable, EventTrigger, GlobalHandle, Handle, Handler, Inputs,
-    Outputs, ResourceHandle, StateHandle, Submittable,
-};
+use crate::handles::{BrowserStateHandle, GlobalHandle, Handle, ResourceHandle, StateHandle};
 use crate::plan::{App, BrowserStateDef, GlobalDef, Render, SlotDef, StateDef};
 use crate::render::RenderDef;
 use crate::state::{BrowserState, Global, Resource, ResourceFactory, State, StateType};
 use crate::value::{self, DynValue};
+
+mod events;
 
 /// Secrets shorter than this are accepted but warned about.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -110,7 +109,7 @@ impl Blocks {
         slot: SlotDef,
     ) -> ComponentId {
         let id = ComponentId(self.components.len() as u32);
-        props.html = crate::markdown::rendered(&kind, &props.value);
+        props.html = crate::components::rendered_html(&kind, &props.value);
         let rendered = kind.is_rendered();
         self.components.push(ComponentConfig { id, kind, props });
         self.slots.push(slot);
@@ -342,88 +341,6 @@ impl Blocks {
             id: (self.resources.len() - 1) as u32,
             _type: PhantomData,
         }
-    }
-
-    /// Registers a listener for any of `triggers`.
-    pub fn on<I, O, H, M>(
-        &mut self,
-        triggers: impl IntoIterator<Item = EventTrigger>,
-        inputs: I,
-        outputs: O,
-        handler: H,
-    ) -> ListenerRef<'_>
-    where
-        I: Inputs,
-        O: Outputs,
-        H: Handler<I::Values, O, M>,
-    {
-        let id = self.listeners.register(triggers, inputs, outputs, handler);
-        ListenerRef::new(&mut self.listeners, id)
-    }
-
-    /// Runs `handler` when `target` is clicked.
-    pub fn click<I: Inputs, O: Outputs, H: Handler<I::Values, O, M>, M>(
-        &mut self,
-        target: impl Clickable,
-        inputs: I,
-        outputs: O,
-        handler: H,
-    ) -> ListenerRef<'_> {
-        self.on([target.clicked()], inputs, outputs, handler)
-    }
-
-    /// Runs `handler` when `target`'s value changes. For a session state, the server
-    /// runs it itself after any event that changed the state's content.
-    pub fn change<I: Inputs, O: Outputs, H: Handler<I::Values, O, M>, M>(
-        &mut self,
-        target: impl Changeable,
-        inputs: I,
-        outputs: O,
-        handler: H,
-    ) -> ListenerRef<'_> {
-        self.on([target.changed()], inputs, outputs, handler)
-    }
-
-    /// Runs `handler` when Enter is pressed in `target`.
-    pub fn submit<I: Inputs, O: Outputs, H: Handler<I::Values, O, M>, M>(
-        &mut self,
-        target: impl Submittable,
-        inputs: I,
-        outputs: O,
-        handler: H,
-    ) -> ListenerRef<'_> {
-        self.on([target.submitted()], inputs, outputs, handler)
-    }
-
-    /// Runs `handler` when a page loads (after its session started).
-    pub fn load<I: Inputs, O: Outputs, H: Handler<I::Values, O, M>, M>(
-        &mut self,
-        inputs: I,
-        outputs: O,
-        handler: H,
-    ) -> ListenerRef<'_> {
-        self.on(
-            [EventTrigger::new(None, EventKind::Load)],
-            inputs,
-            outputs,
-            handler,
-        )
-    }
-
-    /// Runs `handler` when a page goes away (its stream ended). It may read and write
-    /// server-side values only: there is no page left to update.
-    pub fn unload<I: Inputs, O: Outputs, H: Handler<I::Values, O, M>, M>(
-        &mut self,
-        inputs: I,
-        outputs: O,
-        handler: H,
-    ) -> ListenerRef<'_> {
-        self.on(
-            [EventTrigger::new(None, EventKind::Unload)],
-            inputs,
-            outputs,
-            handler,
-        )
     }
 
     /// Checks the wiring and freezes the app.

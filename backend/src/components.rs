@@ -94,6 +94,24 @@ pub(crate) fn check_declared(kind: &ComponentKind, value: &Value) -> Result<(), 
     }
 }
 
+/// The HTML a component of `kind` shows for `value`, made on the server so the page
+/// never renders or trusts markup itself: `Some` for Markdown (rendered and cleaned,
+/// [`crate::markdown`]), Html (cleaned) and Chatbot (its transcript) components only;
+/// a value of the wrong shape shows nothing.
+pub(crate) fn rendered_html(kind: &ComponentKind, value: &Value) -> Option<String> {
+    match kind {
+        ComponentKind::Markdown => Some(
+            value
+                .as_str()
+                .map(crate::markdown::to_html)
+                .unwrap_or_default(),
+        ),
+        ComponentKind::Html => Some(value.as_str().map(html::sanitise).unwrap_or_default()),
+        ComponentKind::Chatbot => Some(chatbot::to_html(value)),
+        _ => None,
+    }
+}
+
 /// Default properties with an initial value.
 fn with_value(value: Value) -> ComponentProps {
     ComponentProps {
@@ -144,8 +162,8 @@ mod timer;
 pub use html::{Html, sanitise as sanitise_html};
 pub use radio::Radio;
 pub use slider::Slider;
+pub use timer::Timer;
 pub(crate) use timer::check_rate as check_timer_rate;
-pub use timer::{Tickable, Timer};
 
 pub mod chatbot;
 pub use chatbot::Chatbot;

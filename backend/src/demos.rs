@@ -268,4 +268,4 @@ pub fn all() -> Result<Vec<App>, BuildError> {
     ])
 }
 
-use crate::handler::Changeable as _;
+use crate::handles::Changeable as _;

@@ -19,15 +19,14 @@
 use std::any::Any;
 use std::fmt::Display;
 use std::future::Future;
-use std::marker::PhantomData;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use keepsake_shared::ComponentId;
-use keepsake_shared::config::{EventKind, Trigger};
 use keepsake_shared::event::PropsUpdate;
 
 use crate::components::Component;
+use crate::handles::{BrowserStateHandle, GlobalHandle, Handle, ResourceHandle, StateHandle};
 use crate::state::Shared;
 use crate::value::AnyValue;
 
@@ -43,117 +42,6 @@ pub enum SlotRef {
     Request,
     /// A [`crate::Notifier`] for this run of the handler; not on the wire.
     Notifier,
-}
-
-macro_rules! copy_handle {
-    ($name:ident) => {
-        impl<T> Clone for $name<T> {
-            fn clone(&self) -> Self {
-                *self
-            }
-        }
-        impl<T> Copy for $name<T> {}
-        impl<T> std::fmt::Debug for $name<T> {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                write!(f, "{}({:?})", stringify!($name), self.id)
-            }
-        }
-    };
-}
-
-/// A component placed on the page.
-pub struct Handle<C> {
-    pub(crate) id: ComponentId,
-    pub(crate) _type: PhantomData<fn() -> C>,
-}
-copy_handle!(Handle);
-
-/// A session state slot.
-pub struct StateHandle<T> {
-    pub(crate) id: ComponentId,
-    pub(crate) _type: PhantomData<fn() -> T>,
-}
-copy_handle!(StateHandle);
-
-/// A global value.
-pub struct GlobalHandle<T> {
-    pub(crate) id: ComponentId,
-    pub(crate) _type: PhantomData<fn() -> T>,
-}
-copy_handle!(GlobalHandle);
-
-/// A browser state slot.
-pub struct BrowserStateHandle<T> {
-    pub(crate) id: ComponentId,
-    pub(crate) _type: PhantomData<fn() -> T>,
-}
-copy_handle!(BrowserStateHandle);
-
-/// A per-session resource.
-pub struct ResourceHandle<T> {
-    pub(crate) id: u32,
-    pub(crate) _type: PhantomData<fn() -> T>,
-}
-copy_handle!(ResourceHandle);
-
-impl<C> Handle<C> {
-    /// The component's id in the app's config: how the wire protocol (updates,
-    /// [`keepsake_shared::config::AppConfig::component`]) names it.
-    pub fn id(&self) -> ComponentId {
-        self.id
-    }
-}
-
-/// An event of a component, to pass to [`crate::Blocks::on`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EventTrigger(pub(crate) Trigger);
-
-impl EventTrigger {
-    pub(crate) fn new(component: Option<ComponentId>, event: EventKind) -> Self {
-        EventTrigger(Trigger { component, event })
-    }
-}
-
-/// Components that can be clicked.
-pub trait Clickable: Copy {
-    /// The click event of this component.
-    fn clicked(&self) -> EventTrigger;
-}
-/// Slots whose value can change (by the user or by an output).
-pub trait Changeable: Copy {
-    /// The change event of this slot.
-    fn changed(&self) -> EventTrigger;
-}
-/// Components on which Enter submits.
-pub trait Submittable: Copy {
-    /// The submit (Enter) event of this component.
-    fn submitted(&self) -> EventTrigger;
-}
-
-impl Clickable for Handle<crate::components::Button> {
-    fn clicked(&self) -> EventTrigger {
-        EventTrigger::new(Some(self.id), EventKind::Click)
-    }
-}
-impl Submittable for Handle<crate::components::Textbox> {
-    fn submitted(&self) -> EventTrigger {
-        EventTrigger::new(Some(self.id), EventKind::Submit)
-    }
-}
-impl<C: Component> Changeable for Handle<C> {
-    fn changed(&self) -> EventTrigger {
-        EventTrigger::new(Some(self.id), EventKind::Change)
-    }
-}
-impl<T> Changeable for StateHandle<T> {
-    fn changed(&self) -> EventTrigger {
-        EventTrigger::new(Some(self.id), EventKind::Change)
-    }
-}
-impl<T> Changeable for BrowserStateHandle<T> {
-    fn changed(&self) -> EventTrigger {
-        EventTrigger::new(Some(self.id), EventKind::Change)
-    }
 }
 
 /// One input of a listener.
@@ -359,6 +247,15 @@ impl<T> Update<T> {
     }
 }
 
+impl<T> Update<T> {
+    /// Starts (`true`) or stops (`false`) a [`crate::components::Timer`] output; other components
+    /// ignore it.
+    pub fn active(mut self, active: bool) -> Self {
+        self.props.active = Some(active);
+        self
+    }
+}
+
 /// One output after erasure (an implementation detail of the traits below).
 #[doc(hidden)]
 pub struct ErasedUpdate {
@@ -471,8 +368,22 @@ pub enum HandlerCall {
     Sync(SyncCall),
     Async(HandlerFuture),
     /// A streaming handler's items ([`crate::Streaming`]).
-    Stream(crate::streaming::ItemStream),
+    Stream(ItemStream),
 }
+
+/// One item of a streaming handler, its output type erased.
+#[doc(hidden)]
+pub trait StreamItem: Send {
+    /// A copy of its outputs, for a partial answer.
+    fn peek(&self) -> Vec<ErasedUpdate>;
+    /// Its outputs, for the final result.
+    fn into_outputs(self: Box<Self>) -> Vec<ErasedUpdate>;
+}
+
+/// A streaming handler's items, erased (an implementation detail).
+#[doc(hidden)]
+pub type ItemStream =
+    futures::stream::BoxStream<'static, Result<Box<dyn StreamItem>, HandlerError>>;
 
 /// Markers telling apart the four shapes of handler (sync or async, plain or
 /// fallible). They only exist to keep the blanket impls of [`Handler`] apart.

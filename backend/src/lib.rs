@@ -71,6 +71,7 @@ mod doors;
 mod engine;
 pub mod error;
 pub mod handler;
+pub mod handles;
 mod http;
 mod layout;
 pub mod list;
@@ -92,11 +93,11 @@ mod telemetry;
 mod value;
 
 pub use blocks::{Blocks, ListenerRef};
-pub use components::Tickable;
 pub use error::{ApiError, BuildError, StartError};
-pub use handler::{
-    BrowserStateHandle, Changeable, Clickable, GlobalHandle, Handle, HandlerError, ResourceHandle,
-    StateHandle, Submittable, Update,
+pub use handler::{HandlerError, Update};
+pub use handles::{
+    BrowserStateHandle, Changeable, Clickable, GlobalHandle, Handle, ResourceHandle, StateHandle,
+    Submittable, Tickable,
 };
 pub use http::{EVENT_INTERVAL, app, run, runtime_builder};
 pub use imbl;

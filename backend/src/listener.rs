@@ -15,8 +15,9 @@ use std::sync::Arc;
 use keepsake_shared::DependencyId;
 use keepsake_shared::config::{After, DependencyConfig};
 
-use crate::handler::{EventTrigger, Handler, HandlerError, Inputs, Outputs, SlotRef};
-use crate::plan::{DependencyDef, ErasedHandler};
+use crate::handler::{Handler, HandlerError, Inputs, Outputs, SlotRef};
+use crate::handles::EventTrigger;
+use crate::plan::defs::{DependencyDef, ErasedHandler};
 use crate::value::AnyValue;
 
 /// The listeners an app's builder registered, in order (their ids are positions).

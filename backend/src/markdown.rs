@@ -19,9 +19,7 @@ use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use ammonia::UrlRelative;
-use keepsake_shared::config::ComponentKind;
 use pulldown_cmark::{Alignment, Event, Options, Parser, Tag, TagEnd};
-use serde_json::Value;
 
 /// Renders Markdown source to sanitised HTML.
 pub fn to_html(source: &str) -> String {
@@ -36,22 +34,6 @@ pub fn to_html(source: &str) -> String {
     let mut html = String::with_capacity(source.len() * 3 / 2);
     pulldown_cmark::html::push_html(&mut html, events);
     SANITIZER.clean(&html).to_string()
-}
-
-/// The HTML a component of `kind` shows for `value`: `Some` for Markdown and Html
-/// components only (a value that is not a string shows nothing).
-pub(crate) fn rendered(kind: &ComponentKind, value: &Value) -> Option<String> {
-    match kind {
-        ComponentKind::Markdown => Some(value.as_str().map(to_html).unwrap_or_default()),
-        ComponentKind::Html => Some(
-            value
-                .as_str()
-                .map(crate::components::sanitise_html)
-                .unwrap_or_default(),
-        ),
-        ComponentKind::Chatbot => Some(crate::components::chatbot::to_html(value)),
-        _ => None,
-    }
 }
 
 /// Turns table cells into `<th>`/`<td>` with an alignment class, where pulldown-cmark

@@ -7,84 +7,18 @@
 //! (which listeners a state's `.change` triggers, and every global an event may
 //! write, so the engine can lock them all up front, in one order).
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use keepsake_shared::DependencyId;
-use keepsake_shared::config::{AppConfig, DependencyConfig, EventKind, Trigger};
+use keepsake_shared::config::{AppConfig, EventKind, Trigger};
 use keepsake_shared::{AppId, ComponentId};
 use serde_json::Value;
 
-use crate::handler::{HandlerCall, HandlerError, SlotRef};
-use crate::pace::SyncPace;
+use crate::handler::SlotRef;
 use crate::render::RenderDef;
-use crate::state::{DeleteCallback, Factory, JsonMigration, ResourceFactory};
-use crate::value::{AnyValue, Codec, DynValue};
+use crate::state::ResourceFactory;
 
-/// How the engine reads and writes one slot.
-pub(crate) enum SlotDef {
-    /// A component: the value comes from (and goes to) the client.
-    Client {
-        decode: fn(Value) -> Result<AnyValue, String>,
-        encode: fn(AnyValue) -> Result<Value, String>,
-    },
-    State(u32),
-    Global(u32),
-    /// A browser state: the client holds it sealed ([`BrowserStateDef`]).
-    Browser(u32),
-}
+pub(crate) mod defs;
 
-/// How a browser state is kept: what the engine needs to open what a client sends
-/// and seal what a handler writes ([`crate::engine`]'s `browser` room).
-pub(crate) struct BrowserStateDef {
-    pub(crate) component: ComponentId,
-    pub(crate) storage_key: String,
-    /// What else keys from the random seed are bound to: the type and the default.
-    pub(crate) binding: String,
-    /// The app author's secrets, newest first, when both the storage key and a secret
-    /// were fixed; `None`: keys from the store's per-start random seed.
-    pub(crate) secrets: Option<Vec<String>>,
-    pub(crate) default: Value,
-    pub(crate) max_age: Option<Duration>,
-    pub(crate) version: u32,
-    pub(crate) migration: Option<JsonMigration>,
-    pub(crate) decode: fn(Value) -> Result<AnyValue, String>,
-    pub(crate) encode: fn(AnyValue) -> Result<Value, String>,
-}
-
-pub(crate) struct StateDef {
-    pub(crate) component: ComponentId,
-    pub(crate) factory: Factory,
-    pub(crate) time_to_live: Option<Duration>,
-    pub(crate) on_delete: Option<DeleteCallback>,
-    pub(crate) accept: fn(AnyValue) -> Option<Box<dyn DynValue>>,
-    pub(crate) codec: Codec,
-}
-
-pub(crate) type Render = Arc<dyn Fn(&dyn DynValue) -> Option<Value> + Send + Sync>;
-
-pub(crate) struct GlobalDef {
-    pub(crate) initial: Box<dyn DynValue>,
-    pub(crate) accept: fn(AnyValue) -> Option<Box<dyn DynValue>>,
-    pub(crate) codec: Codec,
-    /// Components that show this global on every connected page.
-    pub(crate) bindings: Vec<(ComponentId, Render)>,
-}
-
-pub(crate) type ErasedHandler =
-    Arc<dyn Fn(Vec<AnyValue>) -> Result<HandlerCall, HandlerError> + Send + Sync>;
-
-pub(crate) struct DependencyDef {
-    pub(crate) config: DependencyConfig,
-    pub(crate) inputs: Vec<SlotRef>,
-    pub(crate) handler: ErasedHandler,
-    /// Every global an event of this listener may write: its own global outputs and
-    /// those of the `.change` listeners its state writes can set off, transitively.
-    /// Sorted: the engine locks them in this order before any handler runs.
-    pub(crate) globals_written: Vec<u32>,
-    /// How quick its handler has been, if it is sync: where it runs next.
-    pub(crate) pace: Arc<SyncPace>,
-}
+pub(crate) use defs::{BrowserStateDef, DependencyDef, GlobalDef, Render, SlotDef, StateDef};
 
 /// A built app: its wire config plus everything the engine needs to run it.
 pub struct App {
@@ -204,7 +138,7 @@ impl App {
     /// The HTML sent with a new `value` of component `id`: `Some` for Markdown
     /// components, which the server renders ([`crate::markdown`]).
     pub(crate) fn html_of(&self, id: ComponentId, value: &Value) -> Option<String> {
-        crate::markdown::rendered(&self.config.component(id)?.kind, value)
+        crate::components::rendered_html(&self.config.component(id)?.kind, value)
     }
 
     pub(crate) fn dependency(&self, id: DependencyId) -> Option<&DependencyDef> {

@@ -31,12 +31,11 @@ use serde::Serialize;
 
 use crate::Blocks;
 use crate::components::Component;
-use crate::handler::{
-    Changeable, Clickable, EventTrigger, Handle, Handler, Inputs, Outputs, StateHandle, Submittable,
-};
+use crate::handler::{Handler, Inputs, Outputs};
+use crate::handles::{Changeable, Clickable, EventTrigger, Handle, StateHandle, Submittable};
 use crate::listener::Listeners;
 use crate::pace::SyncPace;
-use crate::plan::{DependencyDef, SlotDef, StateDef};
+use crate::plan::defs::{DependencyDef, SlotDef, StateDef};
 use crate::state::StateType;
 use crate::value::{self, DynValue};
 
@@ -159,7 +158,7 @@ impl<'a> Render<'a> {
         let id = ComponentId(free_id(start, &self.component_ids));
         self.component_ids.insert(id.0);
         props.key = Some(key);
-        props.html = crate::markdown::rendered(&kind, &props.value);
+        props.html = crate::components::rendered_html(&kind, &props.value);
         self.positions.insert(id, self.components.len());
         self.components.push(ComponentConfig { id, kind, props });
         self.slots.push(SlotDef::Client {

@@ -44,7 +44,7 @@ use std::sync::Arc;
 
 use futures::stream::{BoxStream, Stream, StreamExt};
 
-use crate::handler::{ErasedUpdate, Handler, HandlerCall, HandlerError, IntoOutputs};
+use crate::handler::{ErasedUpdate, Handler, HandlerCall, HandlerError, IntoOutputs, StreamItem};
 
 /// At most this many items one stream may yield (so at most this many partial
 /// messages an answer carries); one more fails the event.
@@ -83,15 +83,6 @@ impl<R> std::fmt::Debug for Streaming<R> {
     }
 }
 
-/// One item of a streaming handler, its output type erased.
-#[doc(hidden)]
-pub trait StreamItem: Send {
-    /// A copy of its outputs, for a partial answer.
-    fn peek(&self) -> Vec<ErasedUpdate>;
-    /// Its outputs, for the final result.
-    fn into_outputs(self: Box<Self>) -> Vec<ErasedUpdate>;
-}
-
 struct Item<R, O>(R, PhantomData<fn() -> O>);
 
 impl<R: IntoOutputs<O> + Clone + Send, O> StreamItem for Item<R, O> {
@@ -102,10 +93,6 @@ impl<R: IntoOutputs<O> + Clone + Send, O> StreamItem for Item<R, O> {
         self.0.into_outputs()
     }
 }
-
-/// A streaming handler's items, erased (an implementation detail).
-#[doc(hidden)]
-pub type ItemStream = BoxStream<'static, Result<Box<dyn StreamItem>, HandlerError>>;
 
 /// Marker of the [`Handler`] impls for functions returning a [`Streaming`].
 #[derive(Debug)]

@@ -9,7 +9,7 @@
 //!
 //! The timer's value is its interval in seconds; whether it ticks is its `active`
 //! flag. A listener changes either through an output: a new value sets the interval,
-//! [`Update::active`] starts or stops it (Gradio's `return gr.Timer(active=False)`).
+//! [`Update::active`](crate::Update::active) starts or stops it (Gradio's `return gr.Timer(active=False)`).
 
 use keepsake_shared::config::{
     AppConfig, ComponentKind, ComponentProps, EventKind, MIN_TIMER_INTERVAL_SECS,
@@ -17,13 +17,11 @@ use keepsake_shared::config::{
 use serde_json::Value;
 
 use super::{Component, with_value};
-use crate::blocks::{Blocks, ListenerRef};
-use crate::handler::{EventTrigger, Handle, Handler, Inputs, Outputs, Update};
 
-/// Periodic events: the page runs the timer's [`Blocks::tick`] listeners every
+/// Periodic events: the page runs the timer's [`Blocks::tick`](crate::Blocks::tick) listeners every
 /// `seconds` while it is active (Gradio's `gr.Timer`).
 ///
-/// [`Blocks::build`] refuses an interval that is not a number of seconds of at least
+/// [`Blocks::build`](crate::Blocks::build) refuses an interval that is not a number of seconds of at least
 /// [`MIN_TIMER_INTERVAL_SECS`], and [`crate::Server::new`] an app whose timers together
 /// would tick more than half as often as [`crate::Settings::max_events_per_second`]
 /// allows a session (the other half is left to the user's own events). An interval an
@@ -66,7 +64,7 @@ impl Timer {
         }
     }
     /// Whether it ticks from the start (default: `true`); a listener's output can
-    /// start it later with [`Update::active`].
+    /// start it later with [`Update::active`](crate::Update::active).
     pub fn active(mut self, active: bool) -> Self {
         self.active = active;
         self
@@ -89,64 +87,6 @@ impl Component for Timer {
             },
             self.props,
         )
-    }
-}
-
-/// Components whose ticks can run a listener ([`Blocks::tick`]).
-pub trait Tickable: Copy {
-    /// The tick event of this component.
-    fn ticked(&self) -> EventTrigger;
-}
-
-impl Tickable for Handle<Timer> {
-    fn ticked(&self) -> EventTrigger {
-        EventTrigger::new(Some(self.id), EventKind::Tick)
-    }
-}
-
-impl Blocks {
-    /// Runs `handler` every time `timer` ticks (Gradio's `timer.tick`): every
-    /// interval while a page shows the app and the timer is active. See [`Timer`].
-    ///
-    /// ```
-    /// use keepsake::Blocks;
-    /// use keepsake::components::{Markdown, Timer};
-    /// use keepsake::protocol::config::EventKind;
-    ///
-    /// let mut app = Blocks::new("now", "Now");
-    /// let every_second = app.add(Timer::new(1.0));
-    /// let clock = app.add(Markdown::new("").label("Time"));
-    /// // No inputs: the handler takes no arguments.
-    /// app.tick(every_second, (), clock, || {
-    ///     let secs = std::time::SystemTime::now()
-    ///         .duration_since(std::time::UNIX_EPOCH)
-    ///         .map_or(0, |d| d.as_secs());
-    ///     format!("**{secs}** seconds since 1970")
-    /// })
-    /// .api_name("now");
-    /// let app = app.build()?;
-    /// let listener = &app.config().dependencies[0];
-    /// assert_eq!(listener.triggers[0].event, EventKind::Tick);
-    /// assert_eq!(listener.triggers[0].event.as_str(), "tick");
-    /// # Ok::<(), keepsake::BuildError>(())
-    /// ```
-    pub fn tick<I: Inputs, O: Outputs, H: Handler<I::Values, O, M>, M>(
-        &mut self,
-        timer: impl Tickable,
-        inputs: I,
-        outputs: O,
-        handler: H,
-    ) -> ListenerRef<'_> {
-        self.on([timer.ticked()], inputs, outputs, handler)
-    }
-}
-
-impl<T> Update<T> {
-    /// Starts (`true`) or stops (`false`) a [`Timer`] output; other components
-    /// ignore it.
-    pub fn active(mut self, active: bool) -> Self {
-        self.props.active = Some(active);
-        self
     }
 }
 

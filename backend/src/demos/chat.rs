@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use crate::components::{Button, ChatMessage, Chatbot, Markdown, Textbox};
-use crate::handler::{Clickable as _, Submittable as _};
+use crate::handles::{Clickable as _, Submittable as _};
 use crate::{App, Blocks, BuildError, State, Streaming};
 
 /// The pause before each word of the reply: slow enough to see it grow.

@@ -23,9 +23,10 @@ use tracing::Instrument;
 use super::Engine;
 use crate::error::ApiError;
 use crate::handler::ErasedUpdate;
+use crate::handler::{ItemStream, StreamItem};
 use crate::plan::{DependencyDef, SlotDef};
 use crate::request::Request;
-use crate::streaming::{ItemStream, MAX_STREAM_ITEMS, StreamItem};
+use crate::streaming::MAX_STREAM_ITEMS;
 
 /// Where an event's partial outputs go.
 pub(crate) type PartialSink = mpsc::Sender<PartialUpdate>;
