@@ -26,9 +26,14 @@ use keepsake_shared::ComponentId;
 use keepsake_shared::event::PropsUpdate;
 
 use crate::components::Component;
-use crate::handles::{BrowserStateHandle, GlobalHandle, Handle, ResourceHandle, StateHandle};
 use crate::state::Shared;
 use crate::value::AnyValue;
+
+// Also reachable here, where they were before `handles.rs` (`keepsake::handler::Handle`).
+pub use crate::handles::{
+    BrowserStateHandle, Changeable, Clickable, EventTrigger, GlobalHandle, Handle, ResourceHandle,
+    StateHandle, Submittable,
+};
 
 /// Where a handler argument comes from (an implementation detail of the traits below).
 #[doc(hidden)]
