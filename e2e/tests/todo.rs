@@ -5,7 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use keepsake::demos;
+use keepsake::components::Checkbox;
+use keepsake::{App, Blocks, State, demos};
 use keepsake_e2e::{Browser, PATIENCE, RunningServer, free_port, xpath_literal};
 
 fn delete_button(item: &str) -> String {
@@ -160,6 +161,84 @@ async fn items_are_added_ticked_and_deleted_in_each_tab_on_its_own() {
         .expect("switch to the second tab");
     wait_items(&browser, &[("Bread", true)]).await;
     browser.wait_text("1 of 1 done.").await;
+    browser.close().await;
+    server.stop().await;
+}
+
+/// The label of the checkbox that has the keyboard focus, if one has it.
+async fn focused_checkbox(browser: &Browser) -> Option<String> {
+    let label = browser
+        .script(
+            "const e = document.activeElement;
+             return e && e.type === 'checkbox' && e.closest('label')
+                 ? e.closest('label').textContent.trim() : null;",
+        )
+        .await;
+    label.as_str().map(str::to_owned)
+}
+
+/// A list whose render puts done items last: ticking one moves it.
+fn done_last() -> App {
+    let mut app = Blocks::new("done-last", "Done last");
+    // (text, done); the text is the item's key.
+    let items = app.state(State::new(vec![
+        ("Milk".to_owned(), false),
+        ("Eggs".to_owned(), false),
+        ("Tea".to_owned(), false),
+    ]));
+    app.render(items, move |list: &Vec<(String, bool)>, r| {
+        let mut shown = list.clone();
+        shown.sort_by_key(|(_, done)| *done);
+        for (text, done) in shown {
+            let checkbox = r.add(Checkbox::new().value(done).label(&text).key(text.clone()));
+            r.change(
+                checkbox,
+                (checkbox, items),
+                items,
+                move |done: bool, mut list: Vec<(String, bool)>| {
+                    for item in list.iter_mut().filter(|(t, _)| *t == text) {
+                        item.1 = done;
+                    }
+                    list
+                },
+            );
+        }
+    });
+    app.build().expect("the app builds")
+}
+
+/// Ticking an item from the keyboard moves it to the end of the list. The page
+/// reuses the region's elements by position, so without care the focused element
+/// would now show another item (and the next Space would tick that one); the focus
+/// must follow the item ticked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_focus_follows_an_item_the_render_moves() {
+    let server = RunningServer::start(free_port(), vec![done_last()]).await;
+    let browser = Browser::launch(None).await;
+    browser.goto(&server.url("/apps/done-last")).await;
+    wait_items(&browser, &[("Milk", false), ("Eggs", false), ("Tea", false)]).await;
+
+    let milk = browser.find(&checkbox_xpath("Milk")).await;
+    let id = milk.attr("id").await.expect("id").expect("an id");
+    browser
+        .script(&format!("document.getElementById('{id}').focus(); return 1;"))
+        .await;
+    assert_eq!(focused_checkbox(&browser).await.as_deref(), Some("Milk"));
+    milk.send_keys(" ").await.expect("Space ticks it");
+    wait_items(&browser, &[("Eggs", false), ("Tea", false), ("Milk", true)]).await;
+
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let focused = focused_checkbox(&browser).await;
+        if focused.as_deref() == Some("Milk") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the focus should have followed Milk, it is on {focused:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     browser.close().await;
     server.stop().await;
 }

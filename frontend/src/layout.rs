@@ -12,6 +12,7 @@ use std::rc::Rc;
 use keepsake_shared::ComponentId;
 use keepsake_shared::config::LayoutNode;
 use leptos::prelude::*;
+use wasm_bindgen::JsCast as _;
 
 use crate::components::component_view;
 use crate::controller::{Controller, PageHandle};
@@ -33,16 +34,11 @@ pub fn layout_view(controller: &Rc<Controller>, page: PageHandle) -> AnyView {
 
 fn collect_placed(nodes: &[LayoutNode], placed: &mut Vec<ComponentId>) {
     for node in nodes {
-        match node {
-            LayoutNode::Row { children }
-            | LayoutNode::Column { children }
-            | LayoutNode::Tabs { children }
-            | LayoutNode::Tab { children, .. }
-            | LayoutNode::Accordion { children, .. } => collect_placed(children, placed),
-            LayoutNode::Component { id } => placed.push(*id),
-            // Its components are not the config's.
-            LayoutNode::Render(_) => {}
+        // A region's components are not the config's.
+        if let LayoutNode::Component { id } = node {
+            placed.push(*id);
         }
+        collect_placed(node.children(), placed);
     }
 }
 
@@ -93,9 +89,43 @@ fn region_view(controller: &Rc<Controller>, page: PageHandle, region: u32) -> An
         let Some(controller) = page.get() else {
             return Vec::new();
         };
+        keep_focus();
         contents.with(|r| nodes_view(&controller, page, &r.layout))
     };
     view! { <div class="column region">{children}</div> }.into_any()
+}
+
+/// A new render of a region reuses its elements by position, not by key: after an
+/// item moved or one before it left, the element that had the keyboard focus (the
+/// checkbox just ticked) shows another item, or is gone and the focus falls back to
+/// the page. A keyboard user would act on the wrong item, or lose their place. The
+/// focused element's like in the new render has its id (the same key gives the same
+/// component id), so once the new render is in the page the focus goes to it, if it
+/// is still on the reused element or on nothing.
+fn keep_focus() {
+    let Some(document) = web_sys::window().and_then(|w| w.document()) else {
+        return;
+    };
+    let Some(before) = document.active_element() else {
+        return;
+    };
+    let id = before.id();
+    if id.is_empty() {
+        return;
+    }
+    request_animation_frame(move || {
+        let Some(like) = document.get_element_by_id(&id) else {
+            return;
+        };
+        let moved = match document.active_element() {
+            None => true,
+            Some(now) if now == like => false,
+            Some(now) => now == before || document.body().is_some_and(|body| *body == now),
+        };
+        if let (true, Ok(like)) = (moved, like.dyn_into::<web_sys::HtmlElement>()) {
+            let _ = like.focus();
+        }
+    });
 }
 
 /// A tab list and its panels; the first tab is selected at first.
