@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::components::Component;
 use crate::error::BuildError;
 use crate::handles::{BrowserStateHandle, GlobalHandle, Handle, ResourceHandle, StateHandle};
+use crate::layout::LayoutStack;
 use crate::plan::{App, BrowserStateDef, GlobalDef, Render, SlotDef, StateDef};
 use crate::render::RenderDef;
 use crate::state::{BrowserState, Global, Resource, ResourceFactory, State, StateType};
@@ -66,7 +67,7 @@ pub struct Blocks {
     resources: Vec<ResourceFactory>,
     listeners: Listeners,
     /// Open containers; the first is the page's top-level column.
-    pub(crate) layout_stack: Vec<Vec<LayoutNode>>,
+    pub(crate) layout: LayoutStack,
     /// Regions rendered from state ([`Blocks::render`], in `render.rs`).
     pub(crate) renders: Vec<RenderDef>,
     warnings: Vec<String>,
@@ -90,7 +91,7 @@ impl Blocks {
             empty_secret: false,
             resources: Vec::new(),
             listeners: Listeners::default(),
-            layout_stack: vec![Vec::new()],
+            layout: LayoutStack::default(),
             renders: Vec::new(),
             warnings: Vec::new(),
         }
@@ -113,8 +114,8 @@ impl Blocks {
         let rendered = kind.is_rendered();
         self.components.push(ComponentConfig { id, kind, props });
         self.slots.push(slot);
-        if rendered && let Some(container) = self.layout_stack.last_mut() {
-            container.push(LayoutNode::Component { id });
+        if rendered {
+            self.layout.push(LayoutNode::Component { id });
         }
         id
     }
@@ -140,12 +141,7 @@ impl Blocks {
         build: impl FnOnce(&mut Self),
         wrap: impl FnOnce(Vec<LayoutNode>) -> LayoutNode,
     ) {
-        self.layout_stack.push(Vec::new());
-        build(self);
-        let children = self.layout_stack.pop().unwrap_or_default();
-        if let Some(parent) = self.layout_stack.last_mut() {
-            parent.push(wrap(children));
-        }
+        LayoutStack::within(self, |blocks| &mut blocks.layout, build, wrap);
     }
 
     /// Lays out what `build` adds side by side.
@@ -438,19 +434,13 @@ impl Blocks {
                 }
             }
         }
-        let layout = self.layout_stack.first().map_or(&[][..], Vec::as_slice);
-        if let Some(problem) = crate::layout::misplaced_tab(layout, false) {
+        if let Some(problem) = crate::layout::misplaced_tab(self.layout.top(), false) {
             return Err(fail(problem));
         }
         // The config shows each region as rendered from its state's default.
-        let (layout, slots) = (self.layout_stack.first_mut(), self.slots.len());
-        crate::render::fill_regions(
-            layout.map_or(&mut [][..], |l| &mut l[..]),
-            &self.renders,
-            &self.states,
-            slots,
-        )
-        .map_err(fail)?;
+        let slots = self.slots.len();
+        crate::render::fill_regions(self.layout.top(), &self.renders, &self.states, slots)
+            .map_err(fail)?;
         // A chained listener runs in its predecessor's event if the server holds all
         // it reads; after an unload listener, no page is left to run or show it.
         let mut dependencies = self.listeners.defs;
@@ -486,14 +476,13 @@ impl Blocks {
         for warning in &self.warnings {
             tracing::warn!("{warning}");
         }
-        let mut layout_stack = self.layout_stack;
         let config = AppConfig {
             protocol_version: PROTOCOL_VERSION,
             id: AppId(self.id),
             title: self.title,
             description: self.description,
             components: self.components,
-            layout: layout_stack.pop().unwrap_or_default(),
+            layout: self.layout.finish(),
             dependencies: dependencies.iter().map(|d| d.config.clone()).collect(),
         };
         let mut app = App::freeze(

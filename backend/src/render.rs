@@ -33,6 +33,7 @@ use crate::Blocks;
 use crate::components::Component;
 use crate::handler::{Handler, Inputs, Outputs};
 use crate::handles::{Changeable, Clickable, EventTrigger, Handle, StateHandle, Submittable};
+use crate::layout::LayoutStack;
 use crate::listener::Listeners;
 use crate::pace::SyncPace;
 use crate::plan::defs::{DependencyDef, SlotDef, StateDef};
@@ -82,7 +83,7 @@ pub struct Render<'a> {
     slots: Vec<SlotDef>,
     positions: HashMap<ComponentId, usize>,
     keys: HashSet<String>,
-    layout_stack: Vec<Vec<LayoutNode>>,
+    layout: LayoutStack,
     listeners: Listeners,
     /// Each listener's trigger: its component's key and the event.
     triggers: Vec<(String, EventKind)>,
@@ -123,7 +124,7 @@ impl<'a> Render<'a> {
             slots: Vec::new(),
             positions: HashMap::new(),
             keys: HashSet::new(),
-            layout_stack: vec![Vec::new()],
+            layout: LayoutStack::default(),
             listeners: Listeners::default(),
             triggers: Vec::new(),
             dependency_ids: HashSet::new(),
@@ -165,9 +166,7 @@ impl<'a> Render<'a> {
             decode: value::decode_json::<C::Value>,
             encode: value::encode_json::<C::Value>,
         });
-        if let Some(container) = self.layout_stack.last_mut() {
-            container.push(LayoutNode::Component { id });
-        }
+        self.layout.push(LayoutNode::Component { id });
         Handle {
             id,
             _type: PhantomData,
@@ -179,12 +178,7 @@ impl<'a> Render<'a> {
         build: impl FnOnce(&mut Self),
         wrap: impl FnOnce(Vec<LayoutNode>) -> LayoutNode,
     ) {
-        self.layout_stack.push(Vec::new());
-        build(self);
-        let children = self.layout_stack.pop().unwrap_or_default();
-        if let Some(parent) = self.layout_stack.last_mut() {
-            parent.push(wrap(children));
-        }
+        LayoutStack::within(self, |render| &mut render.layout, build, wrap);
     }
 
     /// Lays out what `build` adds side by side.
@@ -289,11 +283,11 @@ impl<'a> Render<'a> {
         }
     }
 
-    fn finish(mut self) -> Result<Rendered, String> {
+    fn finish(self) -> Result<Rendered, String> {
         if let Some(problem) = self.problem {
             return Err(problem);
         }
-        let layout = self.layout_stack.pop().unwrap_or_default();
+        let layout = self.layout.finish();
         let defs = self.listeners.defs;
         let region = RenderedRegion {
             region: self.region,
@@ -494,11 +488,9 @@ impl Blocks {
             render,
             paces: Mutex::default(),
         });
-        if let Some(container) = self.layout_stack.last_mut() {
-            container.push(LayoutNode::Render(RenderedRegion {
-                region,
-                ..RenderedRegion::default()
-            }));
-        }
+        self.layout.push(LayoutNode::Render(RenderedRegion {
+            region,
+            ..RenderedRegion::default()
+        }));
     }
 }

@@ -300,12 +300,8 @@ async fn a_timer_is_wired_as_a_tick_trigger_and_outputs_switch_it() {
         fn walk(nodes: &[LayoutNode], id: keepsake::protocol::ComponentId) -> bool {
             nodes.iter().any(|node| match node {
                 LayoutNode::Component { id: placed } => *placed == id,
-                LayoutNode::Row { children }
-                | LayoutNode::Column { children }
-                | LayoutNode::Tabs { children }
-                | LayoutNode::Tab { children, .. }
-                | LayoutNode::Accordion { children, .. } => walk(children, id),
                 LayoutNode::Render(region) => walk(&region.layout, id),
+                container => walk(container.children(), id),
             })
         }
         walk(&config.layout, id)

@@ -268,19 +268,8 @@ fn number_view(cx: Cx, minimum: Option<f64>, maximum: Option<f64>, step: Option<
     } = cx;
     let interactive = cx.interactive();
     let aria_label = fallback_name(cx, "Number".to_owned());
-    let on_input = move |event: web_sys::Event| {
-        // The browser has parsed the field by the rules of `<input type="number">`;
-        // half-typed numbers ("-", "1e") are NaN, so the last good value stays.
-        // (Parsing the text again in Rust would also ship core's float parser.)
-        let number = event
-            .target()
-            .and_then(|target| target.dyn_into::<web_sys::HtmlInputElement>().ok())
-            .and_then(|input| Number::from_f64(input.value_as_number()));
-        if let Some(number) = number {
-            page.user_input(id, Value::Number(number));
-        }
-    };
-    let fmt = |n: f64| Number::from_f64(n).map(|n| number_text(&n));
+    let on_input = on_number_input(page, id);
+    let fmt = number_attribute;
     view! {
         {label_view(cx)}
         {info_view(cx)}
@@ -378,7 +367,6 @@ fn checkbox_group_view(cx: Cx) -> AnyView {
         id, value, page, ..
     } = cx;
     let interactive = cx.interactive();
-    let label = cx.label();
     let choices = cx.choices();
     let options = move || {
         choices
@@ -410,14 +398,7 @@ fn checkbox_group_view(cx: Cx) -> AnyView {
             })
             .collect_view()
     };
-    view! {
-        <fieldset id=dom_id(id) aria-describedby=cx.described_by()>
-            <legend class="label">{move || label.get().unwrap_or_else(|| "Choices".to_owned())}</legend>
-            {info_view(cx)}
-            <div class="choices">{options}</div>
-        </fieldset>
-    }
-    .into_any()
+    choices_view(cx, "Choices", options)
 }
 
 fn dropdown_view(cx: Cx, multiselect: bool) -> AnyView {
@@ -508,6 +489,41 @@ fn json_view(cx: Cx) -> AnyView {
         >
             {move || text.get()}
         </pre>
+    }
+    .into_any()
+}
+
+/// Sends the number an `<input>` (number or range) holds as the user's input. The
+/// browser has parsed it by the input's own rules (`valueAsNumber`): half-typed
+/// numbers ("-", "1e") are NaN, so the last good value stays. (Parsing the text again
+/// in Rust would also ship core's float parser.)
+fn on_number_input(page: PageHandle, id: ComponentId) -> impl Fn(web_sys::Event) {
+    move |event: web_sys::Event| {
+        let number = event
+            .target()
+            .and_then(|target| target.dyn_into::<web_sys::HtmlInputElement>().ok())
+            .and_then(|input| Number::from_f64(input.value_as_number()));
+        if let Some(number) = number {
+            page.user_input(id, Value::Number(number));
+        }
+    }
+}
+
+/// A number as an HTML attribute (`min`, `max`, `step`); `None` for NaN or infinity.
+fn number_attribute(n: f64) -> Option<String> {
+    Number::from_f64(n).map(|n| number_text(&n))
+}
+
+/// A group of choices (checkboxes, radios): a `<fieldset>` named by its `<legend>`
+/// (the label, or `fallback`), with the help text and the `options`.
+fn choices_view(cx: Cx, fallback: &'static str, options: impl IntoView + 'static) -> AnyView {
+    let label = cx.label();
+    view! {
+        <fieldset id=dom_id(cx.id) aria-describedby=cx.described_by()>
+            <legend class="label">{move || label.get().unwrap_or_else(|| fallback.to_owned())}</legend>
+            {info_view(cx)}
+            <div class="choices">{options}</div>
+        </fieldset>
     }
     .into_any()
 }

@@ -413,6 +413,21 @@ pub enum LayoutNode {
     Render(RenderedRegion),
 }
 
+impl LayoutNode {
+    /// The nodes a container holds, in order; none for a component or a region (whose
+    /// contents are its render's, not part of this layout).
+    pub fn children(&self) -> &[LayoutNode] {
+        match self {
+            LayoutNode::Row { children }
+            | LayoutNode::Column { children }
+            | LayoutNode::Tabs { children }
+            | LayoutNode::Tab { children, .. }
+            | LayoutNode::Accordion { children, .. } => children,
+            LayoutNode::Component { .. } | LayoutNode::Render(_) => &[],
+        }
+    }
+}
+
 /// What one render of a region lays out: in the config (rendered from the state's
 /// default) as [`LayoutNode::Render`], and in an event's answer
 /// ([`crate::event::EventResult::regions`]) whenever the event changed the state the

@@ -47,7 +47,7 @@ use crate::session::{Session, SessionData};
 use crate::store::{Commit, Lease};
 use crate::value::{AnyValue, DynValue};
 
-mod stage;
+pub(super) mod stage;
 
 /// How many rounds of state `.change` listeners one event may cause (a listener that
 /// changes a state whose listener changes it back would otherwise never end).

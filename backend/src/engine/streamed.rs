@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::Engine;
+use super::event::stage::component_update;
 use crate::error::ApiError;
 use crate::handler::ErasedUpdate;
 use crate::handler::{ItemStream, StreamItem};
@@ -91,22 +92,8 @@ impl Engine {
             let SlotDef::Client { encode, .. } = self.slot(*id)? else {
                 continue;
             };
-            let ErasedUpdate { value, props } = output;
-            let value = value.map(encode).transpose().map_err(|e| {
-                ApiError::HandlerFailed(format!(
-                    "output for component {} could not be encoded: {e}",
-                    id.0
-                ))
-            })?;
-            if value.is_some() || !props.is_empty() {
-                let html = value.as_ref().and_then(|v| self.app.html_of(*id, v));
-                updates.push(ComponentUpdate {
-                    component: *id,
-                    value,
-                    html,
-                    props,
-                });
-            }
+            let html_of = |id, value: &_| self.app.html_of(id, value);
+            updates.extend(component_update(*id, *encode, output, html_of)?);
         }
         Ok(updates)
     }

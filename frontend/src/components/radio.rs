@@ -4,14 +4,13 @@
 use leptos::prelude::*;
 use serde_json::Value;
 
-use super::{Cx, dom_id, info_view};
+use super::{Cx, choices_view, dom_id};
 
 pub(super) fn radio_view(cx: Cx) -> AnyView {
     let Cx {
         id, value, page, ..
     } = cx;
     let interactive = cx.interactive();
-    let label = cx.label();
     let choices = cx.choices();
     let options = move || {
         choices
@@ -36,12 +35,5 @@ pub(super) fn radio_view(cx: Cx) -> AnyView {
             })
             .collect_view()
     };
-    view! {
-        <fieldset id=dom_id(id) aria-describedby=cx.described_by()>
-            <legend class="label">{move || label.get().unwrap_or_else(|| "Choose one".to_owned())}</legend>
-            {info_view(cx)}
-            <div class="choices">{options}</div>
-        </fieldset>
-    }
-    .into_any()
+    choices_view(cx, "Choose one", options)
 }

@@ -2,10 +2,10 @@
 //! beside it.
 
 use leptos::prelude::*;
-use serde_json::{Number, Value};
-use wasm_bindgen::JsCast as _;
 
-use super::{Cx, dom_id, fallback_name, info_view, label_view, number_text, value_text};
+use super::{
+    Cx, dom_id, fallback_name, info_view, label_view, number_attribute, on_number_input, value_text,
+};
 
 pub(super) fn slider_view(cx: Cx, minimum: f64, maximum: f64, step: f64) -> AnyView {
     let Cx {
@@ -13,18 +13,9 @@ pub(super) fn slider_view(cx: Cx, minimum: f64, maximum: f64, step: f64) -> AnyV
     } = cx;
     let interactive = cx.interactive();
     let aria_label = fallback_name(cx, "Slider".to_owned());
-    let on_input = move |event: web_sys::Event| {
-        // The browser's own number (`valueAsNumber`), already within the bounds and
-        // on a step: the client ships no float parser.
-        let number = event
-            .target()
-            .and_then(|target| target.dyn_into::<web_sys::HtmlInputElement>().ok())
-            .and_then(|input| Number::from_f64(input.value_as_number()));
-        if let Some(number) = number {
-            page.user_input(id, Value::Number(number));
-        }
-    };
-    let fmt = |n: f64| Number::from_f64(n).map(|n| number_text(&n));
+    // The browser's own number, already within the bounds and on a step.
+    let on_input = on_number_input(page, id);
+    let fmt = number_attribute;
     view! {
         {label_view(cx)}
         {info_view(cx)}

@@ -207,14 +207,9 @@ impl Slots {
 
 fn collect_regions<'a>(nodes: &'a [LayoutNode], regions: &mut Vec<&'a RenderedRegion>) {
     for node in nodes {
-        match node {
-            LayoutNode::Row { children }
-            | LayoutNode::Column { children }
-            | LayoutNode::Tabs { children }
-            | LayoutNode::Tab { children, .. }
-            | LayoutNode::Accordion { children, .. } => collect_regions(children, regions),
-            LayoutNode::Render(region) => regions.push(region),
-            LayoutNode::Component { .. } => {}
+        if let LayoutNode::Render(region) = node {
+            regions.push(region);
         }
+        collect_regions(node.children(), regions);
     }
 }

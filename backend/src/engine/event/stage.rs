@@ -4,14 +4,16 @@
 
 use std::time::Instant;
 
+use keepsake_shared::ComponentId;
 use keepsake_shared::event::ComponentUpdate;
+use serde_json::Value;
 
 use super::Event;
 use crate::error::ApiError;
 use crate::handler::ErasedUpdate;
 use crate::plan::{DependencyDef, SlotDef};
 use crate::session::StoredState;
-use crate::value::DynValue;
+use crate::value::{AnyValue, DynValue};
 
 impl Event<'_> {
     /// Checks a listener's outputs and, only if all pass, adds them to the working
@@ -35,21 +37,9 @@ impl Event<'_> {
             let ErasedUpdate { value, props } = output;
             match self.slot(*id)? {
                 SlotDef::Client { encode, .. } => {
-                    let value = value.map(encode).transpose().map_err(|e| {
-                        ApiError::HandlerFailed(format!(
-                            "output for component {} could not be encoded: {e}",
-                            id.0
-                        ))
-                    })?;
-                    if value.is_some() || !props.is_empty() {
-                        let html = value.as_ref().and_then(|v| self.html_of(*id, v));
-                        updates.push(ComponentUpdate {
-                            component: *id,
-                            value,
-                            html,
-                            props,
-                        });
-                    }
+                    let update = ErasedUpdate { value, props };
+                    let html_of = |id, value: &_| self.html_of(id, value);
+                    updates.extend(component_update(*id, *encode, update, html_of)?);
                 }
                 SlotDef::State(index) => {
                     if let Some(value) = value {
@@ -210,4 +200,31 @@ impl Event<'_> {
             None => (self.engine.app.states[index as usize].factory)().eq_dyn(value),
         }
     }
+}
+
+/// A component output as a page receives it: encoded, with the HTML the server makes
+/// for kinds it renders (`html_of`); `None` when it changes nothing. Staged outputs
+/// and a streaming listener's partial ones take the same form.
+pub(in crate::engine) fn component_update(
+    id: ComponentId,
+    encode: fn(AnyValue) -> Result<Value, String>,
+    ErasedUpdate { value, props }: ErasedUpdate,
+    html_of: impl Fn(ComponentId, &Value) -> Option<String>,
+) -> Result<Option<ComponentUpdate>, ApiError> {
+    let value = value.map(encode).transpose().map_err(|e| {
+        ApiError::HandlerFailed(format!(
+            "output for component {} could not be encoded: {e}",
+            id.0
+        ))
+    })?;
+    if value.is_none() && props.is_empty() {
+        return Ok(None);
+    }
+    let html = value.as_ref().and_then(|v| html_of(id, v));
+    Ok(Some(ComponentUpdate {
+        component: id,
+        value,
+        html,
+        props,
+    }))
 }
