@@ -216,12 +216,18 @@ async fn the_focus_follows_an_item_the_render_moves() {
     let server = RunningServer::start(free_port(), vec![done_last()]).await;
     let browser = Browser::launch(None).await;
     browser.goto(&server.url("/apps/done-last")).await;
-    wait_items(&browser, &[("Milk", false), ("Eggs", false), ("Tea", false)]).await;
+    wait_items(
+        &browser,
+        &[("Milk", false), ("Eggs", false), ("Tea", false)],
+    )
+    .await;
 
     let milk = browser.find(&checkbox_xpath("Milk")).await;
     let id = milk.attr("id").await.expect("id").expect("an id");
     browser
-        .script(&format!("document.getElementById('{id}').focus(); return 1;"))
+        .script(&format!(
+            "document.getElementById('{id}').focus(); return 1;"
+        ))
         .await;
     assert_eq!(focused_checkbox(&browser).await.as_deref(), Some("Milk"));
     milk.send_keys(" ").await.expect("Space ticks it");
