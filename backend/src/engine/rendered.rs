@@ -184,15 +184,7 @@ impl Engine {
             let Some((_, value, _)) = staged.iter().find(|(i, _, _)| *i == index) else {
                 continue;
             };
-            let unchanged = match data.states.get(index as usize).and_then(Option::as_ref) {
-                Some(before) => before.value.eq_dyn(&**value),
-                None => self
-                    .app
-                    .states
-                    .get(index as usize)
-                    .is_some_and(|state| (state.factory)().eq_dyn(&**value)),
-            };
-            if !unchanged {
+            if !self.stored_equals(data, index, &**value) {
                 let rendered = def
                     .run(&**value, self.app.slots.len())
                     .map_err(ApiError::HandlerFailed)?;

@@ -9,10 +9,11 @@ use keepsake_shared::event::ComponentUpdate;
 use serde_json::Value;
 
 use super::Event;
+use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::handler::ErasedUpdate;
 use crate::plan::{DependencyDef, SlotDef};
-use crate::session::StoredState;
+use crate::session::{SessionData, StoredState};
 use crate::value::{AnyValue, DynValue};
 
 impl Event<'_> {
@@ -190,14 +191,27 @@ impl Event<'_> {
         if let Some((_, staged, _)) = self.staged(index) {
             return staged.eq_dyn(value);
         }
-        match self
-            .data
-            .states
-            .get(index as usize)
-            .and_then(Option::as_ref)
-        {
+        self.engine.stored_equals(self.data, index, value)
+    }
+}
+
+impl Engine {
+    /// Whether `value` equals state `index` as the session has it stored (its default
+    /// if it has none yet): what an event's staged value is compared with to tell
+    /// whether the event changed the state.
+    pub(in crate::engine) fn stored_equals(
+        &self,
+        data: &SessionData,
+        index: u32,
+        value: &dyn DynValue,
+    ) -> bool {
+        match data.states.get(index as usize).and_then(Option::as_ref) {
             Some(stored) => stored.value.eq_dyn(value),
-            None => (self.engine.app.states[index as usize].factory)().eq_dyn(value),
+            None => self
+                .app
+                .states
+                .get(index as usize)
+                .is_some_and(|state| (state.factory)().eq_dyn(value)),
         }
     }
 }
