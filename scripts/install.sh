@@ -170,7 +170,16 @@ install_axe() {
 # The benchmark's own tools, for scripts/bench only: wrk (a standard load tool, from
 # Debian), and a pinned Gradio in a virtual environment named after its requirements'
 # hash, for the side by side with Gradio.
+install_valgrind() {
+  if ! command -v valgrind >/dev/null; then
+    say "Installing valgrind"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
+  fi
+}
+
 install_bench_tools() {
+  install_valgrind
   if ! command -v wrk >/dev/null; then
     say "Installing wrk"
     as_root apt-get update -qq
