@@ -13,6 +13,7 @@ use keepsake_shared::event::{
 };
 use keepsake_shared::{AppId, PROTOCOL_VERSION, SessionId};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
@@ -100,7 +101,7 @@ async fn send<E: Endpoint>(
 
 /// A refusal's body as the error it reports.
 fn error_answer(response: &web_sys::Response, text: &str) -> ClientError {
-    match serde_json::from_str::<ErrorBody>(text) {
+    match serde_json::from_str(text).and_then(serde_json::from_value::<ErrorBody>) {
         Ok(body) => ClientError::Server(body),
         Err(_) => ClientError::Decode(format!("HTTP {}", response.status())),
     }
@@ -157,17 +158,32 @@ pub async fn run_event_streamed(
 /// Reads a successful answer. One that does not fit but carries a `protocol_version`
 /// other than [`PROTOCOL_VERSION`] (the config of a server whose formats changed) is
 /// [`ClientError::Outdated`] rather than a decode error.
+///
+/// The text is parsed into a `Value` first (one instance of the JSON parser for every
+/// answer), and the typed message is read from that: reading each message type
+/// straight from the text put a copy of the parser's code in the wasm per type.
 pub fn decode<T: DeserializeOwned>(text: &str) -> Result<T, ClientError> {
-    serde_json::from_str(text).map_err(|error| decode_error(text, &error))
+    let answer = parse(text)?;
+    let version = protocol_version(&answer);
+    serde_json::from_value(answer).map_err(|error| decode_error(version, &error))
 }
 
-/// Not generic, so that the version probe is in the wasm once. It reads the answer as
-/// a `Value`, which the client decodes anyway (no new deserializer).
-fn decode_error(text: &str, error: &serde_json::Error) -> ClientError {
-    let version = serde_json::from_str::<serde_json::Value>(text)
-        .ok()
-        .and_then(|answer| answer.get("protocol_version")?.as_u64());
-    match version.and_then(|v| u32::try_from(v).ok()) {
+/// The JSON of an answer, or why it is not JSON.
+pub fn parse(text: &str) -> Result<Value, ClientError> {
+    serde_json::from_str(text).map_err(|error| ClientError::Decode(error.to_string()))
+}
+
+/// The `protocol_version` an answer carries, if any.
+fn protocol_version(answer: &Value) -> Option<u32> {
+    answer
+        .get("protocol_version")?
+        .as_u64()
+        .and_then(|v| u32::try_from(v).ok())
+}
+
+/// Not generic, so that it is in the wasm once.
+fn decode_error(version: Option<u32>, error: &serde_json::Error) -> ClientError {
+    match version {
         Some(version) if version != PROTOCOL_VERSION => ClientError::Outdated(version),
         _ => ClientError::Decode(error.to_string()),
     }

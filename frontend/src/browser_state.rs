@@ -43,7 +43,10 @@ pub fn encode_entry(sealed: &str) -> String {
 /// The sealed string in a stored entry. An entry that is not a JSON string was not
 /// written by Keepsake; it is kept as it is, for the server to reject.
 pub fn decode_entry(raw: &str) -> String {
-    serde_json::from_str::<String>(raw).unwrap_or_else(|_| raw.to_owned())
+    match serde_json::from_str::<Value>(raw) {
+        Ok(Value::String(sealed)) => sealed,
+        _ => raw.to_owned(),
+    }
 }
 
 /// Why the browser's storage refused an operation.
