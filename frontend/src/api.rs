@@ -59,27 +59,42 @@ pub async fn call<E: Endpoint>(
     params: &E::Params,
     body: &E::Request,
 ) -> Result<E::Response, ClientError> {
-    let response = send::<E>(params, body).await?;
-    let text = JsFuture::from(response.text().map_err(js_network_error)?)
-        .await
-        .map_err(js_network_error)?
-        .as_string()
-        .unwrap_or_default();
+    let body = encode(body)?;
+    let text = fetch_text(E::METHOD, &E::path(params), &body).await?;
+    decode(&text)
+}
+
+/// A request body as JSON.
+fn encode(body: &impl serde::Serialize) -> Result<String, ClientError> {
+    serde_json::to_string(body).map_err(|e| ClientError::Decode(e.to_string()))
+}
+
+/// Sends a request and reads the whole answer: its text when it succeeded, else the
+/// error it reports. Not generic, so that the wasm holds the fetch code once rather
+/// than once per endpoint.
+async fn fetch_text(method: Method, path: &str, body: &str) -> Result<String, ClientError> {
+    let response = send(method, path, body).await?;
+    let text = response_text(&response).await?;
     if response.ok() {
-        decode(&text)
+        Ok(text)
     } else {
         Err(error_answer(&response, &text))
     }
 }
 
-/// Sends `E`'s request; the answer's body is left to read.
-async fn send<E: Endpoint>(
-    params: &E::Params,
-    body: &E::Request,
-) -> Result<web_sys::Response, ClientError> {
-    let body = serde_json::to_string(body).map_err(|e| ClientError::Decode(e.to_string()))?;
+/// The whole body of an answer, as text.
+async fn response_text(response: &web_sys::Response) -> Result<String, ClientError> {
+    Ok(JsFuture::from(response.text().map_err(js_network_error)?)
+        .await
+        .map_err(js_network_error)?
+        .as_string()
+        .unwrap_or_default())
+}
+
+/// Sends a request; the answer's body is left to read.
+async fn send(method: Method, path: &str, body: &str) -> Result<web_sys::Response, ClientError> {
     let init = web_sys::RequestInit::new();
-    init.set_method(match E::METHOD {
+    init.set_method(match method {
         Method::Get => "GET",
         Method::Post => "POST",
     });
@@ -92,7 +107,7 @@ async fn send<E: Endpoint>(
         init.set_body(&body.into());
     }
     let window = web_sys::window().ok_or_else(|| ClientError::Network("no window".into()))?;
-    JsFuture::from(window.fetch_with_str_and_init(&E::path(params), &init))
+    JsFuture::from(window.fetch_with_str_and_init(path, &init))
         .await
         .map_err(js_network_error)?
         .dyn_into()
@@ -116,13 +131,14 @@ pub async fn run_event_streamed(
     request: &EventRequest,
     on_partial: &dyn Fn(PartialUpdate),
 ) -> Result<EventResult, ClientError> {
-    let response = send::<api::RunEventStreamed>(params, request).await?;
+    let response = send(
+        api::RunEventStreamed::METHOD,
+        &api::RunEventStreamed::path(params),
+        &encode(request)?,
+    )
+    .await?;
     if !response.ok() {
-        let text = JsFuture::from(response.text().map_err(js_network_error)?)
-            .await
-            .map_err(js_network_error)?
-            .as_string()
-            .unwrap_or_default();
+        let text = response_text(&response).await?;
         return Err(error_answer(&response, &text));
     }
     let body = response
