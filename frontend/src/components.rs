@@ -30,7 +30,9 @@ pub fn value_text(value: &Value) -> String {
         Value::String(text) => text.clone(),
         Value::Null => String::new(),
         Value::Number(number) => number_text(number),
-        other => other.to_string(),
+        // `serde_json::to_string`, not `Display`: the same text, through the one
+        // serializer instance the client's other JSON texts use.
+        other => serde_json::to_string(other).unwrap_or_default(),
     }
 }
 
