@@ -13,6 +13,7 @@ use keepsake_shared::event::{
 };
 use keepsake_shared::{AppId, PROTOCOL_VERSION, SessionId};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
@@ -58,27 +59,42 @@ pub async fn call<E: Endpoint>(
     params: &E::Params,
     body: &E::Request,
 ) -> Result<E::Response, ClientError> {
-    let response = send::<E>(params, body).await?;
-    let text = JsFuture::from(response.text().map_err(js_network_error)?)
-        .await
-        .map_err(js_network_error)?
-        .as_string()
-        .unwrap_or_default();
+    let body = encode(body)?;
+    let text = fetch_text(E::METHOD, &E::path(params), &body).await?;
+    decode(&text)
+}
+
+/// A request body as JSON.
+fn encode(body: &impl serde::Serialize) -> Result<String, ClientError> {
+    serde_json::to_string(body).map_err(|e| ClientError::Decode(e.to_string()))
+}
+
+/// Sends a request and reads the whole answer: its text when it succeeded, else the
+/// error it reports. Not generic, so that the wasm holds the fetch code once rather
+/// than once per endpoint.
+async fn fetch_text(method: Method, path: &str, body: &str) -> Result<String, ClientError> {
+    let response = send(method, path, body).await?;
+    let text = response_text(&response).await?;
     if response.ok() {
-        decode(&text)
+        Ok(text)
     } else {
         Err(error_answer(&response, &text))
     }
 }
 
-/// Sends `E`'s request; the answer's body is left to read.
-async fn send<E: Endpoint>(
-    params: &E::Params,
-    body: &E::Request,
-) -> Result<web_sys::Response, ClientError> {
-    let body = serde_json::to_string(body).map_err(|e| ClientError::Decode(e.to_string()))?;
+/// The whole body of an answer, as text.
+async fn response_text(response: &web_sys::Response) -> Result<String, ClientError> {
+    Ok(JsFuture::from(response.text().map_err(js_network_error)?)
+        .await
+        .map_err(js_network_error)?
+        .as_string()
+        .unwrap_or_default())
+}
+
+/// Sends a request; the answer's body is left to read.
+async fn send(method: Method, path: &str, body: &str) -> Result<web_sys::Response, ClientError> {
     let init = web_sys::RequestInit::new();
-    init.set_method(match E::METHOD {
+    init.set_method(match method {
         Method::Get => "GET",
         Method::Post => "POST",
     });
@@ -91,7 +107,7 @@ async fn send<E: Endpoint>(
         init.set_body(&body.into());
     }
     let window = web_sys::window().ok_or_else(|| ClientError::Network("no window".into()))?;
-    JsFuture::from(window.fetch_with_str_and_init(&E::path(params), &init))
+    JsFuture::from(window.fetch_with_str_and_init(path, &init))
         .await
         .map_err(js_network_error)?
         .dyn_into()
@@ -100,7 +116,7 @@ async fn send<E: Endpoint>(
 
 /// A refusal's body as the error it reports.
 fn error_answer(response: &web_sys::Response, text: &str) -> ClientError {
-    match serde_json::from_str::<ErrorBody>(text) {
+    match serde_json::from_str(text).and_then(serde_json::from_value::<ErrorBody>) {
         Ok(body) => ClientError::Server(body),
         Err(_) => ClientError::Decode(format!("HTTP {}", response.status())),
     }
@@ -115,13 +131,14 @@ pub async fn run_event_streamed(
     request: &EventRequest,
     on_partial: &dyn Fn(PartialUpdate),
 ) -> Result<EventResult, ClientError> {
-    let response = send::<api::RunEventStreamed>(params, request).await?;
+    let response = send(
+        api::RunEventStreamed::METHOD,
+        &api::RunEventStreamed::path(params),
+        &encode(request)?,
+    )
+    .await?;
     if !response.ok() {
-        let text = JsFuture::from(response.text().map_err(js_network_error)?)
-            .await
-            .map_err(js_network_error)?
-            .as_string()
-            .unwrap_or_default();
+        let text = response_text(&response).await?;
         return Err(error_answer(&response, &text));
     }
     let body = response
@@ -157,17 +174,32 @@ pub async fn run_event_streamed(
 /// Reads a successful answer. One that does not fit but carries a `protocol_version`
 /// other than [`PROTOCOL_VERSION`] (the config of a server whose formats changed) is
 /// [`ClientError::Outdated`] rather than a decode error.
+///
+/// The text is parsed into a `Value` first (one instance of the JSON parser for every
+/// answer), and the typed message is read from that: reading each message type
+/// straight from the text put a copy of the parser's code in the wasm per type.
 pub fn decode<T: DeserializeOwned>(text: &str) -> Result<T, ClientError> {
-    serde_json::from_str(text).map_err(|error| decode_error(text, &error))
+    let answer = parse(text)?;
+    let version = protocol_version(&answer);
+    serde_json::from_value(answer).map_err(|error| decode_error(version, &error))
 }
 
-/// Not generic, so that the version probe is in the wasm once. It reads the answer as
-/// a `Value`, which the client decodes anyway (no new deserializer).
-fn decode_error(text: &str, error: &serde_json::Error) -> ClientError {
-    let version = serde_json::from_str::<serde_json::Value>(text)
-        .ok()
-        .and_then(|answer| answer.get("protocol_version")?.as_u64());
-    match version.and_then(|v| u32::try_from(v).ok()) {
+/// The JSON of an answer, or why it is not JSON.
+pub fn parse(text: &str) -> Result<Value, ClientError> {
+    serde_json::from_str(text).map_err(|error| ClientError::Decode(error.to_string()))
+}
+
+/// The `protocol_version` an answer carries, if any.
+fn protocol_version(answer: &Value) -> Option<u32> {
+    answer
+        .get("protocol_version")?
+        .as_u64()
+        .and_then(|v| u32::try_from(v).ok())
+}
+
+/// Not generic, so that it is in the wasm once.
+fn decode_error(version: Option<u32>, error: &serde_json::Error) -> ClientError {
+    match version {
         Some(version) if version != PROTOCOL_VERSION => ClientError::Outdated(version),
         _ => ClientError::Decode(error.to_string()),
     }

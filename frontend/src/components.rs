@@ -30,7 +30,9 @@ pub fn value_text(value: &Value) -> String {
         Value::String(text) => text.clone(),
         Value::Null => String::new(),
         Value::Number(number) => number_text(number),
-        other => other.to_string(),
+        // `serde_json::to_string`, not `Display`: the same text, through the one
+        // serializer instance the client's other JSON texts use.
+        other => serde_json::to_string(other).unwrap_or_default(),
     }
 }
 
@@ -188,6 +190,57 @@ fn fallback_name(cx: Cx, fallback: String) -> impl Fn() -> Option<String> + Send
     move || label.with(|l| l.is_none().then(|| fallback.clone()))
 }
 
+// The helpers below give every view the same closure type for the same reactive
+// attribute or text: each closure type has its own copy of Leptos' rendering code in
+// the wasm, so one shared type instead of one per view keeps a single copy.
+
+/// A control's `disabled`: while the component is not interactive.
+fn disabled(interactive: Memo<bool>) -> impl Fn() -> bool + Copy + Send + Sync + 'static {
+    move || !interactive.get()
+}
+
+/// The value as a text-like control shows it.
+fn shown_value(value: RwSignal<Value>) -> impl Fn() -> String + Copy + Send + Sync + 'static {
+    move || value.with(value_text)
+}
+
+/// The label, or `fallback` without one (a checkbox's text, a fieldset's legend).
+fn label_or(
+    label: Memo<Option<String>>,
+    fallback: &'static str,
+) -> impl Fn() -> String + Copy + Send + Sync + 'static {
+    move || label.get().unwrap_or_else(|| fallback.to_owned())
+}
+
+/// A read-only block's label (JSON, chat), as a heading its block names itself by
+/// (`aria-labelledby`, see [`labelled_by`]); nothing without a label.
+fn heading_view(cx: Cx, label: Memo<Option<String>>) -> impl IntoView {
+    let heading_id = format!("{}-label", dom_id(cx.id));
+    move || {
+        label
+            .get()
+            .map(|text| view! { <div class="label" id=heading_id.clone()>{text}</div> })
+    }
+}
+
+/// The `aria-labelledby` of a block with a [`heading_view`]: its heading, when it has
+/// a label.
+fn labelled_by(
+    cx: Cx,
+    label: Memo<Option<String>>,
+) -> impl Fn() -> Option<String> + Copy + Send + Sync + 'static {
+    let id = cx.id;
+    move || label.with(|l| l.as_ref().map(|_| format!("{}-label", dom_id(id))))
+}
+
+/// The `aria-label` of a block with a [`heading_view`]: `fallback` without a label.
+fn unlabelled_name(
+    label: Memo<Option<String>>,
+    fallback: &'static str,
+) -> impl Fn() -> Option<String> + Copy + Send + Sync + 'static {
+    move || label.with(|l| l.is_none().then(|| fallback.to_owned()))
+}
+
 /// The HTML the server rendered from the Markdown (and sanitised: see the `keepsake`
 /// crate's `markdown` module); the client has no Markdown parser.
 fn markdown_view(html: RwSignal<String>) -> AnyView {
@@ -206,7 +259,7 @@ fn textbox_view(
     } = cx;
     let interactive = cx.interactive();
     let aria_label = fallback_name(cx, placeholder.clone().unwrap_or_else(|| "Text".to_owned()));
-    let text = move || value.with(value_text);
+    let text = shown_value(value);
     let on_input =
         move |event: web_sys::Event| page.user_input(id, Value::String(event_target_value(&event)));
     let control = if lines > 1 {
@@ -225,7 +278,7 @@ fn textbox_view(
                 placeholder=placeholder
                 aria-label=aria_label
                 aria-describedby=cx.described_by()
-                disabled=move || !interactive.get()
+                disabled=disabled(interactive)
                 prop:value=text
                 on:input=on_input
                 on:keydown=on_keydown
@@ -251,7 +304,7 @@ fn textbox_view(
                 aria-label=aria_label
                 aria-describedby=cx.described_by()
                 autocomplete=if input_type == TextboxType::Password { "current-password" } else { "off" }
-                disabled=move || !interactive.get()
+                disabled=disabled(interactive)
                 prop:value=text
                 on:input=on_input
                 on:keydown=on_keydown
@@ -281,8 +334,8 @@ fn number_view(cx: Cx, minimum: Option<f64>, maximum: Option<f64>, step: Option<
             step=step.and_then(fmt).unwrap_or_else(|| "any".to_owned())
             aria-label=aria_label
             aria-describedby=cx.described_by()
-            disabled=move || !interactive.get()
-            prop:value=move || value.with(value_text)
+            disabled=disabled(interactive)
+            prop:value=shown_value(value)
             on:input=on_input
         />
     }
@@ -318,7 +371,7 @@ fn button_view(cx: Cx, variant: ButtonVariant) -> AnyView {
             // alone does not say enough ("Delete" in a list: "Delete Milk").
             aria-label=move || label.get().filter(|l| *l != value.with(value_text))
             aria-describedby=cx.described_by()
-            disabled=move || !interactive.get()
+            disabled=disabled(interactive)
             on:click=move |_| page.click(id)
         >
             {caption}
@@ -340,11 +393,11 @@ fn checkbox_view(cx: Cx) -> AnyView {
                 type="checkbox"
                 id=dom_id(id)
                 aria-describedby=cx.described_by()
-                disabled=move || !interactive.get()
+                disabled=disabled(interactive)
                 prop:checked=move || value.with(|v| v.as_bool().unwrap_or(false))
                 on:change=move |event| page.user_input(id, Value::Bool(event_target_checked(&event)))
             />
-            {move || label.get().unwrap_or_else(|| "Checkbox".to_owned())}
+            {label_or(label, "Checkbox")}
         </label>
         {info_view(cx)}
     }
@@ -380,7 +433,7 @@ fn checkbox_group_view(cx: Cx) -> AnyView {
                         <input
                             type="checkbox"
                             value=choice.clone()
-                            disabled=move || !interactive.get()
+                            disabled=disabled(interactive)
                             prop:checked=move || value.with(|v| checked(v).contains(&for_checked))
                             on:change=move |event| {
                                 // Gradio's order: choices in the order they were ticked.
@@ -460,7 +513,7 @@ fn dropdown_view(cx: Cx, multiselect: bool) -> AnyView {
             multiple=multiselect
             aria-label=aria_label
             aria-describedby=cx.described_by()
-            disabled=move || !interactive.get()
+            disabled=disabled(interactive)
             on:change=on_change
         >
             {placeholder}
@@ -473,18 +526,17 @@ fn dropdown_view(cx: Cx, multiselect: bool) -> AnyView {
 fn json_view(cx: Cx) -> AnyView {
     let value = cx.value;
     let label = cx.label();
-    let heading_id = format!("{}-label", dom_id(cx.id));
     let text =
         Memo::new(move |_| value.with(|v| serde_json::to_string_pretty(v).unwrap_or_default()));
     view! {
-        {move || label.get().map(|text| view! { <div class="label" id=heading_id.clone()>{text}</div> })}
+        {heading_view(cx, label)}
         {info_view(cx)}
         <pre
             class="json"
             id=dom_id(cx.id)
             tabindex="0"
-            aria-labelledby=move || label.with(|l| l.as_ref().map(|_| format!("{}-label", dom_id(cx.id))))
-            aria-label=move || label.with(|l| l.is_none().then(|| "JSON value".to_owned()))
+            aria-labelledby=labelled_by(cx, label)
+            aria-label=unlabelled_name(label, "JSON value")
             aria-describedby=cx.described_by()
         >
             {move || text.get()}
@@ -520,7 +572,7 @@ fn choices_view(cx: Cx, fallback: &'static str, options: impl IntoView + 'static
     let label = cx.label();
     view! {
         <fieldset id=dom_id(cx.id) aria-describedby=cx.described_by()>
-            <legend class="label">{move || label.get().unwrap_or_else(|| fallback.to_owned())}</legend>
+            <legend class="label">{label_or(label, fallback)}</legend>
             {info_view(cx)}
             <div class="choices">{options}</div>
         </fieldset>

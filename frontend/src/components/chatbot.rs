@@ -4,7 +4,7 @@
 
 use leptos::prelude::*;
 
-use super::{Cx, dom_id, info_view};
+use super::{Cx, dom_id, heading_view, info_view, labelled_by, unlabelled_name};
 
 /// Newest visible without script: the log is a scroll container laid out in reverse
 /// (`flex-direction: column-reverse`, in the style sheet) around one block holding
@@ -14,9 +14,8 @@ use super::{Cx, dom_id, info_view};
 /// frame callback).
 pub(super) fn chatbot_view(cx: Cx, html: RwSignal<String>) -> AnyView {
     let label = cx.label();
-    let heading_id = format!("{}-label", dom_id(cx.id));
     view! {
-        {move || label.get().map(|text| view! { <div class="label" id=heading_id.clone()>{text}</div> })}
+        {heading_view(cx, label)}
         {info_view(cx)}
         <div
             class="chatbot"
@@ -24,8 +23,8 @@ pub(super) fn chatbot_view(cx: Cx, html: RwSignal<String>) -> AnyView {
             role="log"
             // Scrollable, so reachable by keyboard.
             tabindex="0"
-            aria-labelledby=move || label.with(|l| l.as_ref().map(|_| format!("{}-label", dom_id(cx.id))))
-            aria-label=move || label.with(|l| l.is_none().then(|| "Chat".to_owned()))
+            aria-labelledby=labelled_by(cx, label)
+            aria-label=unlabelled_name(label, "Chat")
             aria-describedby=cx.described_by()
         >
             <div class="chatbot-messages prose" inner_html=move || html.get()></div>

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use serde_json::Value;
 
-use super::{Cx, choices_view, dom_id};
+use super::{Cx, choices_view, disabled, dom_id};
 
 pub(super) fn radio_view(cx: Cx) -> AnyView {
     let Cx {
@@ -25,7 +25,7 @@ pub(super) fn radio_view(cx: Cx) -> AnyView {
                             type="radio"
                             name=dom_id(id)
                             value=choice.clone()
-                            disabled=move || !interactive.get()
+                            disabled=disabled(interactive)
                             prop:checked=move || value.with(|v| v.as_str() == Some(for_checked.as_str()))
                             on:change=move |_| page.user_input(id, Value::String(for_change.clone()))
                         />

@@ -4,7 +4,8 @@
 use leptos::prelude::*;
 
 use super::{
-    Cx, dom_id, fallback_name, info_view, label_view, number_attribute, on_number_input, value_text,
+    Cx, disabled, dom_id, fallback_name, info_view, label_view, number_attribute, on_number_input,
+    shown_value,
 };
 
 pub(super) fn slider_view(cx: Cx, minimum: f64, maximum: f64, step: f64) -> AnyView {
@@ -28,13 +29,13 @@ pub(super) fn slider_view(cx: Cx, minimum: f64, maximum: f64, step: f64) -> AnyV
                 step=fmt(step)
                 aria-label=aria_label
                 aria-describedby=cx.described_by()
-                disabled=move || !interactive.get()
-                prop:value=move || value.with(value_text)
+                disabled=disabled(interactive)
+                prop:value=shown_value(value)
                 on:input=on_input
             />
             // Seen beside the slider; assistive technology reads the slider's own
             // value, so this copy is hidden from it (no double announcement).
-            <output for=dom_id(id) aria-hidden="true">{move || value.with(value_text)}</output>
+            <output for=dom_id(id) aria-hidden="true">{shown_value(value)}</output>
         </div>
     }
     .into_any()

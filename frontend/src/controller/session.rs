@@ -155,7 +155,7 @@ impl Controller {
         let Some(data) = event.data().as_string() else {
             return;
         };
-        match serde_json::from_str::<ServerMessage>(&data) {
+        match serde_json::from_str(&data).and_then(serde_json::from_value::<ServerMessage>) {
             Ok(ServerMessage::Attached) => self.status.connection_lost.set(false),
             Ok(ServerMessage::Heartbeat) => {}
             Ok(ServerMessage::Push { update }) => self.apply_update(update, 0),
