@@ -11,13 +11,12 @@
 //!
 //! [`BrowserStates`] holds the page's sealed strings in memory, so a page keeps
 //! working when storage does not, and reads, writes and removes the stored copies
-//! behind [`KeyValueStore`]: the real [`LocalStore`] (web-sys's `Storage`) or a
+//! behind [`KeyValueStore`]: the real [`LocalStore`] (gloo-storage) or a
 //! [`MemoryStore`] that tests can make fail on purpose. Other tabs' writes arrive as
 //! `storage` events ([`BrowserStates::storage_event`]).
 //!
 //! Stored format: the entry `keepsake:{app}:{storage_key}` holds the sealed string
-//! as a JSON string (`"…"`), the form gloo-storage wrote (the client once stored
-//! through it). An entry is read back with
+//! as a JSON string (`"…"`), the form gloo-storage writes. An entry is read back with
 //! [`decode_entry`]: a JSON string gives its content; anything else (not written by
 //! Keepsake) is taken as it is and sent to the server like any other string. The same
 //! rule reads a `storage` event's new value, which is the raw entry.
@@ -25,6 +24,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use gloo_storage::Storage as _;
 use keepsake_shared::ComponentId;
 use keepsake_shared::config::{AppConfig, ComponentKind, DependencyConfig};
 use keepsake_shared::event::{BrowserStateWrite, SealedValue};
@@ -35,11 +35,9 @@ pub fn storage_key(app: &keepsake_shared::AppId, storage_key: &str) -> String {
     format!("keepsake:{app}:{storage_key}")
 }
 
-/// A stored entry for a sealed string: the string as JSON, as gloo-storage wrote it.
-/// Through `serde_json::to_string` of a `Value`, as the client's other JSON texts are
-/// written, so that the wasm holds one copy of that serializer.
+/// A stored entry for a sealed string: the string as JSON, as gloo-storage writes it.
 pub fn encode_entry(sealed: &str) -> String {
-    serde_json::to_string(&Value::String(sealed.to_owned())).unwrap_or_default()
+    Value::String(sealed.to_owned()).to_string()
 }
 
 /// The sealed string in a stored entry. An entry that is not a JSON string was not
@@ -86,6 +84,15 @@ impl StorageError {
     }
 }
 
+impl From<gloo_storage::errors::StorageError> for StorageError {
+    fn from(error: gloo_storage::errors::StorageError) -> Self {
+        match error {
+            gloo_storage::errors::StorageError::JsError(error) => Self::from_name(&error.name),
+            other => StorageError::Other(other.to_string()),
+        }
+    }
+}
+
 /// A store of sealed strings: localStorage, or memory in tests. `get` gives back the
 /// string `set` was given (see [`decode_entry`] for entries written by others).
 pub trait KeyValueStore {
@@ -107,13 +114,15 @@ impl<S: KeyValueStore + ?Sized> KeyValueStore for Rc<S> {
     }
 }
 
-/// The window's localStorage, through web-sys.
+/// The window's localStorage, through gloo-storage.
 ///
-/// Every call first asks [`LocalStore::storage`], which cannot panic: the page may be
-/// refused storage (privacy settings, sandboxed frames: `SecurityError`). The calls'
-/// own exceptions (a full storage, a damaged profile) are errors, told apart by the
-/// exception's name. (gloo-storage, used before, panicked in both cases unless
-/// guarded, and carried a JSON encoder of its own.)
+/// gloo-storage's `LocalStorage::raw()`, behind all its calls, panics when the page
+/// may not use storage (privacy settings, sandboxed frames: `SecurityError`), and its
+/// `get` and `delete` panic if `getItem` or `removeItem` throw (Firefox has, on a
+/// damaged profile). So every call first asks [`LocalStore::storage`], which cannot
+/// panic; writes then go through gloo's `set` (its JSON encoding is the stored format,
+/// and it returns the browser's exception as an error); reads and removals use the
+/// storage object that check returned, whose exceptions are errors too.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LocalStore;
 
@@ -139,9 +148,9 @@ impl KeyValueStore for LocalStore {
     }
 
     fn set(&self, key: &str, sealed: &str) -> Result<(), StorageError> {
-        Self::storage()?
-            .set_item(key, &encode_entry(sealed))
-            .map_err(|error| StorageError::from_js(&error))
+        Self::storage()?;
+        gloo_storage::LocalStorage::set(key, sealed)?;
+        Ok(())
     }
 
     fn remove(&self, key: &str) -> Result<(), StorageError> {

@@ -30,9 +30,7 @@ pub fn value_text(value: &Value) -> String {
         Value::String(text) => text.clone(),
         Value::Null => String::new(),
         Value::Number(number) => number_text(number),
-        // `serde_json::to_string`, not `Display`: the same text, through the one
-        // serializer instance the client's other JSON texts use.
-        other => serde_json::to_string(other).unwrap_or_default(),
+        other => other.to_string(),
     }
 }
 
