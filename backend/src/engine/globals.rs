@@ -69,6 +69,16 @@ impl GlobalWriters {
         indices: &[u32],
         wait: Duration,
     ) -> Result<(Lease, HeldGlobals), ApiError> {
+        if indices.is_empty() && !store.waits_to_begin() {
+            // Nothing to wait for (no writer lock, no lease): no time-out to set, which
+            // would cost a timer entry and a clock read on every such event.
+            let (lease, _, hold) = store.begin(session, data, indices, wait).await?;
+            let globals = HeldGlobals {
+                held: Vec::new(),
+                hold: Some(hold),
+            };
+            return Ok((lease, globals));
+        }
         let begun = async {
             let mut writers = Vec::with_capacity(indices.len());
             for &index in indices {

@@ -262,6 +262,12 @@ impl Store {
         }
     }
 
+    /// Whether [`Store::begin`] may wait (for another instance's lease or lock):
+    /// with Redis; in memory it returns at once.
+    pub(crate) fn waits_to_begin(&self) -> bool {
+        matches!(self, Store::Redis(_))
+    }
+
     /// Before an event: with Redis, takes the session's lease and the store's locks
     /// of globals `indices` (sorted) in one step, waiting up to `wait` while another
     /// instance's event holds one, and loads the session's values into `data`.
