@@ -69,16 +69,6 @@ impl GlobalWriters {
         indices: &[u32],
         wait: Duration,
     ) -> Result<(Lease, HeldGlobals), ApiError> {
-        if indices.is_empty() && !store.waits_to_begin() {
-            // Nothing to wait for (no writer lock, no lease): no time-out to set, which
-            // would cost a timer entry and a clock read on every such event.
-            let (lease, _, hold) = store.begin(session, data, indices, wait).await?;
-            let globals = HeldGlobals {
-                held: Vec::new(),
-                hold: Some(hold),
-            };
-            return Ok((lease, globals));
-        }
         let begun = async {
             let mut writers = Vec::with_capacity(indices.len());
             for &index in indices {
@@ -91,9 +81,15 @@ impl GlobalWriters {
             let (lease, values, hold) = store.begin(session, data, indices, wait).await?;
             Ok::<_, ApiError>((writers, lease, values, hold))
         };
-        let (writers, lease, values, hold) = tokio::time::timeout(wait, begun)
-            .await
-            .map_err(|_| ApiError::from(StoreError::Busy(wait)))??;
+        let (writers, lease, values, hold) = if indices.is_empty() && !store.waits_to_begin() {
+            // Nothing to wait for (no writer lock, no lease): no time-out to set, which
+            // would cost a timer entry and a clock read on every such event.
+            begun.await?
+        } else {
+            tokio::time::timeout(wait, begun)
+                .await
+                .map_err(|_| ApiError::from(StoreError::Busy(wait)))??
+        };
         let held = indices
             .iter()
             .zip(writers)
