@@ -11,11 +11,12 @@
 //! The request is built from its wire form so that this file builds against older
 //! commits' `EventRequest` too.
 
+use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use clap::{Parser, ValueEnum};
 use keepsake::protocol::SessionId;
-use keepsake::protocol::event::EventRequest;
+use keepsake::protocol::event::{EventRequest, SessionStarted};
 use keepsake::{Server, Settings, demos};
 use tower::ServiceExt;
 
@@ -65,32 +66,50 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let parsed: EventRequest = serde_json::from_str(CART_EVENT)?;
     let mut session = SessionId::from_bytes([0; 16]);
     for event in 0..cli.events {
+        // A session starts the way the HTTP benchmark starts it on each server (the
+        // bare baseline's start answers a fixed session), so each count holds its own
+        // server's starts and no other's.
         if event % EVENTS_PER_SESSION == 0 {
-            session = server.start_session("shopping-cart").await?.session_id;
+            session = match cli.path {
+                Path::Engine => server.start_session("shopping-cart").await?.session_id,
+                Path::Router => started(&router, "/api/apps/shopping-cart/sessions").await?,
+                Path::Bare => started(&router, "/bare/sessions").await?,
+            };
         }
-        match cli.path {
+        let uri = match cli.path {
             Path::Engine => {
                 server
                     .run_event("shopping-cart", &session, parsed.clone())
                     .await?;
+                continue;
             }
-            Path::Router | Path::Bare => {
-                let uri = match cli.path {
-                    Path::Bare => "/bare/events".to_owned(),
-                    Path::Router | Path::Engine => {
-                        format!("/api/apps/shopping-cart/sessions/{session}/events")
-                    }
-                };
-                let request = Request::post(uri)
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .body(Body::from(CART_EVENT))?;
-                let response = router.clone().oneshot(request).await?;
-                if response.status() != StatusCode::OK {
-                    return Err(format!("event answered {}", response.status()).into());
-                }
-                axum::body::to_bytes(response.into_body(), usize::MAX).await?;
-            }
-        }
+            Path::Router => format!("/api/apps/shopping-cart/sessions/{session}/events"),
+            Path::Bare => "/bare/events".to_owned(),
+        };
+        respond(&router, uri, Body::from(CART_EVENT)).await?;
     }
     Ok(())
+}
+
+/// The session a start request to `uri` answers.
+async fn started(router: &Router, uri: &str) -> Result<SessionId, Box<dyn std::error::Error>> {
+    let body = respond(router, uri.to_owned(), Body::empty()).await?;
+    Ok(serde_json::from_slice::<SessionStarted>(&body)?.session_id)
+}
+
+/// POSTs `body` to `uri` through `router` and reads the whole answer, which must be
+/// a 200.
+async fn respond(
+    router: &Router,
+    uri: String,
+    body: Body,
+) -> Result<axum::body::Bytes, Box<dyn std::error::Error>> {
+    let request = Request::post(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body)?;
+    let response = router.clone().oneshot(request).await?;
+    if response.status() != StatusCode::OK {
+        return Err(format!("answered {}", response.status()).into());
+    }
+    Ok(axum::body::to_bytes(response.into_body(), usize::MAX).await?)
 }
