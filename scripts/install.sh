@@ -2,7 +2,7 @@
 # Installs what Keepsake's build and tests need, skipping whatever is already there at
 # the right version: the wasm32 target, trunk, wasm-bindgen-cli (the version in
 # Cargo.lock), Debian's binaryen, chromium, chromium-driver and redis-server, and the
-# pinned Python and JavaScript clients of the door tests.
+# pinned Python and JavaScript clients of the bridge tests.
 # Sourced by scripts/run and scripts/test; safe to run again and again.
 set -euo pipefail
 
@@ -117,7 +117,7 @@ install_esbuild() {
   install_npm_tool "$ESBUILD_DIR" "esbuild@$ESBUILD_VERSION" esbuild "$ESBUILD_VERSION"
 }
 
-# The Python clients the door tests drive (gradio_client, the MCP SDK), pinned with
+# The Python clients the bridge tests drive (gradio_client, the MCP SDK), pinned with
 # every dependency in e2e/clients/requirements.txt, in a virtual environment named
 # after that file's hash: a changed pin makes a new one, an unchanged one is reused.
 install_python_clients() {
@@ -136,7 +136,7 @@ install_python_clients() {
   touch "$CLIENTS_VENV/.complete"
 }
 
-# Gradio's JavaScript client for the door tests, as e2e/clients/package-lock.json
+# Gradio's JavaScript client for the bridge tests, as e2e/clients/package-lock.json
 # pins it, in a directory named after the lock's hash.
 # Installs the npm packages pinned by $1/package-lock.json into a cache directory
 # named $2-<hash of the package files>, once; sets NPM_DIR to it.

@@ -11,7 +11,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode, header};
 use criterion::{Criterion, criterion_group, criterion_main};
 use keepsake::protocol::event::EventRequest;
-use keepsake::protocol::{DependencyId, SessionId};
+use keepsake::protocol::{ListenerId, SessionId};
 use keepsake::{Server, Settings, demos};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -55,7 +55,7 @@ fn engine(c: &mut Criterion) {
         b.iter(|| {
             runtime.block_on(async {
                 let request = EventRequest {
-                    dependency: DependencyId(0),
+                    listener: ListenerId(0),
                     inputs: vec![Value::Null],
                     held: Vec::new(),
                     rendered: None,
@@ -75,7 +75,7 @@ fn engine(c: &mut Criterion) {
             let cart_session = carts.next_event();
             runtime.block_on(async {
                 let request = EventRequest {
-                    dependency: DependencyId(0),
+                    listener: ListenerId(0),
                     inputs: vec![json!(["Milk"]), Value::Null],
                     held: Vec::new(),
                     rendered: None,
@@ -164,7 +164,7 @@ impl<'a> RenewedCart<'a> {
     }
 }
 
-const CART_EVENT: &str = r#"{"dependency":0,"inputs":[["Milk"],null]}"#;
+const CART_EVENT: &str = r#"{"listener":0,"inputs":[["Milk"],null]}"#;
 
 fn post(path: &str, body: &'static str) -> Request<Body> {
     Request::post(path)

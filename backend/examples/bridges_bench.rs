@@ -1,15 +1,15 @@
-//! The doors' cost (run by `scripts/bench` against `keepsake-demo`): the cart's
+//! The bridges' cost (run by `scripts/bench` against `keepsake-demo`): the cart's
 //! "Add Items" round trip through Keepsake's own API, through the Gradio-compatible
 //! API as `gradio_client`'s `predict` makes it (`queue/join`, then the
 //! `queue/data` stream until `close_stream`), and as an MCP `tools/call`.
 //!
 //! `--concurrency` workers (50) each keep one keep-alive connection and one session
 //! (a fresh one every 20 calls, as the HTTP benchmark does), for `--rounds` rounds
-//! of `--seconds` per door, the doors taking turns. Prints Markdown.
+//! of `--seconds` per bridge, the bridges taking turns. Prints Markdown.
 //!
 //! `--gradio URL` (a Gradio server of the state guide's cart,
 //! `benches/gradio/cart.py`): instead, the Gradio queue path (`queue/join` +
-//! `queue/data`) against that server and against Keepsake's Gradio-compatible door,
+//! `queue/data`) against that server and against Keepsake's Gradio-compatible bridge,
 //! the same requests from the same client, rounds alternating. `--fill N --route
 //! URL`: instead, N calls of Gradio's queue-free route, each under a session_hash
 //! of its own (a new session each), for the memory-per-session comparison.
@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 #[derive(Parser)]
 struct Cli {
-    /// keepsake-demo's base URL (its doors are open).
+    /// keepsake-demo's base URL (its bridges are open).
     #[arg(long)]
     url: String,
     #[arg(long, default_value_t = 50)]
@@ -32,7 +32,7 @@ struct Cli {
     seconds: u64,
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// A Gradio server of the cart: compare its queue path with Keepsake's door.
+    /// A Gradio server of the cart: compare its queue path with Keepsake's bridge.
     #[arg(long)]
     gradio: Option<String>,
     /// Make this many sessions through the queue-free route `--route`, then stop.
@@ -44,31 +44,31 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, Debug)]
-enum Door {
+enum Bridge {
     Native,
     Gradio,
     Mcp,
 }
 
-impl Door {
+impl Bridge {
     fn label(self) -> &'static str {
         match self {
-            Door::Native => "Keepsake API (`POST .../events`)",
-            Door::Gradio => "Gradio API (`queue/join` + `queue/data`, as `predict`)",
-            Door::Mcp => "MCP (`tools/call`, streamable HTTP)",
+            Bridge::Native => "Keepsake API (`POST .../events`)",
+            Bridge::Gradio => "Gradio API (`queue/join` + `queue/data`, as `predict`)",
+            Bridge::Mcp => "MCP (`tools/call`, streamable HTTP)",
         }
     }
 }
 
 const CALLS_PER_SESSION: usize = 20;
 
-/// One worker's session on one door.
+/// One worker's session on one bridge.
 struct Worker {
     http: reqwest::Client,
     base: String,
     /// The app's root: Keepsake's `{base}/apps/shopping-cart`, or a Gradio server's.
     app: String,
-    door: Door,
+    bridge: Bridge,
     /// The native session id, the Gradio session_hash, or the MCP session id.
     session: String,
     calls: usize,
@@ -105,15 +105,15 @@ impl Worker {
         let cart = self.app.clone();
         // An MCP client closes the session it is done with, as the SDKs do; left open,
         // each would hold one of the app's places for live MCP sessions until idle.
-        if matches!(self.door, Door::Mcp) && !self.session.is_empty() {
+        if matches!(self.bridge, Bridge::Mcp) && !self.session.is_empty() {
             let close = self
                 .http
                 .delete(format!("{cart}/mcp"))
                 .header("mcp-session-id", &self.session);
             close.send().await.map_err(|e| e.to_string())?;
         }
-        self.session = match self.door {
-            Door::Native => {
+        self.session = match self.bridge {
+            Bridge::Native => {
                 let started = json_of(
                     self.http
                         .post(format!("{}/api/apps/shopping-cart/sessions", self.base)),
@@ -124,8 +124,8 @@ impl Worker {
                     .unwrap_or_default()
                     .to_owned()
             }
-            Door::Gradio => fresh_name(),
-            Door::Mcp => {
+            Bridge::Gradio => fresh_name(),
+            Bridge::Mcp => {
                 let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
                     "protocolVersion": "2025-06-18", "capabilities": {},
                     "clientInfo": {"name": "bench", "version": "0"}}});
@@ -165,7 +165,7 @@ impl Worker {
         request.send().await.map_err(|e| e.to_string())
     }
 
-    /// One "Add Items" call, which must succeed; through Keepsake's doors, the cart
+    /// One "Add Items" call, which must succeed; through Keepsake's bridges, the cart
     /// size it answered. (Gradio answers no size: its page asks for it with a second
     /// event, the state's `.change`, which Keepsake runs within the first.)
     async fn call(&mut self) -> Result<(), String> {
@@ -174,20 +174,20 @@ impl Worker {
         }
         self.calls += 1;
         let cart = self.app.clone();
-        let size = match self.door {
-            Door::Native => {
+        let size = match self.bridge {
+            Bridge::Native => {
                 let result = json_of(
                     self.http
                         .post(format!(
                             "{}/api/apps/shopping-cart/sessions/{}/events",
                             self.base, self.session
                         ))
-                        .json(&json!({"dependency": 0, "inputs": [["Milk"], null]})),
+                        .json(&json!({"listener": 0, "inputs": [["Milk"], null]})),
                 )
                 .await?;
                 result["updates"][0]["value"].as_f64()
             }
-            Door::Gradio => {
+            Bridge::Gradio => {
                 let joined = json_of(self
                     .http
                     .post(format!("{cart}/gradio_api/queue/join"))
@@ -206,7 +206,7 @@ impl Worker {
                     _ => None,
                 }
             }
-            Door::Mcp => {
+            Bridge::Mcp => {
                 let call = json!({"jsonrpc": "2.0", "id": self.calls, "method": "tools/call",
                     "params": {"name": "add_items", "arguments": {"items": ["Milk"]}}});
                 let body = self
@@ -219,7 +219,7 @@ impl Worker {
             }
         };
         size.map(drop)
-            .ok_or_else(|| format!("no cart size from {:?}", self.door))
+            .ok_or_else(|| format!("no cart size from {:?}", self.bridge))
     }
 }
 
@@ -230,7 +230,7 @@ struct Round {
     seconds: f64,
 }
 
-async fn round(cli: &Cli, app: &str, door: Door, length: Duration) -> Round {
+async fn round(cli: &Cli, app: &str, bridge: Bridge, length: Duration) -> Round {
     let deadline = Instant::now() + length;
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
@@ -243,7 +243,7 @@ async fn round(cli: &Cli, app: &str, door: Door, length: Duration) -> Round {
                 .expect("an HTTP client"),
             base: cli.url.trim_end_matches('/').to_owned(),
             app: app.trim_end_matches('/').to_owned(),
-            door,
+            bridge,
             session: String::new(),
             calls: 0,
         };
@@ -279,16 +279,16 @@ async fn round(cli: &Cli, app: &str, door: Door, length: Duration) -> Round {
     total
 }
 
-/// Rounds of `targets` (label, app root, door), taking turns after a warm-up.
-async fn rounds(cli: &Cli, targets: &[(&str, String, Door)]) -> Vec<Vec<Round>> {
+/// Rounds of `targets` (label, app root, bridge), taking turns after a warm-up.
+async fn rounds(cli: &Cli, targets: &[(&str, String, Bridge)]) -> Vec<Vec<Round>> {
     // Warm-up: connections, lazily built tables.
-    for (_, app, door) in targets {
-        round(cli, app, *door, Duration::from_secs(1)).await;
+    for (_, app, bridge) in targets {
+        round(cli, app, *bridge, Duration::from_secs(1)).await;
     }
     let mut rounds: Vec<Vec<Round>> = targets.iter().map(|_| Vec::new()).collect();
     for _ in 0..cli.rounds {
-        for (i, (_, app, door)) in targets.iter().enumerate() {
-            rounds[i].push(round(cli, app, *door, Duration::from_secs(cli.seconds)).await);
+        for (i, (_, app, bridge)) in targets.iter().enumerate() {
+            rounds[i].push(round(cli, app, *bridge, Duration::from_secs(cli.seconds)).await);
         }
     }
     rounds
@@ -303,7 +303,7 @@ fn median_rate(rounds: &[Round]) -> f64 {
 /// One table row per target: calls/s, p50, p99 (all rounds pooled), errors, and the
 /// share of the first target's rate.
 fn print_rows(labels: &[&str], rounds: &[Vec<Round>], against: &str) {
-    println!("| door | calls/s (median round) | p50 | p99 | errors | {against} |");
+    println!("| bridge | calls/s (median round) | p50 | p99 | errors | {against} |");
     println!("| --- | --- | --- | --- | --- | --- |");
     let reference = median_rate(&rounds[0]);
     for (label, rounds) in labels.iter().zip(rounds) {
@@ -359,11 +359,11 @@ async fn main() -> Result<(), String> {
     }
     if let Some(gradio) = &cli.gradio {
         let targets = [
-            ("Gradio", gradio.clone(), Door::Gradio),
+            ("Gradio", gradio.clone(), Bridge::Gradio),
             (
-                "Keepsake (its Gradio-compatible door)",
+                "Keepsake (its Gradio-compatible bridge)",
                 keepsake,
-                Door::Gradio,
+                Bridge::Gradio,
             ),
         ];
         let rounds = rounds(&cli, &targets).await;
@@ -376,14 +376,14 @@ async fn main() -> Result<(), String> {
         print_rows(&labels, &rounds, "vs Gradio");
         return Ok(());
     }
-    let doors = [Door::Native, Door::Gradio, Door::Mcp];
-    let targets: Vec<(&str, String, Door)> = doors
+    let bridges = [Bridge::Native, Bridge::Gradio, Bridge::Mcp];
+    let targets: Vec<(&str, String, Bridge)> = bridges
         .iter()
-        .map(|door| (door.label(), keepsake.clone(), *door))
+        .map(|bridge| (bridge.label(), keepsake.clone(), *bridge))
         .collect();
     let rounds = rounds(&cli, &targets).await;
     println!(
-        "### Doors: one \"Add Items\" round trip per door ({} workers, {} rounds of {} s each, alternating)",
+        "### Bridges: one \"Add Items\" round trip per bridge ({} workers, {} rounds of {} s each, alternating)",
         cli.concurrency, cli.rounds, cli.seconds
     );
     println!();

@@ -26,7 +26,7 @@ mod bare;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const CART_EVENT: &str = r#"{"dependency":0,"inputs":[["Milk"],null]}"#;
+const CART_EVENT: &str = r#"{"listener":0,"inputs":[["Milk"],null]}"#;
 const EVENTS_PER_SESSION: u32 = 20;
 
 #[derive(Clone, Copy, ValueEnum)]

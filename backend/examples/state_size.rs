@@ -20,11 +20,11 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{self, HeaderValue};
 use hyper_util::rt::TokioIo;
+use keepsake::StateType;
 use keepsake::components::{Button, Number, Textbox};
 use keepsake::imbl;
 use keepsake::protocol::event::{EventRequest, EventResult};
-use keepsake::protocol::{DependencyId, SessionId};
-use keepsake::state::StateType;
+use keepsake::protocol::{ListenerId, SessionId};
 use keepsake::{Blocks, Server, Settings, State};
 use serde_json::{Value, json};
 
@@ -35,9 +35,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const SIZES: [usize; 3] = [10, 1_000, 10_000];
 
 // The listeners, in the order `history_app` declares them.
-const APPEND: DependencyId = DependencyId(0);
-const FILL: DependencyId = DependencyId(1);
-const POP: DependencyId = DependencyId(2);
+const APPEND: ListenerId = ListenerId(0);
+const FILL: ListenerId = ListenerId(1);
+const POP: ListenerId = ListenerId(2);
 
 #[derive(Parser)]
 struct Cli {
@@ -177,14 +177,14 @@ fn settings() -> Settings {
 }
 
 /// The request of one event: `APPEND` sends a message, `FILL` a count, `POP` nothing.
-fn request(dependency: DependencyId, argument: Value) -> EventRequest {
-    let inputs = match dependency {
+fn request(listener: ListenerId, argument: Value) -> EventRequest {
+    let inputs = match listener {
         POP => vec![Value::Null],
         FILL => vec![argument],
         _ => vec![argument, Value::Null],
     };
     EventRequest {
-        dependency,
+        listener,
         inputs,
         held: Vec::new(),
         rendered: None,

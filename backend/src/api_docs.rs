@@ -1,5 +1,5 @@
 //! The page at `/apps/{app}/api`: the app's endpoints and how to call them through
-//! every door the server opened, with this server's URLs: Keepsake's own API (curl,
+//! every bridge the server opened, with this server's URLs: Keepsake's own API (curl,
 //! the native Rust client), and, when open, the Gradio-compatible API (Python's
 //! `gradio_client`, JavaScript's `@gradio/client`, curl) and MCP. Rendered on the
 //! server from the app's plan (it is documentation, and must work without the
@@ -12,8 +12,8 @@ use keepsake_shared::config::ComponentKind;
 use keepsake_shared::endpoints::EndpointSlot;
 use serde_json::{Value, json};
 
-use crate::doors;
-use crate::plan::App;
+use crate::app::App;
+use crate::bridges;
 
 /// Escapes text for HTML element content and attribute values.
 fn escape(text: &str) -> String {
@@ -59,9 +59,9 @@ pre{background:#f6f8fa;padding:12px;border-radius:6px;overflow:auto}code{font-fa
 table{border-collapse:collapse}td,th{border:1px solid #d8dee4;padding:4px 8px;text-align:left}\
 section{border-top:1px solid #d8dee4;margin-top:24px}";
 
-/// Which doors besides Keepsake's own API the server opened.
+/// Which bridges besides Keepsake's own API the server opened.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Doors {
+pub(crate) struct Bridges {
     pub(crate) gradio: bool,
     pub(crate) mcp: bool,
 }
@@ -115,8 +115,8 @@ fn python(value: &Value) -> String {
     }
 }
 
-/// The Gradio door's and MCP's examples of `endpoint`, at `app_url` (ending in `/`).
-fn door_examples(endpoint: &doors::endpoint::Endpoint, app_url: &str, open: Doors) -> String {
+/// The Gradio bridge's and MCP's examples of `endpoint`, at `app_url` (ending in `/`).
+fn bridge_examples(endpoint: &bridges::endpoint::Endpoint, app_url: &str, open: Bridges) -> String {
     let name = &endpoint.api_name;
     let parameters: Vec<(&str, Value)> = endpoint
         .parameters()
@@ -196,8 +196,8 @@ fn escape_code(html: &str) -> String {
 }
 
 /// The whole page for `app`, with URLs relative to `origin` (e.g.
-/// `http://127.0.0.1:7860`), showing the doors `open`.
-pub(crate) fn page(app_plan: &App, origin: &str, open: Doors) -> String {
+/// `http://127.0.0.1:7860`), showing the bridges `open`.
+pub(crate) fn page(app_plan: &App, origin: &str, open: Bridges) -> String {
     let config = app_plan.config();
     let app = &config.id;
     let title = escape(&config.title);
@@ -214,25 +214,25 @@ pub(crate) fn page(app_plan: &App, origin: &str, open: Doors) -> String {
          The answer lists the component updates of the endpoint and of the change listeners it caused.</p>{}\
          <h2>Start a session</h2><pre tabindex=\"0\"><code>curl -X POST {origin}{}</code></pre>",
         escape(&api::app_page_path(app)),
-        doors_intro(&app_url, open),
+        bridges_intro(&app_url, open),
         escape(&api::StartSession::path(app)),
     );
     let endpoints = config.endpoints();
     // The same listeners, in the same order: those with an api_name.
-    let door_endpoints = doors::endpoint::Endpoint::all(app_plan);
+    let bridge_endpoints = bridges::endpoint::Endpoint::all(app_plan);
     if endpoints.is_empty() {
         html.push_str("<p>This app has no named endpoints.</p>");
     }
-    for (endpoint, door) in endpoints.iter().zip(&door_endpoints) {
+    for (endpoint, bridge) in endpoints.iter().zip(&bridge_endpoints) {
         let name = escape(&endpoint.api_name);
-        let inputs: Vec<String> = door
+        let inputs: Vec<String> = bridge
             .inputs
             .iter()
             .map(|slot| example_value(&slot.kind).to_string())
             .collect();
         let body = format!(
-            "{{\"dependency\": {}, \"inputs\": [{}]}}",
-            endpoint.dependency.0,
+            "{{\"listener\": {}, \"inputs\": [{}]}}",
+            endpoint.listener.0,
             inputs.join(", ")
         );
         let path = api::RunEvent::ROUTE
@@ -246,7 +246,7 @@ pub(crate) fn page(app_plan: &App, origin: &str, open: Doors) -> String {
              let app = keepsake_shared::client::Client::new(\"{origin}\").app(\"{}\").await?;\n\
              let session = app.start_session().await?;\n\
              let outputs = session.call(\"{name}\", vec![{}]).await?;</code></pre>{}</section>",
-            escape(&door.description),
+            escape(&bridge.description),
             slots_table(&endpoint.inputs),
             slots_table(&endpoint.outputs),
             escape(&path),
@@ -259,15 +259,15 @@ pub(crate) fn page(app_plan: &App, origin: &str, open: Doors) -> String {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            door_examples(door, &app_url, open),
+            bridge_examples(bridge, &app_url, open),
         );
     }
     html.push_str("</body></html>");
     html
 }
 
-/// What the other doors are, and their URLs, when open.
-fn doors_intro(app_url: &str, open: Doors) -> String {
+/// What the other bridges are, and their URLs, when open.
+fn bridges_intro(app_url: &str, open: Bridges) -> String {
     let mut html = String::new();
     if open.gradio {
         let _ = write!(

@@ -96,7 +96,7 @@ pub(crate) fn check_declared(kind: &ComponentKind, value: &Value) -> Result<(), 
 
 /// The HTML a component of `kind` shows for `value`, made on the server so the page
 /// never renders or trusts markup itself: `Some` for Markdown (rendered and cleaned,
-/// [`crate::markdown`]), Html (cleaned) and Chatbot (its transcript) components only;
+/// [`crate::components::markdown_to_html`]), Html (cleaned) and Chatbot (its transcript) components only;
 /// a value of the wrong shape shows nothing.
 pub(crate) fn rendered_html(kind: &ComponentKind, value: &Value) -> Option<String> {
     match kind {
@@ -159,13 +159,14 @@ mod radio;
 mod slider;
 mod timer;
 
+pub use crate::markdown::to_html as markdown_to_html;
 pub use html::{Html, sanitise as sanitise_html};
 pub use radio::Radio;
 pub use slider::Slider;
 pub use timer::Timer;
 pub(crate) use timer::check_rate as check_timer_rate;
 
-pub mod chatbot;
+pub(crate) mod chatbot;
 pub use chatbot::Chatbot;
 pub use keepsake_shared::config::{ChatMessage, ChatRole};
 
@@ -178,7 +179,7 @@ pub struct Markdown {
 impl Markdown {
     /// Markdown showing `text`: CommonMark with GitHub's tables, strikethrough and
     /// task lists; raw HTML is shown as text. The server renders it to sanitised HTML
-    /// ([`crate::markdown`]), as it does every value an output gives it.
+    /// ([`crate::components::markdown_to_html`]), as it does every value an output gives it.
     pub fn new(text: impl Into<String>) -> Self {
         let props = with_value(Value::String(text.into()));
         Markdown { props }

@@ -268,4 +268,4 @@ pub fn all() -> Result<Vec<App>, BuildError> {
     ])
 }
 
-use crate::handles::Changeable as _;
+use crate::blocks::declared::Changeable as _;

@@ -27,7 +27,7 @@ pub enum ApiError {
     UnknownSession,
     /// The event names a listener the app does not have (the id sent). 404.
     #[error("this app has no event listener with id {0}")]
-    UnknownDependency(u32),
+    UnknownListener(u32),
     /// The event names a listener of a rendered region's component that the region,
     /// rendered from the session's current state, no longer has (its item was
     /// removed or changed meanwhile); nothing was run or written. 404.
@@ -125,8 +125,8 @@ impl ApiError {
             ApiError::BadRequest(_) => ErrorKind::BadRequest,
             ApiError::UnknownApp(_) => ErrorKind::UnknownApp,
             ApiError::UnknownSession => ErrorKind::UnknownSession,
-            ApiError::UnknownDependency(_) | ApiError::RenderedListenerGone { .. } => {
-                ErrorKind::UnknownDependency
+            ApiError::UnknownListener(_) | ApiError::RenderedListenerGone { .. } => {
+                ErrorKind::UnknownListener
             }
             ApiError::InvalidInput(_) => ErrorKind::InvalidInput,
             ApiError::PayloadTooLarge { .. } => ErrorKind::PayloadTooLarge,

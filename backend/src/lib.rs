@@ -16,7 +16,8 @@
 //! [`components::Markdown`] values are rendered by the server, not the browser: CommonMark
 //! with GitHub's tables, strikethrough and task lists, sanitised so that no value (one
 //! echoing user input, say) can add script, event handlers, styles or `javascript:`
-//! links to a page; raw HTML in the source is shown as text. See [`markdown`].
+//! links to a page; raw HTML in the source is shown as text. See
+//! [`components::markdown_to_html`].
 //! [`components::Html`] values reach a page the same way, only as the server sanitised
 //! them ([`components::sanitise_html`]).
 //!
@@ -32,8 +33,8 @@
 //! A handler returning a [`Streaming`] yields a sequence of outputs (Gradio's
 //! generators): the page shows each as it comes, and the last is what is stored, once.
 //! [`components::Chatbot`] shows a conversation with roles and Markdown content. See
-//! [`streaming`] and [`components::chatbot`], each with an example, and the Chat demo
-//! ([`demos::chat`]).
+//! [`Streaming`] and [`components::Chatbot`], each with an example, and the Chat demo
+//! (`demos::chat`, with the `demo` feature).
 //!
 //! ```no_run
 //! use keepsake::components::{Button, CheckboxGroup, Number};
@@ -64,50 +65,45 @@
 #![warn(missing_docs)]
 
 mod api_docs;
-pub mod blocks;
+mod app;
+mod blocks;
+mod bridges;
 pub mod components;
+#[cfg(feature = "demo")]
 pub mod demos;
-mod doors;
 mod engine;
-pub mod error;
-pub mod handler;
-pub mod handles;
+mod error;
+mod handler;
 mod http;
-mod layout;
-pub mod list;
-mod listener;
-pub mod markdown;
-mod notice;
-mod pace;
-pub mod plan;
-pub mod render;
-mod request;
+mod list;
+mod markdown;
 pub mod sealing;
 mod server;
 mod session;
-pub mod settings;
-pub mod state;
+mod settings;
+mod state;
 mod store;
-pub mod streaming;
 mod telemetry;
 mod value;
 
-pub use blocks::{Blocks, ListenerRef};
-pub use error::{ApiError, BuildError, StartError};
-pub use handler::{HandlerError, Update};
-pub use handles::{
+pub use app::App;
+pub use blocks::declared::{
     BrowserStateHandle, Changeable, Clickable, GlobalHandle, Handle, ResourceHandle, StateHandle,
     Submittable, Tickable,
+};
+pub use blocks::render::Render;
+pub use blocks::{Blocks, ListenerRef, MIN_SECRET_BYTES};
+pub use error::{ApiError, BuildError, StartError};
+pub use handler::notice::{MAX_NOTICES, NOTIFY, Notifier, NotifyInput};
+pub use handler::request::{REQUEST, Request, RequestInput};
+pub use handler::streaming::{MAX_STREAM_ITEMS, Streaming};
+pub use handler::{
+    Handler, HandlerError, Input, Inputs, IntoOutputs, IntoUpdate, Output, Outputs, Update,
 };
 pub use http::{EVENT_INTERVAL, app, run, runtime_builder};
 pub use imbl;
 pub use keepsake_shared as protocol;
 pub use list::List;
-pub use notice::{MAX_NOTICES, NOTIFY, Notifier, NotifyInput};
-pub use plan::App;
-pub use render::Render;
-pub use request::{REQUEST, Request, RequestInput};
 pub use server::Server;
-pub use settings::Settings;
-pub use state::{BrowserState, Global, Resource, Shared, State};
-pub use streaming::Streaming;
+pub use settings::{DEFAULT_CONTENT_SECURITY_POLICY, Settings, SettingsError};
+pub use state::{BrowserState, Global, Resource, Shared, State, StateType};

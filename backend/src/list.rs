@@ -1,14 +1,4 @@
-//! [`List`]: a list for large session states, whose events cost the same at 10 items
-//! as at 10,000.
-//!
-//! Every event gives its handler a copy of the state it reads (the handler may fail
-//! after changing its copy, and then nothing may change), measures the new value
-//! against the per-session byte limit, and compares it with the old one for
-//! `.change`. For a `Vec` each of these walks the whole list. A `List` is a
-//! persistent vector ([`imbl::Vector`]: a copy shares everything with the original
-//! until one of them changes, and then copies only the chunk it changes) that keeps
-//! the size of its JSON encoding up to date as it changes, so the engine reads the
-//! size instead of encoding the list, and compares unshared chunks only.
+//! [`List`], the list type for large session states.
 
 use std::fmt;
 
@@ -17,6 +7,18 @@ use serde::ser::{Serialize, Serializer};
 
 use crate::value;
 
+/// [`List`]: a list for large session states, whose events cost the same at 10 items
+/// as at 10,000.
+///
+/// Every event gives its handler a copy of the state it reads (the handler may fail
+/// after changing its copy, and then nothing may change), measures the new value
+/// against the per-session byte limit, and compares it with the old one for
+/// `.change`. For a `Vec` each of these walks the whole list. A `List` is a
+/// persistent vector ([`imbl::Vector`]: a copy shares everything with the original
+/// until one of them changes, and then copies only the chunk it changes) that keeps
+/// the size of its JSON encoding up to date as it changes, so the engine reads the
+/// size instead of encoding the list, and compares unshared chunks only.
+///
 /// A list held in a session [`crate::State`] (or a [`crate::Global`]) that stays
 /// cheap when it grows: copying it for a handler, measuring it against
 /// [`crate::Settings::max_state_bytes`] and comparing it for `.change` cost the same

@@ -1,18 +1,4 @@
-//! Markdown components' values rendered to HTML that is safe to insert into a page.
-//!
-//! The server renders, so the browser client carries no Markdown parser (it sets the
-//! HTML it is sent as the component's content). The syntax is CommonMark with GitHub's
-//! tables, strikethrough and task lists, as `pulldown-cmark` parses it.
-//!
-//! A value can come from user input (an output echoing a textbox), so nothing in it
-//! may run script or restyle the page:
-//! - raw HTML in the source is shown as typed text, never as markup;
-//! - the HTML is then cleaned by `ammonia` (an allow-list of tags and attributes, no
-//!   event handlers, no `<script>`), links and images may only point to http(s),
-//!   mailto or relative URLs (anything else loses its `href`/`src`), and every link
-//!   gets `rel="noopener noreferrer"`;
-//! - table alignment is a class (`align-left`, `align-center`, `align-right`), not a
-//!   `style` attribute: the page's Content-Security-Policy refuses inline styles.
+//! Markdown values to sanitised HTML: [`to_html`].
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -21,6 +7,22 @@ use std::sync::LazyLock;
 use ammonia::UrlRelative;
 use pulldown_cmark::{Alignment, Event, Options, Parser, Tag, TagEnd};
 
+/// Markdown components' values rendered to HTML that is safe to insert into a page.
+///
+/// The server renders, so the browser client carries no Markdown parser (it sets the
+/// HTML it is sent as the component's content). The syntax is CommonMark with GitHub's
+/// tables, strikethrough and task lists, as `pulldown-cmark` parses it.
+///
+/// A value can come from user input (an output echoing a textbox), so nothing in it
+/// may run script or restyle the page:
+/// - raw HTML in the source is shown as typed text, never as markup;
+/// - the HTML is then cleaned by `ammonia` (an allow-list of tags and attributes, no
+///   event handlers, no `<script>`), links and images may only point to http(s),
+///   mailto or relative URLs (anything else loses its `href`/`src`), and every link
+///   gets `rel="noopener noreferrer"`;
+/// - table alignment is a class (`align-left`, `align-center`, `align-right`), not a
+///   `style` attribute: the page's Content-Security-Policy refuses inline styles.
+///
 /// Renders Markdown source to sanitised HTML.
 pub fn to_html(source: &str) -> String {
     let options =

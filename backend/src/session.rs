@@ -61,7 +61,7 @@ impl Session {
         }
     }
 
-    pub(crate) fn open_streams(&self) -> u32 {
+    pub(crate) fn open_feeds(&self) -> u32 {
         self.streams.load(Ordering::Acquire)
     }
 }

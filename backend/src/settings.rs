@@ -1,28 +1,4 @@
-//! Server settings, each with a safe default: built in code, or (feature `cli`) from
-//! flags and environment variables with clap. Durations on the command line are
-//! written like `60m`, `30s`, `1h 30m` (humantime).
-//!
-//! In code, name what differs from the defaults:
-//!
-//! ```
-//! use std::time::Duration;
-//! use keepsake::Settings;
-//!
-//! let settings = Settings {
-//!     addr: "0.0.0.0:8080".parse()?,
-//!     session_retention: Duration::from_secs(15 * 60),
-//!     store: "redis://127.0.0.1:6379/0".into(),
-//!     ..Settings::default()
-//! };
-//! // `Server::new` checks them too; this is the same check, without a server.
-//! settings.validate()?;
-//! assert!(Settings { heartbeat: Duration::ZERO, ..settings }.validate().is_err());
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
-//!
-//! With feature `cli`, [`Settings`] is a clap `Args`: flatten it into a program's own
-//! parser (`#[command(flatten)] settings: Settings`) for the flags and environment
-//! variables `keepsake-demo` takes.
+//! [`Settings`] and their checks.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -43,6 +19,32 @@ fn invalid(setting: &'static str, message: String) -> SettingsError {
 }
 
 /// How the server runs. `Settings::default()` matches the flag defaults.
+///
+/// Server settings, each with a safe default: built in code, or (feature `cli`) from
+/// flags and environment variables with clap. Durations on the command line are
+/// written like `60m`, `30s`, `1h 30m` (humantime).
+///
+/// In code, name what differs from the defaults:
+///
+/// ```
+/// use std::time::Duration;
+/// use keepsake::Settings;
+///
+/// let settings = Settings {
+///     addr: "0.0.0.0:8080".parse()?,
+///     session_retention: Duration::from_secs(15 * 60),
+///     store: "redis://127.0.0.1:6379/0".into(),
+///     ..Settings::default()
+/// };
+/// // `Server::new` checks them too; this is the same check, without a server.
+/// settings.validate()?;
+/// assert!(Settings { heartbeat: Duration::ZERO, ..settings }.validate().is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// With feature `cli`, [`Settings`] is a clap `Args`: flatten it into a program's own
+/// parser (`#[command(flatten)] settings: Settings`) for the flags and environment
+/// variables `keepsake-demo` takes.
 #[derive(Debug, Clone)]
 #[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct Settings {
@@ -96,16 +98,16 @@ pub struct Settings {
     /// Open streams (pages) allowed in total.
     #[cfg_attr(
         feature = "cli",
-        arg(long, env = "KEEPSAKE_MAX_STREAMS", default_value_t = 10_000)
+        arg(long, env = "KEEPSAKE_MAX_FEEDS", default_value_t = 10_000)
     )]
-    pub max_streams: usize,
+    pub max_feeds: usize,
 
     /// Open streams allowed per session.
     #[cfg_attr(
         feature = "cli",
-        arg(long, env = "KEEPSAKE_MAX_STREAMS_PER_SESSION", default_value_t = 8)
+        arg(long, env = "KEEPSAKE_MAX_FEEDS_PER_SESSION", default_value_t = 8)
     )]
-    pub max_streams_per_session: u32,
+    pub max_feeds_per_session: u32,
 
     /// Origins allowed to call the API from other sites (CORS), e.g.
     /// `https://example.com`; repeat the flag or separate with commas. None by default:
@@ -252,10 +254,10 @@ impl Settings {
                 "--max-events-per-second",
                 u64::from(self.max_events_per_second),
             ),
-            ("--max-streams", self.max_streams as u64),
+            ("--max-feeds", self.max_feeds as u64),
             (
-                "--max-streams-per-session",
-                u64::from(self.max_streams_per_session),
+                "--max-feeds-per-session",
+                u64::from(self.max_feeds_per_session),
             ),
             (
                 "--max-session-starts-per-minute",
@@ -324,8 +326,8 @@ impl Default for Settings {
             sweep_interval: Duration::from_secs(1),
             max_state_bytes: 1024 * 1024,
             max_events_per_second: 50,
-            max_streams: 10_000,
-            max_streams_per_session: 8,
+            max_feeds: 10_000,
+            max_feeds_per_session: 8,
             allow_origins: Vec::new(),
             store: "memory".into(),
             store_namespace: "keepsake".into(),
@@ -345,7 +347,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_mcp_door_needs_its_feature() {
+    fn the_mcp_bridge_needs_its_feature() {
         let settings = Settings {
             mcp: true,
             ..Settings::default()
@@ -372,11 +374,8 @@ mod tests {
         assert_eq!(parsed.sweep_interval, default.sweep_interval);
         assert_eq!(parsed.max_state_bytes, default.max_state_bytes);
         assert_eq!(parsed.max_events_per_second, default.max_events_per_second);
-        assert_eq!(parsed.max_streams, default.max_streams);
-        assert_eq!(
-            parsed.max_streams_per_session,
-            default.max_streams_per_session
-        );
+        assert_eq!(parsed.max_feeds, default.max_feeds);
+        assert_eq!(parsed.max_feeds_per_session, default.max_feeds_per_session);
         assert_eq!(parsed.allow_origins, default.allow_origins);
         assert_eq!(parsed.store, default.store);
         assert_eq!(parsed.store_namespace, default.store_namespace);

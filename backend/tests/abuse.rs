@@ -13,7 +13,7 @@ use keepsake::protocol::error::{ErrorBody, ErrorKind};
 use keepsake::protocol::{AppId, SessionId};
 use keepsake::{Settings, demos};
 use serde_json::json;
-use support::{TestServer, component, dependency, fast_settings, value_of};
+use support::{TestServer, component, fast_settings, listener_named, value_of};
 
 const CART: &str = "shopping-cart";
 
@@ -58,9 +58,9 @@ async fn start_many(
 /// A page: a session with an open stream and one item in its cart.
 async fn open_page(server: &TestServer) -> (SessionId, support::MessageStream) {
     let session = server.start_session(CART).await;
-    let stream = server.open_stream(CART, &session).await;
+    let stream = server.open_feed(CART, &session).await;
     let config = server.config(CART).await;
-    let add = dependency(&config, "add_items");
+    let add = listener_named(&config, "add_items");
     let result = server
         .event(CART, &session, add, vec![json!(["Milk"]), json!(null)])
         .await
@@ -74,7 +74,7 @@ async fn open_page(server: &TestServer) -> (SessionId, support::MessageStream) {
 
 async fn cart_size_after_one_more(server: &TestServer, session: &SessionId) -> serde_json::Value {
     let config = server.config(CART).await;
-    let add = dependency(&config, "add_items");
+    let add = listener_named(&config, "add_items");
     let result = server
         .event(CART, session, add, vec![json!(["Water"]), json!(null)])
         .await
@@ -141,7 +141,7 @@ async fn capacity_evicts_closed_pages_only_and_then_refuses() {
     let mut pages = Vec::new();
     for _ in 0..49 {
         let session = server.start_session(CART).await;
-        pages.push(server.open_stream(CART, &session).await);
+        pages.push(server.open_feed(CART, &session).await);
     }
     let (started, refused) = start_many(&server, &server.client, 3, None).await;
     assert_eq!(started, 0);

@@ -17,7 +17,7 @@ async fn cart_size(server: &TestServer, session: &keepsake::protocol::SessionId)
     let config = server.config("shopping-cart").await;
     // An unchanged cart fires no change listener (so reports no size): add one Water
     // and read the size the change listener reports.
-    let add = dependency(&config, "add_items");
+    let add = listener_named(&config, "add_items");
     let r = server
         .event("shopping-cart", session, add, vec![json!([]), Value::Null])
         .await
@@ -61,7 +61,7 @@ async fn malformed_requests_get_clear_errors_and_change_no_state() {
     };
     let server = TestServer::start(settings, vec![demos::shopping_cart().unwrap()]).await;
     let config = server.config("shopping-cart").await;
-    let add = dependency(&config, "add_items");
+    let add = listener_named(&config, "add_items");
     let session = server.start_session("shopping-cart").await;
     server
         .event(
@@ -78,7 +78,7 @@ async fn malformed_requests_get_clear_errors_and_change_no_state() {
         &server,
         &path,
         "application/json",
-        b"{\"dependency\": 0, ".to_vec(),
+        b"{\"listener\": 0, ".to_vec(),
     )
     .await;
     assert_eq!((status, body.error), (400, ErrorKind::BadRequest));
@@ -88,7 +88,7 @@ async fn malformed_requests_get_clear_errors_and_change_no_state() {
         &server,
         &path,
         "text/plain",
-        br#"{"dependency":0,"inputs":[]}"#.to_vec(),
+        br#"{"listener":0,"inputs":[]}"#.to_vec(),
     )
     .await;
     assert_eq!((status, body.error), (400, ErrorKind::BadRequest));
@@ -98,7 +98,7 @@ async fn malformed_requests_get_clear_errors_and_change_no_state() {
         &server,
         &path,
         "application/json",
-        br#"{"dependency":"zero"}"#.to_vec(),
+        br#"{"listener":"zero"}"#.to_vec(),
     )
     .await;
     assert_eq!(
@@ -109,8 +109,7 @@ async fn malformed_requests_get_clear_errors_and_change_no_state() {
     );
 
     let oversized =
-        serde_json::to_vec(&json!({"dependency": 0, "inputs": [vec!["Milk"; 2000], null]}))
-            .unwrap();
+        serde_json::to_vec(&json!({"listener": 0, "inputs": [vec!["Milk"; 2000], null]})).unwrap();
     let (status, body) = post_raw(&server, &path, "application/json", oversized).await;
     assert_eq!((status, body.error), (413, ErrorKind::PayloadTooLarge));
     assert!(body.message.contains("4096"), "{}", body.message);
@@ -119,11 +118,11 @@ async fn malformed_requests_get_clear_errors_and_change_no_state() {
         .event(
             "shopping-cart",
             &session,
-            keepsake::protocol::DependencyId(99),
+            keepsake::protocol::ListenerId(99),
             vec![],
         )
         .await;
-    assert_error(outcome, 404, ErrorKind::UnknownDependency);
+    assert_error(outcome, 404, ErrorKind::UnknownListener);
 
     let outcome = server
         .event("shopping-cart", &session, add, vec![json!(["Milk"])])
@@ -234,7 +233,7 @@ async fn failing_handlers_fail_only_their_event_and_change_nothing() {
     let config = server.config("faulty").await;
     let session = server.start_session("faulty").await;
     let count = component(&config, "Count");
-    let bump = dependency(&config, "bump");
+    let bump = listener_named(&config, "bump");
     let r = server
         .event("faulty", &session, bump, vec![Value::Null])
         .await
@@ -245,7 +244,7 @@ async fn failing_handlers_fail_only_their_event_and_change_nothing() {
         .event(
             "faulty",
             &session,
-            dependency(&config, "panic"),
+            listener_named(&config, "panic"),
             vec![Value::Null],
         )
         .await;
@@ -259,7 +258,7 @@ async fn failing_handlers_fail_only_their_event_and_change_nothing() {
         .event(
             "faulty",
             &session,
-            dependency(&config, "refuse"),
+            listener_named(&config, "refuse"),
             vec![Value::Null, json!("no stock")],
         )
         .await;
@@ -274,7 +273,7 @@ async fn failing_handlers_fail_only_their_event_and_change_nothing() {
         .event(
             "faulty",
             &session,
-            dependency(&config, "slow"),
+            listener_named(&config, "slow"),
             vec![Value::Null],
         )
         .await;

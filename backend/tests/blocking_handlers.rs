@@ -75,7 +75,7 @@ async fn a_quick_sync_handler_that_starts_blocking_is_cut_off_after_one_run() {
     .api_name("go");
     let server = TestServer::start(unlimited(short_timeout()), vec![app.build().unwrap()]).await;
     let config = server.config("turns").await;
-    let go = dependency(&config, "go");
+    let go = listener_named(&config, "go");
     let session = server.start_session("turns").await;
     // Quick, again and again: the handler earns the inline path.
     for _ in 0..100 {
@@ -120,7 +120,12 @@ async fn a_blocking_sync_handler_times_out_like_an_async_one() {
     let started = Instant::now();
     let outcome = tokio::time::timeout(
         BOUND,
-        server.event("blocking", &session, dependency(&config, "slow"), vec![]),
+        server.event(
+            "blocking",
+            &session,
+            listener_named(&config, "slow"),
+            vec![],
+        ),
     )
     .await
     .expect("the event never answered");
@@ -154,7 +159,10 @@ async fn blocking_sync_handlers_do_not_starve_other_sessions() {
         .await,
     );
     let config = server.config("blocking").await;
-    let (slow, quick) = (dependency(&config, "slow"), dependency(&config, "quick"));
+    let (slow, quick) = (
+        listener_named(&config, "slow"),
+        listener_named(&config, "quick"),
+    );
     let mut blockers = Vec::new();
     for _ in 0..BLOCKERS {
         blockers.push(server.start_session("blocking").await);

@@ -1,31 +1,31 @@
-//! The doors for other clients (the Gradio-compatible API and MCP), spoken by hand
+//! The bridges for other clients (the Gradio-compatible API and MCP), spoken by hand
 //! on the wire: sessions named by a client reach nothing else, obey the same start
-//! limit, capacity and retention as a page's, and bad input through either door is
+//! limit, capacity and retention as a page's, and bad input through either bridge is
 //! refused with the same message and changes nothing. (The real clients,
 //! `gradio_client` and the MCP SDK, are driven by `e2e/tests/clients.rs`.) Runs on
 //! memory and, in the test command, on Redis.
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/doors.rs"]
-mod doors_support;
+#[path = "support/bridges.rs"]
+mod bridges_support;
 mod support;
 
 use std::time::Duration;
 
-use doors_support::*;
+use bridges_support::*;
 use keepsake::{Settings, demos};
 use serde_json::{Value, json};
-use support::{TestServer, component, dependency, fast_settings, value_of};
+use support::{TestServer, component, fast_settings, listener_named, value_of};
 
 /// The attack: a Gradio client names its session after a page's session id (or any
-/// name another client uses on another door). It gets a session of its own.
+/// name another client uses on another bridge). It gets a session of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_chosen_name_reaches_only_its_own_session() {
     let server = start(fast_settings()).await;
     let config = server.config(CART).await;
     let (add, cart_size) = (
-        dependency(&config, "add_items"),
+        listener_named(&config, "add_items"),
         component(&config, "Cart Size"),
     );
     let page = server.start_session(CART).await;
@@ -54,7 +54,7 @@ async fn a_client_chosen_name_reaches_only_its_own_session() {
         "the page's cart was reached"
     );
 
-    // An MCP session has its own cart, whatever the Gradio door's clients are called.
+    // An MCP session has its own cart, whatever the Gradio bridge's clients are called.
     let mut mcp = Mcp::open(&server).await;
     assert_eq!(
         mcp.call(json!({"items": ["Milk"]})).await,
@@ -79,10 +79,10 @@ async fn a_client_chosen_name_reaches_only_its_own_session() {
     server.stop().await;
 }
 
-/// Door sessions start, count and end as a page's: the start limit per address, the
+/// Bridge sessions start, count and end as a page's: the start limit per address, the
 /// capacity (the least recently used is evicted) and the retention.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn door_sessions_obey_the_start_limit_capacity_and_retention() {
+async fn bridge_sessions_obey_the_start_limit_capacity_and_retention() {
     let limited = Settings {
         max_session_starts_per_minute: 3,
         ..fast_settings()
@@ -141,10 +141,10 @@ async fn door_sessions_obey_the_start_limit_capacity_and_retention() {
     server.stop().await;
 }
 
-/// A barrage of bad values through both doors: each refused, with the same message
-/// by either door, and the cart as it was.
+/// A barrage of bad values through both bridges: each refused, with the same message
+/// by either bridge, and the cart as it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_is_refused_alike_by_both_doors_and_changes_nothing() {
+async fn bad_input_is_refused_alike_by_both_bridges_and_changes_nothing() {
     let server = start(fast_settings()).await;
     let hash = "barrage-client-1";
     assert_eq!(
@@ -177,11 +177,11 @@ async fn bad_input_is_refused_alike_by_both_doors_and_changes_nothing() {
         let mcp_error = mcp.call(json!({ "items": items })).await.unwrap_err();
         assert_eq!(
             gradio_error, mcp_error,
-            "the doors word {items} differently"
+            "the bridges word {items} differently"
         );
         assert!(gradio_error.contains("Items"), "{gradio_error}");
     }
-    // Shapes only one door has.
+    // Shapes only one bridge has.
     for data in [
         json!([]),
         json!([["Milk"]]),
@@ -232,10 +232,10 @@ async fn endpoints_page(server: &TestServer) -> String {
     page.send().await.unwrap().text().await.unwrap()
 }
 
-/// The endpoints page shows each open door with this server's URLs; a door left
+/// The endpoints page shows each open bridge with this server's URLs; a bridge left
 /// closed is neither shown nor served.
 #[tokio::test]
-async fn the_endpoints_page_shows_the_open_doors_and_closed_doors_are_not_served() {
+async fn the_endpoints_page_shows_the_open_bridges_and_closed_bridges_are_not_served() {
     let server = start(fast_settings()).await;
     let page = endpoints_page(&server).await;
     let app_url = server.url(&format!("/apps/{CART}/"));
@@ -269,7 +269,7 @@ async fn the_endpoints_page_shows_the_open_doors_and_closed_doors_are_not_served
                     .to_str()
                     .unwrap()
                     .starts_with("text/html"),
-            "{path} is served with the door closed"
+            "{path} is served with the bridge closed"
         );
     }
     closed.stop().await;

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use keepsake::components::{Button, Checkbox, Textbox};
 use keepsake::protocol::event::{BrowserStateWrite, EventRequest, EventResult, SealedValue};
-use keepsake::protocol::{ComponentId, DependencyId, SessionId};
+use keepsake::protocol::{ComponentId, ListenerId, SessionId};
 use keepsake::sealing::Sealer;
 use keepsake::{App, Blocks, BrowserState, Changeable, Submittable};
 use serde_json::{Value, json};
-use support::{TestServer, component, dependency, fast_settings, value_of};
+use support::{TestServer, component, fast_settings, listener_named, value_of};
 
 const SECRET: &str = "vault secret: thirty-two bytes or more, fixed for tests";
 const OLD_SECRET: &str = "the previous vault secret, just as long and as fixed";
@@ -96,8 +96,8 @@ impl<'a> Page<'a> {
         }
     }
 
-    fn dep(&self, name: &str) -> DependencyId {
-        dependency(&self.config, name)
+    fn dep(&self, name: &str) -> ListenerId {
+        listener_named(&self.config, name)
     }
 
     async fn run(&self, name: &str, inputs: Vec<Value>, held: Vec<SealedValue>) -> EventResult {
@@ -113,7 +113,7 @@ impl<'a> Page<'a> {
         held: Vec<SealedValue>,
     ) -> Result<EventResult, (u16, keepsake::protocol::error::ErrorBody)> {
         let request = EventRequest {
-            dependency: self.dep(name),
+            listener: self.dep(name),
             inputs,
             held,
             rendered: None,
@@ -139,7 +139,7 @@ impl<'a> Page<'a> {
     }
 
     fn note(&self) -> ComponentId {
-        self.config.dependencies[self.dep("save").0 as usize].outputs[0]
+        self.config.listeners[self.dep("save").0 as usize].outputs[0]
     }
 }
 
@@ -497,7 +497,7 @@ async fn what_a_listener_or_its_cascade_writes_is_compared_with_what_the_page_ho
         .api_name("show");
     let server = TestServer::start(fast_settings(), vec![app.build().unwrap()]).await;
     let page = Page::open(&server, "cascade").await;
-    let note_id = page.config.dependencies[page.dep("show").0 as usize].inputs[0];
+    let note_id = page.config.listeners[page.dep("show").0 as usize].inputs[0];
 
     let first = page.run("save", vec![json!("kept")], vec![]).await;
     let sealed = only_write(&first).sealed.clone().unwrap();

@@ -14,7 +14,7 @@ use std::time::Duration;
 use keepsake::components::{Button, Markdown, Textbox};
 use keepsake::{Blocks, Global, State};
 use serde_json::{Value, json};
-use support::{TestServer, component, dependency, fast_settings, value_of};
+use support::{TestServer, component, fast_settings, listener_named, value_of};
 
 /// A log state; "Go" appends "click" (or fails on demand), then:
 /// `.then(a)` appends "then", `.success(b)` on that appends "success" (or fails when
@@ -70,7 +70,7 @@ async fn shown(server: &TestServer, session: &keepsake::protocol::SessionId) -> 
         .event(
             "chain",
             session,
-            dependency(&config, "show"),
+            listener_named(&config, "show"),
             vec![Value::Null],
         )
         .await
@@ -82,13 +82,13 @@ async fn shown(server: &TestServer, session: &keepsake::protocol::SessionId) -> 
 async fn the_server_runs_chains_in_order_in_one_round_trip() {
     let server = TestServer::start(fast_settings(), vec![app()]).await;
     let config = server.config("chain").await;
-    let go = dependency(&config, "go");
+    let go = listener_named(&config, "go");
     // The chained listeners are in the config, after the click, run by the server;
     // the one reading the textbox is left to the page.
-    let chained: Vec<_> = config.dependencies.iter().filter_map(|d| d.after).collect();
+    let chained: Vec<_> = config.listeners.iter().filter_map(|d| d.after).collect();
     assert_eq!(chained.len(), 4, "{chained:?}");
     assert_eq!(chained.iter().filter(|a| a.by_server).count(), 3);
-    assert!(chained[0].dependency == go && !chained[0].success_only);
+    assert!(chained[0].listener == go && !chained[0].success_only);
     assert!(chained[1].success_only);
 
     let session = server.start_session("chain").await;
@@ -114,7 +114,7 @@ async fn the_server_runs_chains_in_order_in_one_round_trip() {
 async fn a_failed_chained_listener_leaves_out_its_own_writes_and_skips_its_successors() {
     let server = TestServer::start(fast_settings(), vec![app()]).await;
     let config = server.config("chain").await;
-    let go = dependency(&config, "go");
+    let go = listener_named(&config, "go");
     let session = server.start_session("chain").await;
     let result = server
         .event(
@@ -127,7 +127,7 @@ async fn a_failed_chained_listener_leaves_out_its_own_writes_and_skips_its_succe
         .unwrap();
     // `.success` failed: recorded, its write left out; the `.then` after it ran.
     assert_eq!(result.errors.len(), 1, "{:?}", result.errors);
-    assert_eq!(result.errors[0].dependency.0, go.0 + 2);
+    assert_eq!(result.errors[0].listener.0, go.0 + 2);
     assert!(
         result.errors[0]
             .error
@@ -169,7 +169,7 @@ async fn a_global_written_by_a_chained_listener_is_locked_with_the_event() {
         .api_name("read");
     let server = TestServer::start(fast_settings(), vec![app.build().unwrap()]).await;
     let config = server.config("count").await;
-    let go = dependency(&config, "go");
+    let go = listener_named(&config, "go");
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..10 {
         let session = server.start_session("count").await;
@@ -178,7 +178,7 @@ async fn a_global_written_by_a_chained_listener_is_locked_with_the_event() {
             for _ in 0..10 {
                 let response = client
                     .post(format!("{base}/api/apps/count/sessions/{session}/events"))
-                    .json(&json!({ "dependency": go, "inputs": [] }))
+                    .json(&json!({ "listener": go, "inputs": [] }))
                     .send()
                     .await
                     .unwrap();
@@ -194,7 +194,7 @@ async fn a_global_written_by_a_chained_listener_is_locked_with_the_event() {
         .event(
             "count",
             &session,
-            dependency(&config, "read"),
+            listener_named(&config, "read"),
             vec![Value::Null],
         )
         .await
@@ -222,7 +222,7 @@ async fn a_page_may_run_a_chained_listener_but_not_one_after_unload() {
     let server = TestServer::start(fast_settings(), vec![app.build().unwrap()]).await;
     let config = server.config("pages").await;
     let session = server.start_session("pages").await;
-    let page_run = config.dependencies[1].id;
+    let page_run = config.listeners[1].id;
     let result = server
         .event("pages", &session, page_run, vec![json!("Ada")])
         .await
@@ -231,7 +231,7 @@ async fn a_page_may_run_a_chained_listener_but_not_one_after_unload() {
         value_of(&result, component(&config, "Shown")),
         Some(json!("Ada"))
     );
-    let after_unload = config.dependencies[3].id;
+    let after_unload = config.listeners[3].id;
     let outcome = server
         .event("pages", &session, after_unload, vec![Value::Null])
         .await;

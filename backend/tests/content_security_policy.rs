@@ -10,8 +10,8 @@
 
 mod support;
 
+use keepsake::DEFAULT_CONTENT_SECURITY_POLICY;
 use keepsake::protocol::error::{ErrorBody, ErrorKind};
-use keepsake::settings::DEFAULT_CONTENT_SECURITY_POLICY;
 use keepsake::{Settings, demos};
 use support::*;
 

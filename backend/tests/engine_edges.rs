@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use keepsake::components::{Button, Number};
 use keepsake::protocol::error::ErrorKind;
-use keepsake::protocol::{DependencyId, SessionId};
+use keepsake::protocol::{ListenerId, SessionId};
 use keepsake::{Blocks, Global, Settings, State};
 use serde_json::{Value, json};
 use support::*;
@@ -51,7 +51,7 @@ async fn read_numbers(
         .event(
             app,
             session,
-            dependency(&config, api_name),
+            listener_named(&config, api_name),
             vec![Value::Null; inputs],
         )
         .await
@@ -101,7 +101,7 @@ async fn listeners_writing_one_global_and_reading_another_never_deadlock() {
     let server =
         Arc::new(TestServer::start(unlimited(fast_settings()), vec![app.build().unwrap()]).await);
     let config = server.config("pair").await;
-    let (x, y) = (dependency(&config, "x"), dependency(&config, "y"));
+    let (x, y) = (listener_named(&config, "x"), listener_named(&config, "y"));
 
     let mut sessions = Vec::new();
     for _ in 0..SESSIONS {
@@ -193,7 +193,7 @@ async fn redis_an_event_whose_state_cannot_be_stored_leaves_globals_unchanged() 
         server.event(
             "poison",
             &session,
-            dependency(&config, "go"),
+            listener_named(&config, "go"),
             vec![Value::Null],
         ),
     )
@@ -260,7 +260,7 @@ async fn redis_an_event_that_lost_its_lease_leaves_globals_unchanged() {
     let session = server.start_session("lease").await;
 
     let running = {
-        let (server, go) = (server.clone(), dependency(&config, "go"));
+        let (server, go) = (server.clone(), listener_named(&config, "go"));
         tokio::spawn(async move {
             server
                 .event("lease", &session, go, vec![Value::Null, Value::Null])
@@ -333,7 +333,7 @@ async fn redis_one_session_through_two_instances_loses_no_event() {
         TestServer::start(settings(), vec![cart_app()]).await,
     ]);
     let config = instances[0].config("cart").await;
-    let add: DependencyId = dependency(&config, "add");
+    let add: ListenerId = listener_named(&config, "add");
     let session = instances[0].start_session("cart").await;
 
     let done = Arc::new(AtomicUsize::new(0));
@@ -425,7 +425,7 @@ async fn redis_an_event_that_leaves_a_global_unchanged_gives_its_lock_back() {
         .event(
             "locks",
             &session,
-            dependency(&config, "peek"),
+            listener_named(&config, "peek"),
             vec![Value::Null, Value::Null],
         )
         .await
@@ -435,7 +435,7 @@ async fn redis_an_event_that_leaves_a_global_unchanged_gives_its_lock_back() {
         .event(
             "locks",
             &session,
-            dependency(&config, "add"),
+            listener_named(&config, "add"),
             vec![Value::Null],
         )
         .await

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use keepsake::protocol::error::ErrorKind;
 use keepsake::protocol::event::EventRequest;
-use keepsake::protocol::{DependencyId, SessionId};
+use keepsake::protocol::{ListenerId, SessionId};
 use keepsake::{Server, Settings, demos};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -64,13 +64,11 @@ fn any_json() -> impl Strategy<Value = Value> {
 }
 
 fn any_request() -> impl Strategy<Value = EventRequest> {
-    (0u32..6, prop::collection::vec(any_json(), 0..4)).prop_map(|(dependency, inputs)| {
-        EventRequest {
-            dependency: DependencyId(dependency),
-            inputs,
-            held: Vec::new(),
-            rendered: None,
-        }
+    (0u32..6, prop::collection::vec(any_json(), 0..4)).prop_map(|(listener, inputs)| EventRequest {
+        listener: ListenerId(listener),
+        inputs,
+        held: Vec::new(),
+        rendered: None,
     })
 }
 
@@ -79,7 +77,7 @@ fn any_request() -> impl Strategy<Value = EventRequest> {
 /// change listener reports (so the cart is one longer afterwards).
 async fn cart_len_is(server: &Server, session: &SessionId, expected: usize) -> bool {
     let add_water = EventRequest {
-        dependency: DependencyId(0),
+        listener: ListenerId(0),
         inputs: vec![json!(["Water"]), Value::Null],
         held: Vec::new(),
         rendered: None,
@@ -118,7 +116,7 @@ proptest! {
                 if let Err(error) = server.run_event(app, &session, request.clone()).await {
                     let kind = error.kind();
                     prop_assert!(
-                        matches!(kind, ErrorKind::UnknownDependency | ErrorKind::InvalidInput | ErrorKind::BadRequest),
+                        matches!(kind, ErrorKind::UnknownListener | ErrorKind::InvalidInput | ErrorKind::BadRequest),
                         "{request:?} on {app} gave {kind:?}: {error}"
                     );
                 }

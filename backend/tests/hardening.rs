@@ -60,7 +60,7 @@ async fn append(
         .event(
             "notebook",
             session,
-            dependency(&config, "append"),
+            listener_named(&config, "append"),
             vec![Value::Null, json!(text)],
         )
         .await
@@ -144,17 +144,17 @@ async fn a_session_sending_too_many_events_is_slowed_down_alone() {
 }
 
 #[tokio::test]
-async fn streams_are_limited_per_session_and_per_server() {
+async fn feeds_are_limited_per_session_and_per_server() {
     let settings = Settings {
-        max_streams_per_session: 2,
-        max_streams: 3,
+        max_feeds_per_session: 2,
+        max_feeds: 3,
         ..fast_settings()
     };
     let server = TestServer::start(settings, vec![notebook()]).await;
-    let path = |s: &SessionId| format!("/api/apps/notebook/sessions/{s}/stream");
+    let path = |s: &SessionId| format!("/api/apps/notebook/sessions/{s}/feed");
     let first = server.start_session("notebook").await;
-    let _a = server.open_stream("notebook", &first).await;
-    let _b = server.open_stream("notebook", &first).await;
+    let _a = server.open_feed("notebook", &first).await;
+    let _b = server.open_feed("notebook", &first).await;
     let response = server
         .client
         .get(server.url(&path(&first)))
@@ -166,7 +166,7 @@ async fn streams_are_limited_per_session_and_per_server() {
     assert_eq!(body.error, ErrorKind::LimitExceeded);
 
     let second = server.start_session("notebook").await;
-    let c = server.open_stream("notebook", &second).await;
+    let c = server.open_feed("notebook", &second).await;
     let third = server.start_session("notebook").await;
     let response = server
         .client
@@ -207,7 +207,7 @@ async fn only_issued_session_ids_are_accepted() {
         let response = server
             .client
             .post(server.url(&format!("/api/apps/notebook/sessions/{id}/events")))
-            .json(&json!({"dependency": 0, "inputs": [null, "x"]}))
+            .json(&json!({"listener": 0, "inputs": [null, "x"]}))
             .send()
             .await
             .unwrap();
@@ -327,7 +327,7 @@ async fn healthz_and_metrics_report_sessions_events_and_errors() {
         .event(
             "notebook",
             &session,
-            keepsake::protocol::DependencyId(42),
+            keepsake::protocol::ListenerId(42),
             vec![],
         )
         .await;
@@ -359,7 +359,7 @@ async fn healthz_and_metrics_report_sessions_events_and_errors() {
             .unwrap_or_else(|| panic!("no sample {name}{{{labels}}} in\n{text}"))
     };
     assert!(sample("keepsake_events_total", r#"app="notebook",outcome="ok""#) >= 2.0);
-    assert!(sample("keepsake_errors_total", r#"kind="unknown_dependency""#) >= 1.0);
+    assert!(sample("keepsake_errors_total", r#"kind="unknown_listener""#) >= 1.0);
     assert_eq!(sample("keepsake_live_sessions", r#"app="notebook""#), 1.0);
     assert!(
         text.contains("keepsake_event_duration_seconds_bucket"),
@@ -379,11 +379,11 @@ async fn graceful_shutdown_finishes_running_events() {
     let request = {
         let client = server.client.clone();
         let url = server.url(&format!("/api/apps/notebook/sessions/{session}/events"));
-        let slow = dependency(&config, "slow");
+        let slow = listener_named(&config, "slow");
         tokio::spawn(async move {
             client
                 .post(url)
-                .json(&json!({"dependency": slow, "inputs": [null]}))
+                .json(&json!({"listener": slow, "inputs": [null]}))
                 .send()
                 .await
         })

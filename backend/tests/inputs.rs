@@ -15,7 +15,7 @@ use keepsake::protocol::config::{ComponentKind, EventKind, LayoutNode, Trigger};
 use keepsake::protocol::error::ErrorKind;
 use keepsake::{Blocks, Server, Settings, State, Update};
 use serde_json::{Value, json};
-use support::{TestServer, assert_error, component, dependency, fast_settings, value_of};
+use support::{TestServer, assert_error, component, fast_settings, listener_named, value_of};
 
 /// An order form: a slider and a radio group feed a handler that counts its runs in
 /// a session state, which `count` reads back.
@@ -47,7 +47,10 @@ fn order_app() -> keepsake::App {
 async fn slider_and_radio_values_are_checked_before_anything_runs() {
     let server = TestServer::start(fast_settings(), vec![order_app()]).await;
     let config = server.config("order").await;
-    let (order, count) = (dependency(&config, "order"), dependency(&config, "count"));
+    let (order, count) = (
+        listener_named(&config, "order"),
+        listener_named(&config, "count"),
+    );
     let summary = component(&config, "Summary");
     let runs = component(&config, "Runs");
     let session = server.start_session("order").await;
@@ -225,7 +228,7 @@ async fn html_reaches_pages_only_sanitised() {
         .event(
             "page",
             &session,
-            dependency(&config, "go"),
+            listener_named(&config, "go"),
             vec![json!(attack)],
         )
         .await
@@ -310,8 +313,8 @@ async fn a_timer_is_wired_as_a_tick_trigger_and_outputs_switch_it() {
     assert!(placed(component(&config, "Ticks")));
 
     // The listener: a `tick` trigger on the timer, on the wire as "tick".
-    let tick = dependency(&config, "tick");
-    let listener = config.dependency(tick).unwrap();
+    let tick = listener_named(&config, "tick");
+    let listener = config.listener(tick).unwrap();
     assert_eq!(
         listener.triggers,
         vec![Trigger {
@@ -325,7 +328,7 @@ async fn a_timer_is_wired_as_a_tick_trigger_and_outputs_switch_it() {
     );
     assert_eq!(config.listeners(Some(timer), EventKind::Tick).count(), 1);
     let endpoint = config.endpoint("tick").unwrap();
-    assert_eq!(endpoint.dependency, tick);
+    assert_eq!(endpoint.listener, tick);
 
     // Ticks run on the server, each on the session's state.
     let session = server.start_session("clock").await;
@@ -340,7 +343,7 @@ async fn a_timer_is_wired_as_a_tick_trigger_and_outputs_switch_it() {
 
     // An output stops one timer and starts the other at a new interval.
     let result = server
-        .event("clock", &session, dependency(&config, "stop"), vec![])
+        .event("clock", &session, listener_named(&config, "stop"), vec![])
         .await
         .unwrap();
     let update = |id| result.updates.iter().find(|u| u.component == id).unwrap();

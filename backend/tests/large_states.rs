@@ -92,7 +92,7 @@ impl Log {
         listener: &str,
         argument: Value,
     ) -> Result<EventResult, (u16, keepsake::protocol::error::ErrorBody)> {
-        let id = dependency(&self.config, listener);
+        let id = listener_named(&self.config, listener);
         let inputs = match listener {
             "append" | "set_last" => vec![Value::Null, argument],
             "fill" => vec![argument],

@@ -64,7 +64,7 @@ async fn logs_hold_short_session_ids_and_no_secrets() {
     )
     .await;
     let config = server.config("shopping-cart").await;
-    let add = dependency(&config, "add_items");
+    let add = listener_named(&config, "add_items");
     let session = server.start_session("shopping-cart").await;
     server
         .event(
@@ -83,7 +83,7 @@ async fn logs_hold_short_session_ids_and_no_secrets() {
             vec![json!("bad"), Value::Null],
         )
         .await;
-    let _stream = server.open_stream("shopping-cart", &session).await;
+    let _stream = server.open_feed("shopping-cart", &session).await;
     server.stop().await;
 
     let logs = captured.text();

@@ -8,8 +8,8 @@ mod support;
 
 use std::time::Duration;
 
+use keepsake::components::markdown_to_html as to_html;
 use keepsake::components::{Button, Markdown, Textbox};
-use keepsake::markdown::to_html;
 use keepsake::{Blocks, Global};
 use serde_json::json;
 use support::*;
@@ -49,8 +49,8 @@ async fn markdown_values_reach_the_page_rendered() {
     // An event's output: the value as the handler gave it, with its HTML; other kinds
     // get none.
     let session = server.start_session("notes").await;
-    let mut stream = server.open_stream("notes", &session).await;
-    let go = dependency(&config, "go");
+    let mut stream = server.open_feed("notes", &session).await;
+    let go = listener_named(&config, "go");
     let result = server
         .event(
             "notes",

@@ -13,7 +13,7 @@ use std::time::Duration;
 use keepsake::protocol::ComponentId;
 use rand::Rng;
 use serde_json::{Value, json};
-use support::{RedisProcess, TestServer, component, dependency, value_of};
+use support::{RedisProcess, TestServer, component, listener_named, value_of};
 
 /// One backend process; killed when dropped.
 struct Instance {
@@ -65,7 +65,7 @@ async fn two_instances_serve_one_app_without_sticky_sessions() {
 
     // Carts: 20 sessions add 10 items each, every event on a random instance.
     let config = instances[0].client.config("shopping-cart").await;
-    let add = dependency(&config, "add_items");
+    let add = listener_named(&config, "add_items");
     let size = component(&config, "Cart Size");
     let carts = futures::future::join_all((0..20).map(|_| {
         let instances = &instances;
@@ -95,12 +95,12 @@ async fn two_instances_serve_one_app_without_sticky_sessions() {
 
     // The visitor counter: a page open on instance 0 sees visits made through 1.
     let config = instances[0].client.config("visitor-counter").await;
-    let visit = dependency(&config, "visit");
+    let visit = listener_named(&config, "visit");
     let total = component(&config, "Total Visitors");
     let watcher = instances[0].client.start_session("visitor-counter").await;
     let mut page = instances[0]
         .client
-        .open_stream("visitor-counter", &watcher)
+        .open_feed("visitor-counter", &watcher)
         .await;
     // What a page gets on attaching: the current count. Only then visit, so that
     // what comes next can only be the push.

@@ -12,7 +12,7 @@ use keepsake::protocol::error::ErrorKind;
 use keepsake::protocol::event::NoticeLevel;
 use keepsake::{Blocks, MAX_NOTICES, NOTIFY, Notifier, State};
 use serde_json::{Value, json};
-use support::{TestServer, assert_error, component, dependency, fast_settings, value_of};
+use support::{TestServer, assert_error, component, fast_settings, listener_named, value_of};
 
 fn app() -> keepsake::App {
     let mut app = Blocks::new("notes", "Notes");
@@ -55,7 +55,7 @@ fn app() -> keepsake::App {
 async fn notices_reach_the_page_with_the_result_and_errors_write_nothing() {
     let server = TestServer::start(fast_settings(), vec![app()]).await;
     let config = server.config("notes").await;
-    let save = dependency(&config, "save");
+    let save = listener_named(&config, "save");
     let session = server.start_session("notes").await;
 
     let result = server
@@ -65,7 +65,7 @@ async fn notices_reach_the_page_with_the_result_and_errors_write_nothing() {
     let notices: Vec<_> = result
         .notices
         .iter()
-        .map(|n| (n.dependency, n.level, n.message.as_str()))
+        .map(|n| (n.listener, n.level, n.message.as_str()))
         .collect();
     let change = result.ran[1];
     assert_eq!(
@@ -111,16 +111,12 @@ async fn notices_reach_the_page_with_the_result_and_errors_write_nothing() {
         .event("notes", &session, save, vec![json!("noisy"), Value::Null])
         .await
         .unwrap();
-    let from_save = result
-        .notices
-        .iter()
-        .filter(|n| n.dependency == save)
-        .count();
+    let from_save = result.notices.iter().filter(|n| n.listener == save).count();
     assert_eq!(from_save, MAX_NOTICES);
     server.stop().await;
 }
 
-/// Through the Gradio-compatible door, notices are Gradio's `log` messages, before
+/// Through the Gradio-compatible bridge, notices are Gradio's `log` messages, before
 /// the event's end, as `gr.Info` gives them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gradio_client_gets_the_notices_as_log_messages() {
@@ -130,8 +126,8 @@ async fn a_gradio_client_gets_the_notices_as_log_messages() {
     };
     let server = TestServer::start(settings, vec![app()]).await;
     let config = server.config("notes").await;
-    let save = dependency(&config, "save");
-    let hash = "notices-door-1";
+    let save = listener_named(&config, "save");
+    let hash = "notices-bridge-1";
     let joined = server
         .client
         .post(server.url("/apps/notes/gradio_api/queue/join"))

@@ -17,7 +17,7 @@ use keepsake::protocol::error::ErrorKind;
 use keepsake::{App, Blocks, Settings, State};
 use serde_json::{Value, json};
 use support::{
-    RedisProcess, TestServer, component, dependency, eventually, fast_settings, value_of,
+    RedisProcess, TestServer, component, eventually, fast_settings, listener_named, value_of,
 };
 
 fn on(redis: &RedisProcess, namespace: &str) -> Settings {
@@ -68,7 +68,7 @@ async fn read(server: &TestServer, session: &SessionId) -> Value {
         .event(
             "notes",
             session,
-            dependency(&config, "read"),
+            listener_named(&config, "read"),
             vec![Value::Null],
         )
         .await
@@ -81,7 +81,7 @@ async fn values_stored_by_another_version_are_migrated_or_reset_never_misread() 
     let redis = RedisProcess::start();
     let v0 = TestServer::start(on(&redis, "versions"), vec![notes_v0()]).await;
     let config = v0.config("notes").await;
-    let save = dependency(&config, "save");
+    let save = listener_named(&config, "save");
     let (migrated, reset) = (
         v0.start_session("notes").await,
         v0.start_session("notes").await,
@@ -125,7 +125,7 @@ async fn bump(server: &TestServer, session: &SessionId) -> Result<Value, (u16, E
         .event(
             "counter",
             session,
-            dependency(&config, "bump"),
+            listener_named(&config, "bump"),
             vec![Value::Null],
         )
         .await
@@ -188,7 +188,7 @@ async fn a_lost_lease_is_a_clear_error_and_writes_nothing() {
     .api_name("bump");
     let server = TestServer::start(on(&redis, "lease"), vec![app.build().unwrap()]).await;
     let config = server.config("slow").await;
-    let bump = dependency(&config, "bump");
+    let bump = listener_named(&config, "bump");
     let shown = component(&config, "Count");
     let session = server.start_session("slow").await;
 
@@ -260,7 +260,7 @@ async fn endings_run_their_delete_callbacks_once_however_many_instances_sweep() 
         TestServer::start(settings(), vec![app(deleted.clone())]).await,
     ];
     let config = instances[0].config("ttl").await;
-    let bump = dependency(&config, "bump");
+    let bump = listener_named(&config, "bump");
     let sessions = 30;
     for n in 0..sessions {
         let instance = &instances[n % instances.len()];

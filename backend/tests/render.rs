@@ -14,11 +14,11 @@ use keepsake::protocol::config::{AppConfig, ComponentConfig, EventKind, LayoutNo
 use keepsake::protocol::error::ErrorKind;
 use keepsake::protocol::event::{EventRequest, EventResult};
 use keepsake::protocol::render::{RenderedRegion, RenderedTarget};
-use keepsake::protocol::{DependencyId, SessionId};
+use keepsake::protocol::{ListenerId, SessionId};
 use keepsake::{Blocks, Global, State};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use support::{TestServer, assert_error, component, dependency, fast_settings, value_of};
+use support::{TestServer, assert_error, component, fast_settings, listener_named, value_of};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Item {
@@ -158,8 +158,8 @@ fn rendered_request(
     inputs: Vec<Value>,
 ) -> EventRequest {
     let component = labelled(region, label);
-    let dependency: DependencyId = region
-        .dependencies
+    let listener: ListenerId = region
+        .listeners
         .iter()
         .find(|d| {
             d.triggers
@@ -169,7 +169,7 @@ fn rendered_request(
         .unwrap_or_else(|| panic!("no {event:?} listener on {label:?}"))
         .id;
     EventRequest {
-        dependency,
+        listener,
         inputs,
         held: Vec::new(),
         rendered: Some(RenderedTarget {
@@ -185,7 +185,7 @@ async fn add(server: &TestServer, session: &SessionId, text: &str) -> EventResul
         .event(
             "todo",
             session,
-            dependency(&config, "add"),
+            listener_named(&config, "add"),
             vec![json!(text), Value::Null],
         )
         .await
@@ -198,7 +198,7 @@ async fn shown(server: &TestServer, session: &SessionId) -> Value {
         .event(
             "todo",
             session,
-            dependency(&config, "show"),
+            listener_named(&config, "show"),
             vec![Value::Null, Value::Null],
         )
         .await
@@ -215,17 +215,13 @@ async fn the_config_shows_the_region_rendered_from_the_default() {
     assert_eq!(checkboxes(&region), vec![("Milk".into(), json!(false))]);
     let delete = labelled(&region, "Delete Milk");
     assert_eq!(delete.props.key.as_deref(), Some("delete-0"));
-    assert_eq!(
-        region.dependencies.len(),
-        2,
-        "a change and a click listener"
-    );
+    assert_eq!(region.listeners.len(), 2, "a change and a click listener");
     // Rendered ids never meet the config's own.
     for c in &region.components {
         assert!(config.component(c.id).is_none(), "{c:?}");
     }
-    for d in &region.dependencies {
-        assert!(config.dependency(d.id).is_none(), "{d:?}");
+    for d in &region.listeners {
+        assert!(config.listener(d.id).is_none(), "{d:?}");
     }
 
     // A session's first render, after a change, keeps the ids of "Milk"'s row.
@@ -237,8 +233,8 @@ async fn the_config_shows_the_region_rendered_from_the_default() {
     );
     assert_eq!(labelled(&after, "Delete Milk").id, delete.id);
     assert_eq!(
-        after.dependencies[..2],
-        region.dependencies[..],
+        after.listeners[..2],
+        region.listeners[..],
         "the same listeners for the same keys"
     );
     server.stop().await;
@@ -309,7 +305,7 @@ async fn a_stale_event_is_refused_and_writes_nothing() {
     assert_error(
         server.send_event("todo", &session, &misdirected).await,
         404,
-        ErrorKind::UnknownDependency,
+        ErrorKind::UnknownListener,
     );
     assert_eq!(shown(&server, &session).await, json!("Milk,Eggs deleted:0"));
     server.send_event("todo", &session, &delete).await.unwrap();
@@ -319,7 +315,7 @@ async fn a_stale_event_is_refused_and_writes_nothing() {
         let body = assert_error(
             server.send_event("todo", &session, stale).await,
             404,
-            ErrorKind::UnknownDependency,
+            ErrorKind::UnknownListener,
         );
         assert!(body.message.contains("no longer has"), "{}", body.message);
     }
@@ -329,7 +325,7 @@ async fn a_stale_event_is_refused_and_writes_nothing() {
     assert_error(
         server.send_event("todo", &session, &nowhere).await,
         404,
-        ErrorKind::UnknownDependency,
+        ErrorKind::UnknownListener,
     );
     // Nothing was written: one deletion counted, Milk untouched.
     assert_eq!(shown(&server, &session).await, json!("Milk deleted:1"));
@@ -348,7 +344,7 @@ async fn a_state_change_answers_with_the_region_rendered_again() {
         4,
         "two rows of checkbox and button"
     );
-    assert_eq!(region.dependencies.len(), 4);
+    assert_eq!(region.listeners.len(), 4);
     assert!(matches!(
         &region.layout[..],
         [LayoutNode::Row { .. }, LayoutNode::Row { .. }]
@@ -395,7 +391,7 @@ async fn bad_input_on_a_rendered_component_is_rejected() {
     assert_error(
         server.send_event("todo", &session, &bare).await,
         404,
-        ErrorKind::UnknownDependency,
+        ErrorKind::UnknownListener,
     );
     assert_eq!(shown(&server, &session).await, json!("Milk deleted:0"));
     server.stop().await;
@@ -484,12 +480,12 @@ async fn a_rendered_listener_writes_a_rendered_component_and_a_failed_render_wri
     assert!(result.regions.is_empty(), "no state changed");
 
     // The render of the new value panics: the event fails, nothing is written.
-    let add = dependency(&config, "add");
+    let add = listener_named(&config, "add");
     let failed = server
         .event("greeter", &session, add, vec![json!("boom"), Value::Null])
         .await;
     assert_error(failed, 500, ErrorKind::HandlerFailed);
-    let show = dependency(&config, "show");
+    let show = listener_named(&config, "show");
     let result = server
         .event("greeter", &session, show, vec![Value::Null])
         .await

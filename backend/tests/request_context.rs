@@ -1,6 +1,6 @@
 //! The request context: a handler that lists `REQUEST` among its inputs sees the
 //! session's short id, the client's address and the request's headers, through the
-//! page API and through the Gradio-compatible door, and so does a `.change`
+//! page API and through the Gradio-compatible bridge, and so does a `.change`
 //! listener it sets off; the request is no input slot, so clients send nothing for it.
 
 #![allow(clippy::unwrap_used)]
@@ -10,7 +10,7 @@ mod support;
 use keepsake::components::{Button, Markdown, Textbox};
 use keepsake::{Blocks, REQUEST, Request, Settings, State};
 use serde_json::{Value, json};
-use support::{TestServer, component, dependency, fast_settings, value_of};
+use support::{TestServer, component, fast_settings, listener_named, value_of};
 
 /// What the handler saw, in one line.
 fn seen(request: &Request) -> String {
@@ -56,8 +56,8 @@ async fn handlers_see_the_session_address_and_headers() {
     let server = TestServer::start(fast_settings(), vec![app()]).await;
     let config = server.config("who").await;
     // The request is no input slot: the listener's inputs are the name only.
-    let greet = dependency(&config, "greet");
-    let listener = config.dependencies.iter().find(|d| d.id == greet).unwrap();
+    let greet = listener_named(&config, "greet");
+    let listener = config.listeners.iter().find(|d| d.id == greet).unwrap();
     assert_eq!(listener.inputs.len(), 1, "{:?}", listener.inputs);
 
     let session = server.start_session("who").await;
@@ -65,7 +65,7 @@ async fn handlers_see_the_session_address_and_headers() {
         .client
         .post(server.url(&format!("/api/apps/who/sessions/{session}/events")))
         .header("x-agent", "probe/1")
-        .json(&json!({ "dependency": greet, "inputs": ["Ada"] }))
+        .json(&json!({ "listener": greet, "inputs": ["Ada"] }))
         .send()
         .await
         .unwrap();
@@ -87,7 +87,7 @@ async fn handlers_see_the_session_address_and_headers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_door_call_gives_its_request_too() {
+async fn a_bridge_call_gives_its_request_too() {
     let settings = Settings {
         gradio_api: true,
         ..fast_settings()
@@ -96,7 +96,7 @@ async fn a_door_call_gives_its_request_too() {
     let response = server
         .client
         .post(server.url("/apps/who/gradio_api/run/greet"))
-        .header("x-agent", "door/2")
+        .header("x-agent", "bridge/2")
         .json(&json!({ "data": ["Bo"], "session_hash": "request-ctx-1" }))
         .send()
         .await
@@ -106,7 +106,7 @@ async fn a_door_call_gives_its_request_too() {
     let greeting = answer["data"][0].as_str().unwrap();
     assert!(
         greeting.starts_with("Hello Bo: session=")
-            && greeting.ends_with("address=127.0.0.1 agent=door/2"),
+            && greeting.ends_with("address=127.0.0.1 agent=bridge/2"),
         "{answer}"
     );
     server.stop().await;

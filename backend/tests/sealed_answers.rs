@@ -115,10 +115,10 @@ async fn full_session(
         .get(server, &api::API_DOCS_ROUTE.replace("{app}", app))
         .await;
     let session = server.start_session(app).await;
-    let mut stream = server.open_stream(app, &session).await;
+    let mut stream = server.open_feed(app, &session).await;
     let mut held: Vec<(ComponentId, String)> = Vec::new();
     for _round in 0..2 {
-        for dep in &config.dependencies {
+        for dep in &config.listeners {
             if dep.triggers.iter().all(|t| t.event == EventKind::Unload) {
                 continue;
             }
@@ -132,7 +132,7 @@ async fn full_session(
                 })
                 .collect();
             let request = EventRequest {
-                dependency: dep.id,
+                listener: dep.id,
                 inputs,
                 held: dep
                     .outputs
@@ -225,7 +225,7 @@ async fn nothing_a_client_is_told_opens_or_forges_a_sealed_value() {
     // Forging: a value sealed under each guess, sent as the login page would.
     let config = server.config("saved-login").await;
     let load = config
-        .dependencies
+        .listeners
         .iter()
         .find(|d| d.triggers.iter().any(|t| t.event == EventKind::Load))
         .unwrap();
@@ -233,7 +233,7 @@ async fn nothing_a_client_is_told_opens_or_forges_a_sealed_value() {
     let session = server.start_session("saved-login").await;
     let read_as = |forged: String| {
         let request = EventRequest {
-            dependency: load.id,
+            listener: load.id,
             inputs: vec![json!(forged)],
             held: vec![],
             rendered: None,

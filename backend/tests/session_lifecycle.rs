@@ -41,7 +41,7 @@ async fn time_to_live_deletes_the_value_and_calls_back_with_the_last_one() {
         .event(
             "ttl",
             &session,
-            dependency(&config, "save"),
+            listener_named(&config, "save"),
             vec![json!("first")],
         )
         .await
@@ -50,7 +50,7 @@ async fn time_to_live_deletes_the_value_and_calls_back_with_the_last_one() {
         .event(
             "ttl",
             &session,
-            dependency(&config, "save"),
+            listener_named(&config, "save"),
             vec![json!("last")],
         )
         .await
@@ -68,7 +68,7 @@ async fn time_to_live_deletes_the_value_and_calls_back_with_the_last_one() {
         .event(
             "ttl",
             &session,
-            dependency(&config, "read"),
+            listener_named(&config, "read"),
             vec![Value::Null],
         )
         .await
@@ -98,7 +98,7 @@ async fn lru_capacity_gives_gradios_sequence_and_calls_delete_callbacks() {
     };
     let server = TestServer::start(settings, vec![app.build().unwrap()]).await;
     let config = server.config("lru").await;
-    let bump = dependency(&config, "bump");
+    let bump = listener_named(&config, "bump");
     let before = component(&config, "Before");
 
     let mut s1 = server.start_session("lru").await;
@@ -175,16 +175,16 @@ async fn unload_runs_once_on_disconnect_and_releases_resources() {
     let server = TestServer::start(fast_settings(), vec![app.build().unwrap()]).await;
     let config = server.config("unload").await;
     let session = server.start_session("unload").await;
-    let mut stream = server.open_stream("unload", &session).await;
+    let mut stream = server.open_feed("unload", &session).await;
     assert_eq!(
         stream.next(WAIT).await,
-        Some(keepsake::protocol::stream::ServerMessage::Attached)
+        Some(keepsake::protocol::feed::FeedMessage::Attached)
     );
     let r = server
         .event(
             "unload",
             &session,
-            dependency(&config, "use"),
+            listener_named(&config, "use"),
             vec![Value::Null],
         )
         .await
@@ -210,12 +210,12 @@ async fn unload_runs_once_on_disconnect_and_releases_resources() {
     assert_eq!(unloads.load(Ordering::SeqCst), 1, "unload runs once");
 
     // Reconnecting within the retention keeps the session and its values.
-    let _stream = server.open_stream("unload", &session).await;
+    let _stream = server.open_feed("unload", &session).await;
     let r = server
         .event(
             "unload",
             &session,
-            dependency(&config, "use"),
+            listener_named(&config, "use"),
             vec![Value::Null],
         )
         .await
@@ -239,9 +239,9 @@ async fn a_session_expires_after_retention_only_once_its_page_is_gone() {
     };
     let server = TestServer::start(settings, vec![app.build().unwrap()]).await;
     let config = server.config("retention").await;
-    let bump = dependency(&config, "bump");
+    let bump = listener_named(&config, "bump");
     let session = server.start_session("retention").await;
-    let stream = server.open_stream("retention", &session).await;
+    let stream = server.open_feed("retention", &session).await;
     server
         .event("retention", &session, bump, vec![Value::Null])
         .await
@@ -265,10 +265,10 @@ async fn a_session_expires_after_retention_only_once_its_page_is_gone() {
 }
 
 #[tokio::test]
-async fn graceful_shutdown_ends_open_streams() {
+async fn graceful_shutdown_ends_open_feeds() {
     let server = TestServer::start(fast_settings(), vec![demos::visitor_counter().unwrap()]).await;
     let session = server.start_session("visitor-counter").await;
-    let _page = server.open_stream("visitor-counter", &session).await;
+    let _page = server.open_feed("visitor-counter", &session).await;
     // `stop` asserts the server finishes within its deadline despite the open stream.
     server.stop().await;
 }

@@ -33,7 +33,7 @@ async fn sessions_created_used_and_abandoned_leave_nothing_behind() {
     };
     let server = TestServer::start(settings, vec![demos::shopping_cart().unwrap()]).await;
     let config = server.config("shopping-cart").await;
-    let add = dependency(&config, "add_items");
+    let add = listener_named(&config, "add_items");
     let size = component(&config, "Cart Size");
 
     // Warm up (connection pool, metrics, lazily built tables), then take the baseline.
@@ -62,7 +62,7 @@ async fn sessions_created_used_and_abandoned_leave_nothing_behind() {
                 sessions.fetch_add(1, Ordering::Relaxed);
                 // Every third client keeps a page open while it works.
                 let stream = if (client + round).is_multiple_of(3) {
-                    Some(server.open_stream("shopping-cart", &session).await)
+                    Some(server.open_feed("shopping-cart", &session).await)
                 } else {
                     None
                 };

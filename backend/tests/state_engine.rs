@@ -29,7 +29,7 @@ async fn session_ids_are_issued_by_the_server_and_unique() {
     }
     // An id the server never issued is refused, whatever its form.
     let config = server.config("shopping-cart").await;
-    let add = dependency(&config, "add_items");
+    let add = listener_named(&config, "add_items");
     let forged: keepsake::protocol::SessionId = "0123456789abcdef0123456789abcdef".parse().unwrap();
     let outcome = server
         .event("shopping-cart", &forged, add, vec![json!([]), Value::Null])
@@ -54,7 +54,7 @@ async fn session_ids_are_issued_by_the_server_and_unique() {
 async fn sessions_are_isolated_and_change_listeners_run_on_the_server() {
     let server = TestServer::start(fast_settings(), vec![demos::shopping_cart().unwrap()]).await;
     let config = server.config("shopping-cart").await;
-    let add = dependency(&config, "add_items");
+    let add = listener_named(&config, "add_items");
     let size = component(&config, "Cart Size");
     let (s1, s2) = (
         server.start_session("shopping-cart").await,
@@ -114,7 +114,7 @@ async fn session_values_never_leave_the_server() {
     for id in &state_ids {
         assert_eq!(config.components[id.0 as usize].props.value, Value::Null);
     }
-    let add = dependency(&config, "add_items");
+    let add = listener_named(&config, "add_items");
     let size = component(&config, "Cart Size");
     let session = server.start_session("shopping-cart").await;
     // A value the client sends in the state's slot is ignored.
@@ -176,7 +176,7 @@ async fn equal_values_fire_no_change_and_an_append_fires_one() {
             .event(
                 "probe",
                 &session,
-                dependency(&config, name),
+                listener_named(&config, name),
                 vec![Value::Null],
             )
             .await;
@@ -184,7 +184,7 @@ async fn equal_values_fire_no_change_and_an_append_fires_one() {
             Ok(r) => r,
             // `equal_copy` takes no inputs.
             Err(_) => server
-                .event("probe", &session, dependency(&config, name), vec![])
+                .event("probe", &session, listener_named(&config, name), vec![])
                 .await
                 .unwrap(),
         };
@@ -196,7 +196,7 @@ async fn equal_values_fire_no_change_and_an_append_fires_one() {
         .event(
             "probe",
             &session,
-            dependency(&config, "append"),
+            listener_named(&config, "append"),
             vec![Value::Null],
         )
         .await
@@ -221,7 +221,7 @@ async fn a_factory_default_is_called_once_per_session() {
         .api_name("read");
     let server = TestServer::start(fast_settings(), vec![app.build().unwrap()]).await;
     let config = server.config("factory").await;
-    let read = dependency(&config, "read");
+    let read = listener_named(&config, "read");
     let out = component(&config, "Out");
     let (s1, s2) = (
         server.start_session("factory").await,
@@ -272,7 +272,7 @@ async fn concurrent_increments_of_a_global_lose_nothing() {
         .api_name("read");
     let server = Arc::new(TestServer::start(fast_settings(), vec![app.build().unwrap()]).await);
     let config = server.config("counter").await;
-    let increment = dependency(&config, "increment");
+    let increment = listener_named(&config, "increment");
     let mut sessions = Vec::new();
     for _ in 0..50 {
         sessions.push(server.start_session("counter").await);
@@ -305,7 +305,7 @@ async fn concurrent_increments_of_a_global_lose_nothing() {
         .event(
             "counter",
             &session,
-            dependency(&config, "read"),
+            listener_named(&config, "read"),
             vec![Value::Null],
         )
         .await
@@ -374,14 +374,14 @@ async fn one_sessions_events_run_one_at_a_time_and_sessions_run_in_parallel() {
             .event(
                 "order",
                 &session,
-                dependency(&config, "set"),
+                listener_named(&config, "set"),
                 vec![json!(tag)],
             )
             .await
             .unwrap();
         sessions.push(session);
         for n in 0..10 {
-            let (server, session, go) = (server.clone(), session, dependency(&config, "go"));
+            let (server, session, go) = (server.clone(), session, listener_named(&config, "go"));
             tasks.spawn(async move {
                 server
                     .event(
@@ -412,7 +412,7 @@ async fn one_sessions_events_run_one_at_a_time_and_sessions_run_in_parallel() {
             .event(
                 "order",
                 session,
-                dependency(&config, "check"),
+                listener_named(&config, "check"),
                 vec![Value::Null],
             )
             .await
@@ -432,10 +432,10 @@ async fn one_sessions_events_run_one_at_a_time_and_sessions_run_in_parallel() {
 async fn global_changes_are_pushed_live_to_every_open_page() {
     let server = TestServer::start(fast_settings(), vec![demos::visitor_counter().unwrap()]).await;
     let config = server.config("visitor-counter").await;
-    let visit = dependency(&config, "visit");
+    let visit = listener_named(&config, "visit");
     let total = component(&config, "Total Visitors");
     let first = server.start_session("visitor-counter").await;
-    let mut page = server.open_stream("visitor-counter", &first).await;
+    let mut page = server.open_feed("visitor-counter", &first).await;
     let snapshot = page.next_push(WAIT).await.expect("current value on attach");
     assert_eq!(
         (snapshot.component, snapshot.value),

@@ -15,10 +15,10 @@ use keepsake::components::{Button, Json, Textbox};
 use keepsake::protocol::api::{self, Endpoint};
 use keepsake::protocol::error::{ErrorBody, ErrorKind};
 use keepsake::protocol::event::{EventRequest, EventResult, StreamedEvent};
-use keepsake::protocol::{AppId, ComponentId, DependencyId, SessionId};
+use keepsake::protocol::{AppId, ComponentId, ListenerId, SessionId};
 use keepsake::{Blocks, State, Streaming};
 use serde_json::{Value, json};
-use support::{TestServer, assert_error, component, dependency, fast_settings, value_of};
+use support::{TestServer, assert_error, component, fast_settings, listener_named, value_of};
 
 /// Items of the slow stream, one every [`SLOW_STEP`]: long enough that a stream left
 /// running after its client went away would still hold the session when the test
@@ -88,9 +88,9 @@ fn app() -> keepsake::App {
 async fn stream_event(
     server: &TestServer,
     session: &SessionId,
-    dependency: DependencyId,
+    listener: ListenerId,
 ) -> Result<Vec<StreamedEvent>, (u16, ErrorBody)> {
-    let response = send_streamed(server, session, dependency).await;
+    let response = send_streamed(server, session, listener).await;
     let status = response.status().as_u16();
     if !response.status().is_success() {
         return Err((status, response.json().await.unwrap()));
@@ -110,14 +110,14 @@ async fn stream_event(
 async fn send_streamed(
     server: &TestServer,
     session: &SessionId,
-    dependency: DependencyId,
+    listener: ListenerId,
 ) -> reqwest::Response {
     let path = api::RunEventStreamed::path(&(AppId("streams".into()), *session));
     server
         .client
         .post(server.url(&path))
         .json(&EventRequest {
-            dependency,
+            listener,
             inputs: vec![Value::Null],
             held: Vec::new(),
             rendered: None,
@@ -134,7 +134,7 @@ async fn stored(server: &TestServer, session: &SessionId) -> Value {
         .event(
             "streams",
             session,
-            dependency(&config, "read"),
+            listener_named(&config, "read"),
             vec![Value::Null, Value::Null],
         )
         .await
@@ -170,7 +170,7 @@ fn done(lines: &[StreamedEvent]) -> &EventResult {
 async fn config_marks_streaming_listeners() {
     let server = TestServer::start(fast_settings(), vec![app()]).await;
     let config = server.config("streams").await;
-    let streams = |name| config.dependencies[dependency(&config, name).0 as usize].streams;
+    let streams = |name| config.listeners[listener_named(&config, name).0 as usize].streams;
     assert!(streams("count") && streams("fail") && streams("slow"));
     assert!(!streams("read"));
     server.stop().await;
@@ -182,7 +182,7 @@ async fn partials_arrive_in_order_and_the_last_item_is_stored_once() {
     let config = server.config("streams").await;
     let shown = component(&config, "Shown");
     let session = server.start_session("streams").await;
-    let lines = stream_event(&server, &session, dependency(&config, "count"))
+    let lines = stream_event(&server, &session, listener_named(&config, "count"))
         .await
         .unwrap();
     assert_eq!(
@@ -209,7 +209,7 @@ async fn the_plain_route_answers_the_final_result_only() {
         .event(
             "streams",
             &session,
-            dependency(&config, "count"),
+            listener_named(&config, "count"),
             vec![Value::Null],
         )
         .await
@@ -238,7 +238,7 @@ async fn a_listener_that_does_not_stream_answers_its_result_alone() {
         .client
         .post(server.url(&path))
         .json(&EventRequest {
-            dependency: dependency(&config, "read"),
+            listener: listener_named(&config, "read"),
             inputs: vec![Value::Null, Value::Null],
             held: Vec::new(),
             rendered: None,
@@ -264,10 +264,10 @@ async fn an_error_mid_stream_writes_nothing() {
     let server = TestServer::start(fast_settings(), vec![app()]).await;
     let config = server.config("streams").await;
     let session = server.start_session("streams").await;
-    stream_event(&server, &session, dependency(&config, "count"))
+    stream_event(&server, &session, listener_named(&config, "count"))
         .await
         .unwrap();
-    let lines = stream_event(&server, &session, dependency(&config, "fail"))
+    let lines = stream_event(&server, &session, listener_named(&config, "fail"))
         .await
         .unwrap();
     assert_eq!(
@@ -286,7 +286,7 @@ async fn an_error_mid_stream_writes_nothing() {
         .event(
             "streams",
             &session,
-            dependency(&config, "fail"),
+            listener_named(&config, "fail"),
             vec![Value::Null],
         )
         .await;
@@ -303,7 +303,7 @@ async fn an_error_before_the_stream_starts_is_a_plain_error_answer() {
     let server = TestServer::start(fast_settings(), vec![app()]).await;
     let config = server.config("streams").await;
     let unknown: SessionId = "0123456789abcdef0123456789abcdef".parse().unwrap();
-    let outcome = stream_event(&server, &unknown, dependency(&config, "count")).await;
+    let outcome = stream_event(&server, &unknown, listener_named(&config, "count")).await;
     match outcome {
         Err((404, body)) => assert_eq!(body.error, ErrorKind::UnknownSession),
         other => panic!("expected 404 unknown_session, got {other:?}"),
@@ -316,12 +316,12 @@ async fn a_stream_cut_by_the_client_writes_nothing_and_frees_the_session() {
     let server = TestServer::start(fast_settings(), vec![app()]).await;
     let config = server.config("streams").await;
     let session = server.start_session("streams").await;
-    stream_event(&server, &session, dependency(&config, "count"))
+    stream_event(&server, &session, listener_named(&config, "count"))
         .await
         .unwrap();
 
     let started = Instant::now();
-    let response = send_streamed(&server, &session, dependency(&config, "slow")).await;
+    let response = send_streamed(&server, &session, listener_named(&config, "slow")).await;
     assert!(response.status().is_success());
     let mut body = response.bytes_stream();
     let mut text = String::new();
@@ -350,7 +350,7 @@ async fn a_stream_cut_by_the_client_writes_nothing_and_frees_the_session() {
         json!({ "history": [1, 2, 3, 4, 5], "changes": 1 })
     );
     // And the session streams again.
-    let lines = stream_event(&server, &session, dependency(&config, "count"))
+    let lines = stream_event(&server, &session, listener_named(&config, "count"))
         .await
         .unwrap();
     assert_eq!(
@@ -370,7 +370,7 @@ async fn a_stream_longer_than_the_event_timeout_fails_and_writes_nothing() {
     let config = server.config("streams").await;
     let session = server.start_session("streams").await;
     let started = Instant::now();
-    let lines = stream_event(&server, &session, dependency(&config, "slow"))
+    let lines = stream_event(&server, &session, listener_named(&config, "slow"))
         .await
         .unwrap();
     // The whole stream is bounded, not each item: every item came in time.

@@ -1,5 +1,5 @@
 // Gradio's JavaScript client (@gradio/client, pinned in package.json) against a real
-// Keepsake server. Run by e2e/tests/clients.rs: node doors.mjs http://127.0.0.1:PORT,
+// Keepsake server. Run by e2e/tests/clients.rs: node bridges.mjs http://127.0.0.1:PORT,
 // with KEEPSAKE_JS_CLIENTS naming the directory scripts/install.sh installed it in.
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";

@@ -1,7 +1,7 @@
 """The clients people already use, against a real Keepsake server.
 
 Run by e2e/tests/clients.rs with the pinned virtual environment of
-e2e/clients/requirements.txt: python doors.py http://127.0.0.1:PORT
+e2e/clients/requirements.txt: python bridges.py http://127.0.0.1:PORT
 
 gradio_client (Gradio's own Python client) and the MCP Python SDK call the demo
 apps; every check prints a line, and the first that fails raises (non-zero exit).
@@ -45,7 +45,7 @@ def app_error(call):
     raise AssertionError(f"expected an AppError, got the value {got!r}")
 
 
-def gradio_doors():
+def gradio_bridges():
     first = client(CART)
     api = first.view_api(print_info=False, return_format="dict")
     endpoint = api["named_endpoints"]["/add_items"]
@@ -102,7 +102,7 @@ async def mcp_session(app, calls):
     return tools, results
 
 
-async def mcp_doors(gradio_message):
+async def mcp_bridges(gradio_message):
     tools, results = await mcp_session(
         "shopping-cart",
         [
@@ -124,7 +124,7 @@ async def mcp_doors(gradio_message):
     check("first call in an MCP session", results[0][:2], (False, {"cart_size": 1.0}))
     check("second call in the same MCP session: one cart", results[1][:2], (False, {"cart_size": 2.0}))
     check("a value not among the choices is a tool error", results[2][0], True)
-    check("worded as the Gradio door words it", results[2][2], [gradio_message])
+    check("worded as the Gradio bridge words it", results[2][2], [gradio_message])
     check("an unknown parameter is a tool error", (results[3][0], "no parameter" in results[3][2][0]), (True, True))
     check("a value of the wrong type is a tool error", results[4][0], True)
     check("the refused calls changed nothing", results[5][:2], (False, {"cart_size": 3.0}))
@@ -141,8 +141,8 @@ async def mcp_doors(gradio_message):
 
 
 def main():
-    message = gradio_doors()
-    asyncio.run(mcp_doors(message))
+    message = gradio_bridges()
+    asyncio.run(mcp_bridges(message))
     print(json.dumps({"all": "passed"}))
 
 

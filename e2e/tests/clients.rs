@@ -4,7 +4,7 @@
 //! `KEEPSAKE_CLIENTS_PYTHON` names, and Gradio's JavaScript client. The scripts in
 //! `e2e/clients/` hold the checks: one cart per `Client` and per MCP session, the
 //! shared counter, a handler's error as an exception with its message, and bad input
-//! refused alike by both doors, changing nothing.
+//! refused alike by both bridges, changing nothing.
 
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use keepsake::demos;
 use keepsake_e2e::{RunningServer, free_port, repository};
 use tokio::process::Command;
 
-/// Serves the demos with both doors open, runs `program script URL` against them and
+/// Serves the demos with both bridges open, runs `program script URL` against them and
 /// fails with its output unless every check passed.
 async fn run_checks(program: &str, script: &str) {
     let mut settings = RunningServer::settings(free_port());
@@ -50,7 +50,7 @@ fn installed(variable: &str) -> String {
 async fn gradio_client_and_mcp_keep_session_state_per_client() {
     run_checks(
         &installed("KEEPSAKE_CLIENTS_PYTHON"),
-        "e2e/clients/doors.py",
+        "e2e/clients/bridges.py",
     )
     .await;
 }
@@ -60,5 +60,5 @@ async fn gradio_client_and_mcp_keep_session_state_per_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gradio_javascript_client_keeps_session_state_per_client() {
     installed("KEEPSAKE_JS_CLIENTS");
-    run_checks("node", "e2e/clients/doors.mjs").await;
+    run_checks("node", "e2e/clients/bridges.mjs").await;
 }

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use keepsake_e2e::{Browser, ChildGuard, cargo_build, free_port, repository};
 
 /// Builds the example the way its author would (`cargo build` of its manifest), into
-/// the tests' target directory so dependencies are shared.
+/// the tests' target directory so listeners are shared.
 fn build_example() -> PathBuf {
     let manifest = repository().join("examples/todo/Cargo.toml");
     let args = [OsStr::new("--manifest-path"), manifest.as_os_str()];

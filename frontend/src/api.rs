@@ -246,8 +246,8 @@ pub trait Backend {
         let _ = on_partial;
         self.run_event(app, session, request)
     }
-    /// URL of the session's event stream, or `None` when there is no stream (tests).
-    fn stream_url(&self, app: &AppId, session: &SessionId) -> Option<String>;
+    /// URL of the session's feed, or `None` when there is none (tests).
+    fn feed_url(&self, app: &AppId, session: &SessionId) -> Option<String>;
 }
 
 /// The real server, over HTTP on the page's origin.
@@ -295,7 +295,7 @@ impl Backend for HttpBackend {
         Box::pin(async move { run_event_streamed(&params, &request, &*on_partial).await })
     }
 
-    fn stream_url(&self, app: &AppId, session: &SessionId) -> Option<String> {
-        Some(api::stream_path(app, session))
+    fn feed_url(&self, app: &AppId, session: &SessionId) -> Option<String> {
+        Some(api::feed_path(app, session))
     }
 }

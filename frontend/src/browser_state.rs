@@ -26,7 +26,7 @@ use std::rc::Rc;
 
 use gloo_storage::Storage as _;
 use keepsake_shared::ComponentId;
-use keepsake_shared::config::{AppConfig, ComponentKind, DependencyConfig};
+use keepsake_shared::config::{AppConfig, ComponentKind, ListenerConfig};
 use keepsake_shared::event::{BrowserStateWrite, SealedValue};
 use serde_json::Value;
 
@@ -345,15 +345,15 @@ impl BrowserStates {
         self.held(id).map_or(Value::Null, Value::String)
     }
 
-    /// The strings held for every slot `dependency` does not read: the listener, or a
+    /// The strings held for every slot `listener` does not read: the listener, or a
     /// state `.change` listener the server runs after it, may write any of them, and
     /// the server compares what they write with what the page holds (an equal value
     /// is not written again). Slots holding nothing are left out: for them the server
     /// always sends what is written.
-    pub fn held_for(&self, dependency: &DependencyConfig) -> Vec<SealedValue> {
+    pub fn held_for(&self, listener: &ListenerConfig) -> Vec<SealedValue> {
         self.slots
             .iter()
-            .filter(|slot| !dependency.inputs.contains(&slot.id))
+            .filter(|slot| !listener.inputs.contains(&slot.id))
             .filter_map(|slot| {
                 slot.held.borrow().clone().map(|sealed| SealedValue {
                     component: slot.id,

@@ -12,12 +12,12 @@ use keepsake_frontend::app_page::{OUTDATED, app_page_with};
 use keepsake_frontend::browser_state::MemoryStore;
 use keepsake_frontend::controller::{Controller, SESSION_RESTARTED};
 use keepsake_shared::config::{
-    AppConfig, ButtonVariant, ComponentConfig, ComponentKind, ComponentProps, DependencyConfig,
-    EventKind, LayoutNode, Trigger,
+    AppConfig, ButtonVariant, ComponentConfig, ComponentKind, ComponentProps, EventKind,
+    LayoutNode, ListenerConfig, Trigger,
 };
 use keepsake_shared::error::{ErrorBody, ErrorKind};
 use keepsake_shared::event::{ComponentUpdate, EventResult, PropsUpdate};
-use keepsake_shared::{AppId, ComponentId, DependencyId, PROTOCOL_VERSION};
+use keepsake_shared::{AppId, ComponentId, ListenerId, PROTOCOL_VERSION};
 use leptos::prelude::GetUntracked as _;
 use serde_json::{Value, json};
 use support::{Scripted, Shared, component, document, mount_app, until};
@@ -77,8 +77,8 @@ fn cart_config() -> AppConfig {
                 LayoutNode::Component { id: SIZE },
             ],
         }],
-        dependencies: vec![DependencyConfig {
-            id: DependencyId(0),
+        listeners: vec![ListenerConfig {
+            id: ListenerId(0),
             triggers: vec![Trigger {
                 component: Some(ADD),
                 event: EventKind::Click,
@@ -101,7 +101,7 @@ fn size_update(n: u32) -> EventResult {
             html: None,
             props: PropsUpdate::default(),
         }],
-        ran: vec![DependencyId(0)],
+        ran: vec![ListenerId(0)],
         errors: vec![],
         browser_state: vec![],
         notices: vec![],
@@ -406,7 +406,7 @@ async fn markdown_shows_the_html_the_server_rendered() {
         description: String::new(),
         components: vec![note],
         layout: vec![LayoutNode::Component { id: NOTE }],
-        dependencies: vec![],
+        listeners: vec![],
     };
     let (root, controller) = mount_app(
         config,

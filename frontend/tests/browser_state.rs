@@ -12,10 +12,10 @@ use keepsake_frontend::browser_state::{
     encode_entry, storage_key,
 };
 use keepsake_shared::config::{
-    AppConfig, BrowserStateConfig, ComponentConfig, ComponentKind, ComponentProps, DependencyConfig,
+    AppConfig, BrowserStateConfig, ComponentConfig, ComponentKind, ComponentProps, ListenerConfig,
 };
 use keepsake_shared::event::{BrowserStateWrite, SealedValue};
-use keepsake_shared::{AppId, ComponentId, DependencyId, PROTOCOL_VERSION};
+use keepsake_shared::{AppId, ComponentId, ListenerId, PROTOCOL_VERSION};
 use serde_json::{Value, json};
 use wasm_bindgen_test::*;
 
@@ -41,7 +41,7 @@ fn config(app: &str) -> AppConfig {
         description: String::new(),
         components: vec![slot(0, "creds"), slot(1, "theme")],
         layout: vec![],
-        dependencies: vec![],
+        listeners: vec![],
     }
 }
 
@@ -245,8 +245,8 @@ fn an_answer_applies_its_writes_and_reports_which_values_changed() {
 #[wasm_bindgen_test]
 fn held_lists_every_slot_the_listener_does_not_read_that_holds_a_string() {
     let (_store, states) = memory_states("heldfor");
-    let dependency = |inputs: Vec<ComponentId>, outputs: Vec<ComponentId>| DependencyConfig {
-        id: DependencyId(0),
+    let listener = |inputs: Vec<ComponentId>, outputs: Vec<ComponentId>| ListenerConfig {
+        id: ListenerId(0),
         triggers: vec![],
         inputs,
         outputs,
@@ -258,7 +258,7 @@ fn held_lists_every_slot_the_listener_does_not_read_that_holds_a_string() {
     states.set(SLOT, Some("v1.k1.creds".into()));
     states.set(OTHER, Some("v1.k1.theme".into()));
     assert_eq!(
-        states.held_for(&dependency(vec![SLOT], vec![SLOT, OTHER])),
+        states.held_for(&listener(vec![SLOT], vec![SLOT, OTHER])),
         vec![SealedValue {
             component: OTHER,
             sealed: "v1.k1.theme".into()
@@ -266,7 +266,7 @@ fn held_lists_every_slot_the_listener_does_not_read_that_holds_a_string() {
         "a slot the listener reads is sent as an input, not in `held`"
     );
     assert_eq!(
-        states.held_for(&dependency(vec![], vec![])),
+        states.held_for(&listener(vec![], vec![])),
         vec![
             SealedValue {
                 component: SLOT,
@@ -282,7 +282,7 @@ fn held_lists_every_slot_the_listener_does_not_read_that_holds_a_string() {
     states.set(OTHER, None);
     assert!(
         states
-            .held_for(&dependency(vec![SLOT], vec![OTHER]))
+            .held_for(&listener(vec![SLOT], vec![OTHER]))
             .is_empty(),
         "a slot holding nothing is left out"
     );

@@ -11,10 +11,10 @@ use std::rc::Rc;
 use keepsake_frontend::browser_state::{MemoryStore, decode_entry, encode_entry, storage_key};
 use keepsake_shared::config::{
     AppConfig, BrowserStateConfig, ButtonVariant, ComponentConfig, ComponentKind, ComponentProps,
-    DependencyConfig, EventKind, LayoutNode, Trigger,
+    EventKind, LayoutNode, ListenerConfig, Trigger,
 };
 use keepsake_shared::event::{BrowserStateWrite, EventResult, SealedValue};
-use keepsake_shared::{AppId, ComponentId, DependencyId, PROTOCOL_VERSION};
+use keepsake_shared::{AppId, ComponentId, ListenerId, PROTOCOL_VERSION};
 use serde_json::{Value, json};
 use support::{Scripted, component, mount_app, until};
 use wasm_bindgen_test::*;
@@ -26,16 +26,16 @@ const SHOWN: ComponentId = ComponentId(1);
 const SAVE: ComponentId = ComponentId(2);
 const RESEAL: ComponentId = ComponentId(3);
 /// Save reads and writes the browser state.
-const SAVE_LISTENER: DependencyId = DependencyId(0);
+const SAVE_LISTENER: ListenerId = ListenerId(0);
 /// Reseal writes it without reading it.
-const RESEAL_LISTENER: DependencyId = DependencyId(1);
+const RESEAL_LISTENER: ListenerId = ListenerId(1);
 /// The browser state's change listener.
-const ON_CHANGE: DependencyId = DependencyId(2);
+const ON_CHANGE: ListenerId = ListenerId(2);
 
 /// A browser state, a JSON view, and three listeners around them.
 fn login_config() -> AppConfig {
-    let listener = |id, trigger: ComponentId, event, inputs, outputs| DependencyConfig {
-        id: DependencyId(id),
+    let listener = |id, trigger: ComponentId, event, inputs, outputs| ListenerConfig {
+        id: ListenerId(id),
         triggers: vec![Trigger {
             component: Some(trigger),
             event,
@@ -75,7 +75,7 @@ fn login_config() -> AppConfig {
             button(3, "Reseal"),
         ],
         layout: vec![LayoutNode::Component { id: SHOWN }],
-        dependencies: vec![
+        listeners: vec![
             listener(0, SAVE, EventKind::Click, vec![SLOT], vec![SLOT]),
             listener(1, RESEAL, EventKind::Click, vec![SHOWN], vec![SLOT]),
             listener(2, SLOT, EventKind::Change, vec![SLOT], vec![SHOWN]),
@@ -112,11 +112,11 @@ async fn browser_state_is_sent_sealed_and_stored_as_the_server_answers() {
         .push_back(Ok(writes(Some("sealed-B"), true)));
     controller.click(SAVE);
     until("the change listener", || backend.sent.borrow().len() == 2).await;
-    assert_eq!(sent(0).dependency, SAVE_LISTENER);
+    assert_eq!(sent(0).listener, SAVE_LISTENER);
     assert_eq!(sent(0).inputs, vec![json!("sealed-A")]);
     assert!(sent(0).held.is_empty(), "an input slot is not also held");
     assert_eq!(stored().as_deref(), Some("sealed-B"));
-    assert_eq!(sent(1).dependency, ON_CHANGE);
+    assert_eq!(sent(1).listener, ON_CHANGE);
     assert_eq!(sent(1).inputs, vec![json!("sealed-B")]);
 
     // A listener that only writes the slot sends the held string in `held`. A write
@@ -130,7 +130,7 @@ async fn browser_state_is_sent_sealed_and_stored_as_the_server_answers() {
         stored().as_deref() == Some("sealed-C")
     })
     .await;
-    assert_eq!(sent(2).dependency, RESEAL_LISTENER);
+    assert_eq!(sent(2).listener, RESEAL_LISTENER);
     assert_eq!(sent(2).inputs, vec![json!({"user": "x"})]);
     assert_eq!(
         sent(2).held,
@@ -160,7 +160,7 @@ async fn browser_state_is_sent_sealed_and_stored_as_the_server_answers() {
         .sent
         .borrow()
         .iter()
-        .filter(|(_, request)| request.dependency == ON_CHANGE)
+        .filter(|(_, request)| request.listener == ON_CHANGE)
         .count();
     assert_eq!(
         change_runs, 1,

@@ -8,12 +8,12 @@ mod support;
 
 use keepsake_frontend::browser_state::MemoryStore;
 use keepsake_shared::config::{
-    AppConfig, ButtonVariant, ComponentConfig, ComponentKind, ComponentProps, DependencyConfig,
-    EventKind, LayoutNode, Trigger,
+    AppConfig, ButtonVariant, ComponentConfig, ComponentKind, ComponentProps, EventKind,
+    LayoutNode, ListenerConfig, Trigger,
 };
 use keepsake_shared::event::EventResult;
 use keepsake_shared::render::{RenderedRegion, RenderedTarget};
-use keepsake_shared::{AppId, ComponentId, DependencyId, PROTOCOL_VERSION};
+use keepsake_shared::{AppId, ComponentId, ListenerId, PROTOCOL_VERSION};
 use leptos::prelude::GetUntracked as _;
 use serde_json::{Value, json};
 use std::rc::Rc;
@@ -55,14 +55,9 @@ fn delete(id: u32, item: &str, key: &str) -> ComponentConfig {
     }
 }
 
-fn listener(
-    id: u32,
-    component: u32,
-    event: EventKind,
-    inputs: Vec<ComponentId>,
-) -> DependencyConfig {
-    DependencyConfig {
-        id: DependencyId(RENDERED | id),
+fn listener(id: u32, component: u32, event: EventKind, inputs: Vec<ComponentId>) -> ListenerConfig {
+    ListenerConfig {
+        id: ListenerId(RENDERED | id),
         triggers: vec![Trigger {
             component: Some(ComponentId(RENDERED | component)),
             event,
@@ -97,14 +92,14 @@ fn region(items: &[(u32, &str, bool)]) -> RenderedRegion {
                 },
             ],
         });
-        region.dependencies.push(listener(
+        region.listeners.push(listener(
             check,
             check,
             EventKind::Change,
             vec![ComponentId(RENDERED | check), ITEMS],
         ));
         region
-            .dependencies
+            .listeners
             .push(listener(button, button, EventKind::Click, vec![ITEMS]));
     }
     region
@@ -125,7 +120,7 @@ fn config() -> AppConfig {
             (1, "Milk", false),
             (2, "Eggs", false),
         ]))],
-        dependencies: vec![],
+        listeners: vec![],
     }
 }
 
@@ -161,7 +156,7 @@ async fn a_region_is_drawn_its_events_name_their_item_and_answers_replace_it() {
     let backend = Rc::new(Scripted::default());
     // Deleting Milk: the new render has Eggs alone, ticked meanwhile elsewhere.
     backend.answers.borrow_mut().push_back(Ok(EventResult {
-        ran: vec![DependencyId(RENDERED | 11)],
+        ran: vec![ListenerId(RENDERED | 11)],
         regions: vec![region(&[(2, "Eggs", true)])],
         ..EventResult::default()
     }));
@@ -193,7 +188,7 @@ async fn a_region_is_drawn_its_events_name_their_item_and_answers_replace_it() {
         .last()
         .cloned()
         .expect("the click was sent");
-    assert_eq!(request.dependency, DependencyId(RENDERED | 11));
+    assert_eq!(request.listener, ListenerId(RENDERED | 11));
     assert_eq!(
         request.rendered,
         Some(RenderedTarget {
@@ -216,7 +211,7 @@ async fn a_region_is_drawn_its_events_name_their_item_and_answers_replace_it() {
     input.click();
     until("the change event", || backend.sent.borrow().len() == 2).await;
     let (_, request) = backend.sent.borrow().last().cloned().unwrap();
-    assert_eq!(request.dependency, DependencyId(RENDERED | 20));
+    assert_eq!(request.listener, ListenerId(RENDERED | 20));
     assert_eq!(request.inputs, vec![json!(false), Value::Null]);
     assert_eq!(request.rendered.as_ref().unwrap().key, "done-2");
 }

@@ -10,11 +10,11 @@ use std::rc::Rc;
 use keepsake_frontend::browser_state::MemoryStore;
 use keepsake_frontend::controller::Controller;
 use keepsake_shared::config::{
-    AppConfig, ButtonVariant, ComponentKind, DependencyConfig, EventKind, LayoutNode, Trigger,
+    AppConfig, ButtonVariant, ComponentKind, EventKind, LayoutNode, ListenerConfig, Trigger,
 };
 use keepsake_shared::error::{ErrorBody, ErrorKind};
 use keepsake_shared::event::{ComponentUpdate, EventResult, PartialUpdate, PropsUpdate};
-use keepsake_shared::{AppId, ComponentId, DependencyId, PROTOCOL_VERSION};
+use keepsake_shared::{AppId, ComponentId, ListenerId, PROTOCOL_VERSION};
 use leptos::prelude::GetUntracked as _;
 use serde_json::{Value, json};
 use support::{Scripted, component, mount_app, until};
@@ -33,8 +33,8 @@ fn config() -> AppConfig {
         lines: 1,
         placeholder: None,
     };
-    let listener = |id, trigger, event, inputs, outputs, streams| DependencyConfig {
-        id: DependencyId(id),
+    let listener = |id, trigger, event, inputs, outputs, streams| ListenerConfig {
+        id: ListenerId(id),
         triggers: vec![Trigger {
             component: Some(trigger),
             event,
@@ -68,7 +68,7 @@ fn config() -> AppConfig {
             LayoutNode::Component { id: GO },
             LayoutNode::Component { id: ECHO },
         ],
-        dependencies: vec![
+        listeners: vec![
             listener(0, GO, EventKind::Click, vec![], vec![REPLY], true),
             listener(1, REPLY, EventKind::Change, vec![REPLY], vec![ECHO], false),
         ],
@@ -109,7 +109,7 @@ async fn partials_show_without_change_listeners_then_the_result_applies_once() {
     ]);
     backend.answers.borrow_mut().push_back(Ok(EventResult {
         updates: reply("a b c"),
-        ran: vec![DependencyId(0)],
+        ran: vec![ListenerId(0)],
         ..EventResult::default()
     }));
     let (_root, controller) = mount_app(config(), backend.clone(), Box::new(MemoryStore::new()));
@@ -132,7 +132,7 @@ async fn partials_show_without_change_listeners_then_the_result_applies_once() {
         "only the streaming listener streams"
     );
     assert_eq!(sent.len(), 2, "the change listener ran once: {sent:?}");
-    assert_eq!(sent[1].1.dependency, DependencyId(1));
+    assert_eq!(sent[1].1.listener, ListenerId(1));
     assert_eq!(sent[1].1.inputs, vec![json!("a b c")]);
 }
 

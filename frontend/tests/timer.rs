@@ -10,10 +10,10 @@ use std::rc::Rc;
 use gloo_timers::future::TimeoutFuture;
 use keepsake_frontend::browser_state::MemoryStore;
 use keepsake_shared::config::{
-    AppConfig, ComponentKind, DependencyConfig, EventKind, LayoutNode, Trigger,
+    AppConfig, ComponentKind, EventKind, LayoutNode, ListenerConfig, Trigger,
 };
 use keepsake_shared::event::{ComponentUpdate, PropsUpdate};
-use keepsake_shared::{AppId, ComponentId, DependencyId, PROTOCOL_VERSION};
+use keepsake_shared::{AppId, ComponentId, ListenerId, PROTOCOL_VERSION};
 use serde_json::json;
 use support::{Scripted, component, mount_app};
 use wasm_bindgen_test::*;
@@ -49,8 +49,8 @@ fn clock_config() -> AppConfig {
             ),
         ],
         layout: vec![LayoutNode::Component { id: TICKS }],
-        dependencies: vec![DependencyConfig {
-            id: DependencyId(0),
+        listeners: vec![ListenerConfig {
+            id: ListenerId(0),
             triggers: vec![Trigger {
                 component: Some(TIMER),
                 event: EventKind::Tick,
@@ -93,7 +93,7 @@ async fn ticks_never_pile_up_run_quietly_and_stop_when_turned_off() {
             .sent
             .borrow()
             .iter()
-            .all(|(_, r)| r.dependency == DependencyId(0))
+            .all(|(_, r)| r.listener == ListenerId(0))
     );
 
     // An output turns the timer off: after the tick on its way, nothing more.

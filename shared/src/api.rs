@@ -123,13 +123,13 @@ impl Endpoint for RunEventStreamed {
 }
 
 /// `GET /api/apps/{app}/sessions/{session}/stream`: the SSE stream of
-/// [`crate::stream::ServerMessage`]s. Not JSON request/response, hence no `Endpoint`.
-pub fn stream_path(app: &AppId, session: &SessionId) -> String {
-    format!("/api/apps/{app}/sessions/{session}/stream")
+/// [`crate::feed::FeedMessage`]s. Not JSON request/response, hence no `Endpoint`.
+pub fn feed_path(app: &AppId, session: &SessionId) -> String {
+    format!("/api/apps/{app}/sessions/{session}/feed")
 }
 
-/// Route pattern of [`stream_path`].
-pub const STREAM_ROUTE: &str = "/api/apps/{app}/sessions/{session}/stream";
+/// Route pattern of [`feed_path`].
+pub const FEED_ROUTE: &str = "/api/apps/{app}/sessions/{session}/feed";
 
 /// Client-side route of an app's page (served the client's `index.html`).
 pub fn app_page_path(app: &AppId) -> String {

@@ -224,7 +224,7 @@ impl Session<'_> {
                 .collect()
         };
         let request = EventRequest {
-            dependency: endpoint.dependency,
+            listener: endpoint.listener,
             inputs,
             held,
             rendered: None,

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{AppId, ComponentId, DependencyId};
+use crate::{AppId, ComponentId, ListenerId};
 
 /// One entry of the server's app list (the start page).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,8 +32,8 @@ pub struct AppConfig {
     pub components: Vec<ComponentConfig>,
     /// The top-level layout (an implicit column).
     pub layout: Vec<LayoutNode>,
-    /// Every event listener, indexed by [`DependencyId`].
-    pub dependencies: Vec<DependencyConfig>,
+    /// Every event listener, indexed by [`ListenerId`].
+    pub listeners: Vec<ListenerConfig>,
 }
 
 impl AppConfig {
@@ -43,8 +43,8 @@ impl AppConfig {
     }
 
     /// The event listener with this id; `None` if the app has no such id.
-    pub fn dependency(&self, id: DependencyId) -> Option<&DependencyConfig> {
-        self.dependencies.get(id.0 as usize)
+    pub fn listener(&self, id: ListenerId) -> Option<&ListenerConfig> {
+        self.listeners.get(id.0 as usize)
     }
 
     /// Listeners triggered by `event` on `component` (or on the app, for `None`).
@@ -52,21 +52,20 @@ impl AppConfig {
         &self,
         component: Option<ComponentId>,
         event: EventKind,
-    ) -> impl Iterator<Item = &DependencyConfig> {
-        self.dependencies.iter().filter(move |dep| {
+    ) -> impl Iterator<Item = &ListenerConfig> {
+        self.listeners.iter().filter(move |dep| {
             dep.triggers
                 .iter()
                 .any(|t| t.component == component && t.event == event)
         })
     }
 
-    /// The listeners chained after `dependency` (`.then`, `.success`), in the order
+    /// The listeners chained after `listener` (`.then`, `.success`), in the order
     /// they were declared.
-    pub fn followers(&self, dependency: DependencyId) -> impl Iterator<Item = &DependencyConfig> {
-        self.dependencies.iter().filter(move |dep| {
-            dep.after
-                .is_some_and(|after| after.dependency == dependency)
-        })
+    pub fn followers(&self, listener: ListenerId) -> impl Iterator<Item = &ListenerConfig> {
+        self.listeners
+            .iter()
+            .filter(move |dep| dep.after.is_some_and(|after| after.listener == listener))
     }
 }
 
@@ -442,7 +441,7 @@ pub struct RenderedRegion {
     /// How they are laid out (an implicit column).
     pub layout: Vec<LayoutNode>,
     /// The listeners of the region's components; each is triggered by one of them.
-    pub dependencies: Vec<DependencyConfig>,
+    pub listeners: Vec<ListenerConfig>,
 }
 
 impl RenderedRegion {
@@ -454,10 +453,10 @@ impl RenderedRegion {
 
 /// An event listener: which events trigger it, what it reads and what it writes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DependencyConfig {
-    /// Its index in [`AppConfig::dependencies`]; what an [`crate::event::EventRequest`]
+pub struct ListenerConfig {
+    /// Its index in [`AppConfig::listeners`]; what an [`crate::event::EventRequest`]
     /// names to run it.
-    pub id: DependencyId,
+    pub id: ListenerId,
     /// The events that run it; any one of them does.
     pub triggers: Vec<Trigger>,
     /// Input slots, in the order the client sends values for them.
@@ -486,7 +485,7 @@ pub struct DependencyConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct After {
     /// The listener it follows.
-    pub dependency: DependencyId,
+    pub listener: ListenerId,
     /// `.success`: only if that listener succeeded; `.then`: whatever its outcome.
     pub success_only: bool,
     /// The server runs it within the event of the listener it follows, in the same

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ComponentId;
-use crate::DependencyId;
+use crate::ListenerId;
 use crate::config::AppConfig;
 
 /// One slot of an API endpoint, for documentation and API clients.
@@ -23,10 +23,10 @@ pub struct EndpointSlot {
 /// A listener that API clients may call by name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EndpointInfo {
-    /// The name callers use (see [`crate::config::DependencyConfig::api_name`]).
+    /// The name callers use (see [`crate::config::ListenerConfig::api_name`]).
     pub api_name: String,
     /// The listener it runs.
-    pub dependency: DependencyId,
+    pub listener: ListenerId,
     /// What a call sends, one value per slot, in this order.
     pub inputs: Vec<EndpointSlot>,
     /// What the listener writes, in the order of its results.
@@ -47,12 +47,12 @@ impl AppConfig {
                 value_type: component.map_or("?", |c| c.kind.value_type()).to_owned(),
             }
         };
-        self.dependencies
+        self.listeners
             .iter()
             .filter_map(|d| {
                 Some(EndpointInfo {
                     api_name: d.api_name.clone()?,
-                    dependency: d.id,
+                    listener: d.id,
                     inputs: d.inputs.iter().map(slot).collect(),
                     outputs: d.outputs.iter().map(slot).collect(),
                 })

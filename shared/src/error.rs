@@ -33,7 +33,7 @@ pub enum ErrorKind {
     /// The client should start a new session.
     UnknownSession,
     /// The app has no listener with that id.
-    UnknownDependency,
+    UnknownListener,
     /// Wrong number of inputs, or a value of the wrong type.
     InvalidInput,
     /// The request body exceeds the configured limit.
@@ -65,7 +65,7 @@ impl ErrorKind {
             ErrorKind::BadRequest => "bad_request",
             ErrorKind::UnknownApp => "unknown_app",
             ErrorKind::UnknownSession => "unknown_session",
-            ErrorKind::UnknownDependency => "unknown_dependency",
+            ErrorKind::UnknownListener => "unknown_listener",
             ErrorKind::InvalidInput => "invalid_input",
             ErrorKind::PayloadTooLarge => "payload_too_large",
             ErrorKind::LimitExceeded => "limit_exceeded",
@@ -83,7 +83,7 @@ impl ErrorKind {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorKind::BadRequest | ErrorKind::InvalidInput => 400,
-            ErrorKind::UnknownApp | ErrorKind::UnknownSession | ErrorKind::UnknownDependency => 404,
+            ErrorKind::UnknownApp | ErrorKind::UnknownSession | ErrorKind::UnknownListener => 404,
             ErrorKind::PayloadTooLarge | ErrorKind::StateTooLarge => 413,
             ErrorKind::LimitExceeded => 429,
             ErrorKind::HandlerFailed | ErrorKind::Internal => 500,

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::ErrorBody;
-use crate::{ComponentId, DependencyId, SessionId};
+use crate::{ComponentId, ListenerId, SessionId};
 
 /// Answer to "start a session": a fresh id issued by the server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,14 +23,14 @@ pub struct SessionStatus {
     pub session_id: SessionId,
     /// Streams (open pages) attached to it now. With none, the session ends once its
     /// retention has passed.
-    pub connected_streams: u32,
+    pub connected_feeds: u32,
 }
 
 /// Run one event listener.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventRequest {
-    /// The listener to run (see [`crate::config::DependencyConfig::id`]).
-    pub dependency: DependencyId,
+    /// The listener to run (see [`crate::config::ListenerConfig::id`]).
+    pub listener: ListenerId,
     /// One value per input slot of the listener, in order. Browser-state slots carry
     /// the sealed string the client holds (or `null` when it holds none); server-side
     /// slots (state, global) carry anything, conventionally `null`, which the server
@@ -65,7 +65,7 @@ pub struct EventResult {
     /// Updates in the order they were produced; later ones win.
     pub updates: Vec<ComponentUpdate>,
     /// Listeners run, the requested one first, then `.change` listeners of states.
-    pub ran: Vec<DependencyId>,
+    pub ran: Vec<ListenerId>,
     /// Failures of `.change` listeners the server ran after the requested listener
     /// succeeded (that listener's own writes stand; the failed one's do not).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -89,7 +89,7 @@ pub struct EventResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notice {
     /// The listener that gave it.
-    pub dependency: DependencyId,
+    pub listener: ListenerId,
     /// How it is shown.
     pub level: NoticeLevel,
     /// The text, shown as it is (not Markdown, not HTML).
@@ -124,7 +124,7 @@ pub struct BrowserStateWrite {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListenerError {
     /// The listener that failed.
-    pub dependency: DependencyId,
+    pub listener: ListenerId,
     /// Why, as a request failing that way would have answered.
     pub error: ErrorBody,
 }

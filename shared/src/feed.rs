@@ -13,7 +13,7 @@ pub const SSE_EVENT_NAME: &str = "keepsake";
 /// One message on the stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ServerMessage {
+pub enum FeedMessage {
     /// First message: the stream is attached to the session.
     Attached,
     /// Sent periodically so both sides notice a dead connection.

@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 #[serde(transparent)]
 pub struct ComponentId(pub u32);
 
-/// Index of an event listener ("dependency", as Gradio calls it) within one app.
+/// Index of an event listener (a "dependency", as Gradio calls it) within one app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct DependencyId(pub u32);
+pub struct ListenerId(pub u32);
 
 /// URL-safe name of an app mounted on a server, e.g. `shopping-cart`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -22,11 +22,11 @@ pub mod config;
 pub mod endpoints;
 pub mod error;
 pub mod event;
+pub mod feed;
 pub mod ids;
 pub mod render;
-pub mod stream;
 
-pub use ids::{AppId, ComponentId, DependencyId, SessionId, SessionIdError};
+pub use ids::{AppId, ComponentId, ListenerId, SessionId, SessionIdError};
 
 /// Version of the message formats in this crate. Bumped on any incompatible change.
 ///
@@ -42,6 +42,11 @@ pub use ids::{AppId, ComponentId, DependencyId, SessionId, SessionIdError};
 /// [`event::EventResult::regions`], [`event::EventRequest::rendered`]), component
 /// keys ([`config::ComponentProps::key`]), streamed event answers
 /// ([`api::RunEventStreamed`], [`event::StreamedEvent`], `streams` of
-/// [`config::DependencyConfig`]), and the Slider, Radio, Html, Timer and Chatbot
+/// [`config::ListenerConfig`]), and the Slider, Radio, Html, Timer and Chatbot
 /// components (with the `tick` event).
-pub const PROTOCOL_VERSION: u32 = 5;
+/// 6: one word per concept: an event listener is a "listener" everywhere
+/// ([`ListenerId`], [`config::ListenerConfig`], [`config::AppConfig::listeners`],
+/// [`event::EventRequest::listener`], the error kind `unknown_listener`), and a
+/// page's push channel is its feed ([`feed::FeedMessage`], [`api::FEED_ROUTE`],
+/// [`event::SessionStatus::connected_feeds`]).
+pub const PROTOCOL_VERSION: u32 = 6;

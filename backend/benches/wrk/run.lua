@@ -1,7 +1,7 @@
 -- wrk script: the cart's "Add Items" through Gradio's queue-free route,
 -- `POST PATH` with `{"data": [["Milk"], null], "session_hash": ...}`, each
 -- session_hash taking 20 events before a fresh one replaces it. The same script
--- drives Gradio and Keepsake's Gradio-compatible door.
+-- drives Gradio and Keepsake's Gradio-compatible bridge.
 -- Usage: wrk -s run.lua URL -- PATH
 
 local path

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use keepsake::protocol::event::EventRequest;
-use keepsake::protocol::{DependencyId, SessionId};
+use keepsake::protocol::{ListenerId, SessionId};
 use keepsake::{Server, Settings, demos};
 use serde_json::{Value, json};
 
@@ -37,7 +37,7 @@ fn engine_settings(capacity: usize) -> Settings {
 
 async fn bump(server: &Server, session: &SessionId) {
     let request = EventRequest {
-        dependency: DependencyId(0),
+        listener: ListenerId(0),
         inputs: vec![Value::Null],
         held: Vec::new(),
         rendered: None,
@@ -81,7 +81,7 @@ async fn latencies_over_http(
     seed: &mut u64,
     nanos: &mut Vec<f64>,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let body = Bytes::from(r#"{"dependency":0,"inputs":[null]}"#);
+    let body = Bytes::from(r#"{"listener":0,"inputs":[null]}"#);
     for _ in 0..samples {
         let session = sessions[next_index(seed, sessions.len())];
         let events = path(&format!(
@@ -182,7 +182,7 @@ pub(crate) async fn engine(large: usize) -> Result<(), Box<dyn std::error::Error
         let heap_before = ALLOCATOR.allocated();
         let started = Instant::now();
         let add = |items: Value| EventRequest {
-            dependency: DependencyId(0),
+            listener: ListenerId(0),
             inputs: vec![items, Value::Null],
             held: Vec::new(),
             rendered: None,

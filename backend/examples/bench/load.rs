@@ -141,17 +141,17 @@ async fn round_over(
         Target::Keepsake => (
             path("/api/apps/shopping-cart/sessions"),
             |s| format!("/api/apps/shopping-cart/sessions/{s}/events"),
-            Bytes::from(r#"{"dependency":0,"inputs":[["Milk"],null]}"#),
+            Bytes::from(r#"{"listener":0,"inputs":[["Milk"],null]}"#),
         ),
         Target::Global => (
             path("/api/apps/visitor-counter/sessions"),
             |s| format!("/api/apps/visitor-counter/sessions/{s}/events"),
-            Bytes::from(r#"{"dependency":0,"inputs":[null]}"#),
+            Bytes::from(r#"{"listener":0,"inputs":[null]}"#),
         ),
         Target::Bare => (
             path("/bare/sessions"),
             |_| "/bare/events".to_owned(),
-            Bytes::from(r#"{"dependency":0,"inputs":[["Milk"],null]}"#),
+            Bytes::from(r#"{"listener":0,"inputs":[["Milk"],null]}"#),
         ),
     };
     let mut workers = tokio::task::JoinSet::new();

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keepsake_shared::ComponentId;
-use keepsake_shared::config::DependencyConfig;
+use keepsake_shared::config::ListenerConfig;
 use serde_json::Value;
 
+use crate::app::inline::SyncPace;
 use crate::handler::{HandlerCall, HandlerError, SlotRef};
-use crate::pace::SyncPace;
 use crate::state::{DeleteCallback, Factory, JsonMigration};
 use crate::value::{AnyValue, Codec, DynValue};
 
@@ -68,8 +68,8 @@ pub(crate) struct GlobalDef {
 pub(crate) type ErasedHandler =
     Arc<dyn Fn(Vec<AnyValue>) -> Result<HandlerCall, HandlerError> + Send + Sync>;
 
-pub(crate) struct DependencyDef {
-    pub(crate) config: DependencyConfig,
+pub(crate) struct ListenerDef {
+    pub(crate) config: ListenerConfig,
     pub(crate) inputs: Vec<SlotRef>,
     pub(crate) handler: ErasedHandler,
     /// Every global an event of this listener may write: its own global outputs and

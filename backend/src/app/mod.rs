@@ -7,18 +7,20 @@
 //! (which listeners a state's `.change` triggers, and every global an event may
 //! write, so the engine can lock them all up front, in one order).
 
-use keepsake_shared::DependencyId;
+use keepsake_shared::ListenerId;
 use keepsake_shared::config::{AppConfig, EventKind, Trigger};
 use keepsake_shared::{AppId, ComponentId};
 use serde_json::Value;
 
+use crate::app::region::RenderDef;
 use crate::handler::SlotRef;
-use crate::render::RenderDef;
 use crate::state::ResourceFactory;
 
 pub(crate) mod defs;
+pub(crate) mod inline;
+pub(crate) mod region;
 
-pub(crate) use defs::{BrowserStateDef, DependencyDef, GlobalDef, Render, SlotDef, StateDef};
+pub(crate) use defs::{BrowserStateDef, GlobalDef, ListenerDef, Render, SlotDef, StateDef};
 
 /// A built app: its wire config plus everything the engine needs to run it.
 pub struct App {
@@ -28,13 +30,13 @@ pub struct App {
     pub(crate) globals: Vec<GlobalDef>,
     pub(crate) browser_states: Vec<BrowserStateDef>,
     pub(crate) resources: Vec<ResourceFactory>,
-    pub(crate) dependencies: Vec<DependencyDef>,
+    pub(crate) listeners: Vec<ListenerDef>,
     /// For each state, the listeners its `.change` triggers.
-    pub(crate) state_change_listeners: Vec<Vec<DependencyId>>,
-    pub(crate) unload_listeners: Vec<DependencyId>,
+    pub(crate) state_change_listeners: Vec<Vec<ListenerId>>,
+    pub(crate) unload_listeners: Vec<ListenerId>,
     /// For each listener, the listeners chained after it (`.then`, `.success`), in
     /// the order they were declared.
-    pub(crate) followers: Vec<Vec<DependencyId>>,
+    pub(crate) followers: Vec<Vec<ListenerId>>,
     /// Whether some listener takes the [`crate::Request`]: if none does, the HTTP
     /// layer does not copy each event's headers for it.
     pub(crate) takes_request: bool,
@@ -60,12 +62,12 @@ impl App {
         globals: Vec<GlobalDef>,
         browser_states: Vec<BrowserStateDef>,
         resources: Vec<ResourceFactory>,
-        mut dependencies: Vec<DependencyDef>,
+        mut listeners: Vec<ListenerDef>,
     ) -> App {
-        let state_change_listeners: Vec<Vec<DependencyId>> = states
+        let state_change_listeners: Vec<Vec<ListenerId>> = states
             .iter()
             .map(|state| {
-                dependencies
+                listeners
                     .iter()
                     .filter(|dep| {
                         dep.config.triggers.contains(&Trigger {
@@ -77,7 +79,7 @@ impl App {
                     .collect()
             })
             .collect();
-        let unload_listeners = dependencies
+        let unload_listeners = listeners
             .iter()
             .filter(|dep| {
                 dep.config
@@ -87,21 +89,21 @@ impl App {
             })
             .map(|dep| dep.config.id)
             .collect();
-        let written: Vec<Vec<u32>> = (0..dependencies.len())
-            .map(|start| globals_reachable(start, &dependencies, &slots, &state_change_listeners))
+        let written: Vec<Vec<u32>> = (0..listeners.len())
+            .map(|start| globals_reachable(start, &listeners, &slots, &state_change_listeners))
             .collect();
-        for (dep, globals) in dependencies.iter_mut().zip(written) {
+        for (dep, globals) in listeners.iter_mut().zip(written) {
             dep.globals_written = globals;
         }
-        let mut followers = vec![Vec::new(); dependencies.len()];
-        for dep in &dependencies {
+        let mut followers = vec![Vec::new(); listeners.len()];
+        for dep in &listeners {
             if let Some(after) = dep.config.after
-                && let Some(list) = followers.get_mut(after.dependency.0 as usize)
+                && let Some(list) = followers.get_mut(after.listener.0 as usize)
             {
                 list.push(dep.config.id);
             }
         }
-        let takes_request = dependencies
+        let takes_request = listeners
             .iter()
             .any(|dep| dep.inputs.contains(&SlotRef::Request));
         App {
@@ -111,7 +113,7 @@ impl App {
             globals,
             browser_states,
             resources,
-            dependencies,
+            listeners,
             state_change_listeners,
             unload_listeners,
             followers,
@@ -136,30 +138,30 @@ impl App {
     }
 
     /// The HTML sent with a new `value` of component `id`: `Some` for Markdown
-    /// components, which the server renders ([`crate::markdown`]).
+    /// components, which the server renders ([`crate::components::markdown_to_html`]).
     pub(crate) fn html_of(&self, id: ComponentId, value: &Value) -> Option<String> {
         crate::components::rendered_html(&self.config.component(id)?.kind, value)
     }
 
-    pub(crate) fn dependency(&self, id: DependencyId) -> Option<&DependencyDef> {
-        self.dependencies.get(id.0 as usize)
+    pub(crate) fn listener(&self, id: ListenerId) -> Option<&ListenerDef> {
+        self.listeners.get(id.0 as usize)
     }
 
     /// Listener `id` and every listener an event of it may run after it (the
     /// `.change` listeners of its state outputs and the chained listeners the server
     /// runs, transitively), `id` first; empty for an unknown id.
-    pub(crate) fn cascade(&self, id: DependencyId) -> Vec<DependencyId> {
-        if self.dependency(id).is_none() {
+    pub(crate) fn cascade(&self, id: ListenerId) -> Vec<ListenerId> {
+        if self.listener(id).is_none() {
             return Vec::new();
         }
         cascade(
             id.0 as usize,
-            &self.dependencies,
+            &self.listeners,
             &self.slots,
             &self.state_change_listeners,
         )
         .into_iter()
-        .map(|listener| DependencyId(listener as u32))
+        .map(|listener| ListenerId(listener as u32))
         .collect()
     }
 }
@@ -168,13 +170,13 @@ impl App {
 /// run after it ([`cascade`]), sorted.
 fn globals_reachable(
     start: usize,
-    dependencies: &[DependencyDef],
+    listeners: &[ListenerDef],
     slots: &[SlotDef],
-    state_change_listeners: &[Vec<DependencyId>],
+    state_change_listeners: &[Vec<ListenerId>],
 ) -> Vec<u32> {
-    let mut globals: Vec<u32> = cascade(start, dependencies, slots, state_change_listeners)
+    let mut globals: Vec<u32> = cascade(start, listeners, slots, state_change_listeners)
         .into_iter()
-        .flat_map(|listener| &dependencies[listener].config.outputs)
+        .flat_map(|listener| &listeners[listener].config.outputs)
         .filter_map(|output| match slots.get(output.0 as usize) {
             Some(SlotDef::Global(index)) => Some(*index),
             _ => None,
@@ -191,16 +193,16 @@ fn globals_reachable(
 /// `start` first.
 fn cascade(
     start: usize,
-    dependencies: &[DependencyDef],
+    listeners: &[ListenerDef],
     slots: &[SlotDef],
-    state_change_listeners: &[Vec<DependencyId>],
+    state_change_listeners: &[Vec<ListenerId>],
 ) -> Vec<usize> {
     let mut visited = vec![start];
-    let mut seen = vec![false; dependencies.len()];
+    let mut seen = vec![false; listeners.len()];
     let mut pending = vec![start];
     seen[start] = true;
     while let Some(next) = pending.pop() {
-        let changed = dependencies[next]
+        let changed = listeners[next]
             .config
             .outputs
             .iter()
@@ -211,14 +213,12 @@ fn cascade(
             .flatten()
             .map(|listener| listener.0 as usize);
         // The chained listeners the server runs within the same event.
-        let chained = dependencies
-            .iter()
-            .filter_map(|dep| match dep.config.after {
-                Some(after) if after.by_server && after.dependency.0 as usize == next => {
-                    Some(dep.config.id.0 as usize)
-                }
-                _ => None,
-            });
+        let chained = listeners.iter().filter_map(|dep| match dep.config.after {
+            Some(after) if after.by_server && after.listener.0 as usize == next => {
+                Some(dep.config.id.0 as usize)
+            }
+            _ => None,
+        });
         for listener in changed.chain(chained).collect::<Vec<_>>() {
             if listener < seen.len() && !seen[listener] {
                 seen[listener] = true;

@@ -4,9 +4,9 @@
 use keepsake_shared::config::EventKind;
 
 use super::Blocks;
+use crate::blocks::declared::{Changeable, Clickable, EventTrigger, Submittable, Tickable};
+use crate::blocks::listener::ListenerRef;
 use crate::handler::{Handler, Inputs, Outputs};
-use crate::handles::{Changeable, Clickable, EventTrigger, Submittable, Tickable};
-use crate::listener::ListenerRef;
 
 impl Blocks {
     /// Registers a listener for any of `triggers`.
@@ -111,7 +111,7 @@ impl Blocks {
     /// })
     /// .api_name("now");
     /// let app = app.build()?;
-    /// let listener = &app.config().dependencies[0];
+    /// let listener = &app.config().listeners[0];
     /// assert_eq!(listener.triggers[0].event, EventKind::Tick);
     /// assert_eq!(listener.triggers[0].event.as_str(), "tick");
     /// # Ok::<(), keepsake::BuildError>(())

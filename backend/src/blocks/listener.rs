@@ -12,18 +12,18 @@
 
 use std::sync::Arc;
 
-use keepsake_shared::DependencyId;
-use keepsake_shared::config::{After, DependencyConfig};
+use keepsake_shared::ListenerId;
+use keepsake_shared::config::{After, ListenerConfig};
 
+use crate::app::defs::{ErasedHandler, ListenerDef};
+use crate::blocks::declared::EventTrigger;
 use crate::handler::{Handler, HandlerError, Inputs, Outputs, SlotRef};
-use crate::handles::EventTrigger;
-use crate::plan::defs::{DependencyDef, ErasedHandler};
 use crate::value::AnyValue;
 
 /// The listeners an app's builder registered, in order (their ids are positions).
 #[derive(Default)]
 pub(crate) struct Listeners {
-    pub(crate) defs: Vec<DependencyDef>,
+    pub(crate) defs: Vec<ListenerDef>,
 }
 
 impl Listeners {
@@ -34,7 +34,7 @@ impl Listeners {
         inputs: I,
         outputs: O,
         handler: H,
-    ) -> DependencyId
+    ) -> ListenerId
     where
         I: Inputs,
         O: Outputs,
@@ -48,15 +48,15 @@ impl Listeners {
                 SlotRef::Resource(_) | SlotRef::Request | SlotRef::Notifier => None,
             })
             .collect();
-        let id = DependencyId(self.defs.len() as u32);
+        let id = ListenerId(self.defs.len() as u32);
         let handler = Arc::new(handler);
         let erased: ErasedHandler = Arc::new(move |values: Vec<AnyValue>| {
             let args = I::from_erased(values)
                 .ok_or_else(|| HandlerError("internal error: inputs of unexpected types".into()))?;
             Ok(handler.clone().call(args))
         });
-        self.defs.push(DependencyDef {
-            config: DependencyConfig {
+        self.defs.push(ListenerDef {
+            config: ListenerConfig {
                 id,
                 triggers: triggers.into_iter().map(|t| t.0).collect(),
                 inputs: wire_inputs,
@@ -75,7 +75,7 @@ impl Listeners {
     }
 
     /// The config of listener `id` (one registered here).
-    fn config(&mut self, id: DependencyId) -> &mut DependencyConfig {
+    fn config(&mut self, id: ListenerId) -> &mut ListenerConfig {
         match self.defs.get_mut(id.0 as usize) {
             Some(dep) => &mut dep.config,
             None => unreachable!("listener ids come from this builder"),
@@ -87,7 +87,7 @@ impl Listeners {
 /// chain others after it.
 pub struct ListenerRef<'a> {
     listeners: &'a mut Listeners,
-    id: DependencyId,
+    id: ListenerId,
 }
 
 impl std::fmt::Debug for ListenerRef<'_> {
@@ -97,7 +97,7 @@ impl std::fmt::Debug for ListenerRef<'_> {
 }
 
 impl<'a> ListenerRef<'a> {
-    pub(crate) fn new(listeners: &'a mut Listeners, id: DependencyId) -> Self {
+    pub(crate) fn new(listeners: &'a mut Listeners, id: ListenerId) -> Self {
         ListenerRef { listeners, id }
     }
 
@@ -118,7 +118,7 @@ impl<'a> ListenerRef<'a> {
 
     /// The listener's id in the app's config: what an
     /// [`keepsake_shared::event::EventRequest`] names to run it.
-    pub fn id(&self) -> DependencyId {
+    pub fn id(&self) -> ListenerId {
         self.id
     }
 
@@ -177,7 +177,7 @@ impl<'a> ListenerRef<'a> {
         let listeners = self.listeners;
         let id = listeners.register([], inputs, outputs, handler);
         listeners.config(id).after = Some(After {
-            dependency: after,
+            listener: after,
             success_only,
             // Decided by `Blocks::build`, which sees every slot.
             by_server: false,

@@ -1,6 +1,6 @@
 //! The app builder, after Gradio's `Blocks`: components in rows and columns, states,
 //! globals, browser states, resources and event listeners. [`Blocks::build`] checks
-//! the wiring and freezes it into an [`App`] (see [`crate::plan`]) that a server mounts.
+//! the wiring and freezes it into an [`App`] (see [`crate::app`]) that a server mounts.
 
 use std::collections::HashSet;
 use std::marker::PhantomData;
@@ -14,16 +14,22 @@ use keepsake_shared::{AppId, ComponentId, PROTOCOL_VERSION};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
+use crate::app::region::RenderDef;
+use crate::app::{App, BrowserStateDef, GlobalDef, Render, SlotDef, StateDef};
+use crate::blocks::declared::{
+    BrowserStateHandle, GlobalHandle, Handle, ResourceHandle, StateHandle,
+};
+use crate::blocks::layout::LayoutStack;
 use crate::components::Component;
 use crate::error::BuildError;
-use crate::handles::{BrowserStateHandle, GlobalHandle, Handle, ResourceHandle, StateHandle};
-use crate::layout::LayoutStack;
-use crate::plan::{App, BrowserStateDef, GlobalDef, Render, SlotDef, StateDef};
-use crate::render::RenderDef;
 use crate::state::{BrowserState, Global, Resource, ResourceFactory, State, StateType};
 use crate::value::{self, DynValue};
 
+pub(crate) mod declared;
 mod events;
+pub(crate) mod layout;
+pub(crate) mod listener;
+pub(crate) mod render;
 
 /// Secrets shorter than this are accepted but warned about.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -73,8 +79,8 @@ pub struct Blocks {
     warnings: Vec<String>,
 }
 
-pub use crate::listener::ListenerRef;
-use crate::listener::Listeners;
+pub use self::listener::ListenerRef;
+use self::listener::Listeners;
 
 impl Blocks {
     /// `id` names the app in URLs (`/apps/{id}`); `title` is shown to people.
@@ -434,30 +440,27 @@ impl Blocks {
                 }
             }
         }
-        if let Some(problem) = crate::layout::misplaced_tab(self.layout.top(), false) {
+        if let Some(problem) = crate::blocks::layout::misplaced_tab(self.layout.top(), false) {
             return Err(fail(problem));
         }
         // The config shows each region as rendered from its state's default.
         let slots = self.slots.len();
-        crate::render::fill_regions(self.layout.top(), &self.renders, &self.states, slots)
+        crate::app::region::fill_regions(self.layout.top(), &self.renders, &self.states, slots)
             .map_err(fail)?;
         // A chained listener runs in its predecessor's event if the server holds all
         // it reads; after an unload listener, no page is left to run or show it.
-        let mut dependencies = self.listeners.defs;
-        for index in 0..dependencies.len() {
-            let Some(after) = dependencies[index].config.after else {
+        let mut listeners = self.listeners.defs;
+        for index in 0..listeners.len() {
+            let Some(after) = listeners[index].config.after else {
                 continue;
             };
-            let config = &dependencies[index].config;
+            let config = &listeners[index].config;
             let by_server = config.inputs.iter().all(server_side);
-            let mut root = after.dependency;
-            while let Some(before) = dependencies
-                .get(root.0 as usize)
-                .and_then(|d| d.config.after)
-            {
-                root = before.dependency;
+            let mut root = after.listener;
+            while let Some(before) = listeners.get(root.0 as usize).and_then(|d| d.config.after) {
+                root = before.listener;
             }
-            let after_unload = dependencies.get(root.0 as usize).is_some_and(|d| {
+            let after_unload = listeners.get(root.0 as usize).is_some_and(|d| {
                 d.config
                     .triggers
                     .iter()
@@ -469,7 +472,7 @@ impl Blocks {
                     config.id.0
                 )));
             }
-            if let Some(after) = &mut dependencies[index].config.after {
+            if let Some(after) = &mut listeners[index].config.after {
                 after.by_server = by_server;
             }
         }
@@ -483,7 +486,7 @@ impl Blocks {
             description: self.description,
             components: self.components,
             layout: self.layout.finish(),
-            dependencies: dependencies.iter().map(|d| d.config.clone()).collect(),
+            listeners: listeners.iter().map(|d| d.config.clone()).collect(),
         };
         let mut app = App::freeze(
             config,
@@ -492,7 +495,7 @@ impl Blocks {
             self.globals,
             self.browser_states,
             self.resources,
-            dependencies,
+            listeners,
         );
         app.renders = self.renders;
         Ok(app)

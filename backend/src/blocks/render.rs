@@ -1,72 +1,26 @@
-//! `render` (Gradio's `@gr.render`): a region of the page laid out by a function of
-//! a session state, run again whenever an event changes that state. Components made
-//! in it can be wired to listeners, which capture per-item data in their closures.
-//!
-//! Nothing about a region is kept per session. The config carries the region
-//! rendered from the state's default; an event that changes the state answers with
-//! the region rendered from the value it commits (`EventResult::regions`). An event of
-//! a rendered listener names the region and its component's key
-//! ([`keepsake_shared::render::RenderedTarget`]); the engine renders the region again
-//! from the session's current state, under the session's lock, and runs the
-//! listener only if that render still has it (`engine/rendered.rs`): a click on an
-//! item deleted meanwhile is refused, never given to another item.
-//!
-//! Ids: a rendered component's id is a hash of the region and its key, a listener's
-//! of the region, its component's key, the event and its ordinal among that
-//! component's listeners of that event; all have the top bit set, so they never
-//! meet the config's own ids (indices), and they stay the same for the same key
-//! across renders. Two keys whose hashes meet in one render take the next free id
-//! (so one of them may change id between renders: an event sent with the old one
-//! is then refused, never misdirected, since the key is checked too).
+//! The builder side of rendered regions: [`Render`], what a region's render function
+//! lays out, and `Blocks::render`. How a region runs (its ids, its renders, the
+//! config's first render) is `app/region.rs`; the rules are in its doc comment.
 
 use std::collections::{HashMap, HashSet};
 use std::marker::PhantomData;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use keepsake_shared::config::{ComponentConfig, EventKind, LayoutNode};
 use keepsake_shared::render::RenderedRegion;
-use keepsake_shared::{ComponentId, DependencyId};
+use keepsake_shared::{ComponentId, ListenerId};
 use serde::Serialize;
 
-use crate::Blocks;
+use super::Blocks;
+use super::declared::{Changeable, Clickable, EventTrigger, Handle, StateHandle, Submittable};
+use super::layout::LayoutStack;
+use super::listener::Listeners;
+use crate::app::defs::SlotDef;
+use crate::app::region::{Paces, RenderDef, RenderFn, Rendered, free_id, hashed_id, shared_pace};
 use crate::components::Component;
 use crate::handler::{Handler, Inputs, Outputs};
-use crate::handles::{Changeable, Clickable, EventTrigger, Handle, StateHandle, Submittable};
-use crate::layout::LayoutStack;
-use crate::listener::Listeners;
-use crate::pace::SyncPace;
-use crate::plan::defs::{DependencyDef, SlotDef, StateDef};
 use crate::state::StateType;
 use crate::value::{self, DynValue};
-
-/// The top bit: every rendered id has it, no id of the config does.
-const RENDERED_BIT: u32 = 1 << 31;
-
-/// Whether `id` names a rendered component rather than one of the config's.
-pub(crate) fn is_rendered_dependency(id: DependencyId) -> bool {
-    id.0 & RENDERED_BIT != 0
-}
-
-/// An id in the rendered range for these parts, stable across processes.
-fn hashed_id(parts: &[&[u8]]) -> u32 {
-    let mut bytes = Vec::new();
-    for part in parts {
-        // Length-prefixed, so that ("ab", "c") and ("a", "bc") differ.
-        bytes.extend_from_slice(&(part.len() as u32).to_le_bytes());
-        bytes.extend_from_slice(part);
-    }
-    (xxhash_rust::xxh3::xxh3_64(&bytes) as u32) | RENDERED_BIT
-}
-
-/// The first id from `start` on (in the rendered range) that `taken` lacks.
-fn free_id(start: u32, taken: &HashSet<u32>) -> u32 {
-    let mut id = start;
-    while taken.contains(&id) {
-        id = id.wrapping_add(1) | RENDERED_BIT;
-    }
-    id
-}
 
 /// What a region's render function lays out: components in rows and columns, and
 /// listeners of those components. Handed to the function given to
@@ -87,24 +41,13 @@ pub struct Render<'a> {
     listeners: Listeners,
     /// Each listener's trigger: its component's key and the event.
     triggers: Vec<(String, EventKind)>,
-    dependency_ids: HashSet<u32>,
+    listener_ids: HashSet<u32>,
     component_ids: HashSet<u32>,
     /// The first mistake of the render function, which fails the render.
     problem: Option<String>,
     /// The region's records of how quick its sync handlers have been.
     paces: &'a Paces,
 }
-
-/// How quick a region's sync handlers have been (`pace.rs`), kept across renders
-/// so that a quick one may run inline as the config's listeners do. One record per
-/// event kind and ordinal of a component's listeners, shared by every item's: they
-/// are the same code in the usual render function (one that is not shares a record
-/// with a slower one at worst, and runs on the blocking threads). Bounded: past
-/// [`MAX_PACES`] kinds, a listener gets a record of its own for that render.
-type Paces = Mutex<HashMap<(EventKind, u32), Arc<SyncPace>>>;
-
-/// How many pace records a region keeps.
-const MAX_PACES: usize = 64;
 
 impl std::fmt::Debug for Render<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -127,7 +70,7 @@ impl<'a> Render<'a> {
             layout: LayoutStack::default(),
             listeners: Listeners::default(),
             triggers: Vec::new(),
-            dependency_ids: HashSet::new(),
+            listener_ids: HashSet::new(),
             component_ids: HashSet::new(),
             problem: None,
             paces,
@@ -255,18 +198,15 @@ impl<'a> Render<'a> {
             event.as_str().as_bytes(),
             &ordinal.to_le_bytes(),
         ]);
-        let id = free_id(start, &self.dependency_ids);
-        self.dependency_ids.insert(id);
+        let id = free_id(start, &self.listener_ids);
+        self.listener_ids.insert(id);
         self.triggers.push((key, event));
         let Some(def) = self.listeners.defs.last_mut() else {
             return;
         };
-        def.config.id = DependencyId(id);
-        if let Ok(mut paces) = self.paces.lock() {
-            let known = paces.len() < MAX_PACES || paces.contains_key(&(event, ordinal));
-            if known {
-                def.pace = paces.entry((event, ordinal)).or_default().clone();
-            }
+        def.config.id = ListenerId(id);
+        if let Some(pace) = shared_pace(self.paces, event, ordinal) {
+            def.pace = pace;
         }
         let foreign = def
             .config
@@ -283,7 +223,7 @@ impl<'a> Render<'a> {
         }
     }
 
-    fn finish(self) -> Result<Rendered, String> {
+    pub(crate) fn finish(self) -> Result<Rendered, String> {
         if let Some(problem) = self.problem {
             return Err(problem);
         }
@@ -293,7 +233,7 @@ impl<'a> Render<'a> {
             region: self.region,
             components: self.components,
             layout,
-            dependencies: defs.iter().map(|d| d.config.clone()).collect(),
+            listeners: defs.iter().map(|d| d.config.clone()).collect(),
         };
         let slots = region
             .components
@@ -306,113 +246,8 @@ impl<'a> Render<'a> {
             .zip(self.triggers)
             .map(|(def, (key, _))| (def.config.id, (key, def)))
             .collect();
-        Ok(Rendered {
-            positions: self.positions,
-            region,
-            slots,
-            listeners,
-        })
+        Ok(Rendered::new(region, self.positions, slots, listeners))
     }
-}
-
-/// One render of a region: the wire description, and what the engine needs to run
-/// its listeners.
-pub(crate) struct Rendered {
-    pub(crate) region: RenderedRegion,
-    positions: HashMap<ComponentId, usize>,
-    slots: HashMap<ComponentId, SlotDef>,
-    /// Each listener by id, with the key of the component that triggers it.
-    listeners: HashMap<DependencyId, (String, DependencyDef)>,
-}
-
-impl Rendered {
-    pub(crate) fn slot(&self, id: ComponentId) -> Option<&SlotDef> {
-        self.slots.get(&id)
-    }
-
-    pub(crate) fn component(&self, id: ComponentId) -> Option<&ComponentConfig> {
-        self.region.components.get(*self.positions.get(&id)?)
-    }
-
-    /// Listener `id`, if this render has it for the component keyed `key`.
-    pub(crate) fn listener(&self, id: DependencyId, key: &str) -> Option<&DependencyDef> {
-        self.listeners
-            .get(&id)
-            .filter(|(own, _)| own == key)
-            .map(|(_, def)| def)
-    }
-}
-
-type RenderFn = Arc<dyn Fn(&dyn DynValue, &mut Render<'_>) -> bool + Send + Sync>;
-
-/// A region as the app declared it: the state it is rendered from and how.
-pub(crate) struct RenderDef {
-    pub(crate) region: u32,
-    /// The state's index; `None` when the handle named no state of this app (which
-    /// [`Blocks::build`] refuses).
-    pub(crate) state: Option<u32>,
-    render: RenderFn,
-    paces: Paces,
-}
-
-impl RenderDef {
-    /// Renders the region from `value`; `app_slots` is the number of the app's own
-    /// slots. A panic or a mistake of the render function is an error.
-    pub(crate) fn run(&self, value: &dyn DynValue, app_slots: usize) -> Result<Rendered, String> {
-        let mut render = Render::new(self.region, app_slots, &self.paces);
-        match catch_unwind(AssertUnwindSafe(|| (self.render)(value, &mut render))) {
-            Ok(true) => render.finish(),
-            Ok(false) => Err("the region's state has an unexpected type".into()),
-            Err(payload) => {
-                let what = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                tracing::error!(region = self.region, panic = %what, "a render function panicked");
-                Err(format!("the render of region {} failed", self.region))
-            }
-        }
-        .map_err(|problem| format!("region {}: {problem}", self.region))
-    }
-}
-
-/// Fills each region of `layout` with its render from its state's default, as the
-/// config shows it; an error names the first region that could not be rendered.
-pub(crate) fn fill_regions(
-    layout: &mut [LayoutNode],
-    renders: &[RenderDef],
-    states: &[StateDef],
-    app_slots: usize,
-) -> Result<(), String> {
-    for node in layout {
-        match node {
-            LayoutNode::Render(region) => {
-                let def = renders
-                    .get(region.region as usize)
-                    .ok_or_else(|| format!("no region {}", region.region))?;
-                let state = def
-                    .state
-                    .and_then(|index| states.get(index as usize))
-                    .ok_or_else(|| {
-                        format!(
-                            "region {} is rendered from a state this app did not declare",
-                            def.region
-                        )
-                    })?;
-                *region = def.run(&*(state.factory)(), app_slots)?.region;
-            }
-            LayoutNode::Row { children }
-            | LayoutNode::Column { children }
-            | LayoutNode::Tabs { children }
-            | LayoutNode::Tab { children, .. }
-            | LayoutNode::Accordion { children, .. } => {
-                fill_regions(children, renders, states, app_slots)?;
-            }
-            LayoutNode::Component { .. } => {}
-        }
-    }
-    Ok(())
 }
 
 impl Blocks {
@@ -475,19 +310,15 @@ impl Blocks {
             Some(SlotDef::State(index)) => Some(*index),
             _ => None,
         };
-        let render: RenderFn = Arc::new(move |value: &dyn DynValue, render: &mut Render<'_>| {
+        let render: RenderFn = Arc::new(move |value: &dyn DynValue, app_slots, paces| {
             let Some(value) = value.as_any().downcast_ref::<T>() else {
-                return false;
+                return Err("the region's state has an unexpected type".into());
             };
-            build(value, render);
-            true
+            let mut render = Render::new(region, app_slots, paces);
+            build(value, &mut render);
+            render.finish()
         });
-        self.renders.push(RenderDef {
-            region,
-            state,
-            render,
-            paces: Mutex::default(),
-        });
+        self.renders.push(RenderDef::new(region, state, render));
         self.layout.push(LayoutNode::Render(RenderedRegion {
             region,
             ..RenderedRegion::default()

@@ -1,4 +1,4 @@
-//! A listener called by name through a door: the parameters a caller gives, the
+//! A listener called by name through a bridge: the parameters a caller gives, the
 //! values it gets back, and how a call becomes an event of Keepsake's own protocol.
 //!
 //! What a call returns is what a page would see after it: the listener's outputs,
@@ -10,18 +10,18 @@
 
 use keepsake_shared::config::{AppConfig, ComponentKind};
 use keepsake_shared::event::{EventRequest, EventResult};
-use keepsake_shared::{ComponentId, DependencyId};
+use keepsake_shared::{ComponentId, ListenerId};
 use serde_json::{Map, Value, json};
 
+use crate::app::App;
 use crate::error::ApiError;
-use crate::plan::App;
 
-/// One listener with an `api_name`, as the doors show it.
+/// One listener with an `api_name`, as the bridges show it.
 #[derive(Debug, Clone)]
 pub(crate) struct Endpoint {
     /// Without the leading slash (`add_items`).
     pub(crate) api_name: String,
-    pub(crate) dependency: DependencyId,
+    pub(crate) listener: ListenerId,
     /// The listener's description, or one made from its name.
     pub(crate) description: String,
     /// Every input slot, in the order of the listener's inputs.
@@ -51,13 +51,13 @@ impl Endpoint {
     pub(crate) fn all(app: &App) -> Vec<Endpoint> {
         let config = app.config();
         config
-            .dependencies
+            .listeners
             .iter()
-            .filter_map(|dependency| {
-                let api_name = dependency.api_name.clone()?;
+            .filter_map(|listener| {
+                let api_name = listener.api_name.clone()?;
                 let mut outputs: Vec<ComponentId> = Vec::new();
-                for listener in app.cascade(dependency.id) {
-                    let listener = &config.dependencies[listener.0 as usize];
+                for listener in app.cascade(listener.id) {
+                    let listener = &config.listeners[listener.0 as usize];
                     for output in &listener.outputs {
                         if !outputs.contains(output) {
                             outputs.push(*output);
@@ -65,12 +65,12 @@ impl Endpoint {
                     }
                 }
                 Some(Endpoint {
-                    description: dependency.description.clone().unwrap_or_else(|| {
+                    description: listener.description.clone().unwrap_or_else(|| {
                         format!("Runs the `{api_name}` listener of {}.", config.title)
                     }),
                     api_name,
-                    dependency: dependency.id,
-                    inputs: slots(config, &dependency.inputs),
+                    listener: listener.id,
+                    inputs: slots(config, &listener.inputs),
                     outputs: slots(config, &outputs),
                 })
             })
@@ -165,9 +165,9 @@ impl Endpoint {
 
     fn request(&self, inputs: Vec<Value>) -> EventRequest {
         EventRequest {
-            dependency: self.dependency,
+            listener: self.listener,
             inputs,
-            // A door's client holds no sealed strings: browser states read as their
+            // A bridge's client holds no sealed strings: browser states read as their
             // defaults and what is written to them is not kept.
             held: Vec::new(),
             rendered: None,

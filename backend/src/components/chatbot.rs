@@ -1,39 +1,41 @@
-//! The chat transcript component (Gradio's `gr.Chatbot` with `type="messages"`).
-//!
-//! Its value is a list of [`ChatMessage`]s: a role (`user` or `assistant`) and
-//! Markdown content. The server renders the transcript: one `<article>`
-//! per message, named by its role for assistive technology, its content rendered and
-//! sanitised as a Markdown component's is ([`crate::markdown`]); the page only sets
-//! that HTML, so it renders no Markdown itself.
-//!
-//! ```
-//! use keepsake::{Blocks, State, Streaming};
-//! use keepsake::components::{Button, ChatMessage, Chatbot, Textbox};
-//!
-//! let mut app = Blocks::new("echo", "Echo");
-//! let history = app.state(State::new(Vec::<ChatMessage>::new()));
-//! let chat = app.add(Chatbot::new().label("Conversation"));
-//! let message = app.add(Textbox::new().label("Message"));
-//! let send = app.add(Button::new("Send"));
-//! // The reply streams word by word; the history keeps the final transcript.
-//! app.click(send, (message, history), (chat, history), |text: String, mut past: Vec<ChatMessage>| {
-//!     past.push(ChatMessage::user(text.clone()));
-//!     let words: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
-//!     Streaming::new(futures::stream::iter((1..=words.len()).map(move |n| {
-//!         let mut shown = past.clone();
-//!         shown.push(ChatMessage::assistant(words[..n].join(" ")));
-//!         (shown.clone(), shown)
-//!     })))
-//! });
-//! app.build()?;
-//! # Ok::<(), keepsake::BuildError>(())
-//! ```
+//! The Chatbot component: [`Chatbot`].
 
 use keepsake_shared::config::{ChatMessage, ChatRole, ComponentKind, ComponentProps};
 use serde_json::{Value, json};
 
 use super::{Component, with_value};
 
+/// The chat transcript component (Gradio's `gr.Chatbot` with `type="messages"`).
+///
+/// Its value is a list of [`ChatMessage`]s: a role (`user` or `assistant`) and
+/// Markdown content. The server renders the transcript: one `<article>`
+/// per message, named by its role for assistive technology, its content rendered and
+/// sanitised as a Markdown component's is ([`crate::components::markdown_to_html`]); the page only sets
+/// that HTML, so it renders no Markdown itself.
+///
+/// ```
+/// use keepsake::{Blocks, State, Streaming};
+/// use keepsake::components::{Button, ChatMessage, Chatbot, Textbox};
+///
+/// let mut app = Blocks::new("echo", "Echo");
+/// let history = app.state(State::new(Vec::<ChatMessage>::new()));
+/// let chat = app.add(Chatbot::new().label("Conversation"));
+/// let message = app.add(Textbox::new().label("Message"));
+/// let send = app.add(Button::new("Send"));
+/// // The reply streams word by word; the history keeps the final transcript.
+/// app.click(send, (message, history), (chat, history), |text: String, mut past: Vec<ChatMessage>| {
+///     past.push(ChatMessage::user(text.clone()));
+///     let words: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
+///     Streaming::new(futures::stream::iter((1..=words.len()).map(move |n| {
+///         let mut shown = past.clone();
+///         shown.push(ChatMessage::assistant(words[..n].join(" ")));
+///         (shown.clone(), shown)
+///     })))
+/// });
+/// app.build()?;
+/// # Ok::<(), keepsake::BuildError>(())
+/// ```
+///
 /// A chat transcript: messages with roles, Markdown content.
 #[derive(Debug, Clone)]
 pub struct Chatbot {

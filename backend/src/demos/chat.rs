@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
+use crate::blocks::declared::{Clickable as _, Submittable as _};
 use crate::components::{Button, ChatMessage, Chatbot, Markdown, Textbox};
-use crate::handles::{Clickable as _, Submittable as _};
 use crate::{App, Blocks, BuildError, State, Streaming};
 
 /// The pause before each word of the reply: slow enough to see it grow.

@@ -21,8 +21,8 @@ use keepsake_shared::event::BrowserStateWrite;
 use serde_json::Value;
 
 use super::Engine;
+use crate::app::BrowserStateDef;
 use crate::error::ApiError;
-use crate::plan::BrowserStateDef;
 use crate::sealing::{OpenError, Sealer};
 use crate::value::AnyValue;
 
@@ -318,7 +318,7 @@ impl BrowserSeen {
 /// The index of browser state `id` in the app, if it is one.
 pub(super) fn browser_index(engine: &Engine, id: ComponentId) -> Option<u32> {
     match engine.app.slot(id) {
-        Some(crate::plan::SlotDef::Browser(index)) => Some(*index),
+        Some(crate::app::SlotDef::Browser(index)) => Some(*index),
         _ => None,
     }
 }

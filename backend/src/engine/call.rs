@@ -1,7 +1,7 @@
 //! Calling a handler: the one place where an app author's code runs for an event.
 //! Panics, errors and time-outs become API errors, and nothing the handler did is
 //! kept unless it returned outputs. A sync handler runs on tokio's blocking threads,
-//! inside the time-out, unless it has proven quick ([`crate::pace`]).
+//! inside the time-out, unless it has proven quick ([`crate::app::inline`]).
 
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
@@ -10,46 +10,46 @@ use futures::FutureExt;
 
 use super::Engine;
 use super::streamed::PartialSink;
+use crate::app::ListenerDef;
 use crate::error::ApiError;
 use crate::handler::{ErasedUpdate, HandlerCall};
-use crate::plan::DependencyDef;
 use crate::value::AnyValue;
 
 impl Engine {
     /// Calls a handler, turning panics, errors and time-outs into API errors. A sync
     /// handler runs on tokio's blocking threads, inside the time-out, unless it has
-    /// proven quick ([`crate::pace`]).
+    /// proven quick ([`crate::app::inline`]).
     pub(super) async fn call(
         &self,
-        dependency: &DependencyDef,
+        listener: &ListenerDef,
         args: Vec<AnyValue>,
         partials: Option<&PartialSink>,
     ) -> Result<Vec<ErasedUpdate>, ApiError> {
-        let listener = dependency.config.id.0;
+        let id = listener.config.id.0;
         let panicked = |payload: Box<dyn std::any::Any + Send>| {
             let what = payload
                 .downcast_ref::<&str>()
                 .map(|s| (*s).to_owned())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            tracing::error!(listener, panic = %what, "event handler panicked");
+            tracing::error!(listener = id, panic = %what, "event handler panicked");
             ApiError::HandlerFailed("the handler panicked; nothing was changed".into())
         };
-        let call = match std::panic::catch_unwind(AssertUnwindSafe(|| (dependency.handler)(args))) {
+        let call = match std::panic::catch_unwind(AssertUnwindSafe(|| (listener.handler)(args))) {
             Ok(Ok(call)) => call,
             Ok(Err(error)) => return Err(ApiError::HandlerFailed(error.0)),
             Err(payload) => return Err(panicked(payload)),
         };
         let timeout = self.limits.event_timeout;
         let outcome = match call {
-            HandlerCall::Sync(run) => match dependency.pace.try_inline() {
+            HandlerCall::Sync(run) => match listener.pace.try_inline() {
                 Some(_inline) => {
                     let started = Instant::now();
                     let outcome = std::panic::catch_unwind(AssertUnwindSafe(run));
                     let took = outcome.is_ok().then(|| started.elapsed());
-                    if dependency.pace.ran_inline(took) {
+                    if listener.pace.ran_inline(took) {
                         tracing::warn!(
-                            listener,
+                            listener = id,
                             took = ?started.elapsed(),
                             "a sync handler blocked its worker; it runs on the blocking threads from now on"
                         );
@@ -57,9 +57,9 @@ impl Engine {
                     Ok(outcome)
                 }
                 None => {
-                    let pace = dependency.pace.clone();
+                    let pace = listener.pace.clone();
                     let blocking = tokio::task::spawn_blocking(move || {
-                        let (outcome, quick) = crate::pace::measured(|| {
+                        let (outcome, quick) = crate::app::inline::measured(|| {
                             std::panic::catch_unwind(AssertUnwindSafe(run))
                         });
                         pace.ran_blocking(outcome.is_ok().then_some(quick));
@@ -78,7 +78,7 @@ impl Engine {
                 tokio::time::timeout(timeout, AssertUnwindSafe(future).catch_unwind()).await
             }
             HandlerCall::Stream(items) => {
-                let drive = self.drive_stream(dependency, items, partials);
+                let drive = self.drive_stream(listener, items, partials);
                 return match tokio::time::timeout(timeout, AssertUnwindSafe(drive).catch_unwind())
                     .await
                 {

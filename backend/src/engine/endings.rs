@@ -16,7 +16,7 @@ use std::sync::Arc;
 use keepsake_shared::SessionId;
 
 use super::Engine;
-use crate::request::Request;
+use crate::handler::request::Request;
 use crate::session::{EndReason, Session};
 use crate::state::DeleteCallback;
 use crate::store::StoreEvent;
@@ -97,12 +97,12 @@ impl Engine {
         // No one asked: the request knows the session only.
         let origin = Request::default().in_session(session.id);
         for listener in &self.app.unload_listeners {
-            let outcome = match self.dependency(*listener) {
-                Ok(dependency) => {
+            let outcome = match self.listener(*listener) {
+                Ok(listener) => {
                     self.run_locked(
                         session,
                         &mut data,
-                        dependency,
+                        listener,
                         Vec::new(),
                         Default::default(),
                         &origin,

@@ -27,7 +27,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use keepsake_shared::DependencyId;
+use keepsake_shared::ListenerId;
 use keepsake_shared::SessionId;
 use keepsake_shared::config::EventKind;
 use keepsake_shared::event::{EventRequest, EventResult, ListenerError, Notice};
@@ -35,14 +35,13 @@ use keepsake_shared::event::{EventRequest, EventResult, ListenerError, Notice};
 use super::Engine;
 use super::browser::BrowserSeen;
 use super::globals::HeldGlobals;
-use super::rendered::Run;
 use super::streamed::PartialSink;
+use crate::app::region::Rendered;
+use crate::app::{ListenerDef, SlotDef};
 use crate::error::ApiError;
 use crate::handler::SlotRef;
-use crate::notice::Notifier;
-use crate::plan::{DependencyDef, SlotDef};
-use crate::render::Rendered;
-use crate::request::Request;
+use crate::handler::notice::Notifier;
+use crate::handler::request::Request;
 use crate::session::{Session, SessionData};
 use crate::store::{Commit, Lease};
 use crate::value::{AnyValue, DynValue};
@@ -77,7 +76,34 @@ struct Event<'a> {
     result: EventResult,
 }
 
+/// What an event runs once it has its lease: the listener, the values the client
+/// sent, the browser states seen, and for a rendered listener its region's render.
+pub(super) struct Run<'a> {
+    pub(super) listener: &'a ListenerDef,
+    pub(super) client_values: Vec<Option<AnyValue>>,
+    pub(super) browser: BrowserSeen,
+    pub(super) origin: &'a Request,
+    pub(super) rendered: Option<&'a Rendered>,
+    /// Where a streaming listener's partial outputs go ([`super::streamed`]).
+    pub(super) partials: Option<PartialSink>,
+}
+
 impl Engine {
+    /// The live session `session_id`, if it may send another event now.
+    pub(super) async fn rated_session(
+        &self,
+        session_id: &SessionId,
+    ) -> Result<Arc<Session>, ApiError> {
+        let session = self.session(session_id).await?;
+        if session.rate.check().is_err() {
+            return Err(ApiError::LimitExceeded(format!(
+                "this session sent more than {} events per second; slow down",
+                self.limits.max_events_per_second
+            )));
+        }
+        Ok(session)
+    }
+
     /// Runs a client's event: validates the inputs (before touching anything), then
     /// runs the listener and the `.change` listeners of the states it changed.
     pub(crate) async fn run_event(
@@ -91,7 +117,7 @@ impl Engine {
 
     /// As [`Engine::run_event`], sending a streaming listener's partial outputs to
     /// `partials` as they come.
-    pub(super) async fn run_event_with(
+    pub(crate) async fn run_event_with(
         &self,
         session_id: &SessionId,
         request: EventRequest,
@@ -118,12 +144,12 @@ impl Engine {
                 .run_rendered(session_id, target, request, origin, partials)
                 .await;
         }
-        let dependency = self.dependency(request.dependency)?;
+        let listener = self.listener(request.listener)?;
         // Unload listeners, and those chained after them, are the server's to run. (A
         // chained listener has no trigger of its own: it counts as its first's.)
-        let mut first = dependency;
+        let mut first = listener;
         while let Some(after) = first.config.after {
-            first = self.dependency(after.dependency)?;
+            first = self.listener(after.listener)?;
         }
         let triggers = &first.config.triggers;
         if !triggers.is_empty() && triggers.iter().all(|t| t.event == EventKind::Unload) {
@@ -133,10 +159,9 @@ impl Engine {
         }
         let mut browser = BrowserSeen::default();
         let client_values = self
-            .decode_inputs(dependency, request.inputs, &mut browser, None)
+            .decode_inputs(listener, request.inputs, &mut browser, None)
             .await?;
-        self.note_held(dependency, request.held, &mut browser)
-            .await?;
+        self.note_held(listener, request.held, &mut browser).await?;
         let session = self.rated_session(session_id).await?;
         let mut data = session.data.lock().await;
         if data.closed {
@@ -146,7 +171,7 @@ impl Engine {
         self.run_locked(
             &session,
             &mut data,
-            dependency,
+            listener,
             client_values,
             browser,
             &origin,
@@ -155,7 +180,7 @@ impl Engine {
         .await
     }
 
-    /// Runs `dependency` (and what it sets off) on a session whose data the caller
+    /// Runs `listener` (and what it sets off) on a session whose data the caller
     /// has locked, and commits the event.
     #[expect(
         clippy::too_many_arguments,
@@ -165,7 +190,7 @@ impl Engine {
         &self,
         session: &Arc<Session>,
         data: &mut SessionData,
-        dependency: &DependencyDef,
+        listener: &ListenerDef,
         client_values: Vec<Option<AnyValue>>,
         browser: BrowserSeen,
         origin: &Request,
@@ -174,16 +199,10 @@ impl Engine {
         let wait = self.limits.event_timeout;
         let begun = self
             .writers
-            .begin(
-                &self.store,
-                session,
-                data,
-                &dependency.globals_written,
-                wait,
-            )
+            .begin(&self.store, session, data, &listener.globals_written, wait)
             .await?;
         let run = Run {
-            dependency,
+            listener,
             client_values,
             browser,
             origin,
@@ -203,7 +222,7 @@ impl Engine {
         run: Run<'_>,
     ) -> Result<EventResult, ApiError> {
         let Run {
-            dependency,
+            listener,
             client_values,
             browser,
             origin,
@@ -224,7 +243,7 @@ impl Engine {
             result: EventResult::default(),
         };
         // On failure, the lease and the locks are given back as they drop.
-        event.execute(dependency, client_values, 0).await?;
+        event.execute(listener, client_values, 0).await?;
         // Before the commit: a render that fails fails the event.
         event.result.regions = self.rerender(event.data, &event.states)?;
         let browser = std::mem::take(&mut event.browser);
@@ -245,10 +264,8 @@ impl Engine {
         Ok(result)
     }
 
-    pub(super) fn dependency(&self, id: DependencyId) -> Result<&DependencyDef, ApiError> {
-        self.app
-            .dependency(id)
-            .ok_or(ApiError::UnknownDependency(id.0))
+    pub(super) fn listener(&self, id: ListenerId) -> Result<&ListenerDef, ApiError> {
+        self.app.listener(id).ok_or(ApiError::UnknownListener(id.0))
     }
 
     pub(super) fn slot(&self, id: keepsake_shared::ComponentId) -> Result<&SlotDef, ApiError> {
@@ -285,16 +302,16 @@ impl<'a> Event<'a> {
     /// the result.
     fn execute<'b>(
         &'b mut self,
-        dependency: &'b DependencyDef,
+        listener: &'b ListenerDef,
         mut client_values: Vec<Option<AnyValue>>,
         depth: u32,
     ) -> futures::future::BoxFuture<'b, Result<(), ApiError>> {
         Box::pin(async move {
             let engine = self.engine;
-            let mut args: Vec<AnyValue> = Vec::with_capacity(dependency.inputs.len());
+            let mut args: Vec<AnyValue> = Vec::with_capacity(listener.inputs.len());
             let mut wire_position = 0;
             let mut notifier = None;
-            for input in &dependency.inputs {
+            for input in &listener.inputs {
                 let value = match input {
                     SlotRef::Resource(index) => engine.resource(self.data, *index)?,
                     SlotRef::Request => Box::new(self.origin.clone()),
@@ -327,13 +344,13 @@ impl<'a> Event<'a> {
 
             // Only the requested listener's partial outputs reach the client.
             let partials = self.partials.as_ref().filter(|_| depth == 0);
-            let outputs = engine.call(dependency, args, partials).await?;
-            let changed = self.stage(dependency, outputs)?;
-            self.result.ran.push(dependency.config.id);
+            let outputs = engine.call(listener, args, partials).await?;
+            let changed = self.stage(listener, outputs)?;
+            self.result.ran.push(listener.config.id);
             // Its notices, now that it succeeded (before those of what it sets off).
             for (level, message) in notifier.map(|n| n.take()).unwrap_or_default() {
                 self.result.notices.push(Notice {
-                    dependency: dependency.config.id,
+                    listener: listener.config.id,
                     level,
                     message,
                 });
@@ -344,7 +361,7 @@ impl<'a> Event<'a> {
                     self.follow_up(*listener, depth).await;
                 }
             }
-            self.chained(dependency.config.id, true, depth).await;
+            self.chained(listener.config.id, true, depth).await;
             Ok(())
         })
     }
@@ -354,7 +371,7 @@ impl<'a> Event<'a> {
     /// outputs only.
     fn follow_up(
         &mut self,
-        listener: DependencyId,
+        listener: ListenerId,
         depth: u32,
     ) -> futures::future::BoxFuture<'_, ()> {
         Box::pin(async move {
@@ -364,14 +381,14 @@ impl<'a> Event<'a> {
                     "listeners following one another nested deeper than {MAX_CHANGE_DEPTH}; stopped"
                 )))
             } else {
-                match engine.dependency(listener) {
+                match engine.listener(listener) {
                     Ok(next) => self.execute(next, Vec::new(), depth + 1).await,
                     Err(error) => Err(error),
                 }
             };
             if let Err(error) = outcome {
                 self.result.errors.push(ListenerError {
-                    dependency: listener,
+                    listener,
                     error: error.body(),
                 });
                 self.chained(listener, false, depth + 1).await;
@@ -382,7 +399,7 @@ impl<'a> Event<'a> {
     /// Runs the listeners chained after `listener` that the server runs (reading
     /// only server-side values): `.then` ones always, `.success` ones if it
     /// `succeeded`. The page runs the others once it has this event's result.
-    async fn chained(&mut self, listener: DependencyId, succeeded: bool, depth: u32) {
+    async fn chained(&mut self, listener: ListenerId, succeeded: bool, depth: u32) {
         let engine = self.engine;
         let followers = engine
             .app
@@ -391,7 +408,7 @@ impl<'a> Event<'a> {
             .map_or(&[][..], Vec::as_slice);
         for &follower in followers {
             let runs_here = engine
-                .dependency(follower)
+                .listener(follower)
                 .ok()
                 .and_then(|def| def.config.after)
                 .is_some_and(|after| after.by_server && (succeeded || !after.success_only));

@@ -3,7 +3,7 @@
 //! Invariants kept here:
 //! - **Writers lock every global they may write, up front, in index order**: the plan
 //!   lists, for each listener, the globals it and the `.change` listeners it can set
-//!   off may write ([`crate::plan::DependencyDef::globals_written`]). The event takes
+//!   off may write ([`crate::app::ListenerDef::globals_written`]). The event takes
 //!   this process's writer lock of each, in that order, then the store's lock of all
 //!   of them at once (with Redis, in the script that takes the session's lease: one
 //!   round trip), before any handler runs, and holds them to its commit. The store

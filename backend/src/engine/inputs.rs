@@ -7,10 +7,10 @@ use serde_json::Value;
 
 use super::Engine;
 use super::browser::{BrowserSeen, browser_index};
+use crate::app::region::Rendered;
+use crate::app::{ListenerDef, SlotDef};
 use crate::components::validate_input;
 use crate::error::ApiError;
-use crate::plan::{DependencyDef, SlotDef};
-use crate::render::Rendered;
 use crate::value::AnyValue;
 
 impl Engine {
@@ -19,16 +19,16 @@ impl Engine {
     /// components of its region's render (`rendered`).
     pub(super) async fn decode_inputs(
         &self,
-        dependency: &DependencyDef,
+        listener: &ListenerDef,
         inputs: Vec<Value>,
         browser: &mut BrowserSeen,
         rendered: Option<&Rendered>,
     ) -> Result<Vec<Option<AnyValue>>, ApiError> {
-        let expected = &dependency.config.inputs;
+        let expected = &listener.config.inputs;
         if inputs.len() != expected.len() {
             return Err(ApiError::InvalidInput(format!(
                 "listener {} takes {} input value(s), got {}",
-                dependency.config.id.0,
+                listener.config.id.0,
                 expected.len(),
                 inputs.len()
             )));
@@ -79,7 +79,7 @@ impl Engine {
     /// says nothing of is unknown: whatever is written to it is sent.
     pub(super) async fn note_held(
         &self,
-        dependency: &DependencyDef,
+        listener: &ListenerDef,
         held: Vec<SealedValue>,
         browser: &mut BrowserSeen,
     ) -> Result<(), ApiError> {
@@ -95,7 +95,7 @@ impl Engine {
                 ))
             })?;
             // An input says the same, and was opened already.
-            if !dependency.config.inputs.contains(component) {
+            if !listener.config.inputs.contains(component) {
                 browser.held(self, sealers, index, sealed)?;
             }
         }

@@ -29,11 +29,11 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use self::globals::GlobalWriters;
+use crate::app::App;
 use crate::error::ApiError;
-use crate::plan::App;
 use crate::session::Session;
 use crate::settings::Settings;
-use crate::store::{Store, StreamOpened};
+use crate::store::{FeedOpened, Store};
 use crate::value::DynValue;
 
 /// A mounted app: its plan, its store, and what its events need.
@@ -48,7 +48,7 @@ pub(crate) struct Engine {
     /// The browser states' keys, by index; derived on first use ([`browser`]).
     sealers: tokio::sync::OnceCell<Vec<crate::sealing::Sealer>>,
     /// The store's random seed, asked for once: the root of the browser states'
-    /// random keys and of the session names of other clients' doors.
+    /// random keys and of the session names of other clients' bridges.
     seed: tokio::sync::OnceCell<[u8; 32]>,
 }
 
@@ -165,8 +165,8 @@ impl Engine {
     }
 
     /// Open streams of a session, on every instance.
-    pub(crate) async fn open_streams(&self, session: &Session) -> Result<u32, ApiError> {
-        Ok(self.store.open_streams(session).await?)
+    pub(crate) async fn open_feeds(&self, session: &Session) -> Result<u32, ApiError> {
+        Ok(self.store.open_feeds(session).await?)
     }
 
     pub(crate) async fn live_sessions(&self) -> Result<u64, ApiError> {
@@ -175,26 +175,26 @@ impl Engine {
 
     /// A page attaches a stream: `Ok(false)` if the session has as many as allowed,
     /// `UnknownSession` if it ended since the caller looked it up.
-    pub(crate) async fn stream_opened(
+    pub(crate) async fn feed_opened(
         &self,
         session: &Session,
         limit: u32,
     ) -> Result<bool, ApiError> {
-        match self.store.stream_opened(session, limit).await? {
-            StreamOpened::Attached => Ok(true),
-            StreamOpened::Full => Ok(false),
-            StreamOpened::UnknownSession => Err(ApiError::UnknownSession),
+        match self.store.feed_opened(session, limit).await? {
+            FeedOpened::Attached => Ok(true),
+            FeedOpened::Full => Ok(false),
+            FeedOpened::UnknownSession => Err(ApiError::UnknownSession),
         }
     }
 
     /// A stream's heartbeat; false if the session is gone.
-    pub(crate) async fn stream_alive(&self, session: &Session) -> bool {
-        self.store.stream_alive(session).await
+    pub(crate) async fn feed_alive(&self, session: &Session) -> bool {
+        self.store.feed_alive(session).await
     }
 
     /// A stream ended; runs the unload listeners if it was the session's last one.
-    pub(crate) async fn stream_closed(&self, session: Arc<Session>) {
-        if self.store.stream_closed(&session).await {
+    pub(crate) async fn feed_closed(&self, session: Arc<Session>) {
+        if self.store.feed_closed(&session).await {
             self.unload(&session).await;
         }
     }

@@ -13,53 +13,25 @@
 //! back and taken again with their locks (in index order, as every event takes
 //! them), and the region is rendered again from what was loaded then.
 
-use std::sync::Arc;
-
 use keepsake_shared::SessionId;
 use keepsake_shared::event::{EventRequest, EventResult};
 use keepsake_shared::render::{RenderedRegion, RenderedTarget};
 
 use super::Engine;
 use super::browser::BrowserSeen;
+use super::event::Run;
+use crate::app::region::{RenderDef, Rendered, is_rendered_listener};
+use crate::app::{ListenerDef, SlotDef};
 use crate::error::ApiError;
-use crate::plan::{DependencyDef, SlotDef};
-use crate::render::{RenderDef, Rendered, is_rendered_dependency};
-use crate::request::Request;
-use crate::session::{Session, SessionData};
-use crate::value::{AnyValue, DynValue};
+use crate::handler::request::Request;
+use crate::session::SessionData;
+use crate::value::DynValue;
 
 /// How many times a rendered listener is looked for before the globals it may write
 /// are all locked (twice at most, unless another instance keeps changing the state).
 const MAX_ATTEMPTS: usize = 3;
 
-/// What an event runs once it has its lease: the listener, the values the client
-/// sent, the browser states seen, and for a rendered listener its region's render.
-pub(super) struct Run<'a> {
-    pub(super) dependency: &'a DependencyDef,
-    pub(super) client_values: Vec<Option<AnyValue>>,
-    pub(super) browser: BrowserSeen,
-    pub(super) origin: &'a Request,
-    pub(super) rendered: Option<&'a Rendered>,
-    /// Where a streaming listener's partial outputs go ([`super::streamed`]).
-    pub(super) partials: Option<super::streamed::PartialSink>,
-}
-
 impl Engine {
-    /// The live session `session_id`, if it may send another event now.
-    pub(super) async fn rated_session(
-        &self,
-        session_id: &SessionId,
-    ) -> Result<Arc<Session>, ApiError> {
-        let session = self.session(session_id).await?;
-        if session.rate.check().is_err() {
-            return Err(ApiError::LimitExceeded(format!(
-                "this session sent more than {} events per second; slow down",
-                self.limits.max_events_per_second
-            )));
-        }
-        Ok(session)
-    }
-
     /// Runs an event of a rendered listener (see the module's comment).
     pub(super) async fn run_rendered(
         &self,
@@ -73,8 +45,8 @@ impl Engine {
             region: target.region,
             key: target.key.chars().take(64).collect(),
         };
-        if !is_rendered_dependency(request.dependency) {
-            return Err(ApiError::UnknownDependency(request.dependency.0));
+        if !is_rendered_listener(request.listener) {
+            return Err(ApiError::UnknownListener(request.listener.0));
         }
         let def = self
             .app
@@ -96,7 +68,7 @@ impl Engine {
                 .await?;
             let rendered = self.render_current(def, &data)?;
             let listener = rendered
-                .listener(request.dependency, &target.key)
+                .listener(request.listener, &target.key)
                 .ok_or_else(gone)?;
             let needed = self.globals_of(listener);
             if !needed.iter().all(|global| globals.contains(global)) {
@@ -113,7 +85,7 @@ impl Engine {
             self.note_held(listener, std::mem::take(&mut request.held), &mut browser)
                 .await?;
             let run = Run {
-                dependency: listener,
+                listener,
                 client_values,
                 browser,
                 origin: &origin,
@@ -149,7 +121,7 @@ impl Engine {
 
     /// Every global an event of rendered listener `listener` may write: its own
     /// global outputs and those of the `.change` listeners of its state outputs.
-    fn globals_of(&self, listener: &DependencyDef) -> Vec<u32> {
+    fn globals_of(&self, listener: &ListenerDef) -> Vec<u32> {
         let mut globals = Vec::new();
         for output in &listener.config.outputs {
             match self.app.slot(*output) {
@@ -157,7 +129,7 @@ impl Engine {
                 Some(SlotDef::State(index)) => {
                     let changed = self.app.state_change_listeners.get(*index as usize);
                     for id in changed.into_iter().flatten() {
-                        if let Some(dep) = self.app.dependency(*id) {
+                        if let Some(dep) = self.app.listener(*id) {
                             globals.extend_from_slice(&dep.globals_written);
                         }
                     }

@@ -1,20 +1,5 @@
-//! The typed edge of the engine: handles to components and states, and the traits
-//! that let a plain Rust function (sync or async, returning values or a `Result`) be
-//! wired to them, with the argument and return types checked at compile time.
-//!
-//! A listener's inputs are a tuple of handles; the handler takes one argument per
-//! handle, of that handle's value type. Its outputs are a handle or a tuple of
-//! handles; the handler returns one value per handle, either the plain value or an
-//! [`Update`] that also (or only) changes properties.
-//!
-//! ```compile_fail
-//! use keepsake::{Blocks, components::{Button, Number}};
-//! let mut app = Blocks::new("x", "X");
-//! let number = app.add(Number::new());
-//! let button = app.add(Button::new("Go"));
-//! // A Number's value is an f64: a handler taking a String does not compile.
-//! app.click(button, number, number, |text: String| text);
-//! ```
+//! The typed edge between an author's functions and the engine: [`Handler`], the
+//! traits of its inputs and outputs, and the erased calls the engine makes.
 
 use std::any::Any;
 use std::fmt::Display;
@@ -25,15 +10,16 @@ use futures::future::BoxFuture;
 use keepsake_shared::ComponentId;
 use keepsake_shared::event::PropsUpdate;
 
+use crate::blocks::declared::{
+    BrowserStateHandle, GlobalHandle, Handle, ResourceHandle, StateHandle,
+};
 use crate::components::Component;
 use crate::state::Shared;
 use crate::value::AnyValue;
 
-// Also reachable here, where they were before `handles.rs` (`keepsake::handler::Handle`).
-pub use crate::handles::{
-    BrowserStateHandle, Changeable, Clickable, EventTrigger, GlobalHandle, Handle, ResourceHandle,
-    StateHandle, Submittable,
-};
+pub(crate) mod notice;
+pub(crate) mod request;
+pub(crate) mod streaming;
 
 /// Where a handler argument comes from (an implementation detail of the traits below).
 #[doc(hidden)]
@@ -407,6 +393,24 @@ pub mod markers {
     pub struct AsyncFallible;
 }
 
+/// The typed edge of the engine: handles to components and states, and the traits
+/// that let a plain Rust function (sync or async, returning values or a `Result`) be
+/// wired to them, with the argument and return types checked at compile time.
+///
+/// A listener's inputs are a tuple of handles; the handler takes one argument per
+/// handle, of that handle's value type. Its outputs are a handle or a tuple of
+/// handles; the handler returns one value per handle, either the plain value or an
+/// [`Update`] that also (or only) changes properties.
+///
+/// ```compile_fail
+/// use keepsake::{Blocks, components::{Button, Number}};
+/// let mut app = Blocks::new("x", "X");
+/// let number = app.add(Number::new());
+/// let button = app.add(Button::new("Go"));
+/// // A Number's value is an f64: a handler taking a String does not compile.
+/// app.click(button, number, number, |text: String| text);
+/// ```
+///
 /// A function usable as the handler of a listener with argument tuple `Args` and
 /// outputs `O`. Implemented for `Fn(A, B, ..) -> R`, `Fn(..) -> Result<R, E>`, and the
 /// same returning futures, where `R` matches the outputs and `E: Display`.
@@ -414,7 +418,7 @@ pub mod markers {
 /// Sync handlers may block: they run on tokio's blocking threads, as Gradio runs sync
 /// functions in a thread pool, so a slow or CPU-bound one holds up no other session's
 /// events and the event time-out cuts it off. One that has proven quick runs inline
-/// instead (see `pace.rs`: a handoff to another thread costs more than a quick
+/// instead (see `app/inline.rs`: a handoff to another thread costs more than a quick
 /// handler). Async handlers run on the runtime's workers and must not block.
 pub trait Handler<Args, O, M>: Send + Sync + 'static {
     /// Whether it yields a sequence of outputs ([`crate::Streaming`]).

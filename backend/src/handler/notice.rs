@@ -1,11 +1,4 @@
-//! Messages for the user from a handler (Gradio's `gr.Info` and `gr.Warning`): a
-//! handler that lists [`NOTIFY`] among its inputs gets a [`Notifier`], and what it
-//! gives reaches the page, as dismissable notices, with the event's result.
-//!
-//! Notices are kept only if the listener succeeds: a failed listener's message is
-//! its error, which the page shows instead (return `Err("...")` for Gradio's
-//! `gr.Error`: the event fails, nothing is written, the user sees that message).
-//! Notices given after the handler returned (from a task it spawned) are dropped.
+//! Notices a handler gives: [`Notifier`].
 
 use std::sync::{Arc, Mutex};
 
@@ -17,6 +10,15 @@ use crate::handler::{Input, SlotRef};
 /// place for a log).
 pub const MAX_NOTICES: usize = 16;
 
+/// Messages for the user from a handler (Gradio's `gr.Info` and `gr.Warning`): a
+/// handler that lists [`NOTIFY`] among its inputs gets a [`Notifier`], and what it
+/// gives reaches the page, as dismissable notices, with the event's result.
+///
+/// Notices are kept only if the listener succeeds: a failed listener's message is
+/// its error, which the page shows instead (return `Err("...")` for Gradio's
+/// `gr.Error`: the event fails, nothing is written, the user sees that message).
+/// Notices given after the handler returned (from a task it spawned) are dropped.
+///
 /// Gives the user messages from a handler (see [`NOTIFY`]).
 ///
 /// ```

@@ -1,10 +1,4 @@
-//! What a handler may know of the request behind its event (Gradio's `gr.Request`):
-//! the session's short id, the client's address and the HTTP headers.
-//!
-//! A handler asks for it by listing [`REQUEST`] among its inputs; it is filled in by
-//! the server, so it is no input slot: pages and API clients never see or send it.
-//! Listeners the server runs of its own accord (unload) get one with the session
-//! only, and `.change` listeners get the request of the event that set them off.
+//! What a handler sees of the request: [`Request`].
 
 use std::net::IpAddr;
 
@@ -13,6 +7,14 @@ use keepsake_shared::SessionId;
 
 use crate::handler::{Input, SlotRef};
 
+/// What a handler may know of the request behind its event (Gradio's `gr.Request`):
+/// the session's short id, the client's address and the HTTP headers.
+///
+/// A handler asks for it by listing [`REQUEST`] among its inputs; it is filled in by
+/// the server, so it is no input slot: pages and API clients never see or send it.
+/// Listeners the server runs of its own accord (unload) get one with the session
+/// only, and `.change` listeners get the request of the event that set them off.
+///
 /// The request behind an event, as a handler argument (see [`REQUEST`]).
 ///
 /// ```

@@ -1,42 +1,4 @@
-//! Streaming handlers (Gradio's generators): a handler that returns a [`Streaming`]
-//! yields a sequence of outputs instead of one. Each item is a full set of the
-//! listener's outputs.
-//!
-//! - A page (or any client of `RunEventStreamed`) sees each item's **component**
-//!   outputs as it comes; states, globals and browser states are never sent and are
-//!   not written by these partial items.
-//! - The **last** item is the listener's result: it is staged and committed exactly
-//!   once, as any handler's outputs are (its `.change` cascade and chained listeners
-//!   run after it, then one store commit). The plain events route, the Rust client
-//!   and the Gradio and MCP doors get only this final result.
-//! - An `Err` item, a panic or an empty stream fails the event: nothing is written.
-//! - The whole stream must end within `--event-timeout` (the limit of one handler
-//!   call, which also keeps a Redis lease, `--event-timeout` + 5 s, valid to the
-//!   commit), and may yield at most [`MAX_STREAM_ITEMS`] items; past either, the
-//!   event fails and writes nothing.
-//! - The session's lock (and, with Redis, its lease) is held for the whole stream,
-//!   so a session's events stay in order. A client that goes away drops the event:
-//!   nothing is committed and every lock is given back.
-//!
-//! ```
-//! use std::time::Duration;
-//! use futures::StreamExt;
-//! use keepsake::{Blocks, Streaming, components::{Button, Textbox}};
-//!
-//! let mut app = Blocks::new("count", "Count");
-//! let shown = app.add(Textbox::new().label("Count"));
-//! let go = app.add(Button::new("Count to three"));
-//! // Shows "1", "2", then "3"; "3" is the listener's result.
-//! app.click(go, (), shown, || {
-//!     Streaming::new(futures::stream::iter(1..=3).then(|n| async move {
-//!         tokio::time::sleep(Duration::from_millis(10)).await;
-//!         n.to_string()
-//!     }))
-//! });
-//! let app = app.build()?;
-//! assert!(app.config().dependencies[0].streams);
-//! # Ok::<(), keepsake::BuildError>(())
-//! ```
+//! Streaming handlers: [`Streaming`] (its doc has the rules and an example).
 
 use std::fmt::Display;
 use std::marker::PhantomData;
@@ -50,6 +12,46 @@ use crate::handler::{ErasedUpdate, Handler, HandlerCall, HandlerError, IntoOutpu
 /// messages an answer carries); one more fails the event.
 pub const MAX_STREAM_ITEMS: usize = 4096;
 
+/// Streaming handlers (Gradio's generators): a handler that returns a [`Streaming`]
+/// yields a sequence of outputs instead of one. Each item is a full set of the
+/// listener's outputs.
+///
+/// - A page (or any client of `RunEventStreamed`) sees each item's **component**
+///   outputs as it comes; states, globals and browser states are never sent and are
+///   not written by these partial items.
+/// - The **last** item is the listener's result: it is staged and committed exactly
+///   once, as any handler's outputs are (its `.change` cascade and chained listeners
+///   run after it, then one store commit). The plain events route, the Rust client
+///   and the Gradio and MCP bridges get only this final result.
+/// - An `Err` item, a panic or an empty stream fails the event: nothing is written.
+/// - The whole stream must end within `--event-timeout` (the limit of one handler
+///   call, which also keeps a Redis lease, `--event-timeout` + 5 s, valid to the
+///   commit), and may yield at most [`MAX_STREAM_ITEMS`] items; past either, the
+///   event fails and writes nothing.
+/// - The session's lock (and, with Redis, its lease) is held for the whole stream,
+///   so a session's events stay in order. A client that goes away drops the event:
+///   nothing is committed and every lock is given back.
+///
+/// ```
+/// use std::time::Duration;
+/// use futures::StreamExt;
+/// use keepsake::{Blocks, Streaming, components::{Button, Textbox}};
+///
+/// let mut app = Blocks::new("count", "Count");
+/// let shown = app.add(Textbox::new().label("Count"));
+/// let go = app.add(Button::new("Count to three"));
+/// // Shows "1", "2", then "3"; "3" is the listener's result.
+/// app.click(go, (), shown, || {
+///     Streaming::new(futures::stream::iter(1..=3).then(|n| async move {
+///         tokio::time::sleep(Duration::from_millis(10)).await;
+///         n.to_string()
+///     }))
+/// });
+/// let app = app.build()?;
+/// assert!(app.config().listeners[0].streams);
+/// # Ok::<(), keepsake::BuildError>(())
+/// ```
+///
 /// What a streaming handler returns: a stream of outputs (each item what a plain
 /// handler would return, e.g. a value or a tuple of values), or of
 /// `Result<outputs, E>` where an `Err` fails the event. Items are `Clone`: each is

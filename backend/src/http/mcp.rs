@@ -1,4 +1,4 @@
-//! The MCP door: an MCP server (the official SDK, `rmcp`, over streamable HTTP) at
+//! The MCP bridge: an MCP server (the official SDK, `rmcp`, over streamable HTTP) at
 //! `/apps/{app}/mcp` for each app. Every listener with an `api_name` is a tool: its
 //! parameters are the input schema's properties (all optional: a parameter left out
 //! takes its component's initial value), its description is the listener's
@@ -6,7 +6,7 @@
 //! (structured content, and the same JSON as text).
 //!
 //! Each MCP session is a Keepsake session, named by the `Mcp-Session-Id` the SDK
-//! issues through [`crate::doors::sessions`]: two `add_items` calls in one MCP
+//! issues through [`crate::server::keyed`]: two `add_items` calls in one MCP
 //! session grow one cart; another MCP session has its own. A request of no live MCP
 //! session (a client speaking the sessionless protocol version, or naming a session
 //! the SDK does not hold) gets a fresh session per call: no state carries, and no
@@ -38,15 +38,14 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
 
 use super::client_address::ClientAddress;
-use crate::doors::endpoint::{Endpoint, json_schema};
-use crate::doors::sessions::{run_fresh, run_keyed};
-use crate::engine::Engine;
+use crate::bridges::endpoint::{Endpoint, json_schema};
 use crate::error::ApiError;
-use crate::request::Request as Origin;
-use crate::server::Server;
+use crate::handler::request::Request as Origin;
+use crate::server::keyed::{run_fresh, run_keyed};
+use crate::server::{Mounted, Server};
 
-/// The label that keeps this door's session names apart from other doors'.
-const DOOR: &str = "mcp";
+/// The label that keeps this bridge's session names apart from other bridges'.
+const BRIDGE: &str = "mcp";
 
 /// The path of `app`'s MCP server.
 pub(crate) fn path(app: &str) -> String {
@@ -56,7 +55,7 @@ pub(crate) fn path(app: &str) -> String {
 /// One app's tools, shared by every MCP session's handler.
 struct AppTools {
     server: Server,
-    engine: Arc<Engine>,
+    app: Mounted,
     endpoints: Vec<Endpoint>,
     tools: Vec<Tool>,
     /// The SDK's sessions of this app (to tell a live `Mcp-Session-Id` from a made-up
@@ -81,8 +80,8 @@ struct Handler(Arc<AppTools>);
 pub(crate) fn router<S: Clone + Send + Sync + 'static>(server: &Server) -> Router<S> {
     let settings = server.settings();
     let mut router = Router::new();
-    for (id, engine) in &server.inner.apps {
-        let endpoints = Endpoint::all(&engine.app);
+    for (id, mounted) in server.apps() {
+        let endpoints = Endpoint::all(mounted.app());
         let tools = endpoints.iter().map(tool).collect();
         // An MCP session lives until its client closes it or it is idle as long as a
         // Keepsake session is kept (the SDK's default, 5 minutes, would orphan carts).
@@ -91,7 +90,7 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(server: &Server) -> Route
         let sessions = Arc::new(sessions);
         let app = Arc::new(AppTools {
             server: server.clone(),
-            engine: engine.clone(),
+            app: mounted.clone(),
             endpoints,
             tools,
             sessions: sessions.clone(),
@@ -100,7 +99,7 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(server: &Server) -> Route
         let mut config = StreamableHttpServerConfig::default()
             .with_sse_keep_alive(Some(settings.heartbeat))
             .with_max_request_body_bytes(settings.max_body_bytes)
-            .with_cancellation_token(server.inner.shutdown.child_token());
+            .with_cancellation_token(server.shutdown_token().child_token());
         // The SDK refuses Host headers other than localhost's by default (DNS
         // rebinding protection for a server on loopback); one bound elsewhere is
         // reached by its own names.
@@ -110,10 +109,10 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(server: &Server) -> Route
         let handler = app.clone();
         let service =
             StreamableHttpService::new(move || Ok(Handler(handler.clone())), sessions, config);
-        let door = Router::new()
+        let bridge = Router::new()
             .nest_service(&path(&id.0), service)
             .layer(axum::middleware::from_fn_with_state(app, admit));
-        router = router.merge(door);
+        router = router.merge(bridge);
     }
     router
 }
@@ -185,7 +184,7 @@ fn tool(endpoint: &Endpoint) -> Tool {
 
 impl ServerHandler for Handler {
     fn get_info(&self) -> ServerConfig {
-        let title = &self.0.engine.app.config().title;
+        let title = &self.0.app.app().config().title;
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("keepsake", env!("CARGO_PKG_VERSION")))
             .with_instructions(format!(
@@ -221,10 +220,10 @@ impl ServerHandler for Handler {
         let outcome = run(app, endpoint, parts, request.arguments.unwrap_or_default()).await;
         Ok(match outcome {
             Ok(outputs) => CallToolResult::structured(Value::Object(outputs)),
-            // A tool error the caller sees, worded as every door words it.
-            Err(error) => {
-                CallToolResult::error(vec![ContentBlock::text(crate::doors::user_message(&error))])
-            }
+            // A tool error the caller sees, worded as every bridge words it.
+            Err(error) => CallToolResult::error(vec![ContentBlock::text(
+                crate::bridges::user_message(&error),
+            )]),
         }
         .into())
     }
@@ -262,8 +261,17 @@ async fn run(
     let result = match live {
         // Its start was counted by `admit`, at `initialize`.
         Some(key) => {
-            let (server, engine) = (&app.server, &app.engine);
-            run_keyed(server, engine, DOOR, key, None, None, request, origin).await?
+            run_keyed(
+                &app.server,
+                &app.app,
+                BRIDGE,
+                key,
+                None,
+                None,
+                request,
+                origin,
+            )
+            .await?
         }
         None => {
             // A request without a session id was counted by `admit`; a made-up one
@@ -272,7 +280,7 @@ async fn run(
                 Some(_) => origin.client_address(),
                 None => None,
             };
-            run_fresh(&app.server, &app.engine, uncounted, request, origin).await?
+            run_fresh(&app.server, &app.app, uncounted, request, origin).await?
         }
     };
     let mut outputs = endpoint.named_outputs(&result);

@@ -1,23 +1,26 @@
-//! The HTTP adapter: the JSON API (config, sessions, events), the SSE stream of each
-//! page, and the static client, as one axum `Router` over a [`Server`]. Handlers are
-//! thin: they parse, call the [`Server`], and answer; every failure is an
-//! [`ApiError`], whose one `IntoResponse` makes the JSON error body.
+//! The HTTP adapter: the JSON API (config, sessions, events), each page's feed as
+//! Server-Sent Events, the bridges for other clients, and the static client, as one
+//! axum `Router` over a [`Server`]. Handlers are thin: they parse, call the
+//! [`Server`] (never the engine: `scripts/structure` fails if a file here imports
+//! it), and answer; every failure is an [`ApiError`], whose one `IntoResponse` makes
+//! the JSON error body.
 //!
-//! Rooms: [`routes`] (the handlers), [`json`] (the body extractor), [`stream`] (the
-//! SSE pump), [`client_address`] (who is asking, behind trusted proxies),
-//! [`client_files`] (the browser client, built into the binary), [`csp`] (the pages'
-//! Content-Security-Policy and its violation reports).
+//! Rooms: [`routes`] (the handlers), [`json`] (the body extractor), [`feed`] (a
+//! page's feed as SSE), [`reply`] (a streamed reply as NDJSON), [`client_address`]
+//! (who is asking, behind trusted proxies), [`client_files`] (the browser client,
+//! built into the binary), [`csp`] (the pages' Content-Security-Policy and its
+//! violation reports), `gradio` (the Gradio-compatible API) and `mcp` (MCP).
 
 mod client_address;
 mod client_files;
 mod csp;
-mod event_stream;
+mod feed;
 mod gradio;
 mod json;
 #[cfg(feature = "mcp")]
 mod mcp;
+mod reply;
 mod routes;
-mod stream;
 
 use std::net::SocketAddr;
 
@@ -52,9 +55,9 @@ pub fn app(server: &Server) -> Router {
         .route(api::RunEvent::ROUTE, post(routes::run_event))
         .route(
             api::RunEventStreamed::ROUTE,
-            post(event_stream::run_event_streamed),
+            post(reply::run_event_streamed),
         )
-        .route(api::STREAM_ROUTE, get(stream::stream))
+        .route(api::FEED_ROUTE, get(feed::feed))
         .route(
             csp::REPORT_ROUTE,
             post(routes::csp_report).layer(DefaultBodyLimit::max(csp::REPORT_LIMIT)),
@@ -107,7 +110,7 @@ pub fn app(server: &Server) -> Router {
         .route(api::API_DOCS_ROUTE, get(routes::api_docs))
         .route("/healthz", get(routes::healthz))
         .route("/metrics", get(routes::metrics))
-        .merge(doors(server))
+        .merge(bridges(server))
         .merge(client)
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(SetResponseHeaderLayer::overriding(
@@ -134,19 +137,19 @@ pub fn app(server: &Server) -> Router {
     router.with_state(server.clone())
 }
 
-/// The doors for other clients that the settings open: the Gradio-compatible API
+/// The bridges for other clients that the settings open: the Gradio-compatible API
 /// ([`gradio`]) and MCP ([`mcp`]).
-fn doors(server: &Server) -> Router<Server> {
-    let mut doors = Router::new();
+fn bridges(server: &Server) -> Router<Server> {
+    let mut bridges = Router::new();
     if server.settings().gradio_api {
-        doors = doors.merge(gradio::router(server));
+        bridges = bridges.merge(gradio::router(server));
     }
     // Without the feature, `Settings::validate` refused `mcp` at start-up.
     #[cfg(feature = "mcp")]
     if server.settings().mcp {
-        doors = doors.merge(mcp::router(server));
+        bridges = bridges.merge(mcp::router(server));
     }
-    doors
+    bridges
 }
 
 /// Cross-origin access for the configured origins only; none by default, so only
@@ -216,7 +219,7 @@ pub async fn run(
     // No Nagle: a stream's answer goes out in several writes (an MCP answer: its
     // opening event, the result, the end), and Nagle held each last small write until
     // the client's delayed ACK, 40 ms later: MCP calls on a kept-alive connection
-    // took 44 ms (doors_bench, one worker) where a page's event takes 0.07 ms.
+    // took 44 ms (bridges_bench, one worker) where a page's event takes 0.07 ms.
     let listener = listener.tap_io(|tcp| {
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%error, "cannot turn Nagle's algorithm off on a connection");

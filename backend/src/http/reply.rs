@@ -1,6 +1,6 @@
 //! `POST .../events/stream` ([`keepsake_shared::api::RunEventStreamed`]): an event's
 //! answer as newline-delimited JSON, one [`StreamedEvent`] a line, written as the
-//! listener yields ([`crate::engine::streamed`]). The body drives the event: a
+//! listener yields (`Server::run_event_streamed`, `server/reply.rs`). The body drives the event: a
 //! client that goes away drops it, and nothing of it is written.
 
 use std::convert::Infallible;
@@ -13,8 +13,8 @@ use futures::StreamExt;
 use keepsake_shared::event::StreamedEvent;
 
 use super::routes::{event_request, event_span};
-use crate::engine::streamed::{self, Answer};
 use crate::error::ApiError;
+use crate::server::Answer;
 use crate::server::Server;
 
 /// The media type of the answer: one JSON document a line.
@@ -27,8 +27,7 @@ pub(super) async fn run_event_streamed(
 ) -> Result<Response, ApiError> {
     let (id, request, origin) = event_request(&server, &app, &session, http_request).await?;
     let span = event_span(&app, &id, &request);
-    let engine = server.engine(&app)?.clone();
-    let mut answer = Box::pin(streamed::answer(engine, id, request, origin, span));
+    let mut answer = Box::pin(server.run_event_streamed(&app, id, request, origin, span)?);
     // An error before the first line is answered as the plain route answers it (its
     // status, `Retry-After`), so clients treat both routes' refusals alike.
     let first = match answer.next().await {

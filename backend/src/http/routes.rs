@@ -1,7 +1,5 @@
 //! The API's handlers: each parses its request, calls the [`Server`] and answers.
 
-use std::sync::atomic::Ordering;
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -17,7 +15,7 @@ use super::client_address::ClientAddress;
 use super::csp;
 use super::json::ApiJson;
 use crate::error::ApiError;
-use crate::request::Request;
+use crate::handler::request::Request;
 use crate::server::Server;
 
 /// A session id from a path. A malformed one cannot have been issued by this server.
@@ -31,7 +29,7 @@ pub(super) async fn api_docs(
     Path(app): Path<String>,
     headers: axum::http::HeaderMap,
 ) -> Result<axum::response::Response, ApiError> {
-    let plan = &server.engine(&app)?.app;
+    let plan = server.mounted(&app)?.app();
     // Examples use the address the reader reached us by.
     let host = headers
         .get(header::HOST)
@@ -41,14 +39,14 @@ pub(super) async fn api_docs(
                 .all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c))
         })
         .map_or_else(|| server.settings().addr.to_string(), str::to_owned);
-    let doors = crate::api_docs::Doors {
+    let bridges = crate::api_docs::Bridges {
         gradio: server.settings().gradio_api,
         mcp: server.settings().mcp,
     };
     let page = axum::response::Html(crate::api_docs::page(
         plan,
         &format!("http://{host}"),
-        doors,
+        bridges,
     ));
     // A strict policy of its own (the page is no client page), unless policies are off.
     let policy = (!server.settings().content_security_policy.trim().is_empty())
@@ -67,8 +65,8 @@ pub(super) async fn api_docs(
 pub(super) async fn healthz(State(server): State<Server>) -> Json<serde_json::Value> {
     let mut sessions = serde_json::Map::new();
     let mut store_error = None;
-    for (id, engine) in &server.inner.apps {
-        match engine.live_sessions().await {
+    for (id, app) in server.apps() {
+        match app.live_sessions().await {
             Ok(live) => {
                 sessions.insert(id.0.clone(), live.into());
             }
@@ -88,13 +86,12 @@ pub(super) async fn healthz(State(server): State<Server>) -> Json<serde_json::Va
 
 /// Prometheus text exposition of every metric.
 pub(super) async fn metrics(State(server): State<Server>) -> Response {
-    for (id, engine) in &server.inner.apps {
-        if let Ok(live) = engine.live_sessions().await {
+    for (id, app) in server.apps() {
+        if let Ok(live) = app.live_sessions().await {
             metrics::gauge!("keepsake_live_sessions", "app" => id.0.clone()).set(live as f64);
         }
     }
-    metrics::gauge!("keepsake_open_streams")
-        .set(server.inner.open_streams.load(Ordering::Relaxed) as f64);
+    metrics::gauge!("keepsake_open_feeds").set(server.open_feeds() as f64);
     match crate::telemetry::prometheus() {
         Some(handle) => {
             handle.run_upkeep();
@@ -138,11 +135,9 @@ pub(super) async fn api_not_found() -> ApiError {
 pub(super) async fn list_apps(State(server): State<Server>) -> Json<Vec<AppSummary>> {
     Json(
         server
-            .inner
-            .apps
-            .values()
-            .map(|engine| {
-                let config = engine.app.config();
+            .apps()
+            .map(|(_, app)| {
+                let config = app.app().config();
                 AppSummary {
                     id: config.id.clone(),
                     title: config.title.clone(),
@@ -157,7 +152,7 @@ pub(super) async fn get_config(
     State(server): State<Server>,
     Path(app): Path<String>,
 ) -> Result<Json<AppConfig>, ApiError> {
-    Ok(Json(server.engine(&app)?.app.config().clone()))
+    Ok(Json(server.mounted(&app)?.app().config().clone()))
 }
 
 pub(super) async fn start_session(
@@ -176,13 +171,9 @@ pub(super) async fn get_session(
     State(server): State<Server>,
     Path((app, session)): Path<(String, String)>,
 ) -> Result<Json<SessionStatus>, ApiError> {
-    let engine = server.engine(&app)?;
+    server.mounted(&app)?;
     let id = parse_session(&session)?;
-    let session = engine.session(&id).await?;
-    Ok(Json(SessionStatus {
-        session_id: id,
-        connected_streams: engine.open_streams(&session).await?,
-    }))
+    Ok(Json(server.session_status(&app, &id).await?))
 }
 
 pub(super) async fn run_event(
@@ -210,7 +201,7 @@ pub(super) async fn event_request(
     // The request's address and headers are copied for the handlers only if one of
     // the app's listeners takes them.
     let (mut parts, body) = http_request.into_parts();
-    let origin = if server.engine(app)?.app.takes_request {
+    let origin = if server.mounted(app)?.app().takes_request {
         let ClientAddress(address) = ClientAddress::from_request_parts(&mut parts, server).await?;
         Request::new(address, parts.headers.clone())
     } else {
@@ -229,6 +220,6 @@ pub(super) fn event_span(app: &str, id: &SessionId, request: &EventRequest) -> t
         "event",
         app,
         session = id.short(),
-        listener = request.dependency.0
+        listener = request.listener.0
     )
 }

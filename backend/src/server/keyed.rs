@@ -1,4 +1,4 @@
-//! Sessions named by a door's client: a Gradio client's `session_hash`, chosen by
+//! Sessions named by a bridge's client: a Gradio client's `session_hash`, chosen by
 //! the client, names a Keepsake session held to a page's limits (capacity,
 //! retention, per-client start limit, event rate). It never has an open page, so at
 //! capacity it is among the sessions that can be evicted (least recently used
@@ -6,8 +6,8 @@
 //!
 //! The client's name is never the session id. The id is derived from it with a key
 //! only the server has (HKDF-SHA256 over the store's seed, which every instance on a
-//! Redis namespace shares), under the door's own label: a name chosen by one client
-//! reaches nobody else's session, no session of another door, and no session the
+//! Redis namespace shares), under the bridge's own label: a name chosen by one client
+//! reaches nobody else's session, no session of another bridge, and no session the
 //! server issued (those are random, and an id derived here cannot be aimed at one
 //! without the key).
 
@@ -19,13 +19,14 @@ use keepsake_shared::SessionId;
 use keepsake_shared::event::{EventRequest, EventResult};
 use sha2::Sha256;
 
-use crate::engine::Engine;
+use super::{Mounted, Server};
 use crate::error::ApiError;
-use crate::request::Request;
-use crate::server::Server;
+use crate::handler::request::Request;
 use crate::session::Session;
 
 /// Salt of the derivation: apart from every other use of the seed.
+// Its bytes predate the word "bridge" (these were "doors"): changing them would
+// change every named session's id, and Redis-held sessions would be lost.
 const SALT: &[u8] = b"keepsake door session v1";
 
 /// Longest client name taken (Gradio's clients send a UUID, 36 characters).
@@ -47,23 +48,23 @@ pub(crate) fn check_key(key: &str) -> Result<(), ApiError> {
     }
 }
 
-/// The session `door`'s client `key` names in `engine`'s app, started if it is not
+/// The session `bridge`'s client `key` names in `engine`'s app, started if it is not
 /// live (a start counted against `address` as a page's start is).
 pub(crate) async fn keyed_session(
     server: &Server,
-    engine: &Engine,
-    door: &str,
+    app: &Mounted,
+    bridge: &str,
     key: &str,
     address: Option<IpAddr>,
 ) -> Result<Arc<Session>, ApiError> {
     check_key(key)?;
-    let id = derive(engine.seed().await?, door, key);
-    engine
+    let id = derive(app.0.seed().await?, bridge, key);
+    app.0
         .session_or_start(id, || server.allow_start(address))
         .await
 }
 
-/// Runs `request` in the session `door`'s client `key` names (started if need be;
+/// Runs `request` in the session `bridge`'s client `key` names (started if need be;
 /// `found`: the caller looked it up already). If that session ended between the
 /// look-up and the event (its retention ran out, an eviction), the event ran nowhere
 /// and wrote nothing: it runs once more, in the session the name starts again.
@@ -72,8 +73,8 @@ pub(crate) async fn keyed_session(
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn run_keyed(
     server: &Server,
-    engine: &Engine,
-    door: &str,
+    app: &Mounted,
+    bridge: &str,
     key: &str,
     address: Option<IpAddr>,
     found: Option<SessionId>,
@@ -82,15 +83,15 @@ pub(crate) async fn run_keyed(
 ) -> Result<EventResult, ApiError> {
     let session = match found {
         Some(id) => id,
-        None => keyed_session(server, engine, door, key, address).await?.id,
+        None => keyed_session(server, app, bridge, key, address).await?.id,
     };
-    match engine
+    match app
         .run_event(&session, request.clone(), origin.clone())
         .await
     {
         Err(ApiError::UnknownSession) => {
-            let session = keyed_session(server, engine, door, key, address).await?;
-            engine.run_event(&session.id, request, origin).await
+            let session = keyed_session(server, app, bridge, key, address).await?;
+            app.run_event(&session.id, request, origin).await
         }
         outcome => outcome,
     }
@@ -100,19 +101,19 @@ pub(crate) async fn run_keyed(
 /// `address`), for a call that names no session.
 pub(crate) async fn run_fresh(
     server: &Server,
-    engine: &Engine,
+    app: &Mounted,
     address: Option<IpAddr>,
     request: EventRequest,
     origin: Request,
 ) -> Result<EventResult, ApiError> {
     server.allow_start(address)?;
-    let session = engine.create_session().await?;
-    engine.run_event(&session.id, request, origin).await
+    let session = app.0.create_session().await?;
+    app.run_event(&session.id, request, origin).await
 }
 
-fn derive(seed: &[u8; 32], door: &str, key: &str) -> SessionId {
+fn derive(seed: &[u8; 32], bridge: &str, key: &str) -> SessionId {
     let mut bytes = [0u8; 16];
-    let info = [door.as_bytes(), &[0], key.as_bytes()].concat();
+    let info = [bridge.as_bytes(), &[0], key.as_bytes()].concat();
     // 16 bytes is far below HKDF-SHA256's limit of 8160: expand cannot fail.
     let _ = Hkdf::<Sha256>::new(Some(SALT), seed).expand(&info, &mut bytes);
     SessionId::from_bytes(bytes)
@@ -123,14 +124,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_are_bound_to_their_door_and_the_seed() {
+    fn names_are_bound_to_their_bridge_and_the_seed() {
         let seed = [7u8; 32];
         let id = derive(&seed, "gradio", "0123456789abcdef");
         assert_eq!(id, derive(&seed, "gradio", "0123456789abcdef"));
         assert_ne!(id, derive(&seed, "mcp", "0123456789abcdef"));
         assert_ne!(id, derive(&seed, "gradio", "0123456789abcdeF"));
         assert_ne!(id, derive(&[8u8; 32], "gradio", "0123456789abcdef"));
-        // The door and the key cannot be shifted into each other.
+        // The bridge and the key cannot be shifted into each other.
         assert_ne!(
             derive(&seed, "gradio1", "23456789"),
             derive(&seed, "gradio", "123456789")

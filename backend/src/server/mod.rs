@@ -1,8 +1,12 @@
 //! [`Server`]: the mounted apps and everything that runs them in this process, with no
-//! HTTP in it. The HTTP adapter ([`crate::http`]) and in-process callers (tests,
-//! benchmarks, an embedding program) both go through its methods.
+//! HTTP in it. It is the one way in: the HTTP adapter (`http/`), the bridges for
+//! other clients and in-process callers (tests, benchmarks, an embedding program)
+//! all go through its methods, never to the engine.
+//!
+//! Its rooms: `page.rs` (a page attached to its session: the feed, its limits and
+//! lifecycle), `reply.rs` (an event answered as a stream), `keyed.rs` (sessions
+//! named by a bridge's client).
 
-use crate::request::Request;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -10,14 +14,21 @@ use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, MonotonicClock};
-use keepsake_shared::event::{EventRequest, EventResult, SessionStarted};
+use keepsake_shared::event::{EventRequest, EventResult, SessionStarted, SessionStatus};
 use keepsake_shared::{AppId, SessionId};
 use tokio_util::sync::CancellationToken;
 
+use crate::app::App;
 use crate::engine::Engine;
 use crate::error::{ApiError, BuildError, StartError};
-use crate::plan::App;
+use crate::handler::request::Request;
 use crate::settings::Settings;
+
+pub(crate) mod keyed;
+mod page;
+mod reply;
+
+pub(crate) use reply::Answer;
 
 /// Session starts per client address (GCRA, keyed by address), on std's clock.
 type StartLimiter = governor::RateLimiter<
@@ -30,16 +41,43 @@ type StartLimiter = governor::RateLimiter<
 /// A server hosting one or more apps. Cheap to clone.
 #[derive(Clone)]
 pub struct Server {
-    pub(crate) inner: Arc<ServerState>,
+    inner: Arc<ServerState>,
 }
 
-pub(crate) struct ServerState {
-    pub(crate) apps: BTreeMap<AppId, Arc<Engine>>,
-    pub(crate) settings: Settings,
-    pub(crate) shutdown: CancellationToken,
-    /// Streams open on this server, against `settings.max_streams`.
-    pub(crate) open_streams: Arc<AtomicUsize>,
+struct ServerState {
+    apps: BTreeMap<AppId, Mounted>,
+    settings: Settings,
+    shutdown: CancellationToken,
+    /// Feeds open on this server, against `settings.max_feeds`.
+    open_feeds: Arc<AtomicUsize>,
     starts: StartLimiter,
+}
+
+/// One mounted app, as the adapters reach it: its plan, and the events run in it.
+/// Cheap to clone; what runs it stays behind the [`Server`].
+#[derive(Clone)]
+pub(crate) struct Mounted(Arc<Engine>);
+
+impl Mounted {
+    /// The app's plan (its config, listeners, endpoints).
+    pub(crate) fn app(&self) -> &App {
+        &self.0.app
+    }
+
+    /// Runs an event in `session`, as [`Server::run_event_from`] does.
+    pub(crate) async fn run_event(
+        &self,
+        session: &SessionId,
+        request: EventRequest,
+        origin: Request,
+    ) -> Result<EventResult, ApiError> {
+        self.0.run_event(session, request, origin).await
+    }
+
+    /// Live sessions of the app.
+    pub(crate) async fn live_sessions(&self) -> Result<u64, ApiError> {
+        self.0.live_sessions().await
+    }
 }
 
 impl std::fmt::Debug for Server {
@@ -80,7 +118,7 @@ impl Server {
     ///     // As `POST /api/apps/counter/sessions`, then `.../events` twice, would.
     ///     let session = server.start_session("counter").await?.session_id;
     ///     let click = EventRequest {
-    ///         dependency: listener,
+    ///         listener: listener,
     ///         // One value per input; the state's is held by the server.
     ///         inputs: vec![Value::Null],
     ///         held: Vec::new(),
@@ -126,7 +164,7 @@ impl Server {
                     message,
                 }
             })?;
-            mounted.insert(id, engine);
+            mounted.insert(id, Mounted(engine));
         }
         let per_minute = std::num::NonZeroU32::new(settings.max_session_starts_per_minute)
             .unwrap_or(std::num::NonZeroU32::MIN);
@@ -139,7 +177,7 @@ impl Server {
                 apps: mounted,
                 settings,
                 shutdown,
-                open_streams: Arc::new(AtomicUsize::new(0)),
+                open_feeds: Arc::new(AtomicUsize::new(0)),
                 starts,
             }),
         };
@@ -230,20 +268,66 @@ impl Server {
         self.engine(app)?.live_sessions().await
     }
 
-    /// Processes due expiries and evictions now (the server also does it every
-    /// `sweep_interval`). For benchmarks and tests.
-    #[doc(hidden)]
+    /// Processes due expiries and evictions now, as the server does every
+    /// [`Settings::sweep_interval`]: for tests, benchmarks and programs that embed the
+    /// server and want endings (delete callbacks, unload) at a moment of their own.
     pub async fn sweep_now(&self) {
-        for engine in self.inner.apps.values() {
-            engine.sweep().await;
+        for app in self.inner.apps.values() {
+            app.0.sweep().await;
         }
     }
 
-    pub(crate) fn engine(&self, app: &str) -> Result<&Arc<Engine>, ApiError> {
+    /// App `app`, as the adapters reach it.
+    pub(crate) fn mounted(&self, app: &str) -> Result<&Mounted, ApiError> {
         self.inner
             .apps
             .get(app)
             .ok_or_else(|| ApiError::unknown_app(app))
+    }
+
+    /// Every mounted app, in id order.
+    pub(crate) fn apps(&self) -> impl Iterator<Item = (&AppId, &Mounted)> {
+        self.inner.apps.iter()
+    }
+
+    /// Cancelled when the server shuts down: what serves long-lived requests
+    /// (streams of the bridges) ends with it.
+    pub(crate) fn shutdown_token(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+
+    /// The status of session `session` of `app`: the feeds open to it on every
+    /// instance (a use of the session, as any look-up is).
+    pub(crate) async fn session_status(
+        &self,
+        app: &str,
+        session: &SessionId,
+    ) -> Result<SessionStatus, ApiError> {
+        let engine = self.engine(app)?;
+        let live = engine.session(session).await?;
+        Ok(SessionStatus {
+            session_id: *session,
+            connected_feeds: engine.open_feeds(&live).await?,
+        })
+    }
+
+    /// Runs an event and answers it as a stream ([`Answer`]s: a streaming
+    /// listener's partial outputs as they come, then the outcome). The stream owns
+    /// the event: dropping it drops the event, which then writes nothing.
+    pub(crate) fn run_event_streamed(
+        &self,
+        app: &str,
+        session: SessionId,
+        request: EventRequest,
+        origin: Request,
+        span: tracing::Span,
+    ) -> Result<impl futures::Stream<Item = Answer> + Send + 'static, ApiError> {
+        let engine = self.engine(app)?.clone();
+        Ok(reply::answer(engine, session, request, origin, span))
+    }
+
+    fn engine(&self, app: &str) -> Result<&Arc<Engine>, ApiError> {
+        Ok(&self.mounted(app)?.0)
     }
 }
 

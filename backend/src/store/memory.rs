@@ -19,8 +19,8 @@ use keepsake_shared::SessionId;
 use tokio_util::sync::CancellationToken;
 
 use super::memory_ttl::TtlTimers;
-use super::{Commit, SessionShape, StoreError, StoreEvent, StoreEvents, StreamOpened};
-use crate::plan::App;
+use super::{Commit, FeedOpened, SessionShape, StoreError, StoreEvent, StoreEvents};
+use crate::app::App;
 use crate::session::{EndReason, Session, SessionData, StoredState};
 use crate::settings::Settings;
 use crate::value::DynValue;
@@ -228,18 +228,18 @@ impl MemoryStore {
     /// A page attaches a stream, unless the session already has `limit` open: then
     /// `Full` and nothing changes. While a stream is open the session neither
     /// expires nor is evicted.
-    pub(crate) fn stream_opened(&self, session: &Session, limit: u32) -> StreamOpened {
+    pub(crate) fn feed_opened(&self, session: &Session, limit: u32) -> FeedOpened {
         let mut guard = self.index();
         let index = &mut *guard;
         let open = session.streams.load(Ordering::Acquire);
         if index.attached.contains_key(&session.id) {
             if open >= limit {
-                return StreamOpened::Full;
+                return FeedOpened::Full;
             }
         } else {
             let Some(entry) = index.detached.pop(&session.id) else {
                 // Ended between the caller's lookup and this lock.
-                return StreamOpened::UnknownSession;
+                return FeedOpened::UnknownSession;
             };
             if let Some(deadline) = entry.deadline {
                 index.deadlines.remove(&deadline);
@@ -247,13 +247,13 @@ impl MemoryStore {
             index.attached.insert(session.id, entry.session);
         }
         session.streams.store(open + 1, Ordering::Release);
-        StreamOpened::Attached
+        FeedOpened::Attached
     }
 
     /// A stream ended. Returns true if it was the session's last one; then the
     /// session is the most recently used of the detached ones and its retention
     /// clock starts.
-    pub(crate) fn stream_closed(&self, session: &Session) -> bool {
+    pub(crate) fn feed_closed(&self, session: &Session) -> bool {
         let mut index = self.index();
         let open = session.streams.load(Ordering::Acquire).saturating_sub(1);
         session.streams.store(open, Ordering::Release);

@@ -84,7 +84,7 @@ fn sweep_work_grows_with_what_expires_not_with_what_lives() {
 }
 
 #[test]
-fn use_moves_the_deadline_and_open_streams_remove_it() {
+fn use_moves_the_deadline_and_open_feeds_remove_it() {
     let retention = Duration::from_millis(640); // slack: 10 ms
     let (store, _ended) = store(10, retention);
     let used = create(&store, id(1));
@@ -94,7 +94,7 @@ fn use_moves_the_deadline_and_open_streams_remove_it() {
     // Past the step, so the use moves the deadline.
     std::thread::sleep(Duration::from_millis(15));
     assert!(store.get(&used.id).is_some());
-    assert_eq!(store.stream_opened(&streaming, 8), StreamOpened::Attached);
+    assert_eq!(store.feed_opened(&streaming, 8), FeedOpened::Attached);
     let stats = store.sweep_at(start + retention + store.deadline_slack());
     assert_eq!(stats.ended, 1);
     assert!(store.get(&idle.id).is_none());
@@ -103,7 +103,7 @@ fn use_moves_the_deadline_and_open_streams_remove_it() {
     store.sweep_at(start + retention * 10);
     assert!(store.get(&used.id).is_none());
     assert!(store.get(&streaming.id).is_some());
-    assert!(store.stream_closed(&streaming));
+    assert!(store.feed_closed(&streaming));
     store.sweep_at(Instant::now() + retention);
     assert_eq!(store.live_sessions(), 0);
 }
@@ -181,15 +181,15 @@ fn capacity_evicts_the_least_recently_used() {
 fn stream_limit_is_kept() {
     let (store, _ended) = store(2, Duration::from_secs(60));
     let session = create(&store, id(1));
-    assert_eq!(store.stream_opened(&session, 2), StreamOpened::Attached);
-    assert_eq!(store.stream_opened(&session, 2), StreamOpened::Attached);
-    assert_eq!(store.stream_opened(&session, 2), StreamOpened::Full);
-    assert!(!store.stream_closed(&session));
-    assert!(store.stream_closed(&session));
+    assert_eq!(store.feed_opened(&session, 2), FeedOpened::Attached);
+    assert_eq!(store.feed_opened(&session, 2), FeedOpened::Attached);
+    assert_eq!(store.feed_opened(&session, 2), FeedOpened::Full);
+    assert!(!store.feed_closed(&session));
+    assert!(store.feed_closed(&session));
 }
 
 #[test]
-fn a_stream_for_a_session_that_just_ended_is_told_so() {
+fn a_feed_for_a_session_that_just_ended_is_told_so() {
     // The HTTP handler looks the session up, then attaches: the session can end
     // in between. That is an unknown session, not a full one.
     let (store, _ended) = store(2, Duration::from_millis(10));
@@ -200,24 +200,21 @@ fn a_stream_for_a_session_that_just_ended_is_told_so() {
             .ended,
         1
     );
-    assert_eq!(
-        store.stream_opened(&session, 2),
-        StreamOpened::UnknownSession
-    );
+    assert_eq!(store.feed_opened(&session, 2), FeedOpened::UnknownSession);
 }
 
 #[test]
 fn capacity_never_evicts_a_session_whose_page_is_open() {
     let (store, mut ended) = store(2, Duration::from_secs(60));
     let open = create(&store, id(1));
-    assert_eq!(store.stream_opened(&open, 8), StreamOpened::Attached);
+    assert_eq!(store.feed_opened(&open, 8), FeedOpened::Attached);
     let closed = create(&store, id(2));
     // At capacity, the newer session without a page goes, not the older open one.
     let third = create(&store, id(3));
     let (evicted, reason) = ended.try_recv().expect("one session evicted");
     assert_eq!((evicted.id, reason), (closed.id, EndReason::Evicted));
     // Every session has an open page: a new start is refused, nobody is evicted.
-    assert_eq!(store.stream_opened(&third, 8), StreamOpened::Attached);
+    assert_eq!(store.feed_opened(&third, 8), FeedOpened::Attached);
     assert!(matches!(store.create(id(4)), Err(StoreError::AtCapacity)));
     assert!(ended.try_recv().is_err());
     assert_eq!(store.live_sessions(), 2);
@@ -230,7 +227,7 @@ fn capacity_never_evicts_a_session_whose_page_is_open() {
             .ended,
         0
     );
-    assert!(store.stream_closed(&third));
+    assert!(store.feed_closed(&third));
     create(&store, id(5));
     let (evicted, _) = ended.try_recv().expect("the closed page's session evicted");
     assert_eq!(evicted.id, third.id);
@@ -238,7 +235,7 @@ fn capacity_never_evicts_a_session_whose_page_is_open() {
 }
 
 /// Starting a session under a live id is a use of that session, not a new one: a
-/// door that names sessions after its clients' keys may race two starts of one key,
+/// bridge that names sessions after its clients' keys may race two starts of one key,
 /// and the second must not replace the first (its events would then commit to a
 /// session nobody can reach).
 #[test]
@@ -253,7 +250,7 @@ fn starting_a_live_id_again_gives_the_same_session() {
     assert_eq!(store.live_sessions(), 1);
     assert!(ended.try_recv().is_err(), "nothing ended");
     // With a page open on it, too.
-    assert_eq!(store.stream_opened(&first, 1), StreamOpened::Attached);
+    assert_eq!(store.feed_opened(&first, 1), FeedOpened::Attached);
     let attached = create(&store, id(1));
     assert!(Arc::ptr_eq(&first, &attached));
     assert_eq!(store.live_sessions(), 1);

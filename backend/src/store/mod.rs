@@ -25,7 +25,7 @@ use keepsake_shared::SessionId;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::plan::App;
+use crate::app::App;
 use crate::session::{EndReason, Session, SessionData};
 use crate::settings::Settings;
 use crate::value::{Codec, Decoded, DynValue};
@@ -50,7 +50,7 @@ pub(crate) enum StoreError {
 
 /// What asking a store to attach one more stream to a session gave.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum StreamOpened {
+pub(crate) enum FeedOpened {
     Attached,
     /// The session has as many streams as it may.
     Full,
@@ -197,10 +197,10 @@ impl Store {
     }
 
     /// Open streams of a session, on every instance.
-    pub(crate) async fn open_streams(&self, session: &Session) -> Result<u32, StoreError> {
+    pub(crate) async fn open_feeds(&self, session: &Session) -> Result<u32, StoreError> {
         match self {
-            Store::Memory(_) => Ok(session.open_streams()),
-            Store::Redis(store) => store.open_streams(&session.id).await,
+            Store::Memory(_) => Ok(session.open_feeds()),
+            Store::Redis(store) => store.open_feeds(&session.id).await,
         }
     }
 
@@ -224,30 +224,30 @@ impl Store {
 
     /// A page attaches a stream, unless the session has `limit` open already. While
     /// a page is attached, its session neither expires nor is evicted.
-    pub(crate) async fn stream_opened(
+    pub(crate) async fn feed_opened(
         &self,
         session: &Session,
         limit: u32,
-    ) -> Result<StreamOpened, StoreError> {
+    ) -> Result<FeedOpened, StoreError> {
         match self {
-            Store::Memory(store) => Ok(store.stream_opened(session, limit)),
-            Store::Redis(store) => store.stream_opened(session, limit).await,
+            Store::Memory(store) => Ok(store.feed_opened(session, limit)),
+            Store::Redis(store) => store.feed_opened(session, limit).await,
         }
     }
 
     /// A stream's heartbeat; false if the session is gone.
-    pub(crate) async fn stream_alive(&self, session: &Session) -> bool {
+    pub(crate) async fn feed_alive(&self, session: &Session) -> bool {
         match self {
             Store::Memory(_) => true,
-            Store::Redis(store) => store.stream_alive(&session.id).await,
+            Store::Redis(store) => store.feed_alive(&session.id).await,
         }
     }
 
     /// A stream ended; true if it was the session's last one.
-    pub(crate) async fn stream_closed(&self, session: &Session) -> bool {
+    pub(crate) async fn feed_closed(&self, session: &Session) -> bool {
         match self {
-            Store::Memory(store) => store.stream_closed(session),
-            Store::Redis(store) => store.stream_closed(session).await,
+            Store::Memory(store) => store.feed_closed(session),
+            Store::Redis(store) => store.feed_closed(session).await,
         }
     }
 

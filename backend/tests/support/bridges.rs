@@ -1,4 +1,4 @@
-//! What the door tests share: a server with both doors open, a Gradio queue call as
+//! What the bridge tests share: a server with both bridges open, a Gradio queue call as
 //! `gradio_client` makes it, and an MCP session spoken as JSON-RPC by hand.
 
 #![allow(dead_code)]
@@ -100,7 +100,7 @@ pub fn size(outputs: Result<Result<Vec<Value>, String>, (u16, String)>) -> Value
     outputs.unwrap().unwrap()[1].clone()
 }
 
-/// A session of the MCP door, spoken as JSON-RPC over streamable HTTP.
+/// A session of the MCP bridge, spoken as JSON-RPC over streamable HTTP.
 pub struct Mcp<'a> {
     server: &'a TestServer,
     pub session: String,

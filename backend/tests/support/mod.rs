@@ -9,8 +9,8 @@ use keepsake::protocol::api::{self, Endpoint};
 use keepsake::protocol::config::AppConfig;
 use keepsake::protocol::error::{ErrorBody, ErrorKind};
 use keepsake::protocol::event::{EventRequest, EventResult, SessionStarted};
-use keepsake::protocol::stream::ServerMessage;
-use keepsake::protocol::{AppId, ComponentId, DependencyId, SessionId};
+use keepsake::protocol::feed::FeedMessage;
+use keepsake::protocol::{AppId, ComponentId, ListenerId, SessionId};
 use keepsake::{App, Server, Settings};
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -125,11 +125,11 @@ impl TestServer {
         &self,
         app: &str,
         session: &SessionId,
-        dependency: DependencyId,
+        listener: ListenerId,
         inputs: Vec<Value>,
     ) -> Result<EventResult, (u16, ErrorBody)> {
         let request = EventRequest {
-            dependency,
+            listener,
             inputs,
             held: Vec::new(),
             rendered: None,
@@ -173,10 +173,10 @@ impl TestServer {
     }
 
     /// Opens a page's stream; drop the returned stream to close it.
-    pub async fn open_stream(&self, app: &str, session: &SessionId) -> MessageStream {
+    pub async fn open_feed(&self, app: &str, session: &SessionId) -> MessageStream {
         let response = self
             .client
-            .get(self.url(&api::stream_path(&AppId(app.into()), session)))
+            .get(self.url(&api::feed_path(&AppId(app.into()), session)))
             .send()
             .await
             .expect("stream request");
@@ -192,10 +192,10 @@ impl TestServer {
     }
 }
 
-/// The dependency with this api name.
-pub fn dependency(config: &AppConfig, api_name: &str) -> DependencyId {
+/// The listener with this api name.
+pub fn listener_named(config: &AppConfig, api_name: &str) -> ListenerId {
     config
-        .dependencies
+        .listeners
         .iter()
         .find(|d| d.api_name.as_deref() == Some(api_name))
         .map(|d| d.id)
@@ -240,7 +240,7 @@ pub fn assert_error(
 type ByteStream =
     std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
 
-/// A minimal SSE reader for `ServerMessage`s.
+/// A minimal SSE reader for `FeedMessage`s.
 pub struct MessageStream {
     bytes: ByteStream,
     buffer: String,
@@ -248,7 +248,7 @@ pub struct MessageStream {
 
 impl MessageStream {
     /// The next message, or None if the stream ended or nothing came within `wait`.
-    pub async fn next(&mut self, wait: Duration) -> Option<ServerMessage> {
+    pub async fn next(&mut self, wait: Duration) -> Option<FeedMessage> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
@@ -279,7 +279,7 @@ impl MessageStream {
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match self.next(left).await? {
-                ServerMessage::Push { update } => return Some(update),
+                FeedMessage::Push { update } => return Some(update),
                 _ => continue,
             }
         }

@@ -1,6 +1,6 @@
 //! The page controller: one running app's page state in this tab.
 //!
-//! The [`Controller`] owns the page's session, its event queue, its server stream and
+//! The [`Controller`] owns the page's session, its event queue, its feed and
 //! its browser states; pages ([`crate::app_page`]) and component views
 //! ([`crate::components`]) read its signals and report user actions to it, and it
 //! knows neither (no view imports flow back here). Events run through one queue, one
@@ -11,7 +11,7 @@
 //! round trip, and every request carries the newest values.
 //!
 //! Rooms: this file (page state, user actions, the event queue, applying answers),
-//! [`session`] (the session, its server stream and reconnection, other tabs) and
+//! [`session`] (the session, its feed and reconnection, other tabs) and
 //! [`timers`] (timer ticks, which run quietly and never pile up).
 
 mod preview;
@@ -28,7 +28,7 @@ use keepsake_shared::config::{AppConfig, ComponentConfig, ComponentKind, EventKi
 use keepsake_shared::error::ErrorKind;
 use keepsake_shared::event::{ComponentUpdate, EventRequest, EventResult, Notice};
 use keepsake_shared::render::RenderedRegion;
-use keepsake_shared::{ComponentId, DependencyId, SessionId};
+use keepsake_shared::{ComponentId, ListenerId, SessionId};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde_json::Value;
@@ -46,7 +46,7 @@ pub const MAX_CHAIN_DEPTH: u8 = 8;
 
 /// Shown when the server had forgotten this page's session and a new one was started.
 pub const SESSION_RESTARTED: &str = "Your session expired; a new one was started.";
-/// Shown while the server stream is down.
+/// Shown while the feed is down.
 pub const CONNECTION_LOST: &str = "Connection lost — reconnecting…";
 
 /// Page-wide status shown to the user.
@@ -60,7 +60,7 @@ pub struct PageStatus {
     pub notice: RwSignal<Option<String>>,
     /// Browser storage refused a value; it is kept for this page only.
     pub storage_warning: RwSignal<Option<String>>,
-    /// The server stream is down.
+    /// The feed is down.
     pub connection_lost: RwSignal<bool>,
     /// Messages listeners gave (info, warning), oldest first, until dismissed.
     pub messages: RwSignal<Vec<Notice>>,
@@ -82,7 +82,7 @@ impl PageStatus {
 /// One queued run of a listener.
 #[derive(Debug, Clone, Copy)]
 struct Job {
-    dependency: DependencyId,
+    listener: ListenerId,
     /// How many change listeners led to this one (0: a user action, load or push).
     depth: u8,
     /// Already retried after starting a new session.
@@ -92,15 +92,15 @@ struct Job {
 /// The window's `storage` listener (other tabs' writes), removed on drop.
 type StorageListener = Closure<dyn FnMut(web_sys::StorageEvent)>;
 
-/// An open server stream. Dropping it closes the connection.
-struct Stream {
+/// An open feed. Dropping it closes the connection.
+struct Feed {
     source: web_sys::EventSource,
     _on_message: Closure<dyn FnMut(web_sys::MessageEvent)>,
     _on_open: Closure<dyn FnMut(web_sys::Event)>,
     _on_error: Closure<dyn FnMut(web_sys::Event)>,
 }
 
-impl Drop for Stream {
+impl Drop for Feed {
     fn drop(&mut self) {
         self.source.close();
     }
@@ -125,9 +125,9 @@ pub struct Controller {
     queue: RefCell<VecDeque<Job>>,
     queue_running: Cell<bool>,
     /// The listener whose job is being sent or applied, if any.
-    current: Cell<Option<DependencyId>>,
-    stream: RefCell<Option<Stream>>,
-    stream_failed: Cell<bool>,
+    current: Cell<Option<ListenerId>>,
+    feed: RefCell<Option<Feed>>,
+    feed_failed: Cell<bool>,
     reconnecting: Cell<bool>,
     storage_listener: RefCell<Option<StorageListener>>,
     weak: Weak<Controller>,
@@ -156,8 +156,8 @@ impl Controller {
             queue: RefCell::new(VecDeque::new()),
             queue_running: Cell::new(false),
             current: Cell::new(None),
-            stream: RefCell::new(None),
-            stream_failed: Cell::new(false),
+            feed: RefCell::new(None),
+            feed_failed: Cell::new(false),
             reconnecting: Cell::new(false),
             storage_listener: RefCell::new(None),
             weak: weak.clone(),
@@ -216,7 +216,7 @@ impl Controller {
         self.weak.upgrade()
     }
 
-    /// Reads browser states, listens to other tabs, starts a session and its stream,
+    /// Reads browser states, listens to other tabs, starts a session and its feed,
     /// then runs the load listeners.
     pub fn start(self: &Rc<Self>) {
         self.report_storage_errors(&self.browser.load());
@@ -266,24 +266,24 @@ impl Controller {
 
     /// Queues every listener of `event` on `component`.
     fn fire(&self, component: Option<ComponentId>, event: EventKind, depth: u8) {
-        let mut dependencies: Vec<DependencyId> = self
+        let mut listeners: Vec<ListenerId> = self
             .config
             .listeners(component, event)
             .map(|d| d.id)
             .collect();
         if let Some(component) = component {
-            dependencies.extend(self.slots.listeners(component, event));
+            listeners.extend(self.slots.listeners(component, event));
         }
-        for dependency in dependencies {
-            self.enqueue(dependency, depth, event == EventKind::Change);
+        for listener in listeners {
+            self.enqueue(listener, depth, event == EventKind::Change);
         }
     }
 
-    fn enqueue(&self, dependency: DependencyId, depth: u8, coalesce: bool) {
+    fn enqueue(&self, listener: ListenerId, depth: u8, coalesce: bool) {
         if depth > MAX_CHAIN_DEPTH {
             warn(&format!(
                 "Keepsake: listener {} not run: more than {MAX_CHAIN_DEPTH} change listeners triggered each other",
-                dependency.0
+                listener.0
             ));
             return;
         }
@@ -291,16 +291,16 @@ impl Controller {
             let mut queue = self.queue.borrow_mut();
             // Inputs are read when a job is sent, so a waiting duplicate would only
             // send the same values again.
-            if coalesce && queue.iter().any(|job| job.dependency == dependency) {
+            if coalesce && queue.iter().any(|job| job.listener == listener) {
                 return;
             }
             queue.push_back(Job {
-                dependency,
+                listener,
                 depth,
                 retried: false,
             });
         }
-        if !self.is_quiet(dependency) {
+        if !self.is_quiet(listener) {
             self.status.running.set(true);
         }
         if !self.queue_running.get()
@@ -315,7 +315,7 @@ impl Controller {
         loop {
             let job = self.queue.borrow_mut().pop_front();
             let Some(job) = job else { break };
-            self.current.set(Some(job.dependency));
+            self.current.set(Some(job.listener));
             self.status.running.set(self.user_job_pending());
             self.run_job(job).await;
             self.current.set(None);
@@ -357,13 +357,13 @@ impl Controller {
         // A rendered listener as its region's current render has it: gone when its
         // item was removed since the job was queued.
         let found;
-        let (dependency, rendered) = match self.config.dependency(job.dependency) {
-            Some(dependency) => (dependency, None),
+        let (listener, rendered) = match self.config.listener(job.listener) {
+            Some(listener) => (listener, None),
             None => {
-                let Some((dependency, target)) = self.slots.dependency(job.dependency) else {
+                let Some((listener, target)) = self.slots.listener(job.listener) else {
                     return;
                 };
-                found = dependency;
+                found = listener;
                 (&found, Some(target))
             }
         };
@@ -373,26 +373,32 @@ impl Controller {
             };
             let read_at = self.browser.version();
             let request = EventRequest {
-                dependency: job.dependency,
-                inputs: dependency
+                listener: job.listener,
+                inputs: listener
                     .inputs
                     .iter()
                     .map(|&id| self.input_value(id))
                     .collect(),
-                held: self.browser.held_for(dependency),
+                held: self.browser.held_for(listener),
                 rendered: rendered.clone(),
             };
-            let result = self.send_event(dependency, &session, request).await;
+            // A streaming listener's answer comes in parts, previewed as they come.
+            let result = if listener.streams {
+                self.send_streamed(&session, request).await
+            } else {
+                let app = &self.config.id;
+                self.backend.run_event(app, &session, request).await
+            };
             match result {
                 Ok(result) => {
                     // A user's new action clears the last failure; what follows
                     // it (a chained listener after a failure) leaves it shown.
-                    if job.depth == 0 && !self.is_quiet(job.dependency) {
+                    if job.depth == 0 && !self.is_quiet(job.listener) {
                         self.status.error.set(None);
                     }
                     let ran = result.ran.clone();
-                    let failed: Vec<DependencyId> =
-                        result.errors.iter().map(|e| e.dependency).collect();
+                    let failed: Vec<ListenerId> =
+                        result.errors.iter().map(|e| e.listener).collect();
                     self.apply_result(result, job.depth, read_at);
                     // The chained listeners the server left to the page: after those
                     // that ran, and `.then` ones after those that failed.
@@ -415,19 +421,19 @@ impl Controller {
                     self.show_error(&error);
                     // The server ran nothing of it: its `.then` listeners are the
                     // page's to run, all of them.
-                    self.run_followers(job.dependency, false, true, job.depth);
+                    self.run_followers(job.listener, false, true, job.depth);
                     return;
                 }
             }
         }
     }
 
-    /// Queues the listeners chained after `dependency`: `.success` ones only if it
+    /// Queues the listeners chained after `listener`: `.success` ones only if it
     /// `succeeded`; those the server runs itself only if it ran none (`all`).
-    fn run_followers(&self, dependency: DependencyId, succeeded: bool, all: bool, depth: u8) {
-        let followers: Vec<DependencyId> = self
+    fn run_followers(&self, listener: ListenerId, succeeded: bool, all: bool, depth: u8) {
+        let followers: Vec<ListenerId> = self
             .config
-            .followers(dependency)
+            .followers(listener)
             .filter(|dep| {
                 dep.after.is_some_and(|after| {
                     (all || !after.by_server) && (succeeded || !after.success_only)

@@ -8,7 +8,6 @@
 //! showed before the event (change listeners run as for any event) and a failed
 //! event leaves the page as the server left it: unchanged.
 
-use keepsake_shared::config::DependencyConfig;
 use keepsake_shared::event::{EventRequest, EventResult, PartialUpdate};
 use keepsake_shared::{ComponentId, SessionId};
 use leptos::prelude::*;
@@ -21,20 +20,13 @@ use crate::api::ClientError;
 pub(super) type Previewed = Vec<(ComponentId, Option<Value>, Option<String>)>;
 
 impl Controller {
-    /// Sends an event: streamed for a listener that streams (its partial updates
-    /// previewed as they come), plain otherwise.
-    pub(super) async fn send_event(
+    /// Sends an event of a streaming listener: its partial updates previewed as
+    /// they come, then put back before the final result is returned.
+    pub(super) async fn send_streamed(
         &self,
-        dependency: &DependencyConfig,
         session: &SessionId,
         request: EventRequest,
     ) -> Result<EventResult, ClientError> {
-        if !dependency.streams {
-            return self
-                .backend
-                .run_event(&self.config.id, session, request)
-                .await;
-        }
         let weak = self.weak.clone();
         let on_partial = Box::new(move |partial: PartialUpdate| {
             if let Some(controller) = weak.upgrade() {

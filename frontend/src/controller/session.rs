@@ -1,5 +1,5 @@
 //! The controller's session: starting it (and a new one when the server forgot it),
-//! its server stream with reconnection and backoff, and other tabs' storage events.
+//! its feed with reconnection and backoff, and other tabs' storage events.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -8,13 +8,13 @@ use backon::{BackoffBuilder as _, ExponentialBackoff, ExponentialBuilder};
 use gloo_timers::future::TimeoutFuture;
 use keepsake_shared::config::EventKind;
 use keepsake_shared::error::ErrorKind;
-use keepsake_shared::stream::{SSE_EVENT_NAME, ServerMessage};
+use keepsake_shared::feed::{FeedMessage, SSE_EVENT_NAME};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::JsCast as _;
 use wasm_bindgen::closure::Closure;
 
-use super::{Controller, SESSION_RESTARTED, Stream};
+use super::{Controller, Feed, SESSION_RESTARTED};
 use crate::api::ClientError;
 use crate::browser_state::warn;
 
@@ -41,7 +41,7 @@ async fn pause(delays: &mut ExponentialBackoff) {
 
 impl Controller {
     /// Starts a session (retrying while the server is unreachable) and opens its
-    /// stream. Returns false when the app cannot run.
+    /// feed. Returns false when the app cannot run.
     pub(super) async fn establish_session(self: &Rc<Self>) -> bool {
         let mut delays = retry_delays();
         loop {
@@ -50,7 +50,7 @@ impl Controller {
                     *self.session.borrow_mut() = Some(started.session_id);
                     self.generation.set(self.generation.get().wrapping_add(1));
                     self.status.connection_lost.set(false);
-                    self.open_stream();
+                    self.open_feed();
                     return true;
                 }
                 Err(ClientError::Server(body))
@@ -82,7 +82,7 @@ impl Controller {
             return self.session().is_some();
         }
         self.restarting.set(true);
-        self.stream.borrow_mut().take();
+        self.feed.borrow_mut().take();
         *self.session.borrow_mut() = None;
         let started = self.establish_session().await;
         self.restarting.set(false);
@@ -92,14 +92,14 @@ impl Controller {
         started
     }
 
-    // ----- the server stream --------------------------------------------------------
+    // ----- the feed --------------------------------------------------------
 
-    fn open_stream(self: &Rc<Self>) {
-        self.stream.borrow_mut().take();
+    fn open_feed(self: &Rc<Self>) {
+        self.feed.borrow_mut().take();
         let Some(session) = self.session() else {
             return;
         };
-        let Some(url) = self.backend.stream_url(&self.config.id, &session) else {
+        let Some(url) = self.backend.feed_url(&self.config.id, &session) else {
             return;
         };
         let generation = self.generation.get();
@@ -115,32 +115,32 @@ impl Controller {
         let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
             move |event: web_sys::MessageEvent| {
                 if let Some(this) = weak.upgrade() {
-                    this.on_stream_message(generation, &event);
+                    this.on_feed_message(generation, &event);
                 }
             },
         );
         let weak = self.weak.clone();
         let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
             if let Some(this) = weak.upgrade() {
-                this.on_stream_open(generation);
+                this.on_feed_open(generation);
             }
         });
         let weak = self.weak.clone();
         let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
             if let Some(this) = weak.upgrade() {
-                this.on_stream_error(generation);
+                this.on_feed_error(generation);
             }
         });
         if source
             .add_event_listener_with_callback(SSE_EVENT_NAME, on_message.as_ref().unchecked_ref())
             .is_err()
         {
-            warn("Keepsake: could not listen to the server stream");
+            warn("Keepsake: could not listen to the feed");
         }
         source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-        self.stream_failed.set(false);
-        *self.stream.borrow_mut() = Some(Stream {
+        self.feed_failed.set(false);
+        *self.feed.borrow_mut() = Some(Feed {
             source,
             _on_message: on_message,
             _on_open: on_open,
@@ -148,33 +148,33 @@ impl Controller {
         });
     }
 
-    fn on_stream_message(self: &Rc<Self>, generation: u32, event: &web_sys::MessageEvent) {
+    fn on_feed_message(self: &Rc<Self>, generation: u32, event: &web_sys::MessageEvent) {
         if generation != self.generation.get() {
             return;
         }
         let Some(data) = event.data().as_string() else {
             return;
         };
-        match serde_json::from_str(&data).and_then(serde_json::from_value::<ServerMessage>) {
-            Ok(ServerMessage::Attached) => self.status.connection_lost.set(false),
-            Ok(ServerMessage::Heartbeat) => {}
-            Ok(ServerMessage::Push { update }) => self.apply_update(update, 0),
-            Ok(ServerMessage::SessionEnded) => {
+        match serde_json::from_str(&data).and_then(serde_json::from_value::<FeedMessage>) {
+            Ok(FeedMessage::Attached) => self.status.connection_lost.set(false),
+            Ok(FeedMessage::Heartbeat) => {}
+            Ok(FeedMessage::Push { update }) => self.apply_update(update, 0),
+            Ok(FeedMessage::SessionEnded) => {
                 let this = self.clone();
                 spawn_local(async move {
                     this.restart_session(generation).await;
                 });
             }
-            Err(error) => warn(&format!("Keepsake: unreadable stream message: {error}")),
+            Err(error) => warn(&format!("Keepsake: unreadable feed message: {error}")),
         }
     }
 
-    fn on_stream_open(self: &Rc<Self>, generation: u32) {
+    fn on_feed_open(self: &Rc<Self>, generation: u32) {
         if generation != self.generation.get() {
             return;
         }
         self.status.connection_lost.set(false);
-        if self.stream_failed.replace(false) {
+        if self.feed_failed.replace(false) {
             // Back after an outage: the server may have forgotten the session.
             let this = self.clone();
             spawn_local(async move {
@@ -183,14 +183,14 @@ impl Controller {
         }
     }
 
-    fn on_stream_error(self: &Rc<Self>, generation: u32) {
+    fn on_feed_error(self: &Rc<Self>, generation: u32) {
         if generation != self.generation.get() {
             return;
         }
-        self.stream_failed.set(true);
+        self.feed_failed.set(true);
         self.status.connection_lost.set(true);
         let closed = self
-            .stream
+            .feed
             .borrow()
             .as_ref()
             .is_some_and(|s| s.source.ready_state() == web_sys::EventSource::CLOSED);
@@ -213,7 +213,7 @@ impl Controller {
         }
     }
 
-    /// Reopens a closed stream: on the same session if the server still has it, on a
+    /// Reopens a closed feed: on the same session if the server still has it, on a
     /// new one otherwise, retrying with backoff while the server is unreachable.
     async fn reconnect(self: Rc<Self>, generation: u32) {
         self.reconnecting.set(true);
@@ -226,7 +226,7 @@ impl Controller {
             let Some(session) = self.session() else { break };
             match self.backend.get_session(&self.config.id, &session).await {
                 Ok(_) => {
-                    self.open_stream();
+                    self.open_feed();
                     break;
                 }
                 Err(error) if error.is_unknown_session() => {

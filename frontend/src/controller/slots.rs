@@ -12,10 +12,10 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use keepsake_shared::config::{
-    AppConfig, ComponentConfig, ComponentKind, DependencyConfig, EventKind, LayoutNode,
+    AppConfig, ComponentConfig, ComponentKind, EventKind, LayoutNode, ListenerConfig,
 };
 use keepsake_shared::render::{RenderedRegion, RenderedTarget};
-use keepsake_shared::{ComponentId, DependencyId};
+use keepsake_shared::{ComponentId, ListenerId};
 use leptos::prelude::*;
 use serde_json::Value;
 
@@ -52,13 +52,13 @@ impl Slots {
             regions: HashMap::new(),
         };
         for component in config.components.iter().filter(|c| c.kind.is_page_value()) {
-            slots.set(component, &config.dependencies);
+            slots.set(component, &config.listeners);
         }
         let mut regions = Vec::new();
         collect_regions(&config.layout, &mut regions);
         for region in regions {
             for component in &region.components {
-                slots.set(component, &region.dependencies);
+                slots.set(component, &region.listeners);
             }
             slots
                 .regions
@@ -68,11 +68,11 @@ impl Slots {
     }
 
     /// Makes `component`'s signals, or gives the ones it has its new value and
-    /// properties (`dependencies`: the listeners that may read or trigger it).
-    fn set(&self, component: &ComponentConfig, dependencies: &[DependencyConfig]) {
+    /// properties (`listeners`: the listeners that may read or trigger it).
+    fn set(&self, component: &ComponentConfig, listeners: &[ListenerConfig]) {
         let id = component.id;
-        let is_input = dependencies.iter().any(|d| d.inputs.contains(&id));
-        let has_triggers = dependencies
+        let is_input = listeners.iter().any(|d| d.inputs.contains(&id));
+        let has_triggers = listeners
             .iter()
             .any(|d| d.triggers.iter().any(|t| t.component == Some(id)));
         let choices = match &component.kind {
@@ -150,7 +150,7 @@ impl Slots {
             return;
         };
         for component in &new.components {
-            self.set(component, &new.dependencies);
+            self.set(component, &new.listeners);
         }
         signal.set(new);
     }
@@ -164,17 +164,14 @@ impl Slots {
 
     /// A rendered listener, as its region's current render has it, with what an
     /// event of it names: the region and its component's key.
-    pub(super) fn dependency(
-        &self,
-        id: DependencyId,
-    ) -> Option<(DependencyConfig, RenderedTarget)> {
+    pub(super) fn listener(&self, id: ListenerId) -> Option<(ListenerConfig, RenderedTarget)> {
         self.regions.values().find_map(|region| {
             region.with_untracked(|r| {
-                let dependency = r.dependencies.iter().find(|d| d.id == id)?;
-                let trigger = dependency.triggers.first()?.component?;
+                let listener = r.listeners.iter().find(|d| d.id == id)?;
+                let trigger = listener.triggers.first()?.component?;
                 let key = r.component(trigger)?.props.key.clone()?;
                 Some((
-                    dependency.clone(),
+                    listener.clone(),
                     RenderedTarget {
                         region: r.region,
                         key,
@@ -185,12 +182,12 @@ impl Slots {
     }
 
     /// The rendered listeners of `event` on rendered component `component`.
-    pub(super) fn listeners(&self, component: ComponentId, event: EventKind) -> Vec<DependencyId> {
+    pub(super) fn listeners(&self, component: ComponentId, event: EventKind) -> Vec<ListenerId> {
         self.regions
             .values()
             .flat_map(|region| {
                 region.with_untracked(|r| {
-                    r.dependencies
+                    r.listeners
                         .iter()
                         .filter(|d| {
                             d.triggers

@@ -9,7 +9,7 @@
 //! and does not clear an error the user's own action left.
 
 use keepsake_shared::config::EventKind;
-use keepsake_shared::{ComponentId, DependencyId};
+use keepsake_shared::{ComponentId, ListenerId};
 use leptos::prelude::WithUntracked as _;
 
 use super::{Controller, PageHandle};
@@ -25,14 +25,13 @@ impl Controller {
         if !active || self.fatal.get() {
             return;
         }
-        let listeners: Vec<DependencyId> = self
+        let listeners: Vec<ListenerId> = self
             .config
             .listeners(Some(timer), EventKind::Tick)
             .map(|d| d.id)
             .collect();
-        let pending = |id: &DependencyId| {
-            self.current.get() == Some(*id)
-                || self.queue.borrow().iter().any(|j| j.dependency == *id)
+        let pending = |id: &ListenerId| {
+            self.current.get() == Some(*id) || self.queue.borrow().iter().any(|j| j.listener == *id)
         };
         if listeners.iter().any(pending) {
             return;
@@ -40,9 +39,9 @@ impl Controller {
         self.fire(Some(timer), EventKind::Tick, 0);
     }
 
-    /// Whether `dependency` runs on timers' ticks only (its jobs are quiet).
-    pub(super) fn is_quiet(&self, dependency: DependencyId) -> bool {
-        self.config.dependency(dependency).is_some_and(|d| {
+    /// Whether `listener` runs on timers' ticks only (its jobs are quiet).
+    pub(super) fn is_quiet(&self, listener: ListenerId) -> bool {
+        self.config.listener(listener).is_some_and(|d| {
             !d.triggers.is_empty() && d.triggers.iter().all(|t| t.event == EventKind::Tick)
         })
     }
@@ -54,7 +53,7 @@ impl Controller {
                 .queue
                 .borrow()
                 .iter()
-                .any(|job| !self.is_quiet(job.dependency))
+                .any(|job| !self.is_quiet(job.listener))
     }
 }
 

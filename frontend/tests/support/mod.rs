@@ -85,7 +85,7 @@ impl Backend for Shared {
         Box::pin(async move {
             Ok(SessionStatus {
                 session_id: session,
-                connected_streams: 1,
+                connected_feeds: 1,
             })
         })
     }
@@ -129,7 +129,7 @@ impl Backend for Shared {
         })
     }
 
-    fn stream_url(&self, _app: &AppId, _session: &SessionId) -> Option<String> {
+    fn feed_url(&self, _app: &AppId, _session: &SessionId) -> Option<String> {
         None
     }
 }

@@ -9,10 +9,10 @@ use keepsake_shared::event::ComponentUpdate;
 use serde_json::Value;
 
 use super::Event;
+use crate::app::{ListenerDef, SlotDef};
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::handler::ErasedUpdate;
-use crate::plan::{DependencyDef, SlotDef};
 use crate::session::{SessionData, StoredState};
 use crate::value::{AnyValue, DynValue};
 
@@ -21,11 +21,11 @@ impl Event<'_> {
     /// set. Returns the states whose content changed.
     pub(super) fn stage(
         &mut self,
-        dependency: &DependencyDef,
+        listener: &ListenerDef,
         outputs: Vec<ErasedUpdate>,
     ) -> Result<Vec<u32>, ApiError> {
         let engine = self.engine;
-        if outputs.len() != dependency.config.outputs.len() {
+        if outputs.len() != listener.config.outputs.len() {
             return Err(ApiError::Internal(
                 "handler returned a wrong number of outputs".into(),
             ));
@@ -34,7 +34,7 @@ impl Event<'_> {
         let mut new_states = Vec::new();
         let mut new_globals = Vec::new();
         let mut new_browser = Vec::new();
-        for (id, output) in dependency.config.outputs.iter().zip(outputs) {
+        for (id, output) in listener.config.outputs.iter().zip(outputs) {
             let ErasedUpdate { value, props } = output;
             match self.slot(*id)? {
                 SlotDef::Client { encode, .. } => {

@@ -27,7 +27,7 @@ use super::super::client_address::ClientAddress;
 use super::super::json::ApiJson;
 use super::Shared;
 use crate::error::ApiError;
-use crate::request::Request;
+use crate::handler::request::Request;
 
 /// How long an outcome waits for its `GET`.
 pub(crate) const OUTCOME_KEPT_FOR: Duration = Duration::from_secs(60);
@@ -93,41 +93,41 @@ pub(super) struct CallBody {
 }
 
 pub(super) async fn start(
-    State(door): State<Shared>,
+    State(bridge): State<Shared>,
     Path((app, api_name)): Path<(String, String)>,
     ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     ApiJson(body): ApiJson<CallBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let app_door = door.app(&app)?;
-    let endpoint = app_door.endpoint_named(&api_name)?;
+    let app_bridge = bridge.app(&app)?;
+    let endpoint = app_bridge.endpoint_named(&api_name)?;
     // What the request gets wrong is its answer (400), not an outcome kept for later.
     let request = endpoint.request_parameters(body.data)?;
-    app_door.calls.make_room()?;
-    let engine = &app_door.engine;
+    app_bridge.calls.make_room()?;
+    let app = &app_bridge.app;
     let origin = Request::new(address, headers);
-    let outcome = door
-        .run(engine, body.session_hash.as_deref(), request, origin)
+    let outcome = bridge
+        .run(app, body.session_hash.as_deref(), request, origin)
         .await;
     let outcome = match outcome {
         // The returned outputs only, as `data` held the parameters only.
         Ok(result) => Ok(endpoint.returned_values(&result)),
         // Refused input, limits, an unknown session: the request's answer.
         Err(error) if error.kind().http_status() < 500 => return Err(error),
-        Err(error) => Err(crate::doors::user_message(&error)),
+        Err(error) => Err(crate::bridges::user_message(&error)),
     };
     let event_id = super::event_id();
-    app_door.calls.keep(&event_id, api_name, outcome)?;
+    app_bridge.calls.keep(&event_id, api_name, outcome)?;
     Ok(Json(json!({ "event_id": event_id })))
 }
 
 pub(super) async fn result(
-    State(door): State<Shared>,
+    State(bridge): State<Shared>,
     Path((app, api_name, event_id)): Path<(String, String, String)>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError> {
-    let app_door = door.app(&app)?;
+    let app_bridge = bridge.app(&app)?;
     let outcome = {
-        let mut outcomes = app_door.calls.lock();
+        let mut outcomes = app_bridge.calls.lock();
         match outcomes.get(&event_id) {
             Some((at, name, _)) if *name == api_name && at.elapsed() < OUTCOME_KEPT_FOR => {
                 outcomes.remove(&event_id).map(|(_, _, outcome)| outcome)

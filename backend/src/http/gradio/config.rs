@@ -3,14 +3,14 @@
 //! made once, when the router is built, from the app's [`Endpoint`]s.
 //!
 //! Only listeners with an `api_name` are listed. A listener's outputs are its own
-//! then those of its `.change` cascade (see [`crate::doors::endpoint`]); slots the
+//! then those of its `.change` cascade (see [`crate::bridges::endpoint`]); slots the
 //! server or the browser holds are components of type `state`, which Gradio's
 //! clients fill with `None` on the way in and drop on the way out.
 
 use keepsake_shared::config::{AppConfig, ComponentKind};
 use serde_json::{Value, json};
 
-use crate::doors::endpoint::{Endpoint, Slot, json_schema, python_type};
+use crate::bridges::endpoint::{Endpoint, Slot, json_schema, python_type};
 
 /// The Gradio API level served: `gradio_client` reads its features from it (the
 /// info endpoint above 3.36.1, cancellation above 4.29.0).
@@ -68,12 +68,12 @@ pub(crate) fn config(app: &AppConfig, endpoints: &[Endpoint]) -> Value {
             "api_info": json_schema(&slot.kind),
         }));
     }
-    let dependencies: Vec<Value> = endpoints
+    let listeners: Vec<Value> = endpoints
         .iter()
         .map(|endpoint| {
             let ids = |slots: &[Slot]| slots.iter().map(|s| s.component.0).collect::<Vec<_>>();
             json!({
-                "id": endpoint.dependency.0,
+                "id": endpoint.listener.0,
                 "targets": [],
                 "inputs": ids(&endpoint.inputs),
                 "outputs": ids(&endpoint.outputs),
@@ -98,7 +98,7 @@ pub(crate) fn config(app: &AppConfig, endpoints: &[Endpoint]) -> Value {
         // heartbeat stream is needed to keep them.
         "connect_heartbeat": false,
         "components": components,
-        "dependencies": dependencies,
+        "dependencies": listeners,
     })
 }
 

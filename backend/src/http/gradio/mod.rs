@@ -1,4 +1,4 @@
-//! The Gradio-compatible door: what the official `gradio_client` (Python, and the
+//! The Gradio-compatible bridge: what the official `gradio_client` (Python, and the
 //! JavaScript client's same protocol, `sse_v3`) calls, under each app's URL:
 //!
 //! - `GET /apps/{app}/config` and `GET /apps/{app}/gradio_api/info` ([`config`]);
@@ -10,7 +10,7 @@
 //!   JSON answer, without the queue ([`run`]).
 //!
 //! A call runs the listener as a page's event does, in the Keepsake session the
-//! client's `session_hash` names ([`crate::doors::sessions`]): one `Client` keeps its
+//! client's `session_hash` names ([`crate::server::keyed`]): one `Client` keeps its
 //! cart across calls, another `Client` has its own.
 
 mod calls;
@@ -34,21 +34,20 @@ use self::calls::Calls;
 use self::queue::{Next, Queue};
 use super::client_address::ClientAddress;
 use super::json::ApiJson;
-use crate::doors::endpoint::Endpoint;
-use crate::doors::sessions::{check_key, keyed_session, run_fresh, run_keyed};
-use crate::engine::Engine;
+use crate::bridges::endpoint::Endpoint;
 use crate::error::ApiError;
-use crate::request::Request;
-use crate::server::Server;
+use crate::handler::request::Request;
+use crate::server::keyed::{check_key, keyed_session, run_fresh, run_keyed};
+use crate::server::{Mounted, Server};
 use keepsake_shared::event::NoticeLevel;
 use keepsake_shared::event::{EventRequest, EventResult};
 
-/// The label that keeps this door's session names apart from other doors'.
-const DOOR: &str = "gradio";
+/// The label that keeps this bridge's session names apart from other bridges'.
+const BRIDGE: &str = "gradio";
 
-/// One app behind the door.
-struct AppDoor {
-    engine: Arc<Engine>,
+/// One app behind the bridge.
+struct AppBridge {
+    app: Mounted,
     endpoints: Vec<Endpoint>,
     config: Value,
     info: Value,
@@ -56,21 +55,21 @@ struct AppDoor {
     calls: Calls,
 }
 
-struct Door {
+struct Bridge {
     server: Server,
-    apps: HashMap<String, AppDoor>,
+    apps: HashMap<String, AppBridge>,
 }
 
-type Shared = Arc<Door>;
+type Shared = Arc<Bridge>;
 
 impl axum::extract::FromRef<Shared> for Server {
-    fn from_ref(door: &Shared) -> Server {
-        door.server.clone()
+    fn from_ref(bridge: &Shared) -> Server {
+        bridge.server.clone()
     }
 }
 
-impl Door {
-    fn app(&self, app: &str) -> Result<&AppDoor, ApiError> {
+impl Bridge {
+    fn app(&self, app: &str) -> Result<&AppBridge, ApiError> {
         self.apps.get(app).ok_or_else(|| ApiError::unknown_app(app))
     }
 
@@ -78,7 +77,7 @@ impl Door {
     /// without one, in a fresh session of its own; a start counts against `address`.
     async fn run(
         &self,
-        engine: &Engine,
+        app: &Mounted,
         session_hash: Option<&str>,
         request: EventRequest,
         origin: Request,
@@ -88,8 +87,8 @@ impl Door {
             Some(key) => {
                 run_keyed(
                     &self.server,
-                    engine,
-                    DOOR,
+                    app,
+                    BRIDGE,
                     key,
                     address,
                     None,
@@ -98,12 +97,12 @@ impl Door {
                 )
                 .await
             }
-            None => run_fresh(&self.server, engine, address, request, origin).await,
+            None => run_fresh(&self.server, app, address, request, origin).await,
         }
     }
 }
 
-impl AppDoor {
+impl AppBridge {
     /// The endpoint called `api_name`.
     fn endpoint_named(&self, api_name: &str) -> Result<&Endpoint, ApiError> {
         self.endpoints
@@ -115,27 +114,25 @@ impl AppDoor {
     }
 }
 
-/// The door's routes for every app on `server`.
+/// The bridge's routes for every app on `server`.
 pub(crate) fn router<S: Clone + Send + Sync + 'static>(server: &Server) -> Router<S> {
     let limit = usize::try_from(server.settings().session_capacity).unwrap_or(usize::MAX);
     let apps = server
-        .inner
-        .apps
-        .iter()
-        .map(|(id, engine)| {
-            let endpoints = Endpoint::all(&engine.app);
-            let door = AppDoor {
-                config: config::config(engine.app.config(), &endpoints),
+        .apps()
+        .map(|(id, app)| {
+            let endpoints = Endpoint::all(app.app());
+            let bridge = AppBridge {
+                config: config::config(app.app().config(), &endpoints),
                 info: config::info(&endpoints),
                 endpoints,
-                engine: engine.clone(),
+                app: app.clone(),
                 queue: Queue::new(limit),
                 calls: Calls::new(limit),
             };
-            (id.0.clone(), door)
+            (id.0.clone(), bridge)
         })
         .collect();
-    let door = Arc::new(Door {
+    let bridge = Arc::new(Bridge {
         server: server.clone(),
         apps,
     });
@@ -154,21 +151,21 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(server: &Server) -> Route
         .route(&format!("{api}/api/{{api_name}}"), post(run::run))
         .route(&format!("{api}/cancel"), post(cancel))
         .route(&format!("{api}/reset"), post(cancel))
-        .with_state(door)
+        .with_state(bridge)
 }
 
 async fn get_config(
-    State(door): State<Shared>,
+    State(bridge): State<Shared>,
     Path(app): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(door.app(&app)?.config.clone()))
+    Ok(Json(bridge.app(&app)?.config.clone()))
 }
 
 async fn get_info(
-    State(door): State<Shared>,
+    State(bridge): State<Shared>,
     Path(app): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(door.app(&app)?.info.clone()))
+    Ok(Json(bridge.app(&app)?.info.clone()))
 }
 
 /// Events are all-or-nothing and short: one that started finishes. A cancel is
@@ -186,34 +183,34 @@ struct Join {
 }
 
 async fn join(
-    State(door): State<Shared>,
+    State(bridge): State<Shared>,
     Path(app): Path<String>,
     ClientAddress(address): ClientAddress,
     headers: axum::http::HeaderMap,
     ApiJson(body): ApiJson<Join>,
 ) -> Result<Json<Value>, ApiError> {
-    let app_door = door.app(&app)?;
-    let endpoint = app_door
+    let app_bridge = bridge.app(&app)?;
+    let endpoint = app_bridge
         .endpoints
         .iter()
-        .find(|endpoint| endpoint.dependency.0 == body.fn_index)
-        .ok_or(ApiError::UnknownDependency(body.fn_index))?
+        .find(|endpoint| endpoint.listener.0 == body.fn_index)
+        .ok_or(ApiError::UnknownListener(body.fn_index))?
         .clone();
     // The session first: a start refused (the address's allowance, capacity) is the
     // join's answer, and takes no place in the queue.
     let session = keyed_session(
-        &door.server,
-        &app_door.engine,
-        DOOR,
+        &bridge.server,
+        &app_bridge.app,
+        BRIDGE,
         &body.session_hash,
         address,
     )
     .await?
     .id;
     let event_id = event_id();
-    app_door.queue.join(&body.session_hash, &event_id)?;
+    app_bridge.queue.join(&body.session_hash, &event_id)?;
     let mut completion = Completion {
-        door: door.clone(),
+        bridge: bridge.clone(),
         app,
         key: body.session_hash,
         event_id: event_id.clone(),
@@ -221,19 +218,19 @@ async fn join(
         done: false,
     };
     tokio::spawn(async move {
-        let Ok(app_door) = completion.door.app(&completion.app) else {
+        let Ok(app_bridge) = completion.bridge.app(&completion.app) else {
             return;
         };
         let starts = json!({"msg": "process_starts", "event_id": completion.event_id, "eta": null});
-        app_door.queue.post(&completion.key, starts);
+        app_bridge.queue.post(&completion.key, starts);
         let request = endpoint.request_positional(body.data);
         let outcome = match request {
             Ok(request) => {
-                let door = &completion.door;
+                let bridge = &completion.bridge;
                 run_keyed(
-                    &door.server,
-                    &app_door.engine,
-                    DOOR,
+                    &bridge.server,
+                    &app_bridge.app,
+                    BRIDGE,
                     &completion.key,
                     address,
                     Some(session),
@@ -251,7 +248,7 @@ async fn join(
                         };
                         let log = json!({"msg": "log", "event_id": completion.event_id,
                             "log": notice.message, "level": level, "duration": null, "visible": true});
-                        app_door.queue.post(&completion.key, log);
+                        app_bridge.queue.post(&completion.key, log);
                     }
                     endpoint.output_values(&result)
                 })
@@ -267,7 +264,7 @@ async fn join(
 /// is dropped first (a panic, the runtime going away), as a failure, so that the
 /// client's stream never waits for an event that will not end.
 struct Completion {
-    door: Shared,
+    bridge: Shared,
     app: String,
     key: String,
     event_id: String,
@@ -285,10 +282,10 @@ impl Completion {
             }),
             Err(error) => json!({
                 "msg": "process_completed", "event_id": self.event_id, "success": false,
-                "output": { "error": crate::doors::user_message(&error), "title": "Error" },
+                "output": { "error": crate::bridges::user_message(&error), "title": "Error" },
             }),
         };
-        if let Ok(app) = self.door.app(&self.app) {
+        if let Ok(app) = self.bridge.app(&self.app) {
             app.queue.complete(&self.key, message);
         }
     }
@@ -313,21 +310,22 @@ struct DataQuery {
 /// `heartbeat` message while nothing comes (Gradio's clients take only `data:`
 /// lines, so no comment keep-alives), `close_stream` at the end.
 async fn data(
-    State(door): State<Shared>,
+    State(bridge): State<Shared>,
     Path(app): Path<String>,
     Query(query): Query<DataQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError> {
-    door.app(&app)?;
+    bridge.app(&app)?;
     check_key(&query.session_hash)?;
-    let heartbeat = door.server.settings().heartbeat;
+    let heartbeat = bridge.server.settings().heartbeat;
     let key = query.session_hash;
-    let stream = futures::stream::unfold(Some((door, app, key)), move |state| async move {
-        let (door, app, key) = state?;
-        let queue = |door: &Door| {
-            door.app(&app)
+    let stream = futures::stream::unfold(Some((bridge, app, key)), move |state| async move {
+        let (bridge, app, key) = state?;
+        let queue = |bridge: &Bridge| {
+            bridge
+                .app(&app)
                 .map_or(Next::Close, |app| app.queue.next(&key))
         };
-        let mut next = queue(&door);
+        let mut next = queue(&bridge);
         let message = loop {
             match next {
                 Next::Send(message) => break Some(message),
@@ -338,9 +336,9 @@ async fn data(
                     // Registered before looking again: a message posted in between
                     // wakes it.
                     arrival.as_mut().enable();
-                    next = queue(&door);
+                    next = queue(&bridge);
                     if let Next::Wait(_) = next {
-                        let shutdown = door.server.inner.shutdown.clone();
+                        let shutdown = bridge.server.shutdown_token().clone();
                         tokio::select! {
                             // The server stops: the stream ends (its events finish,
                             // as every running event does).
@@ -351,7 +349,7 @@ async fn data(
                                 }
                             }
                         }
-                        next = queue(&door);
+                        next = queue(&bridge);
                     }
                 }
             }
@@ -359,7 +357,7 @@ async fn data(
         Some(match message {
             Some(message) => (
                 Ok(Event::default().data(message.to_string())),
-                Some((door, app, key)),
+                Some((bridge, app, key)),
             ),
             None => {
                 let close = json!({ "msg": "close_stream", "event_id": null });

@@ -25,7 +25,7 @@ use super::super::client_address::ClientAddress;
 use super::super::json::ApiJson;
 use super::Shared;
 use crate::error::ApiError;
-use crate::request::Request;
+use crate::handler::request::Request;
 
 #[derive(Deserialize)]
 pub(super) struct RunBody {
@@ -35,20 +35,20 @@ pub(super) struct RunBody {
 }
 
 pub(super) async fn run(
-    State(door): State<Shared>,
+    State(bridge): State<Shared>,
     Path((app, api_name)): Path<(String, String)>,
     ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     ApiJson(body): ApiJson<RunBody>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let app_door = door.app(&app)?;
-    let endpoint = app_door.endpoint_named(&api_name)?;
+    let app_bridge = bridge.app(&app)?;
+    let endpoint = app_bridge.endpoint_named(&api_name)?;
     let request = endpoint.request_positional(body.data)?;
-    let engine = &app_door.engine;
+    let app = &app_bridge.app;
     let origin = Request::new(address, headers);
-    let outcome = door
-        .run(engine, body.session_hash.as_deref(), request, origin)
+    let outcome = bridge
+        .run(app, body.session_hash.as_deref(), request, origin)
         .await;
     match outcome {
         Ok(result) => Ok(Json(json!({
@@ -63,7 +63,7 @@ pub(super) async fn run(
         // the way Gradio words a failed direct call.
         Err(error) => Ok((
             StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({ "error": crate::doors::user_message(&error) })),
+            Json(json!({ "error": crate::bridges::user_message(&error) })),
         )
             .into_response()),
     }

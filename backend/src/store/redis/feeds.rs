@@ -7,17 +7,17 @@ use keepsake_shared::SessionId;
 
 use super::{RedisStore, millis};
 use crate::session::Session;
-use crate::store::{StoreError, StreamOpened};
+use crate::store::{FeedOpened, StoreError};
 
 impl RedisStore {
-    pub(crate) async fn stream_opened(
+    pub(crate) async fn feed_opened(
         &self,
         session: &Session,
         limit: u32,
-    ) -> Result<StreamOpened, StoreError> {
+    ) -> Result<FeedOpened, StoreError> {
         let open: i64 = self
             .scripts
-            .stream_open
+            .feed_open
             .arg(&self.prefix)
             .arg(session.id.as_str())
             .arg(limit)
@@ -25,13 +25,13 @@ impl RedisStore {
             .invoke_async(&mut self.connection())
             .await?;
         Ok(match open {
-            ..0 => StreamOpened::UnknownSession,
-            0 => StreamOpened::Full,
+            ..0 => FeedOpened::UnknownSession,
+            0 => FeedOpened::Full,
             _ => {
                 session
                     .streams
                     .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-                StreamOpened::Attached
+                FeedOpened::Attached
             }
         })
     }
@@ -39,10 +39,10 @@ impl RedisStore {
     /// A stream's heartbeat: keeps the session alive while its page is open, even if
     /// no event comes. False if the session is gone; true while Redis is away (the
     /// session is still there when it is back).
-    pub(crate) async fn stream_alive(&self, id: &SessionId) -> bool {
+    pub(crate) async fn feed_alive(&self, id: &SessionId) -> bool {
         let alive: Result<i64, _> = self
             .scripts
-            .stream_keepalive
+            .feed_keepalive
             .arg(&self.prefix)
             .arg(id.as_str())
             .arg(millis(self.keepalive))
@@ -58,13 +58,13 @@ impl RedisStore {
     }
 
     /// A stream ended; true if it was the session's last one on any instance.
-    pub(crate) async fn stream_closed(&self, session: &Session) -> bool {
+    pub(crate) async fn feed_closed(&self, session: &Session) -> bool {
         session
             .streams
             .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
         let last: Result<i64, _> = self
             .scripts
-            .stream_close
+            .feed_close
             .arg(&self.prefix)
             .arg(session.id.as_str())
             .arg(millis(self.retention))

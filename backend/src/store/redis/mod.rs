@@ -30,10 +30,10 @@
 //! primary with replicas), not Redis Cluster.
 
 mod endings;
+mod feeds;
 mod hold;
 mod listen;
 mod scripts;
-mod streams;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -48,7 +48,7 @@ use super::{
     Commit, GlobalHold, Lease, SessionShape, StoreError, StoreEvents, StoredValueMetrics,
     WriterLocks,
 };
-use crate::plan::App;
+use crate::app::App;
 use crate::session::{Session, SessionData, StoredState};
 use crate::settings::Settings;
 use crate::value::DynValue;
@@ -200,7 +200,7 @@ impl RedisStore {
     }
 
     /// Open streams of a session on all instances.
-    pub(crate) async fn open_streams(&self, id: &SessionId) -> Result<u32, StoreError> {
+    pub(crate) async fn open_feeds(&self, id: &SessionId) -> Result<u32, StoreError> {
         let open: Option<i64> = self
             .connection()
             .get(self.key(&format!("streams:{}", id.as_str())))
@@ -458,7 +458,7 @@ impl RedisStore {
         Ok((states, globals))
     }
 
-    fn state_def(&self, index: u32) -> Result<&crate::plan::StateDef, StoreError> {
+    fn state_def(&self, index: u32) -> Result<&crate::app::StateDef, StoreError> {
         self.app
             .states
             .get(index as usize)

@@ -13,9 +13,9 @@ pub(super) struct Scripts {
     pub(super) commit: Script,
     pub(super) release: Script,
     pub(super) sweep: Script,
-    pub(super) stream_open: Script,
-    pub(super) stream_keepalive: Script,
-    pub(super) stream_close: Script,
+    pub(super) feed_open: Script,
+    pub(super) feed_keepalive: Script,
+    pub(super) feed_close: Script,
 }
 
 impl Scripts {
@@ -27,9 +27,9 @@ impl Scripts {
             commit: with_prelude(include_str!("scripts/commit.lua")),
             release: Script::new(include_str!("scripts/release.lua")),
             sweep: with_prelude(include_str!("scripts/sweep.lua")),
-            stream_open: with_prelude(include_str!("scripts/stream_open.lua")),
-            stream_keepalive: with_prelude(include_str!("scripts/stream_keepalive.lua")),
-            stream_close: with_prelude(include_str!("scripts/stream_close.lua")),
+            feed_open: with_prelude(include_str!("scripts/feed_open.lua")),
+            feed_keepalive: with_prelude(include_str!("scripts/feed_keepalive.lua")),
+            feed_close: with_prelude(include_str!("scripts/feed_close.lua")),
         }
     }
 }

@@ -1,0 +1,91 @@
+//! A streamed reply: an event's answer as a stream, the partial outputs of a
+//! streaming listener as they come, then the outcome, last.
+//!
+//! The event is not a task of its own: the reply owns its future and drives it as
+//! the client reads, so a client that goes away drops the event like any dropped
+//! request (nothing committed; the session's lock, this process's writer locks and,
+//! with Redis, the lease and global locks given back on drop). Partial outputs pass
+//! through a small bounded channel: a client that reads slowly makes the handler's
+//! stream wait rather than the server buffer without end.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::stream::Stream;
+use keepsake_shared::SessionId;
+use keepsake_shared::event::{EventRequest, EventResult, PartialUpdate};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::engine::Engine;
+use crate::error::ApiError;
+use crate::handler::request::Request;
+
+/// How many partial answers may wait for a slow client before the handler's stream
+/// waits for it.
+const PARTIALS_BUFFERED: usize = 8;
+
+/// One message of a streamed reply, before it takes its wire form.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// Component outputs of one item the listener yielded.
+    Partial(PartialUpdate),
+    /// The event's outcome, last.
+    Done(Result<EventResult, ApiError>),
+}
+
+/// Runs a client's event and answers it as a stream: the partial outputs of a
+/// streaming listener as they come, then the outcome, last. Dropping the stream
+/// drops the event.
+pub(super) fn answer(
+    engine: Arc<Engine>,
+    session: SessionId,
+    request: EventRequest,
+    origin: Request,
+    span: tracing::Span,
+) -> impl Stream<Item = Answer> + Send + 'static {
+    let (sink, partials) = mpsc::channel(PARTIALS_BUFFERED);
+    let event = async move {
+        engine
+            .run_event_with(&session, request, origin, Some(sink))
+            .await
+    }
+    .instrument(span);
+    Answering {
+        event: Some(Box::pin(event)),
+        partials,
+        outcome: None,
+    }
+}
+
+/// The answer stream: polls the event and hands out its partials in order, and its
+/// outcome once every partial sent before it is out.
+struct Answering<F> {
+    event: Option<Pin<Box<F>>>,
+    partials: mpsc::Receiver<PartialUpdate>,
+    outcome: Option<Result<EventResult, ApiError>>,
+}
+
+impl<F: Future<Output = Result<EventResult, ApiError>>> Stream for Answering<F> {
+    type Item = Answer;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Answer>> {
+        if let Some(event) = self.event.as_mut()
+            && let Poll::Ready(outcome) = event.as_mut().poll(cx)
+        {
+            self.event = None;
+            self.outcome = Some(outcome);
+        }
+        match self.partials.poll_recv(cx) {
+            Poll::Ready(Some(partial)) => Poll::Ready(Some(Answer::Partial(partial))),
+            // Every sender is gone: the event has finished (its outcome is last), or
+            // it dropped the sink early and is still running (polled above, so it
+            // will wake us).
+            Poll::Ready(None) if self.event.is_some() => Poll::Pending,
+            Poll::Ready(None) => Poll::Ready(self.outcome.take().map(Answer::Done)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
