@@ -16,6 +16,52 @@
 //!   cannot be extended by anyone but the server.
 //! - Format: `v2.{key id, 16 hex digits}.{base64url(nonce || ciphertext || tag)}`.
 //!   (`v1` was the earlier, client-side format; such values no longer open.)
+//!
+//! # Threat model
+//!
+//! The server seals every BrowserState value before a browser stores it: AES-256-GCM
+//! with a fresh 96-bit nonce, under a key derived per app and storage key with
+//! HKDF-SHA256 from the app's secret; the app id, the storage key and the purpose are
+//! authenticated with it, and the format carries a version and a key id (for rotation).
+//! The browser holds an opaque string and sends it back with each event that reads the
+//! slot; the server opens it and seals what the handler writes. Neither the config nor
+//! any answer carries a secret or key material (tested: `backend/tests/sealed_answers.rs`
+//! collects every answer of a full session of each demo and tries each string in them as
+//! the secret, to open and to forge).
+//!
+//! What this protects against:
+//! - reading a copy of the browser profile (a stolen laptop, a synced or backed-up
+//!   profile, a shared computer) offline: the values cannot be decrypted without the
+//!   server's secret;
+//! - other apps on the same origin, and anyone editing localStorage: a value cannot be
+//!   forged, and one moved to another slot or app, edited, truncated, expired or sealed
+//!   under a key the server no longer has reads as the default and is removed;
+//! - replay into another slot or app (bound by the key and the associated data).
+//!
+//! What it cannot protect against: a sealed string is a bearer token. Whoever holds a
+//! copy can put it in any browser's storage for the app and the server will open it, so
+//! it gets whatever the app shows from it (the saved-login demo shows the saved password
+//! back: a real app should not keep secrets in browser state, or not show them). And a
+//! script running in the page can drive the app's own events, and so read what the app
+//! shows and write what the app lets it write. Hence
+//! the second half: pages are served with a strict Content-Security-Policy (`Settings::content_security_policy`), so a
+//! foreign script is hard to get in. It also cannot stop the holder of a profile from
+//! sending back an older value it copied earlier (a value is genuine, not fresh; use
+//! `.max_age` to bound how old). The demo's secret is in its source: a real app reads
+//! its secret from its environment.
+//!
+//! Without a fixed storage key and secret, the keys come from a random seed made at
+//! start-up (values from before a restart read as the default, as in Gradio); with
+//! `--store redis://...` the seed is kept in Redis under the namespace, so every instance
+//! seals and opens alike behind a load balancer (if Redis cannot give it, events that
+//! touch browser state fail with `store_unavailable` until it can: an instance never
+//! seals with keys of its own). There the seed lives as long as the namespace's data, so
+//! values survive restarts of the instances; such keys are also bound to the slot's type
+//! and default, so a slot named by its position does not read what another slot held
+//! there before a change of the app. The seed must not be evicted (no `allkeys-*`
+//! eviction policy on that Redis): an instance reads it once, so after a flush restart
+//! every instance. Anyone who can read that Redis can forge values, as anyone who can
+//! read a fixed secret can. An empty secret is refused when the app is built.
 
 use std::fmt;
 
