@@ -2,9 +2,10 @@
 //! [`ApiError`] that says what was wrong.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRef, FromRequest, Request};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -20,14 +21,42 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(request, state).await {
+        // The common request, `Content-Type: application/json` and a body that parses,
+        // takes the short way: no MIME parse, and serde_json without the path tracking
+        // that only an error message needs. Anything else goes through axum's `Json`,
+        // whose rejection says what was wrong, exactly as before.
+        if !plain_json_content_type(request.headers()) {
+            return match Json::<T>::from_request(request, state).await {
+                Ok(Json(value)) => Ok(ApiJson(value)),
+                Err(rejection) => Err(json_rejection(rejection, limit(state))),
+            };
+        }
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| json_rejection(rejection.into(), limit(state)))?;
+        if let Ok(value) = serde_json::from_slice(&bytes) {
+            return Ok(ApiJson(value));
+        }
+        match Json::<T>::from_bytes(&bytes) {
             Ok(Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_rejection(
-                rejection,
-                Server::from_ref(state).settings().max_body_bytes,
-            )),
+            Err(rejection) => Err(json_rejection(rejection, limit(state))),
         }
     }
+}
+
+/// Whether the request says exactly `Content-Type: application/json`, which axum's
+/// `Json` accepts; `false` leaves the decision (parameters, `+json` types, case) to it.
+fn plain_json_content_type(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes() == b"application/json")
+}
+
+fn limit<S>(state: &S) -> usize
+where
+    Server: FromRef<S>,
+{
+    Server::from_ref(state).settings().max_body_bytes
 }
 
 fn json_rejection(rejection: JsonRejection, limit: usize) -> ApiError {
