@@ -111,28 +111,33 @@ pub fn app(server: &Server) -> Router {
         .route("/healthz", get(routes::healthz))
         .route("/metrics", get(routes::metrics))
         .merge(bridges(server))
-        .merge(client)
-        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ));
-    let router = match cors(&settings.allow_origins) {
-        Some(cors) => router.layer(cors),
-        None => router,
-    };
+        .merge(client);
     // Request spans and the DEBUG lines of each request and response cost about
     // 0.5 µs per request even when filtered out (clock reads, a body wrapper), so the
     // layer is added only if DEBUG is on for it when the router is built. Failed
     // requests are logged by `ApiError` either way.
     let trace_requests = tracing::enabled!(tracing::Level::DEBUG)
         || tracing::enabled!(target: "tower_http::trace", tracing::Level::DEBUG);
-    let router = if trace_requests {
-        router.layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+    let trace = trace_requests.then(|| {
+        TraceLayer::new_for_http().make_span_with(|request: &Request| {
             tracing::debug_span!("request", method = %request.method(), path = %redact_path(request.uri().path()))
-        }))
-    } else {
-        router
+        })
+    });
+    // The layers every route gets, outermost first, given as one: each
+    // `Router::layer` call wraps every route in a boxed service of its own, which
+    // each request clones and goes through.
+    let common = (
+        SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        DefaultBodyLimit::max(settings.max_body_bytes),
+    );
+    let router = match (trace, cors(&settings.allow_origins)) {
+        (None, None) => router.layer(common),
+        (None, Some(cors)) => router.layer((cors, common)),
+        (Some(trace), None) => router.layer((trace, common)),
+        (Some(trace), Some(cors)) => router.layer((trace, cors, common)),
     };
     router.with_state(server.clone())
 }
