@@ -21,8 +21,61 @@ pub(crate) mod notice;
 pub(crate) mod request;
 pub(crate) mod streaming;
 
-/// Where a handler argument comes from (an implementation detail of the traits below).
-#[doc(hidden)]
+/// The engine's side of the public traits of this module. Each public trait has its
+/// sealed twin as a supertrait: an app names the public traits and bounds by them, but
+/// cannot implement them for types of its own nor call the engine's methods through
+/// them, and the docs show none of it. (The twins are `pub` in a private module, the
+/// usual sealed-trait pattern: nameable here, unreachable outside.)
+pub(crate) mod sealed {
+    use std::sync::Arc;
+
+    use keepsake_shared::ComponentId;
+
+    use super::{ErasedUpdate, HandlerCall, SlotRef, Update};
+    use crate::value::AnyValue;
+
+    /// See [`super::Input`].
+    pub trait SealedInput {
+        fn slot_ref(&self) -> SlotRef;
+    }
+
+    /// See [`super::Output`].
+    pub trait SealedOutput {
+        fn component_id(&self) -> ComponentId;
+    }
+
+    /// See [`super::Inputs`].
+    pub trait SealedInputs {
+        fn slot_refs(&self) -> Vec<SlotRef>;
+        fn from_erased(values: Vec<AnyValue>) -> Option<<Self as super::Inputs>::Values>
+        where
+            Self: super::Inputs;
+    }
+
+    /// See [`super::Outputs`].
+    pub trait SealedOutputs {
+        fn component_ids(&self) -> Vec<ComponentId>;
+    }
+
+    /// See [`super::IntoUpdate`].
+    pub trait SealedIntoUpdate<T> {
+        fn into_update(self) -> Update<T>;
+    }
+
+    /// See [`super::IntoOutputs`].
+    pub trait SealedIntoOutputs<O> {
+        fn into_outputs(self) -> Vec<ErasedUpdate>;
+    }
+
+    /// See [`super::Handler`].
+    pub trait SealedHandler<Args, O, M> {
+        /// Whether it yields a sequence of outputs ([`crate::Streaming`]).
+        const STREAMS: bool = false;
+        fn call(self: Arc<Self>, args: Args) -> HandlerCall;
+    }
+}
+
+/// Where a handler argument comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SlotRef {
     /// A slot listed in the config (component, state, global or browser state).
@@ -36,93 +89,118 @@ pub enum SlotRef {
 }
 
 /// One input of a listener.
-pub trait Input: Copy {
+///
+/// Sealed: Keepsake implements it for its handles, [`REQUEST`](crate::REQUEST) and
+/// [`NOTIFY`](crate::NOTIFY); an app uses it, it does not implement it.
+///
+/// ```compile_fail
+/// #[derive(Clone, Copy)]
+/// struct Mine;
+/// // Not an input the engine knows how to fill: this does not compile.
+/// impl keepsake::Input for Mine {
+///     type Value = u32;
+/// }
+/// ```
+pub trait Input: Copy + sealed::SealedInput {
     /// The type of the handler argument it gives (for a resource, its [`Shared`]
     /// handle).
     type Value: Send + 'static;
-    #[doc(hidden)]
-    fn slot_ref(&self) -> SlotRef;
 }
 
 impl<C: Component> Input for Handle<C> {
     type Value = C::Value;
+}
+impl<C: Component> sealed::SealedInput for Handle<C> {
     fn slot_ref(&self) -> SlotRef {
         SlotRef::Wire(self.id)
     }
 }
 impl<T: Send + 'static> Input for StateHandle<T> {
     type Value = T;
+}
+impl<T: Send + 'static> sealed::SealedInput for StateHandle<T> {
     fn slot_ref(&self) -> SlotRef {
         SlotRef::Wire(self.id)
     }
 }
 impl<T: Send + 'static> Input for GlobalHandle<T> {
     type Value = T;
+}
+impl<T: Send + 'static> sealed::SealedInput for GlobalHandle<T> {
     fn slot_ref(&self) -> SlotRef {
         SlotRef::Wire(self.id)
     }
 }
 impl<T: Send + 'static> Input for BrowserStateHandle<T> {
     type Value = T;
+}
+impl<T: Send + 'static> sealed::SealedInput for BrowserStateHandle<T> {
     fn slot_ref(&self) -> SlotRef {
         SlotRef::Wire(self.id)
     }
 }
 impl<T: Send + 'static> Input for ResourceHandle<T> {
     type Value = Shared<T>;
+}
+impl<T: Send + 'static> sealed::SealedInput for ResourceHandle<T> {
     fn slot_ref(&self) -> SlotRef {
         SlotRef::Resource(self.id)
     }
 }
 
 /// One output of a listener.
-pub trait Output: Copy {
+///
+/// Sealed: Keepsake implements it for its handles.
+pub trait Output: Copy + sealed::SealedOutput {
     /// The type the handler returns for it (or wraps in an [`Update`]).
     type Value: Send + 'static;
-    #[doc(hidden)]
-    fn component_id(&self) -> ComponentId;
 }
 
 impl<C: Component> Output for Handle<C> {
     type Value = C::Value;
+}
+impl<C: Component> sealed::SealedOutput for Handle<C> {
     fn component_id(&self) -> ComponentId {
         self.id
     }
 }
 impl<T: Send + 'static> Output for StateHandle<T> {
     type Value = T;
+}
+impl<T: Send + 'static> sealed::SealedOutput for StateHandle<T> {
     fn component_id(&self) -> ComponentId {
         self.id
     }
 }
 impl<T: Send + 'static> Output for GlobalHandle<T> {
     type Value = T;
+}
+impl<T: Send + 'static> sealed::SealedOutput for GlobalHandle<T> {
     fn component_id(&self) -> ComponentId {
         self.id
     }
 }
 impl<T: Send + 'static> Output for BrowserStateHandle<T> {
     type Value = T;
+}
+impl<T: Send + 'static> sealed::SealedOutput for BrowserStateHandle<T> {
     fn component_id(&self) -> ComponentId {
         self.id
     }
 }
 
 /// The inputs of a listener: `()`, one handle, or a tuple of handles.
-pub trait Inputs {
+///
+/// Sealed, as [`Input`] is.
+pub trait Inputs: sealed::SealedInputs {
     /// The handler's arguments, as a tuple.
     type Values: Send + 'static;
-    #[doc(hidden)]
-    fn slot_refs(&self) -> Vec<SlotRef>;
-    #[doc(hidden)]
-    fn from_erased(values: Vec<AnyValue>) -> Option<Self::Values>;
 }
 
 /// The outputs of a listener: `()`, one handle, or a tuple of handles.
-pub trait Outputs {
-    #[doc(hidden)]
-    fn component_ids(&self) -> Vec<ComponentId>;
-}
+///
+/// Sealed, as [`Output`] is.
+pub trait Outputs: sealed::SealedOutputs {}
 
 fn take<T: 'static>(values: &mut std::vec::IntoIter<AnyValue>) -> Option<T> {
     let value: Box<dyn Any + Send> = values.next()?;
@@ -131,16 +209,19 @@ fn take<T: 'static>(values: &mut std::vec::IntoIter<AnyValue>) -> Option<T> {
 
 impl<I: Input> Inputs for I {
     type Values = (I::Value,);
+}
+impl<I: Input> sealed::SealedInputs for I {
     fn slot_refs(&self) -> Vec<SlotRef> {
         vec![self.slot_ref()]
     }
-    fn from_erased(values: Vec<AnyValue>) -> Option<Self::Values> {
+    fn from_erased(values: Vec<AnyValue>) -> Option<<Self as Inputs>::Values> {
         let mut values = values.into_iter();
         Some((take::<I::Value>(&mut values)?,))
     }
 }
 
-impl<O: Output> Outputs for O {
+impl<O: Output> Outputs for O {}
+impl<O: Output> sealed::SealedOutputs for O {
     fn component_ids(&self) -> Vec<ComponentId> {
         vec![self.component_id()]
     }
@@ -150,19 +231,24 @@ macro_rules! tuple_io {
     ($($ty:ident),*) => {
         impl<$($ty: Input),*> Inputs for ($($ty,)*) {
             type Values = ($($ty::Value,)*);
+        }
+
+        impl<$($ty: Input),*> sealed::SealedInputs for ($($ty,)*) {
             #[allow(non_snake_case)]
             fn slot_refs(&self) -> Vec<SlotRef> {
                 let ($($ty,)*) = self;
                 vec![$($ty.slot_ref()),*]
             }
             #[allow(unused_mut, unused_variables)]
-            fn from_erased(values: Vec<AnyValue>) -> Option<Self::Values> {
+            fn from_erased(values: Vec<AnyValue>) -> Option<<Self as Inputs>::Values> {
                 let mut values = values.into_iter();
                 Some(($(take::<$ty::Value>(&mut values)?,)*))
             }
         }
 
-        impl<$($ty: Output),*> Outputs for ($($ty,)*) {
+        impl<$($ty: Output),*> Outputs for ($($ty,)*) {}
+
+        impl<$($ty: Output),*> sealed::SealedOutputs for ($($ty,)*) {
             #[allow(non_snake_case)]
             fn component_ids(&self) -> Vec<ComponentId> {
                 let ($($ty,)*) = self;
@@ -247,26 +333,26 @@ impl<T> Update<T> {
     }
 }
 
-/// One output after erasure (an implementation detail of the traits below).
-#[doc(hidden)]
+/// One output after erasure.
 pub struct ErasedUpdate {
     pub(crate) value: Option<AnyValue>,
     pub(crate) props: PropsUpdate,
 }
 
 /// Something a handler may return for an output whose value type is `T`.
-pub trait IntoUpdate<T> {
-    #[doc(hidden)]
-    fn into_update(self) -> Update<T>;
-}
+///
+/// Sealed: implemented for `T` itself and for [`Update<T>`].
+pub trait IntoUpdate<T>: sealed::SealedIntoUpdate<T> {}
 
-impl<T> IntoUpdate<T> for T {
+impl<T, U: sealed::SealedIntoUpdate<T>> IntoUpdate<T> for U {}
+
+impl<T> sealed::SealedIntoUpdate<T> for T {
     fn into_update(self) -> Update<T> {
         Update::value(self)
     }
 }
 
-impl<T> IntoUpdate<T> for Update<T> {
+impl<T> sealed::SealedIntoUpdate<T> for Update<T> {
     fn into_update(self) -> Update<T> {
         self
     }
@@ -280,12 +366,13 @@ fn erase<T: Send + 'static>(update: Update<T>) -> ErasedUpdate {
 }
 
 /// What a handler returns for outputs `O`.
-pub trait IntoOutputs<O> {
-    #[doc(hidden)]
-    fn into_outputs(self) -> Vec<ErasedUpdate>;
-}
+///
+/// Sealed: implemented for `()`, one [`IntoUpdate`] and tuples of them.
+pub trait IntoOutputs<O>: sealed::SealedIntoOutputs<O> {}
 
-impl<O: Output, R: IntoUpdate<O::Value>> IntoOutputs<O> for R {
+impl<O, R: sealed::SealedIntoOutputs<O>> IntoOutputs<O> for R {}
+
+impl<O: Output, R: IntoUpdate<O::Value>> sealed::SealedIntoOutputs<O> for R {
     fn into_outputs(self) -> Vec<ErasedUpdate> {
         vec![erase(self.into_update())]
     }
@@ -293,7 +380,7 @@ impl<O: Output, R: IntoUpdate<O::Value>> IntoOutputs<O> for R {
 
 macro_rules! tuple_returns {
     ($(($out:ident, $ret:ident)),*) => {
-        impl<$($out: Output, $ret: IntoUpdate<$out::Value>),*> IntoOutputs<($($out,)*)> for ($($ret,)*) {
+        impl<$($out: Output, $ret: IntoUpdate<$out::Value>),*> sealed::SealedIntoOutputs<($($out,)*)> for ($($ret,)*) {
             #[allow(non_snake_case)]
             fn into_outputs(self) -> Vec<ErasedUpdate> {
                 let ($($ret,)*) = self;
@@ -303,7 +390,7 @@ macro_rules! tuple_returns {
     };
 }
 
-impl IntoOutputs<()> for () {
+impl sealed::SealedIntoOutputs<()> for () {
     fn into_outputs(self) -> Vec<ErasedUpdate> {
         Vec::new()
     }
@@ -345,16 +432,14 @@ impl Display for HandlerError {
     }
 }
 
-#[doc(hidden)]
+/// A handler's future, its outputs erased.
 pub type HandlerFuture = BoxFuture<'static, Result<Vec<ErasedUpdate>, HandlerError>>;
 
-/// A sync handler bound to its arguments, ready to run (an implementation detail).
-#[doc(hidden)]
+/// A sync handler bound to its arguments, ready to run.
 pub type SyncCall = Box<dyn FnOnce() -> Result<Vec<ErasedUpdate>, HandlerError> + Send>;
 
 /// A handler bound to its arguments: a sync call (which the engine runs on the
 /// blocking threads, or inline once it has proven quick) or a future.
-#[doc(hidden)]
 pub enum HandlerCall {
     Sync(SyncCall),
     Async(HandlerFuture),
@@ -363,7 +448,6 @@ pub enum HandlerCall {
 }
 
 /// One item of a streaming handler, its output type erased.
-#[doc(hidden)]
 pub trait StreamItem: Send {
     /// A copy of its outputs, for a partial answer.
     fn peek(&self) -> Vec<ErasedUpdate>;
@@ -371,8 +455,7 @@ pub trait StreamItem: Send {
     fn into_outputs(self: Box<Self>) -> Vec<ErasedUpdate>;
 }
 
-/// A streaming handler's items, erased (an implementation detail).
-#[doc(hidden)]
+/// A streaming handler's items, erased.
 pub type ItemStream =
     futures::stream::BoxStream<'static, Result<Box<dyn StreamItem>, HandlerError>>;
 
@@ -420,17 +503,19 @@ pub mod markers {
 /// events and the event time-out cuts it off. One that has proven quick runs inline
 /// instead (see `app/inline.rs`: a handoff to another thread costs more than a quick
 /// handler). Async handlers run on the runtime's workers and must not block.
-pub trait Handler<Args, O, M>: Send + Sync + 'static {
-    /// Whether it yields a sequence of outputs ([`crate::Streaming`]).
-    #[doc(hidden)]
-    const STREAMS: bool = false;
-    #[doc(hidden)]
-    fn call(self: Arc<Self>, args: Args) -> HandlerCall;
+///
+/// Sealed: implemented for the function shapes above (and [`crate::Streaming`]
+/// ones); an app passes functions, it does not implement it.
+pub trait Handler<Args, O, M>: sealed::SealedHandler<Args, O, M> + Send + Sync + 'static {}
+
+impl<H, Args, O, M> Handler<Args, O, M> for H where
+    H: sealed::SealedHandler<Args, O, M> + Send + Sync + 'static
+{
 }
 
 macro_rules! handlers {
     ($($ty:ident),*) => {
-        impl<Func, R, O, $($ty,)*> Handler<($($ty,)*), O, markers::Sync> for Func
+        impl<Func, R, O, $($ty,)*> sealed::SealedHandler<($($ty,)*), O, markers::Sync> for Func
         where
             Func: Fn($($ty),*) -> R + Send + Sync + 'static,
             R: IntoOutputs<O> + 'static,
@@ -443,7 +528,7 @@ macro_rules! handlers {
             }
         }
 
-        impl<Func, R, Err, O, $($ty,)*> Handler<($($ty,)*), O, markers::SyncFallible> for Func
+        impl<Func, R, Err, O, $($ty,)*> sealed::SealedHandler<($($ty,)*), O, markers::SyncFallible> for Func
         where
             Func: Fn($($ty),*) -> Result<R, Err> + Send + Sync + 'static,
             R: IntoOutputs<O> + 'static,
@@ -455,13 +540,13 @@ macro_rules! handlers {
             fn call(self: Arc<Self>, ($($ty,)*): ($($ty,)*)) -> HandlerCall {
                 HandlerCall::Sync(Box::new(move || {
                     (self)($($ty),*)
-                        .map(IntoOutputs::into_outputs)
+                        .map(sealed::SealedIntoOutputs::into_outputs)
                         .map_err(|e| HandlerError(e.to_string()))
                 }))
             }
         }
 
-        impl<Func, Fut, R, O, $($ty,)*> Handler<($($ty,)*), O, markers::Async> for Func
+        impl<Func, Fut, R, O, $($ty,)*> sealed::SealedHandler<($($ty,)*), O, markers::Async> for Func
         where
             Func: Fn($($ty),*) -> Fut + Send + Sync + 'static,
             Fut: Future<Output = R> + Send + 'static,
@@ -474,7 +559,7 @@ macro_rules! handlers {
             }
         }
 
-        impl<Func, Fut, R, Err, O, $($ty,)*> Handler<($($ty,)*), O, markers::AsyncFallible> for Func
+        impl<Func, Fut, R, Err, O, $($ty,)*> sealed::SealedHandler<($($ty,)*), O, markers::AsyncFallible> for Func
         where
             Func: Fn($($ty),*) -> Fut + Send + Sync + 'static,
             Fut: Future<Output = Result<R, Err>> + Send + 'static,
@@ -487,7 +572,7 @@ macro_rules! handlers {
                 HandlerCall::Async(Box::pin(async move {
                     future
                         .await
-                        .map(IntoOutputs::into_outputs)
+                        .map(sealed::SealedIntoOutputs::into_outputs)
                         .map_err(|e| HandlerError(e.to_string()))
                 }))
             }

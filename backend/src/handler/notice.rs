@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use keepsake_shared::event::NoticeLevel;
 
-use crate::handler::{Input, SlotRef};
+use crate::handler::{Input, SlotRef, sealed};
 
 /// The most notices one run of a handler may give; more are dropped (a page is no
 /// place for a log).
@@ -76,6 +76,9 @@ pub const NOTIFY: NotifyInput = NotifyInput;
 
 impl Input for NotifyInput {
     type Value = Notifier;
+}
+
+impl sealed::SealedInput for NotifyInput {
     fn slot_ref(&self) -> SlotRef {
         SlotRef::Notifier
     }

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use axum::http::HeaderMap;
 use keepsake_shared::SessionId;
 
-use crate::handler::{Input, SlotRef};
+use crate::handler::{Input, SlotRef, sealed};
 
 /// What a handler may know of the request behind its event (Gradio's `gr.Request`):
 /// the session's short id, the client's address and the HTTP headers.
@@ -96,6 +96,9 @@ pub const REQUEST: RequestInput = RequestInput;
 
 impl Input for RequestInput {
     type Value = Request;
+}
+
+impl sealed::SealedInput for RequestInput {
     fn slot_ref(&self) -> SlotRef {
         SlotRef::Request
     }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use futures::stream::{BoxStream, Stream, StreamExt};
 
-use crate::handler::{ErasedUpdate, Handler, HandlerCall, HandlerError, IntoOutputs, StreamItem};
+use crate::handler::sealed;
+use crate::handler::{ErasedUpdate, HandlerCall, HandlerError, IntoOutputs, StreamItem};
 
 /// At most this many items one stream may yield (so at most this many partial
 /// messages an answer carries); one more fails the event.
@@ -102,7 +103,7 @@ pub struct Streams;
 
 macro_rules! streaming_handlers {
     ($($ty:ident),*) => {
-        impl<Func, R, O, $($ty,)*> Handler<($($ty,)*), O, Streams> for Func
+        impl<Func, R, O, $($ty,)*> sealed::SealedHandler<($($ty,)*), O, Streams> for Func
         where
             Func: Fn($($ty),*) -> Streaming<R> + Send + Sync + 'static,
             R: IntoOutputs<O> + Clone + Send + 'static,
