@@ -122,7 +122,7 @@ impl Endpoint for RunEventStreamed {
     }
 }
 
-/// `GET /api/apps/{app}/sessions/{session}/stream`: the SSE stream of
+/// `GET /api/apps/{app}/sessions/{session}/feed`: the SSE stream of
 /// [`crate::feed::FeedMessage`]s. Not JSON request/response, hence no `Endpoint`.
 pub fn feed_path(app: &AppId, session: &SessionId) -> String {
     format!("/api/apps/{app}/sessions/{session}/feed")
