@@ -96,6 +96,14 @@ pub enum ApiError {
     /// session); nothing was changed. 504.
     #[error("the event did not finish within {0:?}; nothing was changed")]
     Timeout(Duration),
+    /// A streaming handler yielded no item for this long
+    /// ([`crate::Settings::event_timeout`]); nothing was changed. 504.
+    #[error("the handler's stream yielded nothing for {0:?}; nothing was changed")]
+    StreamStalled(Duration),
+    /// A streaming handler's reply ran longer than this
+    /// ([`crate::Settings::stream_timeout`]); nothing was changed. 504.
+    #[error("the handler's stream ran longer than {0:?}; nothing was changed")]
+    StreamTooLong(Duration),
     /// The store (Redis) could not be reached or failed; carries its error.
     /// Nothing was changed. 503.
     #[error("the state store is unavailable ({0}); nothing was changed; try again")]
@@ -136,7 +144,9 @@ impl ApiError {
             ApiError::AtCapacity => ErrorKind::AtCapacity,
             ApiError::StateTooLarge { .. } => ErrorKind::StateTooLarge,
             ApiError::HandlerFailed(_) => ErrorKind::HandlerFailed,
-            ApiError::Timeout(_) => ErrorKind::Timeout,
+            ApiError::Timeout(_) | ApiError::StreamStalled(_) | ApiError::StreamTooLong(_) => {
+                ErrorKind::Timeout
+            }
             ApiError::StoreUnavailable(_) => ErrorKind::StoreUnavailable,
             ApiError::LeaseLost => ErrorKind::LeaseLost,
             ApiError::Internal(_) => ErrorKind::Internal,

@@ -96,7 +96,7 @@ pub use blocks::{Blocks, ListenerRef, MIN_SECRET_BYTES};
 pub use error::{ApiError, BuildError, StartError};
 pub use handler::notice::{MAX_NOTICES, NOTIFY, Notifier, NotifyInput};
 pub use handler::request::{REQUEST, Request, RequestInput};
-pub use handler::streaming::{MAX_STREAM_ITEMS, Streaming};
+pub use handler::streaming::Streaming;
 pub use handler::{
     Handler, HandlerError, Input, Inputs, IntoOutputs, IntoUpdate, Output, Outputs, Update,
 };

@@ -76,9 +76,33 @@ pub struct Settings {
     #[cfg_attr(feature = "cli", arg(long, env = "KEEPSAKE_MAX_BODY_BYTES", default_value_t = 1024 * 1024))]
     pub max_body_bytes: usize,
 
-    /// How long an event handler may run before it is cut off.
+    /// How long an event handler may run before it is cut off; for a streaming
+    /// handler, the longest wait for its first item and between two items (the
+    /// whole stream has `--stream-timeout`).
     #[cfg_attr(feature = "cli", arg(long, env = "KEEPSAKE_EVENT_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration))]
     pub event_timeout: Duration,
+
+    /// How long a streaming handler's whole reply may run, items flowing; past it
+    /// the event fails and writes nothing.
+    #[cfg_attr(feature = "cli", arg(long, env = "KEEPSAKE_STREAM_TIMEOUT", default_value = "10m", value_parser = humantime::parse_duration))]
+    pub stream_timeout: Duration,
+
+    /// Most items one streaming handler's reply may yield; one more fails the event
+    /// and writes nothing.
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, env = "KEEPSAKE_MAX_STREAM_ITEMS", default_value_t = 100_000)
+    )]
+    pub max_stream_items: usize,
+
+    /// Most partial answers a streaming reply sends per second: items that come
+    /// faster are merged (the latest is sent when its turn comes; the final result
+    /// always carries the last).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, env = "KEEPSAKE_MAX_PARTIALS_PER_SECOND", default_value_t = 30)
+    )]
+    pub max_partials_per_second: u32,
 
     /// Interval of heartbeats on each page's stream.
     #[cfg_attr(feature = "cli", arg(long, env = "KEEPSAKE_HEARTBEAT", default_value = "15s", value_parser = humantime::parse_duration))]
@@ -224,6 +248,11 @@ impl Settings {
                 self.event_timeout,
                 Duration::from_secs(24 * 60 * 60),
             ),
+            (
+                "--stream-timeout",
+                self.stream_timeout,
+                Duration::from_secs(24 * 60 * 60),
+            ),
             ("--heartbeat", self.heartbeat, Duration::from_secs(60 * 60)),
             (
                 "--sweep-interval",
@@ -250,6 +279,11 @@ impl Settings {
             ("--session-capacity", self.session_capacity),
             ("--max-body-bytes", self.max_body_bytes as u64),
             ("--max-state-bytes", self.max_state_bytes as u64),
+            ("--max-stream-items", self.max_stream_items as u64),
+            (
+                "--max-partials-per-second",
+                u64::from(self.max_partials_per_second),
+            ),
             (
                 "--max-events-per-second",
                 u64::from(self.max_events_per_second),
@@ -322,6 +356,9 @@ impl Default for Settings {
             session_capacity: 10_000,
             max_body_bytes: 1024 * 1024,
             event_timeout: Duration::from_secs(60),
+            stream_timeout: Duration::from_secs(10 * 60),
+            max_stream_items: 100_000,
+            max_partials_per_second: 30,
             heartbeat: Duration::from_secs(15),
             sweep_interval: Duration::from_secs(1),
             max_state_bytes: 1024 * 1024,
@@ -370,6 +407,12 @@ mod tests {
         assert_eq!(parsed.session_capacity, default.session_capacity);
         assert_eq!(parsed.max_body_bytes, default.max_body_bytes);
         assert_eq!(parsed.event_timeout, default.event_timeout);
+        assert_eq!(parsed.stream_timeout, default.stream_timeout);
+        assert_eq!(parsed.max_stream_items, default.max_stream_items);
+        assert_eq!(
+            parsed.max_partials_per_second,
+            default.max_partials_per_second
+        );
         assert_eq!(parsed.heartbeat, default.heartbeat);
         assert_eq!(parsed.sweep_interval, default.sweep_interval);
         assert_eq!(parsed.max_state_bytes, default.max_state_bytes);
@@ -397,6 +440,10 @@ mod tests {
             &["--heartbeat", "0s"][..],
             &["--sweep-interval", "0s"],
             &["--event-timeout", "0s"],
+            &["--stream-timeout", "0s"],
+            &["--stream-timeout", "2days"],
+            &["--max-stream-items", "0"],
+            &["--max-partials-per-second", "0"],
             &["--session-retention", "0s"],
             &["--session-retention", "1000000years"],
             &["--heartbeat", "2days"],

@@ -361,9 +361,9 @@ async fn a_stream_cut_by_the_client_writes_nothing_and_frees_the_session() {
 }
 
 #[tokio::test]
-async fn a_stream_longer_than_the_event_timeout_fails_and_writes_nothing() {
+async fn a_stream_longer_than_the_stream_timeout_fails_and_writes_nothing() {
     let settings = keepsake::Settings {
-        event_timeout: SLOW_STEP * 5,
+        stream_timeout: SLOW_STEP * 5,
         ..fast_settings()
     };
     let server = TestServer::start(settings, vec![app()]).await;
@@ -377,7 +377,10 @@ async fn a_stream_longer_than_the_event_timeout_fails_and_writes_nothing() {
     assert!(started.elapsed() < SLOW_STEP * (SLOW_ITEMS as u32) / 2);
     assert!(!partial_values(&lines, component(&config, "Shown")).is_empty());
     match lines.last() {
-        Some(StreamedEvent::Failed(body)) => assert_eq!(body.error, ErrorKind::Timeout),
+        Some(StreamedEvent::Failed(body)) => {
+            assert_eq!(body.error, ErrorKind::Timeout);
+            assert!(body.message.contains("ran longer than 500ms"), "{body:?}");
+        }
         other => panic!("expected a time-out last, got {other:?}"),
     }
     assert_eq!(

@@ -78,13 +78,12 @@ impl Engine {
                 tokio::time::timeout(timeout, AssertUnwindSafe(future).catch_unwind()).await
             }
             HandlerCall::Stream(items) => {
+                // Bounded by the stream's own limits (see `drive_stream`), not by
+                // the time-out of one call.
                 let drive = self.drive_stream(listener, items, partials);
-                return match tokio::time::timeout(timeout, AssertUnwindSafe(drive).catch_unwind())
-                    .await
-                {
-                    Err(_) => Err(ApiError::Timeout(timeout)),
-                    Ok(Err(payload)) => Err(panicked(payload)),
-                    Ok(Ok(outcome)) => outcome,
+                return match AssertUnwindSafe(drive).catch_unwind().await {
+                    Err(payload) => Err(panicked(payload)),
+                    Ok(outcome) => outcome,
                 };
             }
         };

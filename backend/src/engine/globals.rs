@@ -134,6 +134,11 @@ impl HeldGlobals {
         Ok(())
     }
 
+    /// The store's hold on these globals (with Redis, their locks), if any.
+    pub(crate) fn store_hold(&self) -> Option<&GlobalHold> {
+        self.hold.as_ref()
+    }
+
     /// What the commit writes: the changed globals, the store's hold on them, and
     /// this process's writer locks, which the store lets go as soon as no later
     /// writer can overtake the commit ([`crate::store::Store::commit`]).

@@ -55,6 +55,10 @@ pub(crate) struct Engine {
 /// The settings an event is held to.
 struct Limits {
     event_timeout: Duration,
+    stream_timeout: Duration,
+    max_stream_items: usize,
+    /// The shortest time between two partials of one stream.
+    partial_interval: Duration,
     max_state_bytes: usize,
     max_events_per_second: u32,
 }
@@ -112,6 +116,9 @@ impl Engine {
             writers: GlobalWriters::new(app.globals.len()),
             limits: Limits {
                 event_timeout: settings.event_timeout,
+                stream_timeout: settings.stream_timeout,
+                max_stream_items: settings.max_stream_items,
+                partial_interval: Duration::from_secs(1) / settings.max_partials_per_second.max(1),
                 max_state_bytes: settings.max_state_bytes,
                 max_events_per_second: settings.max_events_per_second,
             },

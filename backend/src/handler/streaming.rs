@@ -9,26 +9,24 @@ use futures::stream::{BoxStream, Stream, StreamExt};
 use crate::handler::sealed;
 use crate::handler::{ErasedUpdate, HandlerCall, HandlerError, IntoOutputs, StreamItem};
 
-/// At most this many items one stream may yield (so at most this many partial
-/// messages an answer carries); one more fails the event.
-pub const MAX_STREAM_ITEMS: usize = 4096;
-
 /// Streaming handlers (Gradio's generators): a handler that returns a [`Streaming`]
 /// yields a sequence of outputs instead of one. Each item is a full set of the
 /// listener's outputs.
 ///
 /// - A page (or any client of `RunEventStreamed`) sees each item's **component**
-///   outputs as it comes; states, globals and browser states are never sent and are
+///   outputs as it comes, at most `--max-partials-per-second` (30) times a second:
+///   items that come faster are merged, the latest sent when its turn comes; states, globals and browser states are never sent and are
 ///   not written by these partial items.
 /// - The **last** item is the listener's result: it is staged and committed exactly
 ///   once, as any handler's outputs are (its `.change` cascade and chained listeners
 ///   run after it, then one store commit). The plain events route, the Rust client
 ///   and the Gradio and MCP bridges get only this final result.
 /// - An `Err` item, a panic or an empty stream fails the event: nothing is written.
-/// - The whole stream must end within `--event-timeout` (the limit of one handler
-///   call, which also keeps a Redis lease, `--event-timeout` + 5 s, valid to the
-///   commit), and may yield at most [`MAX_STREAM_ITEMS`] items; past either, the
-///   event fails and writes nothing.
+/// - Each item must come within `--event-timeout` of the one before (the first,
+///   of the start), the whole stream must end within `--stream-timeout` (10 min by
+///   default), and it may yield at most `--max-stream-items` items (100,000);
+///   past any of them, the event fails and writes nothing. With Redis, the
+///   session's lease is renewed while the stream runs.
 /// - The session's lock (and, with Redis, its lease) is held for the whole stream,
 ///   so a session's events stay in order. A client that goes away drops the event:
 ///   nothing is committed and every lock is given back.

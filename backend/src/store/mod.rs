@@ -95,6 +95,32 @@ pub(crate) struct Lease {
     pub(crate) migrated: Vec<u32>,
 }
 
+impl Lease {
+    /// What keeps this hold, and the store's hold on the event's globals, while the
+    /// event runs: with Redis, renewals of the lease and locks (sized once, they
+    /// would run out under a stream of minutes); in memory, nothing to do.
+    pub(crate) fn keep(&self, globals: Option<&GlobalHold>) -> Keep {
+        Keep(
+            self.redis
+                .as_ref()
+                .map(|lease| lease.renewal(globals.and_then(|hold| hold.redis.as_ref()))),
+        )
+    }
+}
+
+/// See [`Lease::keep`].
+pub(crate) struct Keep(Option<redis::Renewal>);
+
+impl Keep {
+    /// Runs beside the event; returns only if the hold was lost, with why.
+    pub(crate) async fn lost(self) -> StoreError {
+        match self.0 {
+            Some(renewal) => renewal.run().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
 /// The store's part of the locks on the globals an event writes (the engine holds
 /// this process's writer locks). Dropped without a commit, it is given back.
 pub(crate) struct GlobalHold {

@@ -29,6 +29,9 @@ pub fn fast_settings() -> Settings {
         sweep_interval: Duration::from_millis(20),
         heartbeat: Duration::from_millis(200),
         max_session_starts_per_minute: 1_000_000,
+        // Tests of streams see every partial (items come closer than the default
+        // 30 a second); `long_streams.rs` tries the coalescing itself.
+        max_partials_per_second: 1_000_000,
         ..Settings::default()
     }
 }

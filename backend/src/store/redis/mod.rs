@@ -16,6 +16,10 @@
 //! - `v:{id}` (hash: state index → versioned serde envelope): the session's values.
 //! - `lease:{id}` (string with expiry): the token of the event running on the
 //!   session. Events of one session therefore run one at a time across instances.
+//!   It runs out `--event-timeout` + 5 s after it was taken or last renewed: a
+//!   running event renews it, with its globals' locks, every third of that
+//!   (`renew.lua`, [`hold::Renewal`]), so a stream may run for minutes, and a dead
+//!   instance's events block their sessions no longer than that.
 //! - `streams:{id}` (counter with expiry): the session's open streams on all instances.
 //! - `g:{index}` and `glock:{index}`: a global's value and the lock held by the
 //!   event that may write it.
@@ -42,7 +46,7 @@ use keepsake_shared::SessionId;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-pub(crate) use hold::{RedisGlobalHold, RedisLease};
+pub(crate) use hold::{RedisGlobalHold, RedisLease, Renewal};
 
 use super::{
     Commit, GlobalHold, Lease, SessionShape, StoreError, StoreEvents, StoredValueMetrics,
@@ -76,7 +80,7 @@ pub(crate) struct RedisStore {
     app: Arc<App>,
     capacity: u64,
     retention: Duration,
-    /// How long an event may hold a session's lease or a global's lock.
+    /// How long a session's lease or a global's lock lasts unless renewed.
     lease: Duration,
     /// How long a stream keeps its session alive without a heartbeat.
     keepalive: Duration,

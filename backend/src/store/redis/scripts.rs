@@ -1,6 +1,6 @@
 //! The Lua scripts of the Redis store, one per step that reads and writes more than
 //! one key, so each step is atomic across instances. They live in `scripts/*.lua`
-//! (readable, diffable Lua) and are compiled in; all but `release` start with the
+//! (readable, diffable Lua) and are compiled in; all but `release` and `renew` start with the
 //! shared prelude (`now_ms`, `end_session`, the `ATTACHED` band).
 
 use redis::Script;
@@ -12,6 +12,7 @@ pub(super) struct Scripts {
     pub(super) load: Script,
     pub(super) commit: Script,
     pub(super) release: Script,
+    pub(super) renew: Script,
     pub(super) sweep: Script,
     pub(super) feed_open: Script,
     pub(super) feed_keepalive: Script,
@@ -26,6 +27,7 @@ impl Scripts {
             load: with_prelude(include_str!("scripts/load.lua")),
             commit: with_prelude(include_str!("scripts/commit.lua")),
             release: Script::new(include_str!("scripts/release.lua")),
+            renew: Script::new(include_str!("scripts/renew.lua")),
             sweep: with_prelude(include_str!("scripts/sweep.lua")),
             feed_open: with_prelude(include_str!("scripts/feed_open.lua")),
             feed_keepalive: with_prelude(include_str!("scripts/feed_keepalive.lua")),
