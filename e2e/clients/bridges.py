@@ -140,9 +140,33 @@ async def mcp_bridges(gradio_message):
     check("the visitor counter increments over MCP", second, first + 1)
 
 
+async def mcp_progress():
+    """A streaming tool called with a progress callback: each partial reply arrives as
+    a progress notification, in order, then the result."""
+    seen = []
+
+    async def on_progress(progress, total, message):
+        seen.append((progress, json.loads(message)))
+
+    async with streamable_http_client(f"{BASE}/apps/chat/mcp") as (read, write):
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            result = await session.call_tool("send", {"message": "hello there"}, progress_callback=on_progress)
+    check("the streaming tool succeeds", result.is_error, False)
+    final = result.structured_content["conversation"][-1]["content"]
+    check("its reply", final.startswith("You wrote 2 words"), True)
+    check("progress for each partial, counted up", [p for p, _ in seen], [float(n) for n in range(1, len(seen) + 1)])
+    replies = [m["conversation"][-1]["content"] for _, m in seen if m["conversation"][-1]["role"] == "assistant"]
+    check("several partial replies before the result", len(replies) >= 3, True)
+    check("each one a beginning of the next", all(b.startswith(a) for a, b in zip(replies, replies[1:])), True)
+    check("the last one is the reply", replies[-1], final)
+    check("the first partial is the user's message alone", seen[0][1]["conversation"][-1]["role"], "user")
+
+
 def main():
     message = gradio_bridges()
     asyncio.run(mcp_bridges(message))
+    asyncio.run(mcp_progress())
     print(json.dumps({"all": "passed"}))
 
 

@@ -3,7 +3,11 @@
 //! parameters are the input schema's properties (all optional: a parameter left out
 //! takes its component's initial value), its description is the listener's
 //! `api_description`, and its result is the object of its returned outputs by name
-//! (structured content, and the same JSON as text).
+//! (structured content, and the same JSON as text). A streaming listener's partial
+//! outputs reach a caller that asks for progress (a `progressToken`, as the SDKs'
+//! progress callbacks send) as progress notifications, counted 1, 2, 3..., each
+//! message the partial's outputs by name as JSON; then the result. A caller that does
+//! not ask gets the result alone.
 //!
 //! Each MCP session is a Keepsake session, named by the `Mcp-Session-Id` the SDK
 //! issues through [`crate::server::keyed`]: two `add_items` calls in one MCP
@@ -26,9 +30,11 @@ use axum::http::Method;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use keepsake_shared::event::{EventResult, PartialUpdate};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    JsonObject, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::SessionManager as _;
@@ -36,6 +42,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
 
 use super::client_address::ClientAddress;
 use crate::bridges::endpoint::{Endpoint, json_schema};
@@ -217,7 +224,36 @@ impl ServerHandler for Handler {
             ));
         };
         let parts = context.extensions.get::<Parts>();
-        let outcome = run(app, endpoint, parts, request.arguments.unwrap_or_default()).await;
+        let arguments = request.arguments.unwrap_or_default();
+        // A caller that asks for progress (a progress token) gets a streaming
+        // listener's partial outputs as progress notifications, in order, each
+        // message the outputs as the result names them; then the result.
+        let outcome = match context.meta.get_progress_token() {
+            Some(token) => {
+                let (sink, mut partials) = mpsc::channel::<PartialUpdate>(PARTIALS_BUFFERED);
+                let running = run(app, endpoint, parts, arguments, Some(sink));
+                let peer = &context.peer;
+                let forward = async {
+                    let mut sent = 0u32;
+                    // Ends when the event is over and its sender is dropped.
+                    while let Some(partial) = partials.recv().await {
+                        sent += 1;
+                        let outputs = endpoint.named_outputs(&EventResult {
+                            updates: partial.updates,
+                            ..EventResult::default()
+                        });
+                        let mut progress =
+                            ProgressNotificationParam::new(token.clone(), f64::from(sent));
+                        progress.message = Some(Value::Object(outputs).to_string());
+                        // A client gone is the SDK's to notice; the event goes on.
+                        let _ = peer.notify_progress(progress).await;
+                    }
+                };
+                let (outcome, ()) = tokio::join!(running, forward);
+                outcome
+            }
+            None => run(app, endpoint, parts, arguments, None).await,
+        };
         Ok(match outcome {
             Ok(outputs) => CallToolResult::structured(Value::Object(outputs)),
             // A tool error the caller sees, worded as every bridge words it.
@@ -229,6 +265,10 @@ impl ServerHandler for Handler {
     }
 }
 
+/// Partials a tool call's progress may fall behind by before the event waits for
+/// the caller (as a streamed reply's).
+const PARTIALS_BUFFERED: usize = 8;
+
 /// Runs `endpoint` with `arguments` in the Keepsake session of the request's MCP
 /// session; a request of no live MCP session (a sessionless protocol version, or an
 /// `Mcp-Session-Id` the SDK does not hold) runs in a fresh session of its own.
@@ -237,6 +277,7 @@ async fn run(
     endpoint: &Endpoint,
     parts: Option<&Parts>,
     arguments: JsonObject,
+    partials: Option<mpsc::Sender<PartialUpdate>>,
 ) -> Result<Map<String, Value>, ApiError> {
     let request = endpoint.request_named(arguments)?;
     let named = parts
@@ -270,6 +311,7 @@ async fn run(
                 None,
                 request,
                 origin,
+                partials,
             )
             .await?
         }
@@ -280,7 +322,7 @@ async fn run(
                 Some(_) => origin.client_address(),
                 None => None,
             };
-            run_fresh(&app.server, &app.app, uncounted, request, origin).await?
+            run_fresh(&app.server, &app.app, uncounted, request, origin, partials).await?
         }
     };
     let mut outputs = endpoint.named_outputs(&result);

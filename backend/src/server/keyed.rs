@@ -20,6 +20,7 @@ use keepsake_shared::event::{EventRequest, EventResult};
 use sha2::Sha256;
 
 use super::{Mounted, Server};
+use crate::engine::streamed::PartialSink;
 use crate::error::ApiError;
 use crate::handler::request::Request;
 use crate::session::Session;
@@ -69,7 +70,8 @@ pub(crate) async fn keyed_session(
 /// look-up and the event (its retention ran out, an eviction), the event ran nowhere
 /// and wrote nothing: it runs once more, in the session the name starts again.
 /// `address` is the one a start counts against (`None`: not counted); `origin` is
-/// what handlers that take the [`Request`] see.
+/// what handlers that take the [`Request`] see; a streaming listener's partial
+/// outputs go to `partials`, if given.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn run_keyed(
     server: &Server,
@@ -80,18 +82,19 @@ pub(crate) async fn run_keyed(
     found: Option<SessionId>,
     request: EventRequest,
     origin: Request,
+    partials: Option<PartialSink>,
 ) -> Result<EventResult, ApiError> {
     let session = match found {
         Some(id) => id,
         None => keyed_session(server, app, bridge, key, address).await?.id,
     };
     match app
-        .run_event(&session, request.clone(), origin.clone())
+        .run_event(&session, request.clone(), origin.clone(), partials.clone())
         .await
     {
         Err(ApiError::UnknownSession) => {
             let session = keyed_session(server, app, bridge, key, address).await?;
-            app.run_event(&session.id, request, origin).await
+            app.run_event(&session.id, request, origin, partials).await
         }
         outcome => outcome,
     }
@@ -105,10 +108,11 @@ pub(crate) async fn run_fresh(
     address: Option<IpAddr>,
     request: EventRequest,
     origin: Request,
+    partials: Option<PartialSink>,
 ) -> Result<EventResult, ApiError> {
     server.allow_start(address)?;
     let session = app.0.create_session().await?;
-    app.run_event(&session.id, request, origin).await
+    app.run_event(&session.id, request, origin, partials).await
 }
 
 fn derive(seed: &[u8; 32], bridge: &str, key: &str) -> SessionId {

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::engine::Engine;
+use crate::engine::streamed::PartialSink;
 use crate::error::{ApiError, BuildError, StartError};
 use crate::handler::request::Request;
 use crate::settings::Settings;
@@ -64,14 +65,18 @@ impl Mounted {
         &self.0.app
     }
 
-    /// Runs an event in `session`, as [`Server::run_event_from`] does.
+    /// Runs an event in `session`, as [`Server::run_event_from`] does, sending a
+    /// streaming listener's partial outputs to `partials` (if given) as they come.
     pub(crate) async fn run_event(
         &self,
         session: &SessionId,
         request: EventRequest,
         origin: Request,
+        partials: Option<PartialSink>,
     ) -> Result<EventResult, ApiError> {
-        self.0.run_event(session, request, origin).await
+        self.0
+            .run_event_with(session, request, origin, partials)
+            .await
     }
 
     /// Live sessions of the app.

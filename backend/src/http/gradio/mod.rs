@@ -94,10 +94,11 @@ impl Bridge {
                     None,
                     request,
                     origin,
+                    None,
                 )
                 .await
             }
-            None => run_fresh(&self.server, app, address, request, origin).await,
+            None => run_fresh(&self.server, app, address, request, origin, None).await,
         }
     }
 }
@@ -236,6 +237,7 @@ async fn join(
                     Some(session),
                     request,
                     Request::new(address, headers),
+                    None,
                 )
                 .await
                 .map(|result| {
