@@ -30,5 +30,19 @@ check("bad input is an error with the message", message, 'input 0 (Items): "Nope
 check("and changes nothing", (await first.predict("/add_items", { items: ["Milk"] })).data, [3]);
 const api = await first.view_api();
 check("view_api lists the endpoint", Object.keys(api.named_endpoints), ["/add_items"]);
+// A streaming endpoint: submit() yields each partial output as it comes, then the
+// result (the reply grows word by word; the last data is the whole reply).
+const chat = await Client.connect(process.argv[2].replace(/\/$/, "") + "/apps/chat/");
+const replies = [];
+for await (const event of chat.submit("/send", { message: "hello there" })) {
+  if (event.type === "data") {
+    const last = event.data[0][event.data[0].length - 1];
+    if (last.role === "assistant") replies.push(last.content);
+  }
+  if (event.type === "status" && event.stage === "complete") break;
+}
+check("several partial replies seen while it streamed", replies.length >= 3, true);
+check("each one a beginning of the next", replies.every((reply, i) => i === 0 || reply.startsWith(replies[i - 1])), true);
+check("the last is the whole reply", replies[replies.length - 1].startsWith("You wrote 2 words"), true);
 console.log(JSON.stringify({ all: "passed" }));
 process.exit(0);

@@ -24,6 +24,7 @@ from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 BASE = sys.argv[1].rstrip("/")
 CART = f"{BASE}/apps/shopping-cart/"
 COUNTER = f"{BASE}/apps/visitor-counter/"
+CHAT = f"{BASE}/apps/chat/"
 
 
 def check(what, got, want):
@@ -86,6 +87,21 @@ def gradio_bridges():
     answer = httpx.get(f"{CART}gradio_api/call/add_items/{event_id}").text
     check("a two-step call answers its outputs", answer.splitlines()[:2], ["event: complete", "data: [1.0]"])
     return not_a_choice
+
+
+def gradio_streams():
+    """submit() iterates a streaming endpoint's partial outputs as they come, in
+    order, then gives its result."""
+    job = client(CHAT).submit("hello there", api_name="/send")
+    seen = [output for output in job]
+    conversation, _ = job.result()
+    final = conversation[-1]["content"]
+    check("the streamed reply", final.startswith("You wrote 2 words"), True)
+    replies = [c[-1]["content"] for c, _ in seen if c[-1]["role"] == "assistant"]
+    check("several partial replies seen while it streamed", len(replies) >= 3, True)
+    check("each one a beginning of the next", all(b.startswith(a) for a, b in zip(replies, replies[1:])), True)
+    check("the last one seen is the reply", replies[-1], final)
+    check("the first output is the user's message alone", seen[0][0][-1], {"role": "user", "content": "hello there"})
 
 
 async def mcp_session(app, calls):
@@ -165,6 +181,7 @@ async def mcp_progress():
 
 def main():
     message = gradio_bridges()
+    gradio_streams()
     asyncio.run(mcp_bridges(message))
     asyncio.run(mcp_progress())
     print(json.dumps({"all": "passed"}))

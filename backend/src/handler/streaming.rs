@@ -15,12 +15,15 @@ use crate::handler::{ErasedUpdate, HandlerCall, HandlerError, IntoOutputs, Strea
 ///
 /// - A page (or any client of `RunEventStreamed`) sees each item's **component**
 ///   outputs as it comes, at most `--max-partials-per-second` (30) times a second:
-///   items that come faster are merged, the latest sent when its turn comes; states, globals and browser states are never sent and are
-///   not written by these partial items.
+///   items that come faster are merged, the latest sent when its turn comes;
+///   states, globals and browser states are never sent and are not written by
+///   these partial items.
 /// - The **last** item is the listener's result: it is staged and committed exactly
 ///   once, as any handler's outputs are (its `.change` cascade and chained listeners
 ///   run after it, then one store commit). The plain events route, the Rust client
-///   and the Gradio and MCP bridges get only this final result.
+///   and the Gradio bridge's one-call routes get only this final result; the Gradio
+///   queue (`gradio_client`'s `submit()`) and MCP calls that ask for progress get the
+///   partials too.
 /// - An `Err` item, a panic or an empty stream fails the event: nothing is written.
 /// - Each item must come within `--event-timeout` of the one before (the first,
 ///   of the start), the whole stream must end within `--stream-timeout` (10 min by

@@ -3,7 +3,8 @@
 //!
 //! - `GET /apps/{app}/config` and `GET /apps/{app}/gradio_api/info` ([`config`]);
 //! - `POST .../gradio_api/queue/join` then `GET .../gradio_api/queue/data?session_hash=`
-//!   (the event's messages, [`queue`]);
+//!   (the event's messages, [`queue`]; a streaming listener's partials as
+//!   `process_generating`, which `submit()` iterates);
 //! - `POST .../gradio_api/call/{api_name}` then `GET .../call/{api_name}/{event_id}`
 //!   (the two-step calls of Gradio's curl examples, [`calls`]);
 //! - `POST .../gradio_api/run/{api_name}` (and `.../api/{api_name}`): one call, one
@@ -40,7 +41,8 @@ use crate::handler::request::Request;
 use crate::server::keyed::{check_key, keyed_session, run_fresh, run_keyed};
 use crate::server::{Mounted, Server};
 use keepsake_shared::event::NoticeLevel;
-use keepsake_shared::event::{EventRequest, EventResult};
+use keepsake_shared::event::{EventRequest, EventResult, PartialUpdate};
+use tokio::sync::mpsc;
 
 /// The label that keeps this bridge's session names apart from other bridges'.
 const BRIDGE: &str = "gradio";
@@ -228,7 +230,8 @@ async fn join(
         let outcome = match request {
             Ok(request) => {
                 let bridge = &completion.bridge;
-                run_keyed(
+                let (sink, partials) = mpsc::channel(PARTIALS_BUFFERED);
+                let running = run_keyed(
                     &bridge.server,
                     &app_bridge.app,
                     BRIDGE,
@@ -237,10 +240,13 @@ async fn join(
                     Some(session),
                     request,
                     Request::new(address, headers),
-                    None,
-                )
-                .await
-                .map(|result| {
+                    Some(sink),
+                );
+                let generating = |message| app_bridge.queue.post(&completion.key, message);
+                let forward =
+                    forward_partials(&endpoint, &completion.event_id, partials, generating);
+                let (outcome, ()) = tokio::join!(running, forward);
+                outcome.map(|result| {
                     // The listeners' notices, as Gradio's `gr.Info`/`gr.Warning` log
                     // messages, before the event's end.
                     for notice in &result.notices {
@@ -260,6 +266,46 @@ async fn join(
         completion.finish(outcome);
     });
     Ok(Json(json!({ "event_id": event_id })))
+}
+
+/// Partials a Gradio client's event may fall behind by before the event waits for
+/// its mailbox (as a streamed reply's).
+const PARTIALS_BUFFERED: usize = 8;
+
+/// A streaming listener's partial outputs as Gradio's `process_generating` messages
+/// (protocol `sse_v3`, what `gradio_client`'s `submit()` iterates): the first
+/// carries one value per output, each later one a diff per output in Gradio's own
+/// format, `[["replace", [], value]]` for an output the partial set and `[]` (no
+/// change) for one it did not. Ends when the event is over.
+async fn forward_partials(
+    endpoint: &Endpoint,
+    event_id: &str,
+    mut partials: mpsc::Receiver<PartialUpdate>,
+    post: impl Fn(Value),
+) {
+    let mut first = true;
+    while let Some(partial) = partials.recv().await {
+        let values = endpoint.output_values(&EventResult {
+            updates: partial.updates,
+            ..EventResult::default()
+        });
+        let data: Vec<Value> = if first {
+            values
+        } else {
+            values
+                .into_iter()
+                .map(|value| match value {
+                    Value::Null => json!([]),
+                    value => json!([["replace", [], value]]),
+                })
+                .collect()
+        };
+        first = false;
+        post(json!({
+            "msg": "process_generating", "event_id": event_id, "success": true,
+            "output": { "data": data, "is_generating": true },
+        }));
+    }
 }
 
 /// An event's last message, posted once: by the task when it ends, or, if the task
