@@ -16,6 +16,7 @@
 
 mod calls;
 mod config;
+mod diff;
 mod queue;
 mod run;
 
@@ -275,32 +276,41 @@ const PARTIALS_BUFFERED: usize = 8;
 /// A streaming listener's partial outputs as Gradio's `process_generating` messages
 /// (protocol `sse_v3`, what `gradio_client`'s `submit()` iterates): the first
 /// carries one value per output, each later one a diff per output in Gradio's own
-/// format, `[["replace", [], value]]` for an output the partial set and `[]` (no
-/// change) for one it did not. Ends when the event is over.
+/// format ([`diff`]: a growing reply sends its new words) against what the client
+/// holds; an output a partial did not set stays as it was. Ends when the event is
+/// over.
 async fn forward_partials(
     endpoint: &Endpoint,
     event_id: &str,
     mut partials: mpsc::Receiver<PartialUpdate>,
     post: impl Fn(Value),
 ) {
-    let mut first = true;
+    // What the client holds for each output, once the first partial is out.
+    let mut held: Option<Vec<Value>> = None;
     while let Some(partial) = partials.recv().await {
         let values = endpoint.output_values(&EventResult {
             updates: partial.updates,
             ..EventResult::default()
         });
-        let data: Vec<Value> = if first {
-            values
-        } else {
-            values
-                .into_iter()
-                .map(|value| match value {
+        let data: Vec<Value> = match &mut held {
+            None => {
+                held = Some(values.clone());
+                values
+            }
+            Some(held) => held
+                .iter_mut()
+                .zip(values)
+                .map(|(held, value)| match value {
+                    // Not set by this partial: unchanged.
                     Value::Null => json!([]),
-                    value => json!([["replace", [], value]]),
+                    value => {
+                        let edits = diff::diff(held, &value);
+                        *held = value;
+                        Value::Array(edits)
+                    }
                 })
-                .collect()
+                .collect(),
         };
-        first = false;
         post(json!({
             "msg": "process_generating", "event_id": event_id, "success": true,
             "output": { "data": data, "is_generating": true },
