@@ -246,10 +246,8 @@ impl Engine {
         // stream may run for minutes); were they lost, the commit could not land, so
         // the event fails at once. On failure, they are given back as they drop.
         let keep = lease.keep(event.globals.store_hold());
-        tokio::select! {
-            executed = event.execute(listener, client_values, 0) => executed?,
-            lost = keep.lost() => return Err(lost.into()),
-        }
+        keep.during(event.execute(listener, client_values, 0))
+            .await??;
         // Before the commit: a render that fails fails the event.
         event.result.regions = self.rerender(event.data, &event.states)?;
         let browser = std::mem::take(&mut event.browser);

@@ -112,11 +112,19 @@ impl Lease {
 pub(crate) struct Keep(Option<redis::Renewal>);
 
 impl Keep {
-    /// Runs beside the event; returns only if the hold was lost, with why.
-    pub(crate) async fn lost(self) -> StoreError {
+    /// Runs `work` (the event's listeners) while keeping the hold: with Redis, beside
+    /// the renewals, failing at once with why if the hold is found lost; in memory,
+    /// `work` alone (no timer, nothing polled beside it on every event).
+    pub(crate) async fn during<T>(
+        self,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<T, StoreError> {
         match self.0 {
-            Some(renewal) => renewal.run().await,
-            None => std::future::pending().await,
+            None => Ok(work.await),
+            Some(renewal) => tokio::select! {
+                done = work => Ok(done),
+                lost = renewal.run() => Err(lost),
+            },
         }
     }
 }
