@@ -230,7 +230,7 @@ impl ServerHandler for Handler {
         // message the outputs as the result names them; then the result.
         let outcome = match context.meta.get_progress_token() {
             Some(token) => {
-                let (sink, mut partials) = mpsc::channel::<PartialUpdate>(PARTIALS_BUFFERED);
+                let (sink, mut partials) = crate::server::partials();
                 let running = run(app, endpoint, parts, arguments, Some(sink));
                 let peer = &context.peer;
                 let forward = async {
@@ -264,10 +264,6 @@ impl ServerHandler for Handler {
         .into())
     }
 }
-
-/// Partials a tool call's progress may fall behind by before the event waits for
-/// the caller (as a streamed reply's).
-const PARTIALS_BUFFERED: usize = 8;
 
 /// Runs `endpoint` with `arguments` in the Keepsake session of the request's MCP
 /// session; a request of no live MCP session (a sessionless protocol version, or an

@@ -14,8 +14,11 @@ use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, MonotonicClock};
-use keepsake_shared::event::{EventRequest, EventResult, SessionStarted, SessionStatus};
+use keepsake_shared::event::{
+    EventRequest, EventResult, PartialUpdate, SessionStarted, SessionStatus,
+};
 use keepsake_shared::{AppId, SessionId};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
@@ -334,6 +337,17 @@ impl Server {
     fn engine(&self, app: &str) -> Result<&Arc<Engine>, ApiError> {
         Ok(&self.mounted(app)?.0)
     }
+}
+
+/// How many partial answers may wait for a slow client before the handler's stream
+/// waits for it.
+const PARTIALS_BUFFERED: usize = 8;
+
+/// Where an event's partial outputs go and where its reader takes them: for a
+/// streamed reply, and for the bridges that pass partials on (Gradio's
+/// `process_generating`, MCP's progress).
+pub(crate) fn partials() -> (PartialSink, mpsc::Receiver<PartialUpdate>) {
+    mpsc::channel(PARTIALS_BUFFERED)
 }
 
 /// Whom a start is counted against: an IPv4 address, or an IPv6 address's /64 (one

@@ -23,10 +23,6 @@ use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::handler::request::Request;
 
-/// How many partial answers may wait for a slow client before the handler's stream
-/// waits for it.
-const PARTIALS_BUFFERED: usize = 8;
-
 /// One message of a streamed reply, before it takes its wire form.
 #[derive(Debug)]
 pub(crate) enum Answer {
@@ -46,7 +42,7 @@ pub(super) fn answer(
     origin: Request,
     span: tracing::Span,
 ) -> impl Stream<Item = Answer> + Send + 'static {
-    let (sink, partials) = mpsc::channel(PARTIALS_BUFFERED);
+    let (sink, partials) = super::partials();
     let event = async move {
         engine
             .run_event_with(&session, request, origin, Some(sink))

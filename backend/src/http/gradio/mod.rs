@@ -231,7 +231,7 @@ async fn join(
         let outcome = match request {
             Ok(request) => {
                 let bridge = &completion.bridge;
-                let (sink, partials) = mpsc::channel(PARTIALS_BUFFERED);
+                let (sink, partials) = crate::server::partials();
                 let running = run_keyed(
                     &bridge.server,
                     &app_bridge.app,
@@ -268,10 +268,6 @@ async fn join(
     });
     Ok(Json(json!({ "event_id": event_id })))
 }
-
-/// Partials a Gradio client's event may fall behind by before the event waits for
-/// its mailbox (as a streamed reply's).
-const PARTIALS_BUFFERED: usize = 8;
 
 /// A streaming listener's partial outputs as Gradio's `process_generating` messages
 /// (protocol `sse_v3`, what `gradio_client`'s `submit()` iterates): the first
