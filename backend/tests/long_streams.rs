@@ -15,10 +15,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use keepsake::components::{Button, Number, Textbox};
-use keepsake::protocol::api::{self, Endpoint};
+use keepsake::protocol::SessionId;
 use keepsake::protocol::error::ErrorKind;
 use keepsake::protocol::event::{EventRequest, StreamedEvent};
-use keepsake::protocol::{AppId, SessionId};
 use keepsake::{Blocks, Settings, State, Streaming};
 use serde_json::{Value, json};
 use support::{TestServer, component, fast_settings, listener_named, value_of};
@@ -74,24 +73,16 @@ fn app(shape: Shape) -> keepsake::App {
 /// The streamed answer's lines.
 async fn run(server: &TestServer, session: &SessionId) -> Vec<StreamedEvent> {
     let config = server.config("long").await;
-    let path = api::RunEventStreamed::path(&(AppId("long".into()), *session));
-    let response = server
-        .client
-        .post(server.url(&path))
-        .json(&EventRequest {
-            listener: listener_named(&config, "run"),
-            inputs: Vec::new(),
-            held: Vec::new(),
-            rendered: None,
-        })
-        .send()
+    let request = EventRequest {
+        listener: listener_named(&config, "run"),
+        inputs: Vec::new(),
+        held: Vec::new(),
+        rendered: None,
+    };
+    server
+        .stream_event("long", session, &request)
         .await
-        .unwrap();
-    assert!(response.status().is_success(), "{}", response.status());
-    let body = response.text().await.unwrap();
-    body.lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
+        .unwrap()
 }
 
 /// The state's committed value.

@@ -12,10 +12,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use keepsake::components::{Button, Json, Textbox};
-use keepsake::protocol::api::{self, Endpoint};
 use keepsake::protocol::error::{ErrorBody, ErrorKind};
 use keepsake::protocol::event::{EventRequest, EventResult, StreamedEvent};
-use keepsake::protocol::{AppId, ComponentId, ListenerId, SessionId};
+use keepsake::protocol::{ComponentId, ListenerId, SessionId};
 use keepsake::{Blocks, State, Streaming};
 use serde_json::{Value, json};
 use support::{TestServer, assert_error, component, fast_settings, listener_named, value_of};
@@ -84,27 +83,16 @@ fn app() -> keepsake::App {
     app.build().unwrap()
 }
 
-/// A streamed event answer: its status, and its lines once the body ends.
+/// A streamed event answer of `listener` (inputs left to the server): its lines
+/// once the body ends, or its refusal.
 async fn stream_event(
     server: &TestServer,
     session: &SessionId,
     listener: ListenerId,
 ) -> Result<Vec<StreamedEvent>, (u16, ErrorBody)> {
-    let response = send_streamed(server, session, listener).await;
-    let status = response.status().as_u16();
-    if !response.status().is_success() {
-        return Err((status, response.json().await.unwrap()));
-    }
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(content_type, "application/x-ndjson");
-    let body = response.text().await.unwrap();
-    Ok(body
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect())
+    server
+        .stream_event("streams", session, &request(listener))
+        .await
 }
 
 async fn send_streamed(
@@ -112,19 +100,18 @@ async fn send_streamed(
     session: &SessionId,
     listener: ListenerId,
 ) -> reqwest::Response {
-    let path = api::RunEventStreamed::path(&(AppId("streams".into()), *session));
     server
-        .client
-        .post(server.url(&path))
-        .json(&EventRequest {
-            listener,
-            inputs: vec![Value::Null],
-            held: Vec::new(),
-            rendered: None,
-        })
-        .send()
+        .send_streamed("streams", session, &request(listener))
         .await
-        .unwrap()
+}
+
+fn request(listener: ListenerId) -> EventRequest {
+    EventRequest {
+        listener,
+        inputs: vec![Value::Null],
+        held: Vec::new(),
+        rendered: None,
+    }
 }
 
 /// The stored history and how often its `.change` listener ran.
@@ -233,26 +220,14 @@ async fn a_listener_that_does_not_stream_answers_its_result_alone() {
     let server = TestServer::start(fast_settings(), vec![app()]).await;
     let config = server.config("streams").await;
     let session = server.start_session("streams").await;
-    let path = api::RunEventStreamed::path(&(AppId("streams".into()), session));
-    let body = server
-        .client
-        .post(server.url(&path))
-        .json(&EventRequest {
-            listener: listener_named(&config, "read"),
-            inputs: vec![Value::Null, Value::Null],
-            held: Vec::new(),
-            rendered: None,
-        })
-        .send()
-        .await
-        .unwrap()
-        .text()
+    let read = EventRequest {
+        inputs: vec![Value::Null, Value::Null],
+        ..request(listener_named(&config, "read"))
+    };
+    let lines = server
+        .stream_event("streams", &session, &read)
         .await
         .unwrap();
-    let lines: Vec<StreamedEvent> = body
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     assert_eq!(lines.len(), 1);
     let report = value_of(done(&lines), component(&config, "Report"));
     assert_eq!(report, Some(json!({ "history": [], "changes": 0 })));

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use keepsake::protocol::api::{self, Endpoint};
 use keepsake::protocol::config::AppConfig;
 use keepsake::protocol::error::{ErrorBody, ErrorKind};
-use keepsake::protocol::event::{EventRequest, EventResult, SessionStarted};
+use keepsake::protocol::event::{EventRequest, EventResult, SessionStarted, StreamedEvent};
 use keepsake::protocol::feed::FeedMessage;
 use keepsake::protocol::{AppId, ComponentId, ListenerId, SessionId};
 use keepsake::{App, Server, Settings};
@@ -161,6 +161,48 @@ impl TestServer {
         } else {
             Err((status, response.json().await.expect("error body")))
         }
+    }
+
+    /// Runs an event request on the streamed route (`RunEventStreamed`); the response
+    /// as it comes, for tests that read or drop it mid-stream.
+    pub async fn send_streamed(
+        &self,
+        app: &str,
+        session: &SessionId,
+        request: &EventRequest,
+    ) -> reqwest::Response {
+        let path = api::RunEventStreamed::path(&(AppId(app.into()), *session));
+        self.client
+            .post(self.url(&path))
+            .json(request)
+            .send()
+            .await
+            .expect("streamed event request")
+    }
+
+    /// Runs an event request on the streamed route: its lines once the body ends
+    /// (checked to be NDJSON), or the status and error body of a refusal.
+    pub async fn stream_event(
+        &self,
+        app: &str,
+        session: &SessionId,
+        request: &EventRequest,
+    ) -> Result<Vec<StreamedEvent>, (u16, ErrorBody)> {
+        let response = self.send_streamed(app, session, request).await;
+        let status = response.status().as_u16();
+        if !response.status().is_success() {
+            return Err((status, response.json().await.expect("error body")));
+        }
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .expect("a text content type")
+            .to_owned();
+        assert_eq!(content_type, "application/x-ndjson");
+        let body = response.text().await.expect("streamed body");
+        Ok(body
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a streamed line"))
+            .collect())
     }
 
     /// `GET /healthz`, as JSON.
