@@ -59,6 +59,7 @@ fn engine(c: &mut Criterion) {
                     inputs: vec![Value::Null],
                     held: Vec::new(),
                     rendered: None,
+                    shown: Vec::new(),
                 };
                 black_box(
                     server
@@ -79,6 +80,7 @@ fn engine(c: &mut Criterion) {
                     inputs: vec![json!(["Milk"]), Value::Null],
                     held: Vec::new(),
                     rendered: None,
+                    shown: Vec::new(),
                 };
                 black_box(
                     server

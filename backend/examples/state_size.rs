@@ -188,6 +188,7 @@ fn request(listener: ListenerId, argument: Value) -> EventRequest {
         inputs,
         held: Vec::new(),
         rendered: None,
+        shown: Vec::new(),
     }
 }
 

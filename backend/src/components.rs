@@ -94,24 +94,6 @@ pub(crate) fn check_declared(kind: &ComponentKind, value: &Value) -> Result<(), 
     }
 }
 
-/// The HTML a component of `kind` shows for `value`, made on the server so the page
-/// never renders or trusts markup itself: `Some` for Markdown (rendered and cleaned,
-/// [`crate::components::markdown_to_html`]), Html (cleaned) and Chatbot (its transcript) components only;
-/// a value of the wrong shape shows nothing.
-pub(crate) fn rendered_html(kind: &ComponentKind, value: &Value) -> Option<String> {
-    match kind {
-        ComponentKind::Markdown => Some(
-            value
-                .as_str()
-                .map(crate::markdown::to_html)
-                .unwrap_or_default(),
-        ),
-        ComponentKind::Html => Some(value.as_str().map(html::sanitise).unwrap_or_default()),
-        ComponentKind::Chatbot => Some(chatbot::to_html(value)),
-        _ => None,
-    }
-}
-
 /// Default properties with an initial value.
 fn with_value(value: Value) -> ComponentProps {
     ComponentProps {
@@ -156,12 +138,14 @@ macro_rules! common_props {
 
 mod html;
 mod radio;
+mod rendering;
 mod slider;
 mod timer;
 
 pub use crate::markdown::to_html as markdown_to_html;
 pub use html::{Html, sanitise as sanitise_html};
 pub use radio::Radio;
+pub(crate) use rendering::{Rendering, render_props, rendered, rendered_item, renders_items};
 pub use slider::Slider;
 pub use timer::Timer;
 pub(crate) use timer::check_rate as check_timer_rate;

@@ -5,7 +5,7 @@
 
 mod chat;
 
-pub use chat::{CHAT_WORD_DELAY, answer_to, chat};
+pub use chat::{CHAT_WORD_DELAY, answer_to, chat, chat_paced};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde::{Deserialize, Serialize};

@@ -114,6 +114,11 @@ pub enum ApiError {
         "the session's lease ran out while the event ran and another instance took it over; none of the session's values were written"
     )]
     LeaseLost,
+    /// A listener that stops this one (`cancels`) stopped its stream before it
+    /// yielded anything to keep, or the listener keeps nothing when stopped; nothing
+    /// was written. 409.
+    #[error("the reply was stopped; nothing was changed")]
+    Stopped,
     /// A bug on the server (an invariant did not hold); carries what. 500.
     #[error("internal error: {0}")]
     Internal(String),
@@ -149,6 +154,7 @@ impl ApiError {
             }
             ApiError::StoreUnavailable(_) => ErrorKind::StoreUnavailable,
             ApiError::LeaseLost => ErrorKind::LeaseLost,
+            ApiError::Stopped => ErrorKind::Stopped,
             ApiError::Internal(_) => ErrorKind::Internal,
         }
     }

@@ -144,13 +144,15 @@ pub(crate) fn decode_json<T: serde::de::DeserializeOwned + Send + 'static>(
 }
 
 /// Encodes a handler's output of type `T` as JSON for the client.
+/// By reference: a streaming handler's partials are encoded from the item the
+/// engine keeps, without a copy of it.
 pub(crate) fn encode_json<T: serde::Serialize + 'static>(
-    value: AnyValue,
+    value: &(dyn std::any::Any + Send),
 ) -> Result<serde_json::Value, String> {
     let value = value
-        .downcast::<T>()
-        .map_err(|_| "output of an unexpected type".to_owned())?;
-    serde_json::to_value(&*value).map_err(|e| e.to_string())
+        .downcast_ref::<T>()
+        .ok_or_else(|| "output of an unexpected type".to_owned())?;
+    serde_json::to_value(value).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -117,6 +117,7 @@ impl<'a> Page<'a> {
             inputs,
             held,
             rendered: None,
+            shown: Vec::new(),
         };
         self.server
             .send_event(&self.app, &self.session, &request)

@@ -69,6 +69,7 @@ fn any_request() -> impl Strategy<Value = EventRequest> {
         inputs,
         held: Vec::new(),
         rendered: None,
+        shown: Vec::new(),
     })
 }
 
@@ -81,6 +82,7 @@ async fn cart_len_is(server: &Server, session: &SessionId, expected: usize) -> b
         inputs: vec![json!(["Water"]), Value::Null],
         held: Vec::new(),
         rendered: None,
+        shown: Vec::new(),
     };
     let result = server
         .run_event("shopping-cart", session, add_water)

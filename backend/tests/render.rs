@@ -176,6 +176,7 @@ fn rendered_request(
             region: region.region,
             key: component.props.key.clone().unwrap(),
         }),
+        shown: Vec::new(),
     }
 }
 

@@ -146,6 +146,7 @@ async fn full_session(
                     })
                     .collect(),
                 rendered: None,
+                shown: Vec::new(),
             };
             let result = server
                 .send_event(app, &session, &request)
@@ -237,6 +238,7 @@ async fn nothing_a_client_is_told_opens_or_forges_a_sealed_value() {
             inputs: vec![json!(forged)],
             held: vec![],
             rendered: None,
+            shown: Vec::new(),
         };
         let server = &server;
         async move {

@@ -111,6 +111,7 @@ fn request(listener: ListenerId) -> EventRequest {
         inputs: vec![Value::Null],
         held: Vec::new(),
         rendered: None,
+        shown: Vec::new(),
     }
 }
 

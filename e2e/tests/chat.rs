@@ -1,6 +1,7 @@
 //! The Chat demo in a real page, by accessible names: the assistant's reply grows on
 //! the page while it streams (a partial reply is seen before the final one), the
-//! history is the session's (two tabs, each its own; a refresh starts a new chat).
+//! history is the session's (two tabs, each its own; a refresh starts a new chat),
+//! and Stop ends a reply, the history keeping what was written so far.
 
 use keepsake::demos;
 use keepsake_e2e::{Browser, RunningServer, free_port, xpath_literal};
@@ -14,12 +15,32 @@ fn messages(role: &str) -> String {
     format!("{LOG}//article[@aria-label={}]", xpath_literal(role))
 }
 
-/// The texts of the log's messages, in order, as `role: text`.
+/// The text a reply's Markdown shows (its marks gone, its white space folded), as
+/// the page's text is compared: the demo's marks each wrap one word, and its list
+/// items start their lines with "- ".
+fn shown(markdown: &str) -> String {
+    markdown
+        .lines()
+        .map(|line| line.strip_prefix("- ").unwrap_or(line))
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace(['*', '`'], "")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The reply to `text` as the page shows it.
+fn reply_to(text: &str) -> String {
+    shown(&demos::answer_to(text))
+}
+
+/// The texts of the log's messages, in order, as `role: text` (white space folded).
 async fn transcript(browser: &Browser) -> Vec<String> {
     let found = browser
         .script(
             "return [...document.querySelectorAll('[role=log] article')]
-               .map((m) => m.getAttribute('aria-label') + ': ' + m.textContent.trim());",
+               .map((m) => m.getAttribute('aria-label') + ': ' + m.textContent.replace(/\\s+/g, ' ').trim());",
         )
         .await;
     match found {
@@ -41,7 +62,7 @@ async fn send_and_watch(browser: &Browser, text: &str, reply: &str) -> Vec<Strin
             "window.seenReplies = [];
              window.watching = setInterval(() => {
                const last = [...document.querySelectorAll('[role=log] article[aria-label=Assistant]')].pop();
-               const text = last ? last.textContent.trim() : '';
+               const text = last ? last.textContent.replace(/\\s+/g, ' ').trim() : '';
                const seen = window.seenReplies;
                if (text && seen[seen.length - 1] !== text) seen.push(text);
              }, 5);",
@@ -74,7 +95,7 @@ async fn the_reply_streams_in_and_the_history_is_kept() {
     browser.goto(&server.url("/apps/chat")).await;
     browser.find(LOG).await;
 
-    let reply = demos::answer_to("Hello there");
+    let reply = reply_to("Hello there");
     let seen = send_and_watch(&browser, "Hello there", &reply).await;
     // Partial replies were on the page before the final one: each a beginning of it.
     assert!(
@@ -101,7 +122,7 @@ async fn the_reply_streams_in_and_the_history_is_kept() {
     );
 
     // Enter sends too; the history (the session's state) holds both turns.
-    let second = demos::answer_to("And again");
+    let second = reply_to("And again");
     browser.type_into("Message", "And again\u{E007}").await;
     browser
         .find(&format!(
@@ -120,7 +141,8 @@ async fn the_reply_streams_in_and_the_history_is_kept() {
         ]
     );
 
-    // Once the log overflows, its newest message is the one in view.
+    // Once the log overflows, the end of its newest message is in view (a reply is
+    // taller than the log: its last words are what shows).
     for text in ["Three", "Four", "Five"] {
         browser
             .type_into("Message", &format!("{text}\u{E007}"))
@@ -129,7 +151,7 @@ async fn the_reply_streams_in_and_the_history_is_kept() {
             .find(&format!(
                 "{}[normalize-space(.)={}]",
                 messages("Assistant"),
-                xpath_literal(&demos::answer_to(text))
+                xpath_literal(&reply_to(text))
             ))
             .await;
     }
@@ -138,13 +160,13 @@ async fn the_reply_streams_in_and_the_history_is_kept() {
             "const log = document.querySelector('[role=log]');
              const last = [...log.querySelectorAll('article')].pop();
              const l = log.getBoundingClientRect(), m = last.getBoundingClientRect();
-             return [log.scrollHeight > log.clientHeight, m.top >= l.top - 1 && m.bottom <= l.bottom + 1];",
+             return [log.scrollHeight > log.clientHeight, m.bottom > l.top && m.bottom <= l.bottom + 1];",
         )
         .await;
     assert_eq!(
         view,
         serde_json::json!([true, true]),
-        "[overflows, newest in view]"
+        "[overflows, newest message's end in view]"
     );
     browser.close().await;
     server.stop().await;
@@ -156,7 +178,7 @@ async fn each_tab_has_its_own_chat_and_a_refresh_starts_a_new_one() {
     let browser = Browser::launch(None).await;
     let page = server.url("/apps/chat");
     browser.goto(&page).await;
-    let first = demos::answer_to("first tab");
+    let first = reply_to("first tab");
     send_and_watch(&browser, "first tab", &first).await;
 
     let first_tab = browser.client.window().await.expect("window");
@@ -177,7 +199,7 @@ async fn each_tab_has_its_own_chat_and_a_refresh_starts_a_new_one() {
         transcript(&browser).await.is_empty(),
         "a new tab starts a new chat"
     );
-    let second = demos::answer_to("second tab");
+    let second = reply_to("second tab");
     send_and_watch(&browser, "second tab", &second).await;
     assert_eq!(
         transcript(&browser).await,
@@ -192,7 +214,7 @@ async fn each_tab_has_its_own_chat_and_a_refresh_starts_a_new_one() {
         .switch_to_window(first_tab)
         .await
         .expect("switch back");
-    let again = demos::answer_to("still first");
+    let again = reply_to("still first");
     send_and_watch(&browser, "still first", &again).await;
     assert_eq!(
         transcript(&browser).await,
@@ -206,7 +228,7 @@ async fn each_tab_has_its_own_chat_and_a_refresh_starts_a_new_one() {
 
     browser.client.refresh().await.expect("refresh");
     browser.find(LOG).await;
-    let fresh = demos::answer_to("after refresh");
+    let fresh = reply_to("after refresh");
     send_and_watch(&browser, "after refresh", &fresh).await;
     assert_eq!(
         transcript(&browser).await,
@@ -215,6 +237,67 @@ async fn each_tab_has_its_own_chat_and_a_refresh_starts_a_new_one() {
             format!("Assistant: {fresh}")
         ],
         "a refresh starts a new chat"
+    );
+    browser.close().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_ends_the_reply_and_the_history_keeps_what_was_written() {
+    let server = RunningServer::start(free_port(), vec![demos::chat().expect("demo")]).await;
+    let browser = Browser::launch(None).await;
+    browser.goto(&server.url("/apps/chat")).await;
+    browser.find(LOG).await;
+    let full = reply_to("Tell me more");
+    browser.type_into("Message", "Tell me more").await;
+    browser.button("Send").await.click().await.expect("click");
+    // Some words in (a reply takes about five seconds), then Stop.
+    browser
+        .find(&format!(
+            "{}[string-length(normalize-space(.)) > 60]",
+            messages("Assistant")
+        ))
+        .await;
+    browser.button("Stop").await.click().await.expect("click");
+    let last = || async {
+        transcript(&browser)
+            .await
+            .last()
+            .cloned()
+            .unwrap_or_default()
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let stopped = last().await;
+    let stopped_text = stopped
+        .strip_prefix("Assistant: ")
+        .unwrap_or_else(|| panic!("no reply shown: {stopped:?}"))
+        .to_owned();
+    assert!(
+        full.starts_with(&stopped_text) && stopped_text.len() < full.len() / 2,
+        "the stopped reply {stopped_text:?} is not an early part of the reply"
+    );
+    // It grows no more.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(last().await, stopped);
+
+    // The history kept it: the next turn's conversation, the server's, has it.
+    let next = reply_to("Go on");
+    browser.type_into("Message", "Go on\u{E007}").await;
+    browser
+        .find(&format!(
+            "{}[normalize-space(.)={}]",
+            messages("Assistant"),
+            xpath_literal(&next)
+        ))
+        .await;
+    assert_eq!(
+        transcript(&browser).await,
+        [
+            "User: Tell me more".to_owned(),
+            stopped,
+            "User: Go on".to_owned(),
+            format!("Assistant: {next}"),
+        ]
     );
     browser.close().await;
     server.stop().await;

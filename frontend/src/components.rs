@@ -144,8 +144,8 @@ pub fn component_view(controller: &Rc<Controller>, page: PageHandle, id: Compone
         }
         // Timers are not drawn: their clocks are `crate::timer`'s.
         ComponentKind::Chatbot => {
-            let html = controller.html_signal(id).unwrap_or_default();
-            ("chatbot-block", chatbot::chatbot_view(cx, html))
+            let items = controller.items_signal(id).unwrap_or_default();
+            ("chatbot-block", chatbot::chatbot_view(cx, items))
         }
         ComponentKind::Timer { .. }
         | ComponentKind::State

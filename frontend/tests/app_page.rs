@@ -89,6 +89,8 @@ fn cart_config() -> AppConfig {
             description: None,
             after: None,
             streams: false,
+            cancels: Vec::new(),
+            concurrent: false,
         }],
     }
 }
@@ -99,6 +101,8 @@ fn size_update(n: u32) -> EventResult {
             component: SIZE,
             value: Some(json!(n)),
             html: None,
+            edits: Vec::new(),
+            items: Vec::new(),
             props: PropsUpdate::default(),
         }],
         ran: vec![ListenerId(0)],
@@ -428,6 +432,8 @@ async fn markdown_shows_the_html_the_server_rendered() {
             component: NOTE,
             value: Some(json!("*new*")),
             html: Some("<p><em>new</em></p>".into()),
+            edits: Vec::new(),
+            items: Vec::new(),
             props: PropsUpdate::default(),
         },
         0,

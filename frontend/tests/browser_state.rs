@@ -254,6 +254,8 @@ fn held_lists_every_slot_the_listener_does_not_read_that_holds_a_string() {
         description: None,
         after: None,
         streams: false,
+        cancels: Vec::new(),
+        concurrent: false,
     };
     states.set(SLOT, Some("v1.k1.creds".into()));
     states.set(OTHER, Some("v1.k1.theme".into()));

@@ -46,6 +46,8 @@ fn login_config() -> AppConfig {
         description: None,
         after: None,
         streams: false,
+        cancels: Vec::new(),
+        concurrent: false,
     };
     let button = |id, label| {
         component(

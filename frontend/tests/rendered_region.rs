@@ -68,6 +68,8 @@ fn listener(id: u32, component: u32, event: EventKind, inputs: Vec<ComponentId>)
         description: None,
         after: None,
         streams: false,
+        cancels: Vec::new(),
+        concurrent: false,
     }
 }
 

@@ -25,6 +25,8 @@ wasm_bindgen_test_configure!(run_in_browser);
 const REPLY: ComponentId = ComponentId(0);
 const GO: ComponentId = ComponentId(1);
 const ECHO: ComponentId = ComponentId(2);
+const STOP: ComponentId = ComponentId(3);
+const COUNT: ComponentId = ComponentId(4);
 
 /// "Go" streams into "Reply"; the page runs "Reply"'s change listener into "Echo".
 fn config() -> AppConfig {
@@ -45,6 +47,8 @@ fn config() -> AppConfig {
         description: None,
         after: None,
         streams,
+        cancels: Vec::new(),
+        concurrent: false,
     };
     AppConfig {
         protocol_version: PROTOCOL_VERSION,
@@ -62,15 +66,41 @@ fn config() -> AppConfig {
                 json!("Go"),
             ),
             component(2, textbox, "Echo", json!("")),
+            component(
+                3,
+                ComponentKind::Button {
+                    variant: ButtonVariant::Secondary,
+                },
+                "Stop",
+                json!("Stop"),
+            ),
+            component(
+                4,
+                ComponentKind::Button {
+                    variant: ButtonVariant::Secondary,
+                },
+                "Count",
+                json!("Count"),
+            ),
         ],
         layout: vec![
             LayoutNode::Component { id: REPLY },
             LayoutNode::Component { id: GO },
             LayoutNode::Component { id: ECHO },
+            LayoutNode::Component { id: STOP },
+            LayoutNode::Component { id: COUNT },
         ],
         listeners: vec![
             listener(0, GO, EventKind::Click, vec![], vec![REPLY], true),
             listener(1, REPLY, EventKind::Change, vec![REPLY], vec![ECHO], false),
+            ListenerConfig {
+                cancels: vec![ListenerId(0)],
+                ..listener(2, STOP, EventKind::Click, vec![], vec![], false)
+            },
+            ListenerConfig {
+                concurrent: true,
+                ..listener(3, COUNT, EventKind::Click, vec![], vec![ECHO], false)
+            },
         ],
     }
 }
@@ -80,6 +110,26 @@ fn reply(text: &str) -> Vec<ComponentUpdate> {
         component: REPLY,
         value: Some(json!(text)),
         html: None,
+        edits: Vec::new(),
+        items: Vec::new(),
+        props: PropsUpdate::default(),
+    }]
+}
+
+/// "Reply" as a streamed answer sends it after its first value: the edits from the
+/// value sent before (or nothing: the last partial's value is final).
+fn appended(text: &str) -> Vec<ComponentUpdate> {
+    use keepsake_shared::diff::{Action, Edit};
+    vec![ComponentUpdate {
+        component: REPLY,
+        value: None,
+        html: None,
+        edits: if text.is_empty() {
+            Vec::new()
+        } else {
+            vec![Edit(Action::Append, Vec::new(), json!(text))]
+        },
+        items: Vec::new(),
         props: PropsUpdate::default(),
     }]
 }
@@ -134,6 +184,115 @@ async fn partials_show_without_change_listeners_then_the_result_applies_once() {
     assert_eq!(sent.len(), 2, "the change listener ran once: {sent:?}");
     assert_eq!(sent[1].1.listener, ListenerId(1));
     assert_eq!(sent[1].1.inputs, vec![json!("a b c")]);
+}
+
+#[wasm_bindgen_test]
+async fn changes_are_applied_to_what_the_page_shows_and_the_result_to_the_last_partial() {
+    let backend = Rc::new(Scripted::default());
+    backend.partials.borrow_mut().extend([
+        PartialUpdate {
+            updates: appended("a"),
+        },
+        PartialUpdate {
+            updates: appended(" b"),
+        },
+        PartialUpdate {
+            updates: appended(" c"),
+        },
+    ]);
+    // Equal to the last partial: the result names the output, with no change.
+    backend.answers.borrow_mut().push_back(Ok(EventResult {
+        updates: appended(""),
+        ran: vec![ListenerId(0)],
+        ..EventResult::default()
+    }));
+    let (_root, controller) = mount_app(config(), backend.clone(), Box::new(MemoryStore::new()));
+    controller.click(GO);
+    until("a partial reply", || shown(&controller) == json!("a b")).await;
+    until("the result", || backend.sent.borrow().len() == 2).await;
+    settle().await;
+    assert_eq!(shown(&controller), json!("a b c"));
+    let sent = backend.sent.borrow();
+    // The page named what it showed (an empty reply), so the first partial could be
+    // a change too.
+    let request = &sent[0].1;
+    assert_eq!(request.shown.len(), 1, "{request:?}");
+    assert_eq!(request.shown[0].component, REPLY);
+    assert_eq!(request.shown[0].len, 0);
+    assert_eq!(sent[1].1.listener, ListenerId(1));
+    assert_eq!(sent[1].1.inputs, vec![json!("a b c")]);
+}
+
+#[wasm_bindgen_test]
+async fn a_stop_is_sent_at_once_not_after_the_stream_it_stops() {
+    let backend = Rc::new(Scripted::default());
+    backend
+        .partials
+        .borrow_mut()
+        .extend(
+            ["a", "a b", "a b c", "a b c d", "a b c d e"].map(|text| PartialUpdate {
+                updates: reply(text),
+            }),
+        );
+    backend.answers.borrow_mut().push_back(Ok(EventResult {
+        updates: reply("a b c d e"),
+        ran: vec![ListenerId(0)],
+        ..EventResult::default()
+    }));
+    let (_root, controller) = mount_app(config(), backend.clone(), Box::new(MemoryStore::new()));
+    controller.click(GO);
+    until("a partial reply", || shown(&controller) == json!("a")).await;
+    // Queued behind the stream, another Go is dropped by the Stop; the Stop itself
+    // goes while the stream is still coming in.
+    controller.click(GO);
+    controller.click(STOP);
+    until("the stop", || backend.sent.borrow().len() == 2).await;
+    assert_ne!(
+        shown(&controller),
+        json!("a b c d e"),
+        "the stop waited for the stream"
+    );
+    assert_eq!(backend.sent.borrow()[1].1.listener, ListenerId(2));
+    until("the result", || shown(&controller) == json!("a b c d e")).await;
+    settle().await;
+    let sent = backend.sent.borrow();
+    assert!(
+        sent.iter()
+            .filter(|(_, r)| r.listener == ListenerId(0))
+            .count()
+            == 1,
+        "the queued Go was sent: {sent:?}"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn a_listener_touching_no_session_value_is_not_held_behind_a_stream() {
+    let backend = Rc::new(Scripted::default());
+    backend
+        .partials
+        .borrow_mut()
+        .extend(
+            ["a", "a b", "a b c", "a b c d", "a b c d e"].map(|text| PartialUpdate {
+                updates: reply(text),
+            }),
+        );
+    backend.answers.borrow_mut().push_back(Ok(EventResult {
+        updates: reply("a b c d e"),
+        ran: vec![ListenerId(0)],
+        ..EventResult::default()
+    }));
+    let (_root, controller) = mount_app(config(), backend.clone(), Box::new(MemoryStore::new()));
+    controller.click(GO);
+    until("a partial reply", || shown(&controller) == json!("a")).await;
+    controller.click(COUNT);
+    until("the count", || backend.sent.borrow().len() == 2).await;
+    assert_ne!(
+        shown(&controller),
+        json!("a b c d e"),
+        "the count waited for the stream"
+    );
+    assert_eq!(backend.sent.borrow()[1].1.listener, ListenerId(3));
+    until("the result", || shown(&controller) == json!("a b c d e")).await;
 }
 
 #[wasm_bindgen_test]

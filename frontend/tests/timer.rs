@@ -61,6 +61,8 @@ fn clock_config() -> AppConfig {
             description: None,
             after: None,
             streams: false,
+            cancels: Vec::new(),
+            concurrent: false,
         }],
     }
 }
@@ -102,6 +104,8 @@ async fn ticks_never_pile_up_run_quietly_and_stop_when_turned_off() {
             component: TIMER,
             value: None,
             html: None,
+            edits: Vec::new(),
+            items: Vec::new(),
             props: PropsUpdate {
                 active: Some(false),
                 ..PropsUpdate::default()
@@ -125,6 +129,8 @@ async fn ticks_never_pile_up_run_quietly_and_stop_when_turned_off() {
             component: TIMER,
             value: Some(json!(0.1)),
             html: None,
+            edits: Vec::new(),
+            items: Vec::new(),
             props: PropsUpdate {
                 active: Some(true),
                 ..PropsUpdate::default()

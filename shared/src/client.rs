@@ -228,6 +228,7 @@ impl Session<'_> {
             inputs,
             held,
             rendered: None,
+            shown: Vec::new(),
         };
         let params = (self.app.config.id.clone(), self.id);
         let result = self

@@ -161,9 +161,9 @@ pub enum ComponentKind {
         active: bool,
     },
     /// A chat transcript. Value: a list of [`ChatMessage`]s (Gradio's "messages"
-    /// format). The server sends it rendered as well (`html`, as for Markdown): one
-    /// element per message, its role as its accessible name, its content Markdown
-    /// rendered to sanitised HTML.
+    /// format). The server sends it rendered as well, message by message (`items`
+    /// beside the value): one element per message, its role as its accessible name,
+    /// its content Markdown rendered to sanitised HTML.
     Chatbot,
     /// A session state slot. Never rendered; the server ignores what a client sends
     /// in its input position and never sends its value.
@@ -342,6 +342,9 @@ pub struct ComponentProps {
     /// Html); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub html: Option<String>,
+    /// A Chatbot's initial messages, each rendered to HTML; empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<String>,
     /// What names the component across re-renders of a rendered region
     /// ([`crate::render`]); every component of a region has one (positional when the
     /// app gave none). Absent elsewhere.
@@ -358,6 +361,7 @@ impl Default for ComponentProps {
             interactive: None,
             value: Value::Null,
             html: None,
+            items: Vec::new(),
             key: None,
         }
     }
@@ -479,6 +483,17 @@ pub struct ListenerConfig {
     /// final result, for every listener.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub streams: bool,
+    /// The streaming listeners whose running events an event of this one stops
+    /// (Gradio's `cancels`; a Stop button). A page sends such an event at once, not
+    /// after the events it has queued.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cancels: Vec<ListenerId>,
+    /// Its events (and what they set off) read and write no session value: the
+    /// server runs them beside the session's other events (a streaming reply, say)
+    /// rather than after them, and a page sends them in an order of their own. Set
+    /// by the server.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub concurrent: bool,
 }
 
 /// Where a chained listener runs: after another, once that one has finished.

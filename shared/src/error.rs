@@ -54,6 +54,10 @@ pub enum ErrorKind {
     /// Another server instance took over the session while the event ran (the event
     /// outlived its lease); none of the session's values were written.
     LeaseLost,
+    /// A listener that stops it (`cancels`) stopped the event before it had anything
+    /// to keep, or its listener keeps nothing when stopped: nothing was written. What
+    /// the user asked for, not a failure to show.
+    Stopped,
     /// A bug on the server.
     Internal,
 }
@@ -75,6 +79,7 @@ impl ErrorKind {
             ErrorKind::StoreUnavailable => "store_unavailable",
             ErrorKind::AtCapacity => "at_capacity",
             ErrorKind::LeaseLost => "lease_lost",
+            ErrorKind::Stopped => "stopped",
             ErrorKind::Internal => "internal",
         }
     }
@@ -88,7 +93,7 @@ impl ErrorKind {
             ErrorKind::LimitExceeded => 429,
             ErrorKind::HandlerFailed | ErrorKind::Internal => 500,
             ErrorKind::StoreUnavailable | ErrorKind::AtCapacity => 503,
-            ErrorKind::LeaseLost => 409,
+            ErrorKind::LeaseLost | ErrorKind::Stopped => 409,
             ErrorKind::Timeout => 504,
         }
     }

@@ -47,6 +47,11 @@ pub struct EventRequest {
     /// component's key ([`crate::render`]); absent for the config's listeners.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rendered: Option<crate::render::RenderedTarget>,
+    /// For a streamed answer ([`crate::api::RunEventStreamed`]): what the client shows
+    /// of the listener's outputs, so that even the first partial can carry only what
+    /// changed ([`crate::diff`]). Optional: an output not named comes whole first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shown: Vec<crate::diff::Shown>,
 }
 
 /// A browser-state slot's sealed string, as the client keeps it in localStorage.
@@ -147,9 +152,71 @@ pub struct ComponentUpdate {
     /// component, absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub html: Option<String>,
+    /// Only in a streamed answer, instead of `value`: the edits that turn the value
+    /// the client holds (what the answer sent before, or what the request said it
+    /// shows) into the new one ([`crate::diff`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edits: Vec<crate::diff::Edit>,
+    /// A Chatbot's messages rendered to HTML, each one that changed (all of them
+    /// with a whole value); the others stay as the client has them. The value's
+    /// length says how many messages there are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<ItemHtml>,
     /// Properties to change; absent when none change.
     #[serde(default, skip_serializing_if = "PropsUpdate::is_empty")]
     pub props: PropsUpdate,
+}
+
+/// One item of a component rendered by the server as a list (a Chatbot's message):
+/// its new HTML is the first `keep` bytes of what the client holds for it, then
+/// `html`. `keep` is 0 for a new item, and in an answer's edits it only refers to HTML
+/// the same answer sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemHtml {
+    /// The item's index.
+    pub index: u32,
+    /// How many bytes of the held HTML stay (a character boundary).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub keep: u32,
+    /// What follows them.
+    pub html: String,
+}
+
+impl ItemHtml {
+    /// Applies this to `items`, the HTML the client holds per item: all or nothing
+    /// (an index beyond the end or a `keep` that is not a character boundary of the
+    /// held item changes nothing).
+    pub fn apply(&self, items: &mut Vec<String>) -> Result<(), crate::diff::Mismatch> {
+        let (index, keep) = (self.index as usize, self.keep as usize);
+        if index == items.len() && keep == 0 {
+            items.push(self.html.clone());
+            return Ok(());
+        }
+        let item = items.get_mut(index).ok_or(crate::diff::Mismatch)?;
+        if !item.is_char_boundary(keep) {
+            return Err(crate::diff::Mismatch);
+        }
+        item.truncate(keep);
+        item.push_str(&self.html);
+        Ok(())
+    }
+
+    /// Every item of `rendered`, whole.
+    pub fn whole(rendered: impl IntoIterator<Item = String>) -> Vec<ItemHtml> {
+        rendered
+            .into_iter()
+            .enumerate()
+            .map(|(index, html)| ItemHtml {
+                index: u32::try_from(index).unwrap_or(u32::MAX),
+                keep: 0,
+                html,
+            })
+            .collect()
+    }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Properties an output may change, each optional.

@@ -19,10 +19,12 @@ pub mod api;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod config;
+pub mod diff;
 pub mod endpoints;
 pub mod error;
 pub mod event;
 pub mod feed;
+pub mod holding;
 pub mod ids;
 pub mod render;
 
@@ -49,4 +51,10 @@ pub use ids::{AppId, ComponentId, ListenerId, SessionId, SessionIdError};
 /// [`event::EventRequest::listener`], the error kind `unknown_listener`), and a
 /// page's push channel is its feed ([`feed::FeedMessage`], [`api::FEED_ROUTE`],
 /// [`event::SessionStatus::connected_feeds`]).
-pub const PROTOCOL_VERSION: u32 = 6;
+/// 7: streamed answers carry changes, not copies: [`event::ComponentUpdate::edits`]
+/// ([`diff`], Gradio's streaming diff) and [`event::EventRequest::shown`]; a Chatbot
+/// is rendered per message ([`config::ComponentProps::items`],
+/// [`event::ComponentUpdate::items`]) instead of as one `html`; a listener may stop
+/// streaming ones ([`config::ListenerConfig::cancels`], the error kind `stopped`); listeners
+/// that touch no session value run beside the others ([`config::ListenerConfig::concurrent`]).
+pub const PROTOCOL_VERSION: u32 = 7;

@@ -41,6 +41,7 @@ async fn bump(server: &Server, session: &SessionId) {
         inputs: vec![Value::Null],
         held: Vec::new(),
         rendered: None,
+        shown: Vec::new(),
     };
     if let Err(error) = server.run_event("bench-counter", session, request).await {
         panic!("bump failed: {error}");
@@ -186,6 +187,7 @@ pub(crate) async fn engine(large: usize) -> Result<(), Box<dyn std::error::Error
             inputs: vec![items, Value::Null],
             held: Vec::new(),
             rendered: None,
+            shown: Vec::new(),
         };
         let all = json!(["Cereal", "Milk", "Orange Juice", "Water"]);
         let two = json!(["Milk", "Water"]);

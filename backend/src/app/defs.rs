@@ -15,12 +15,15 @@ use crate::handler::{HandlerCall, HandlerError, SlotRef};
 use crate::state::{DeleteCallback, Factory, JsonMigration};
 use crate::value::{AnyValue, Codec, DynValue};
 
+/// How a handler's output becomes JSON for the client, read by reference.
+pub(crate) type Encode = fn(&(dyn std::any::Any + Send)) -> Result<Value, String>;
+
 /// How the engine reads and writes one slot.
 pub(crate) enum SlotDef {
     /// A component: the value comes from (and goes to) the client.
     Client {
         decode: fn(Value) -> Result<AnyValue, String>,
-        encode: fn(AnyValue) -> Result<Value, String>,
+        encode: Encode,
     },
     State(u32),
     Global(u32),
@@ -43,7 +46,7 @@ pub(crate) struct BrowserStateDef {
     pub(crate) version: u32,
     pub(crate) migration: Option<JsonMigration>,
     pub(crate) decode: fn(Value) -> Result<AnyValue, String>,
-    pub(crate) encode: fn(AnyValue) -> Result<Value, String>,
+    pub(crate) encode: Encode,
 }
 
 pub(crate) struct StateDef {
@@ -78,4 +81,7 @@ pub(crate) struct ListenerDef {
     pub(crate) globals_written: Vec<u32>,
     /// How quick its handler has been, if it is sync: where it runs next.
     pub(crate) pace: Arc<SyncPace>,
+    /// A stopped stream of it lands with its last item (`true`, the default) or
+    /// writes nothing ([`crate::ListenerRef::discard_when_stopped`]).
+    pub(crate) keeps_when_stopped: bool,
 }

@@ -13,6 +13,7 @@ use keepsake_shared::{AppId, ComponentId};
 use serde_json::Value;
 
 use crate::app::region::RenderDef;
+use crate::components::Rendering;
 use crate::handler::SlotRef;
 use crate::state::ResourceFactory;
 
@@ -56,7 +57,7 @@ impl App {
     /// Freezes a checked wiring: derives the `.change` and unload listener lists and
     /// each listener's written globals.
     pub(crate) fn freeze(
-        config: AppConfig,
+        mut config: AppConfig,
         slots: Vec<SlotDef>,
         states: Vec<StateDef>,
         globals: Vec<GlobalDef>,
@@ -94,6 +95,22 @@ impl App {
             .collect();
         for (dep, globals) in listeners.iter_mut().zip(written) {
             dep.globals_written = globals;
+        }
+        // Events that read and write no session value need not wait for the
+        // session's others (a stream may hold it for minutes).
+        let concurrent: Vec<bool> = (0..listeners.len())
+            .map(|start| {
+                listeners[start].globals_written.is_empty()
+                    && cascade(start, &listeners, &slots, &state_change_listeners)
+                        .into_iter()
+                        .all(|listener| touches_no_session(&listeners[listener], &slots))
+            })
+            .collect();
+        for (index, concurrent) in concurrent.into_iter().enumerate() {
+            listeners[index].config.concurrent = concurrent;
+            if let Some(wire) = config.listeners.get_mut(index) {
+                wire.concurrent = concurrent;
+            }
         }
         let mut followers = vec![Vec::new(); listeners.len()];
         for dep in &listeners {
@@ -139,8 +156,11 @@ impl App {
 
     /// The HTML sent with a new `value` of component `id`: `Some` for Markdown
     /// components, which the server renders ([`crate::components::markdown_to_html`]).
-    pub(crate) fn html_of(&self, id: ComponentId, value: &Value) -> Option<String> {
-        crate::components::rendered_html(&self.config.component(id)?.kind, value)
+    pub(crate) fn rendered(&self, id: ComponentId, value: &Value) -> Rendering {
+        match self.config.component(id) {
+            Some(component) => crate::components::rendered(&component.kind, value),
+            None => Rendering::Nothing,
+        }
     }
 
     pub(crate) fn listener(&self, id: ListenerId) -> Option<&ListenerDef> {
@@ -168,6 +188,22 @@ impl App {
 
 /// The globals listener `start` writes, and those of every listener its event may
 /// run after it ([`cascade`]), sorted.
+/// Whether `listener` reads and writes no session value: no state, no resource.
+fn touches_no_session(listener: &ListenerDef, slots: &[SlotDef]) -> bool {
+    let is_state = |id: &ComponentId| matches!(slots.get(id.0 as usize), Some(SlotDef::State(_)));
+    !listener.config.outputs.iter().any(is_state)
+        && listener.inputs.iter().all(|input| match input {
+            SlotRef::Wire(id) => !is_state(id),
+            SlotRef::Resource(_) => false,
+            SlotRef::Request | SlotRef::Notifier => true,
+        })
+        && !listener
+            .config
+            .triggers
+            .iter()
+            .any(|t| t.event == EventKind::Unload)
+}
+
 fn globals_reachable(
     start: usize,
     listeners: &[ListenerDef],

@@ -65,11 +65,15 @@ impl Listeners {
                 description: None,
                 after: None,
                 streams: H::STREAMS,
+                cancels: Vec::new(),
+                // Decided by `App::new`, which sees every slot.
+                concurrent: false,
             },
             inputs: input_refs,
             handler: erased,
             globals_written: Vec::new(),
             pace: Arc::default(),
+            keeps_when_stopped: true,
         });
         id
     }
@@ -113,6 +117,45 @@ impl<'a> ListenerRef<'a> {
     /// endpoints page and in Gradio's API info, and the description of its MCP tool.
     pub fn api_description(self, text: impl Into<String>) -> Self {
         self.listeners.config(self.id).description = Some(text.into());
+        self
+    }
+
+    /// Makes this listener a Stop: its events stop the running streams of
+    /// `listeners` in the same session (Gradio's `cancels`). A stopped stream lands
+    /// with what it yielded so far, as a finished one does, unless its listener says
+    /// otherwise ([`ListenerRef::discard_when_stopped`]). The stop does not wait for
+    /// the stream to let go of the session, and the page sends it at once, ahead of
+    /// anything it has queued. Each listener named must stream
+    /// ([`crate::Blocks::build`] checks).
+    ///
+    /// ```
+    /// use keepsake::{Blocks, State, Streaming};
+    /// use keepsake::components::{Button, Textbox};
+    ///
+    /// let mut app = Blocks::new("story", "Story");
+    /// let story = app.add(Textbox::new().label("Story"));
+    /// let (go, stop) = (app.add(Button::new("Tell")), app.add(Button::new("Stop")));
+    /// let telling = app
+    ///     .click(go, (), story, || {
+    ///         let words = ["Once", " upon", " a", " time"];
+    ///         Streaming::new(futures::stream::iter((1..=4).map(move |n| words[..n].concat())))
+    ///     })
+    ///     .id();
+    /// app.click(stop, (), (), || ()).cancels([telling]);
+    /// app.build()?;
+    /// # Ok::<(), keepsake::BuildError>(())
+    /// ```
+    pub fn cancels(self, listeners: impl IntoIterator<Item = ListenerId>) -> Self {
+        self.listeners.config(self.id).cancels.extend(listeners);
+        self
+    }
+
+    /// When a Stop stops this listener's stream, nothing of it is written (by
+    /// default what it yielded so far lands, as a finished stream's last item does).
+    pub fn discard_when_stopped(self) -> Self {
+        if let Some(def) = self.listeners.defs.get_mut(self.id.0 as usize) {
+            def.keeps_when_stopped = false;
+        }
         self
     }
 

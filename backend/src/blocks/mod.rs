@@ -116,7 +116,7 @@ impl Blocks {
         slot: SlotDef,
     ) -> ComponentId {
         let id = ComponentId(self.components.len() as u32);
-        props.html = crate::components::rendered_html(&kind, &props.value);
+        crate::components::render_props(&kind, &mut props);
         let rendered = kind.is_rendered();
         self.components.push(ComponentConfig { id, kind, props });
         self.slots.push(slot);
@@ -417,6 +417,19 @@ impl Blocks {
                     "unload listener {} writes a component, but no page is left to show it",
                     config.id.0
                 )));
+            }
+            for stopped in &config.cancels {
+                let streams = self
+                    .listeners
+                    .defs
+                    .get(stopped.0 as usize)
+                    .map(|d| d.config.streams);
+                if streams != Some(true) || *stopped == config.id {
+                    return Err(fail(format!(
+                        "listener {} cancels listener {}, which is not another streaming listener of this app: only a stream can be stopped",
+                        config.id.0, stopped.0
+                    )));
+                }
             }
             if let Some(name) = &config.api_name {
                 // A URL segment (`.../call/{api_name}`) and an MCP tool name.

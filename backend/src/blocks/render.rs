@@ -102,7 +102,7 @@ impl<'a> Render<'a> {
         let id = ComponentId(free_id(start, &self.component_ids));
         self.component_ids.insert(id.0);
         props.key = Some(key);
-        props.html = crate::components::rendered_html(&kind, &props.value);
+        crate::components::render_props(&kind, &mut props);
         self.positions.insert(id, self.components.len());
         self.components.push(ComponentConfig { id, kind, props });
         self.slots.push(SlotDef::Client {

@@ -171,6 +171,7 @@ impl Endpoint {
             // defaults and what is written to them is not kept.
             held: Vec::new(),
             rendered: None,
+            shown: Vec::new(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! The Chatbot component: [`Chatbot`].
 
 use keepsake_shared::config::{ChatMessage, ChatRole, ComponentKind, ComponentProps};
+use serde::Deserialize as _;
 use serde_json::{Value, json};
 
 use super::{Component, with_value};
@@ -9,7 +10,8 @@ use super::{Component, with_value};
 ///
 /// Its value is a list of [`ChatMessage`]s: a role (`user` or `assistant`) and
 /// Markdown content. The server renders the transcript: one `<article>`
-/// per message, named by its role for assistive technology, its content rendered and
+/// per message (sent message by message, so a reply growing at the end of a long
+/// transcript costs that message only), named by its role for assistive technology, its content rendered and
 /// sanitised as a Markdown component's is ([`crate::components::markdown_to_html`]); the page only sets
 /// that HTML, so it renders no Markdown itself.
 ///
@@ -105,22 +107,28 @@ pub(crate) fn json_schema() -> Value {
 /// The transcript as the page shows it: one `<article>` per message, its role as its
 /// accessible name and class, its content as sanitised HTML. A value that is not a
 /// transcript shows nothing.
-pub(crate) fn to_html(value: &Value) -> String {
-    let Ok(messages) = serde_json::from_value::<Vec<ChatMessage>>(value.clone()) else {
+pub(crate) fn to_html(value: &Value) -> Vec<String> {
+    match value {
+        Value::Array(messages) if validate(value).is_ok() => {
+            messages.iter().map(message_html).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// One message as the page shows it (nothing if it is not a message).
+pub(crate) fn message_html(message: &Value) -> String {
+    let Ok(message) = ChatMessage::deserialize(message) else {
         return String::new();
     };
-    let mut html = String::new();
-    for message in &messages {
-        let (class, name) = match message.role {
-            ChatRole::User => ("user", "User"),
-            ChatRole::Assistant => ("assistant", "Assistant"),
-        };
-        html.push_str(&format!(
-            "<article class=\"message {class}\" aria-label=\"{name}\"><div class=\"message-content\">{}</div></article>",
-            crate::markdown::to_html(&message.content)
-        ));
-    }
-    html
+    let (class, name) = match message.role {
+        ChatRole::User => ("user", "User"),
+        ChatRole::Assistant => ("assistant", "Assistant"),
+    };
+    format!(
+        "<article class=\"message {class}\" aria-label=\"{name}\"><div class=\"message-content\">{}</div></article>",
+        crate::markdown::to_html(&message.content)
+    )
 }
 
 #[cfg(test)]
@@ -133,12 +141,13 @@ mod tests {
             { "role": "user", "content": "**hi** <script>alert(1)</script>" },
             { "role": "assistant", "content": "hello" }
         ]);
-        let html = to_html(&value);
+        let html = to_html(&value).concat();
         assert!(html.starts_with("<article class=\"message user\" aria-label=\"User\">"));
         assert!(html.contains("<strong>hi</strong>"));
         assert!(!html.contains("<script"), "{html}");
         assert!(html.contains("aria-label=\"Assistant\""));
-        assert_eq!(to_html(&json!("not a transcript")), "");
+        assert!(to_html(&json!("not a transcript")).is_empty());
+        assert_eq!(to_html(&value).len(), 2);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use futures::FutureExt;
+use tokio_util::sync::CancellationToken;
 
 use super::Engine;
 use super::streamed::PartialSink;
@@ -24,6 +25,7 @@ impl Engine {
         listener: &ListenerDef,
         args: Vec<AnyValue>,
         partials: Option<&PartialSink>,
+        stop: Option<&CancellationToken>,
     ) -> Result<Vec<ErasedUpdate>, ApiError> {
         let id = listener.config.id.0;
         let panicked = |payload: Box<dyn std::any::Any + Send>| {
@@ -80,7 +82,7 @@ impl Engine {
             HandlerCall::Stream(items) => {
                 // Bounded by the stream's own limits (see `drive_stream`), not by
                 // the time-out of one call.
-                let drive = self.drive_stream(listener, items, partials);
+                let drive = self.drive_stream(listener, items, partials, stop);
                 return match AssertUnwindSafe(drive).catch_unwind().await {
                     Err(payload) => Err(panicked(payload)),
                     Ok(outcome) => outcome,

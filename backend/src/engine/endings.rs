@@ -43,6 +43,9 @@ impl Engine {
                 self.delete(index, value);
             }
             StoreEvent::GlobalChanged { index, value } => self.push_bindings(index, &*value),
+            StoreEvent::StopStreams { id, listeners } => {
+                self.running.stop(&id, &listeners);
+            }
             StoreEvent::Resubscribed => {
                 // Changes made while the subscription was down were not heard.
                 for update in self.bound_values().await {

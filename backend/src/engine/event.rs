@@ -163,11 +163,27 @@ impl Engine {
             .await?;
         self.note_held(listener, request.held, &mut browser).await?;
         let session = self.rated_session(session_id).await?;
+        if !listener.config.cancels.is_empty() {
+            // Before waiting for the session, which the stream holds until it lands.
+            self.stop_streams(session_id, &listener.config.cancels)
+                .await;
+        }
+        let origin = origin.in_session(*session_id);
+        if listener.config.concurrent {
+            let run = Run {
+                listener,
+                client_values,
+                browser,
+                origin: &origin,
+                rendered: None,
+                partials,
+            };
+            return self.run_beside(run).await;
+        }
         let mut data = session.data.lock().await;
         if data.closed {
             return Err(ApiError::UnknownSession);
         }
-        let origin = origin.in_session(*session_id);
         self.run_locked(
             &session,
             &mut data,
@@ -221,27 +237,7 @@ impl Engine {
         (lease, globals): (Lease, HeldGlobals),
         run: Run<'_>,
     ) -> Result<EventResult, ApiError> {
-        let Run {
-            listener,
-            client_values,
-            browser,
-            origin,
-            rendered,
-            partials,
-        } = run;
-        let mut event = Event {
-            engine: self,
-            state_bytes: data.state_bytes,
-            data,
-            states: Vec::new(),
-            defaults: Vec::new(),
-            globals,
-            browser,
-            origin,
-            rendered,
-            partials,
-            result: EventResult::default(),
-        };
+        let (mut event, listener, client_values) = Event::begin(self, data, globals, run);
         // With Redis, the lease and the locks are renewed while the listeners run (a
         // stream may run for minutes); were they lost, the commit could not land, so
         // the event fails at once. On failure, they are given back as they drop.
@@ -250,11 +246,8 @@ impl Engine {
             .await??;
         // Before the commit: a render that fails fails the event.
         event.result.regions = self.rerender(event.data, &event.states)?;
-        let browser = std::mem::take(&mut event.browser);
-        if !browser.is_empty() {
-            // Sealed before the commit: if sealing failed, nothing would land.
-            event.result.browser_state = browser.finish(self, self.sealers().await?)?;
-        }
+        // Sealed before the commit: if sealing failed, nothing would land.
+        event.seal_browser_states().await?;
         let (global_writes, hold, writers) = event.globals.take_commit();
         let commit = Commit {
             states: event.states,
@@ -266,6 +259,24 @@ impl Engine {
             .commit(session, event.data, lease, commit, hold, writers)
             .await?;
         Ok(result)
+    }
+
+    /// Runs an event that reads and writes no session value
+    /// ([`keepsake_shared::config::ListenerConfig::concurrent`]) beside the session's
+    /// others: no session lock, no lease, no global to hold, nothing to commit.
+    async fn run_beside(&self, run: Run<'_>) -> Result<EventResult, ApiError> {
+        // Nothing of the session is read or written: an empty stand-in.
+        let mut none = SessionData {
+            states: Vec::new(),
+            resources: Vec::new(),
+            state_bytes: 0,
+            closed: false,
+        };
+        let (mut event, listener, client_values) =
+            Event::begin(self, &mut none, HeldGlobals::none(), run);
+        event.execute(listener, client_values, 0).await?;
+        event.seal_browser_states().await?;
+        Ok(event.result)
     }
 
     pub(super) fn listener(&self, id: ListenerId) -> Result<&ListenerDef, ApiError> {
@@ -280,6 +291,40 @@ impl Engine {
 }
 
 impl<'a> Event<'a> {
+    /// The event of `run` on `data`, holding `globals`; with the listener to run
+    /// and the values the client sent.
+    fn begin(
+        engine: &'a Engine,
+        data: &'a mut SessionData,
+        globals: HeldGlobals,
+        run: Run<'a>,
+    ) -> (Self, &'a ListenerDef, Vec<Option<AnyValue>>) {
+        let event = Event {
+            engine,
+            state_bytes: data.state_bytes,
+            data,
+            states: Vec::new(),
+            defaults: Vec::new(),
+            globals,
+            browser: run.browser,
+            origin: run.origin,
+            rendered: run.rendered,
+            partials: run.partials,
+            result: EventResult::default(),
+        };
+        (event, run.listener, run.client_values)
+    }
+
+    /// Seals into the result what the event wrote to browser states.
+    async fn seal_browser_states(&mut self) -> Result<(), ApiError> {
+        let browser = std::mem::take(&mut self.browser);
+        if !browser.is_empty() {
+            let sealers = self.engine.sealers().await?;
+            self.result.browser_state = browser.finish(self.engine, sealers)?;
+        }
+        Ok(())
+    }
+
     /// How slot `id` is read and written: the app's, or the rendered region's.
     fn slot(&self, id: keepsake_shared::ComponentId) -> Result<&'a SlotDef, ApiError> {
         match self.rendered.and_then(|r| r.slot(id)) {
@@ -288,15 +333,15 @@ impl<'a> Event<'a> {
         }
     }
 
-    /// The HTML sent with a new value of component `id` (see [`crate::App::html_of`]).
-    fn html_of(
+    /// What is rendered with a new value of component `id` (see [`crate::App::rendered`]).
+    fn rendered_of(
         &self,
         id: keepsake_shared::ComponentId,
         value: &serde_json::Value,
-    ) -> Option<String> {
+    ) -> crate::components::Rendering {
         match self.rendered.and_then(|r| r.component(id)) {
-            Some(component) => crate::components::rendered_html(&component.kind, value),
-            None => self.engine.app.html_of(id, value),
+            Some(component) => crate::components::rendered(&component.kind, value),
+            None => self.engine.app.rendered(id, value),
         }
     }
 
@@ -346,10 +391,22 @@ impl<'a> Event<'a> {
                 args.push(value);
             }
 
-            // Only the requested listener's partial outputs reach the client.
+            // Only the requested listener's partial outputs reach the client; its
+            // stream is the one a Stop may stop.
             let partials = self.partials.as_ref().filter(|_| depth == 0);
-            let outputs = engine.call(listener, args, partials).await?;
-            let changed = self.stage(listener, outputs)?;
+            let stop = match (listener.config.streams, self.origin.session_id()) {
+                (true, Some(session)) if depth == 0 => {
+                    Some(engine.running.register(*session, listener.config.id))
+                }
+                _ => None,
+            };
+            let stop = stop.as_ref().map(|registered| registered.token());
+            let outputs = engine.call(listener, args, partials, stop).await?;
+            // A streamed answer's own outputs are rendered by its reply, for what
+            // changed only (`server/changes.rs`): not a long transcript's every
+            // message again. (A rendered region's components: here, as ever.)
+            let render = partials.is_none() || self.rendered.is_some();
+            let changed = self.stage(listener, outputs, render)?;
             self.result.ran.push(listener.config.id);
             // Its notices, now that it succeeded (before those of what it sets off).
             for (level, message) in notifier.map(|n| n.take()).unwrap_or_default() {

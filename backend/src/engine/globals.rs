@@ -110,6 +110,14 @@ impl GlobalWriters {
 }
 
 impl HeldGlobals {
+    /// None held: for an event that writes no global and holds no lease.
+    pub(crate) fn none() -> Self {
+        HeldGlobals {
+            held: Vec::new(),
+            hold: None,
+        }
+    }
+
     /// The value of `index` as this event sees it, if the event holds it.
     pub(crate) fn value(&self, index: u32) -> Option<&dyn DynValue> {
         self.held

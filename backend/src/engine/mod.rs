@@ -17,6 +17,7 @@ mod event;
 mod globals;
 mod inputs;
 mod rendered;
+mod stops;
 pub(crate) mod streamed;
 mod tasks;
 
@@ -50,6 +51,8 @@ pub(crate) struct Engine {
     /// The store's random seed, asked for once: the root of the browser states'
     /// random keys and of the session names of other clients' bridges.
     seed: tokio::sync::OnceCell<[u8; 32]>,
+    /// The streams running here, for listeners that stop them.
+    running: stops::Running,
 }
 
 /// The settings an event is held to.
@@ -127,6 +130,7 @@ impl Engine {
             pushes: broadcast::channel(256).0,
             sealers: tokio::sync::OnceCell::new(),
             seed: tokio::sync::OnceCell::new(),
+            running: stops::Running::default(),
         });
         engine.store.start(shutdown.clone());
         tasks::spawn(&engine, events_rx, settings.sweep_interval, shutdown);
@@ -217,12 +221,8 @@ impl Engine {
             .iter()
             .filter_map(|(component, render)| {
                 let value = render(value)?;
-                Some(ComponentUpdate {
-                    component: *component,
-                    html: self.app.html_of(*component, &value),
-                    value: Some(value),
-                    props: Default::default(),
-                })
+                let rendering = self.app.rendered(*component, &value);
+                Some(rendering.update(*component, value, Default::default()))
             })
             .collect()
     }

@@ -7,20 +7,23 @@
 //! stuck one is not: `event_timeout` between two items (and before the first),
 //! `stream_timeout` for the whole of it, the sending of partials included (a client
 //! that stops reading must not hold the session forever). Partials are coalesced to
-//! at most `max_partials_per_second`: a model yielding hundreds of tokens a second
+//! at most `max_partials_per_second` (the last item always sent): a model yielding
+//! hundreds of tokens a second
 //! would otherwise cost a message, an encoding and a Markdown pass per token.
 
 use futures::StreamExt;
 use keepsake_shared::event::{ComponentUpdate, PartialUpdate};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::Engine;
 use super::event::stage::component_update;
 use crate::app::{ListenerDef, SlotDef};
+use crate::components::Rendering;
 use crate::error::ApiError;
 use crate::handler::ErasedUpdate;
-use crate::handler::{ItemStream, StreamItem};
+use crate::handler::ItemStream;
 
 /// Where an event's partial outputs go.
 pub(crate) type PartialSink = mpsc::Sender<PartialUpdate>;
@@ -36,10 +39,12 @@ impl Engine {
         listener: &ListenerDef,
         items: ItemStream,
         partials: Option<&PartialSink>,
+        stop: Option<&CancellationToken>,
     ) -> Result<Vec<ErasedUpdate>, ApiError> {
         let whole = self.limits.stream_timeout;
         let deadline = Instant::now() + whole;
-        match tokio::time::timeout_at(deadline, self.drive_items(listener, items, partials)).await {
+        let drive = self.drive_items(listener, items, partials, stop);
+        match tokio::time::timeout_at(deadline, drive).await {
             Ok(outcome) => outcome,
             Err(_) => Err(ApiError::StreamTooLong(whole)),
         }
@@ -50,11 +55,14 @@ impl Engine {
         listener: &ListenerDef,
         mut items: ItemStream,
         partials: Option<&PartialSink>,
+        stop: Option<&CancellationToken>,
     ) -> Result<Vec<ErasedUpdate>, ApiError> {
         let gap = self.limits.event_timeout;
         let most = self.limits.max_stream_items;
         let every = self.limits.partial_interval;
-        let mut last: Option<Box<dyn StreamItem>> = None;
+        // The last item's outputs: partials are encoded from them by reference, and
+        // the event stages them when the stream ends.
+        let mut last: Option<Vec<ErasedUpdate>> = None;
         let mut count = 0;
         let mut item_due = Instant::now() + gap;
         // Coalescing: a partial goes out at most once per `every`; an item that comes
@@ -62,24 +70,34 @@ impl Engine {
         // stream is quiet by then. The final result always carries the last item.
         let mut send_due = Instant::now();
         let mut held = false;
+        let stopped = async {
+            match stop {
+                Some(stop) => stop.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(stopped);
         loop {
             let next = tokio::time::timeout_at(item_due, items.next());
-            let next = match (partials, held) {
-                (Some(sink), true) => {
-                    tokio::select! {
-                        biased;
-                        next = next => next,
-                        () = tokio::time::sleep_until(send_due) => {
-                            // `Next` is cancel-safe: no item is lost by dropping it.
-                            let updates = self.partial_of(listener, last.as_deref())?;
-                            send(sink, updates).await;
-                            send_due = Instant::now() + every;
-                            held = false;
-                            continue;
-                        }
+            // `Next` is cancel-safe: no item is lost by dropping it.
+            let next = tokio::select! {
+                biased;
+                () = &mut stopped => {
+                    if listener.keeps_when_stopped && last.is_some() {
+                        break;
                     }
+                    return Err(ApiError::Stopped);
                 }
-                _ => next.await,
+                next = next => next,
+                () = tokio::time::sleep_until(send_due), if held && partials.is_some() => {
+                    if let Some(sink) = partials {
+                        let updates = self.partial_updates(listener, last.as_deref().unwrap_or_default())?;
+                        send(sink, updates).await;
+                    }
+                    send_due = Instant::now() + every;
+                    held = false;
+                    continue;
+                }
             };
             let item = match next {
                 Err(_) => return Err(ApiError::StreamStalled(gap)),
@@ -93,10 +111,11 @@ impl Engine {
                     "the handler's stream yielded more than {most} items (--max-stream-items); nothing was changed"
                 )));
             }
-            last = Some(item);
+            last = Some(item.into_outputs());
             if let Some(sink) = partials {
                 if Instant::now() >= send_due {
-                    let updates = self.partial_of(listener, last.as_deref())?;
+                    let updates =
+                        self.partial_updates(listener, last.as_deref().unwrap_or_default())?;
                     send(sink, updates).await;
                     send_due = Instant::now() + every;
                     held = false;
@@ -105,21 +124,14 @@ impl Engine {
                 }
             }
         }
-        last.map(StreamItem::into_outputs).ok_or_else(|| {
+        // The last item is always sent as a partial too (as Gradio sends every
+        // item): a client iterating partials ends on the reply it gets as result.
+        if let (Some(sink), true, Some(outputs)) = (partials, held, last.as_deref()) {
+            send(sink, self.partial_updates(listener, outputs)?).await;
+        }
+        last.ok_or_else(|| {
             ApiError::HandlerFailed("the handler's stream ended without any output".into())
         })
-    }
-
-    /// `item`'s component outputs, for a partial (none without an item).
-    fn partial_of(
-        &self,
-        listener: &ListenerDef,
-        item: Option<&dyn StreamItem>,
-    ) -> Result<Vec<ComponentUpdate>, ApiError> {
-        match item {
-            Some(item) => self.partial_updates(listener, item.peek()),
-            None => Ok(Vec::new()),
-        }
     }
 
     /// The component outputs of one item, encoded as an event's updates are; states,
@@ -127,15 +139,17 @@ impl Engine {
     fn partial_updates(
         &self,
         listener: &ListenerDef,
-        outputs: Vec<ErasedUpdate>,
+        outputs: &[ErasedUpdate],
     ) -> Result<Vec<ComponentUpdate>, ApiError> {
         let mut updates = Vec::new();
         for (id, output) in listener.config.outputs.iter().zip(outputs) {
             let SlotDef::Client { encode, .. } = self.slot(*id)? else {
                 continue;
             };
-            let html_of = |id, value: &_| self.app.html_of(id, value);
-            updates.extend(component_update(*id, *encode, output, html_of)?);
+            // Not rendered here: the reply renders only what changed since the last
+            // partial (`server/reply.rs`), and the bridges need no HTML.
+            let unrendered = |_, _: &_| Rendering::Nothing;
+            updates.extend(component_update(*id, *encode, output, unrendered)?);
         }
         Ok(updates)
     }

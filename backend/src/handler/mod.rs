@@ -449,9 +449,8 @@ pub enum HandlerCall {
 
 /// One item of a streaming handler, its output type erased.
 pub trait StreamItem: Send {
-    /// A copy of its outputs, for a partial answer.
-    fn peek(&self) -> Vec<ErasedUpdate>;
-    /// Its outputs, for the final result.
+    /// Its outputs: encoded by reference for a partial answer, staged if it is the
+    /// last (no copy of them is made).
     fn into_outputs(self: Box<Self>) -> Vec<ErasedUpdate>;
 }
 

@@ -53,6 +53,11 @@ impl Request {
         self
     }
 
+    /// The session's id, for the server's own use (never shown).
+    pub(crate) fn session_id(&self) -> Option<&SessionId> {
+        self.session.as_ref()
+    }
+
     /// The session's short id (its first 8 hex digits, as the logs show it; never
     /// the full id, which is the session's secret).
     pub fn session(&self) -> &str {

@@ -56,8 +56,8 @@ use crate::handler::{ErasedUpdate, HandlerCall, HandlerError, IntoOutputs, Strea
 ///
 /// What a streaming handler returns: a stream of outputs (each item what a plain
 /// handler would return, e.g. a value or a tuple of values), or of
-/// `Result<outputs, E>` where an `Err` fails the event. Items are `Clone`: each is
-/// sent as it comes, and the last is also what is stored.
+/// `Result<outputs, E>` where an `Err` fails the event. Each is sent as it comes,
+/// and the last is also what is stored.
 pub struct Streaming<R> {
     items: BoxStream<'static, Result<R, HandlerError>>,
 }
@@ -89,10 +89,7 @@ impl<R> std::fmt::Debug for Streaming<R> {
 
 struct Item<R, O>(R, PhantomData<fn() -> O>);
 
-impl<R: IntoOutputs<O> + Clone + Send, O> StreamItem for Item<R, O> {
-    fn peek(&self) -> Vec<ErasedUpdate> {
-        self.0.clone().into_outputs()
-    }
+impl<R: IntoOutputs<O> + Send, O> StreamItem for Item<R, O> {
     fn into_outputs(self: Box<Self>) -> Vec<ErasedUpdate> {
         self.0.into_outputs()
     }
@@ -107,7 +104,7 @@ macro_rules! streaming_handlers {
         impl<Func, R, O, $($ty,)*> sealed::SealedHandler<($($ty,)*), O, Streams> for Func
         where
             Func: Fn($($ty),*) -> Streaming<R> + Send + Sync + 'static,
-            R: IntoOutputs<O> + Clone + Send + 'static,
+            R: IntoOutputs<O> + Send + 'static,
             O: 'static,
             $($ty: Send + 'static,)*
         {

@@ -28,6 +28,7 @@ use crate::error::{ApiError, BuildError, StartError};
 use crate::handler::request::Request;
 use crate::settings::Settings;
 
+mod changes;
 pub(crate) mod keyed;
 mod page;
 mod reply;
@@ -131,6 +132,7 @@ impl Server {
     ///         inputs: vec![Value::Null],
     ///         held: Vec::new(),
     ///         rendered: None,
+    ///         shown: Vec::new(),
     ///     };
     ///     server.run_event("counter", &session, click.clone()).await?;
     ///     let result = server.run_event("counter", &session, click).await?;

@@ -6,7 +6,8 @@
 //! request (nothing committed; the session's lock, this process's writer locks and,
 //! with Redis, the lease and global locks given back on drop). Partial outputs pass
 //! through a small bounded channel: a client that reads slowly makes the handler's
-//! stream wait rather than the server buffer without end.
+//! stream wait rather than the server buffer without end. Each message carries only
+//! what changed since the last ([`Changes`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,6 +20,7 @@ use keepsake_shared::event::{EventRequest, EventResult, PartialUpdate};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use super::changes::Changes;
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::handler::request::Request;
@@ -38,11 +40,12 @@ pub(crate) enum Answer {
 pub(super) fn answer(
     engine: Arc<Engine>,
     session: SessionId,
-    request: EventRequest,
+    mut request: EventRequest,
     origin: Request,
     span: tracing::Span,
 ) -> impl Stream<Item = Answer> + Send + 'static {
     let (sink, partials) = super::partials();
+    let changes = Changes::new(engine.app.clone(), std::mem::take(&mut request.shown));
     let event = async move {
         engine
             .run_event_with(&session, request, origin, Some(sink))
@@ -53,6 +56,7 @@ pub(super) fn answer(
         event: Some(Box::pin(event)),
         partials,
         outcome: None,
+        changes,
     }
 }
 
@@ -62,6 +66,8 @@ struct Answering<F> {
     event: Option<Pin<Box<F>>>,
     partials: mpsc::Receiver<PartialUpdate>,
     outcome: Option<Result<EventResult, ApiError>>,
+    /// What the client holds, so each message carries only what changed.
+    changes: Changes,
 }
 
 impl<F: Future<Output = Result<EventResult, ApiError>>> Stream for Answering<F> {
@@ -74,14 +80,28 @@ impl<F: Future<Output = Result<EventResult, ApiError>>> Stream for Answering<F> 
             self.event = None;
             self.outcome = Some(outcome);
         }
-        match self.partials.poll_recv(cx) {
-            Poll::Ready(Some(partial)) => Poll::Ready(Some(Answer::Partial(partial))),
-            // Every sender is gone: the event has finished (its outcome is last), or
-            // it dropped the sink early and is still running (polled above, so it
-            // will wake us).
-            Poll::Ready(None) if self.event.is_some() => Poll::Pending,
-            Poll::Ready(None) => Poll::Ready(self.outcome.take().map(Answer::Done)),
-            Poll::Pending => Poll::Pending,
+        loop {
+            return match self.partials.poll_recv(cx) {
+                Poll::Ready(Some(partial)) => {
+                    let partial = self.changes.partial(partial);
+                    if partial.updates.is_empty() {
+                        // Nothing the client does not hold already.
+                        continue;
+                    }
+                    Poll::Ready(Some(Answer::Partial(partial)))
+                }
+                // Every sender is gone: the event has finished (its outcome is last), or
+                // it dropped the sink early and is still running (polled above, so it
+                // will wake us).
+                Poll::Ready(None) if self.event.is_some() => Poll::Pending,
+                Poll::Ready(None) => {
+                    let outcome = self.outcome.take();
+                    let outcome =
+                        outcome.map(|outcome| outcome.map(|done| self.changes.done(done)));
+                    Poll::Ready(outcome.map(Answer::Done))
+                }
+                Poll::Pending => Poll::Pending,
+            };
         }
     }
 }

@@ -83,6 +83,11 @@ pub(crate) enum StoreEvent {
     },
     /// Changes may have been missed (the Redis subscription was re-established).
     Resubscribed,
+    /// Another instance was asked to stop these listeners' streams in a session.
+    StopStreams {
+        id: SessionId,
+        listeners: Vec<keepsake_shared::ListenerId>,
+    },
 }
 
 pub(crate) type StoreEvents = mpsc::UnboundedSender<StoreEvent>;
@@ -282,6 +287,20 @@ impl Store {
         match self {
             Store::Memory(store) => store.feed_closed(session),
             Store::Redis(store) => store.feed_closed(session).await,
+        }
+    }
+
+    /// Tells the other instances to stop the streams of `listeners` in `session`
+    /// (this one stops its own): with Redis, a notice on the events channel; in
+    /// memory there are none.
+    pub(crate) async fn announce_stop(
+        &self,
+        session: &SessionId,
+        listeners: &[keepsake_shared::ListenerId],
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(_) => Ok(()),
+            Store::Redis(store) => store.announce_stop(session, listeners).await,
         }
     }
 

@@ -8,8 +8,11 @@ use futures::StreamExt;
 use keepsake::protocol::api::{self, Endpoint};
 use keepsake::protocol::config::AppConfig;
 use keepsake::protocol::error::{ErrorBody, ErrorKind};
-use keepsake::protocol::event::{EventRequest, EventResult, SessionStarted, StreamedEvent};
+use keepsake::protocol::event::{
+    ComponentUpdate, EventRequest, EventResult, SessionStarted, StreamedEvent,
+};
 use keepsake::protocol::feed::FeedMessage;
+use keepsake::protocol::holding::Holding;
 use keepsake::protocol::{AppId, ComponentId, ListenerId, SessionId};
 use keepsake::{App, Server, Settings};
 use serde_json::Value;
@@ -136,6 +139,7 @@ impl TestServer {
             inputs,
             held: Vec::new(),
             rendered: None,
+            shown: Vec::new(),
         };
         self.send_event(app, session, &request).await
     }
@@ -181,7 +185,9 @@ impl TestServer {
     }
 
     /// Runs an event request on the streamed route: its lines once the body ends
-    /// (checked to be NDJSON), or the status and error body of a refusal.
+    /// (checked to be NDJSON), each made whole as a page makes it (the changes they
+    /// carry applied to what came before, [`Holding`]), or the status and error body
+    /// of a refusal.
     pub async fn stream_event(
         &self,
         app: &str,
@@ -199,9 +205,23 @@ impl TestServer {
             .to_owned();
         assert_eq!(content_type, "application/x-ndjson");
         let body = response.text().await.expect("streamed body");
+        let mut holding = Holding::default();
+        let mut whole = |updates: &mut Vec<ComponentUpdate>| {
+            for update in updates {
+                holding.resolve(update).expect("changes that apply");
+            }
+        };
         Ok(body
             .lines()
-            .map(|line| serde_json::from_str(line).expect("a streamed line"))
+            .map(|line| {
+                let mut line = serde_json::from_str(line).expect("a streamed line");
+                match &mut line {
+                    StreamedEvent::Partial(partial) => whole(&mut partial.updates),
+                    StreamedEvent::Done(result) => whole(&mut result.updates),
+                    StreamedEvent::Failed(_) => {}
+                }
+                line
+            })
             .collect())
     }
 

@@ -1,6 +1,8 @@
 //! The Chatbot view: the transcript the server rendered (one `<article>` per
 //! message, named by its role; see the `keepsake` crate's `components::chatbot`),
-//! in a log region that keeps its newest message in view.
+//! in a log region that keeps its newest message in view. Each message is drawn on
+//! its own, keyed by its place and HTML: as a reply streams in, only its message is
+//! drawn again, however long the conversation.
 
 use leptos::prelude::*;
 
@@ -12,7 +14,7 @@ use super::{Cx, dom_id, heading_view, info_view, labelled_by, unlabelled_name};
 /// it grows, as a reply streams in. An effect scrolling to the end after each change
 /// did the same for about 1.3 KB more brotli of the client (a node ref, an effect and an animation
 /// frame callback).
-pub(super) fn chatbot_view(cx: Cx, html: RwSignal<String>) -> AnyView {
+pub(super) fn chatbot_view(cx: Cx, items: RwSignal<Vec<String>>) -> AnyView {
     let label = cx.label();
     view! {
         {heading_view(cx, label)}
@@ -27,7 +29,13 @@ pub(super) fn chatbot_view(cx: Cx, html: RwSignal<String>) -> AnyView {
             aria-label=unlabelled_name(label, "Chat")
             aria-describedby=cx.described_by()
         >
-            <div class="chatbot-messages prose" inner_html=move || html.get()></div>
+            <div class="chatbot-messages prose">
+                <For
+                    each=move || items.get().into_iter().enumerate()
+                    key=|(index, html)| (*index, html.clone())
+                    children=|(_, html)| view! { <div class="chatbot-item" inner_html=html></div> }
+                />
+            </div>
         </div>
     }
     .into_any()

@@ -10,11 +10,13 @@
 //! (Gradio's "always last" for change events): fast typing costs one request per
 //! round trip, and every request carries the newest values.
 //!
-//! Rooms: this file (page state, user actions, the event queue, applying answers),
-//! [`session`] (the session, its feed and reconnection, other tabs) and
-//! [`timers`] (timer ticks, which run quietly and never pile up).
+//! Rooms: this file (page state, user actions, applying answers), [`queue`] (the
+//! event queue, and beside it the lane of listeners that touch no session value;
+//! a Stop skips both), [`session`] (the session, its feed and reconnection, other
+//! tabs) and [`timers`] (timer ticks, which run quietly and never pile up).
 
 mod preview;
+mod queue;
 mod session;
 mod slots;
 mod timers;
@@ -23,10 +25,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
-use gloo_timers::future::TimeoutFuture;
-use keepsake_shared::config::{AppConfig, ComponentConfig, ComponentKind, EventKind};
+use keepsake_shared::config::{AppConfig, ComponentConfig, EventKind};
 use keepsake_shared::error::ErrorKind;
-use keepsake_shared::event::{ComponentUpdate, EventRequest, EventResult, Notice};
+use keepsake_shared::event::{ComponentUpdate, EventResult, ItemHtml, Notice};
 use keepsake_shared::render::RenderedRegion;
 use keepsake_shared::{ComponentId, ListenerId, SessionId};
 use leptos::prelude::*;
@@ -36,7 +37,8 @@ use wasm_bindgen::JsCast as _;
 use wasm_bindgen::closure::Closure;
 
 use crate::api::{Backend, ClientError};
-use crate::browser_state::{BrowserStates, KeyValueStore, warn};
+use crate::browser_state::{BrowserStates, KeyValueStore};
+use queue::Job;
 pub use slots::Props;
 use slots::Slots;
 
@@ -79,16 +81,6 @@ impl PageStatus {
     }
 }
 
-/// One queued run of a listener.
-#[derive(Debug, Clone, Copy)]
-struct Job {
-    listener: ListenerId,
-    /// How many change listeners led to this one (0: a user action, load or push).
-    depth: u8,
-    /// Already retried after starting a new session.
-    retried: bool,
-}
-
 /// The window's `storage` listener (other tabs' writes), removed on drop.
 type StorageListener = Closure<dyn FnMut(web_sys::StorageEvent)>;
 
@@ -124,6 +116,12 @@ pub struct Controller {
     fatal: Cell<bool>,
     queue: RefCell<VecDeque<Job>>,
     queue_running: Cell<bool>,
+    /// Jobs of listeners that touch no session value (`concurrent`), in an order of
+    /// their own: they need not wait behind the queue's (a streaming reply, say).
+    beside: RefCell<VecDeque<Job>>,
+    beside_running: Cell<bool>,
+    /// The listener whose job of the lane beside is being sent or applied, if any.
+    beside_current: Cell<Option<ListenerId>>,
     /// The listener whose job is being sent or applied, if any.
     current: Cell<Option<ListenerId>>,
     feed: RefCell<Option<Feed>>,
@@ -155,6 +153,9 @@ impl Controller {
             fatal: Cell::new(false),
             queue: RefCell::new(VecDeque::new()),
             queue_running: Cell::new(false),
+            beside: RefCell::new(VecDeque::new()),
+            beside_running: Cell::new(false),
+            beside_current: Cell::new(None),
             current: Cell::new(None),
             feed: RefCell::new(None),
             feed_failed: Cell::new(false),
@@ -179,6 +180,10 @@ impl Controller {
     /// The server-rendered HTML of a Markdown or Chatbot component.
     pub fn html_signal(&self, id: ComponentId) -> Option<RwSignal<String>> {
         self.slots.html(id)
+    }
+
+    pub fn items_signal(&self, id: ComponentId) -> Option<RwSignal<Vec<String>>> {
+        self.slots.items(id)
     }
 
     /// Component `id`: the config's, or one of a rendered region's current render.
@@ -262,194 +267,12 @@ impl Controller {
         self.fire(Some(id), EventKind::Submit, 0);
     }
 
-    // ----- the event queue ----------------------------------------------------------
-
-    /// Queues every listener of `event` on `component`.
-    fn fire(&self, component: Option<ComponentId>, event: EventKind, depth: u8) {
-        let mut listeners: Vec<ListenerId> = self
-            .config
-            .listeners(component, event)
-            .map(|d| d.id)
-            .collect();
-        if let Some(component) = component {
-            listeners.extend(self.slots.listeners(component, event));
-        }
-        for listener in listeners {
-            self.enqueue(listener, depth, event == EventKind::Change);
-        }
-    }
-
-    fn enqueue(&self, listener: ListenerId, depth: u8, coalesce: bool) {
-        if depth > MAX_CHAIN_DEPTH {
-            warn(&format!(
-                "Keepsake: listener {} not run: more than {MAX_CHAIN_DEPTH} change listeners triggered each other",
-                listener.0
-            ));
-            return;
-        }
-        {
-            let mut queue = self.queue.borrow_mut();
-            // Inputs are read when a job is sent, so a waiting duplicate would only
-            // send the same values again.
-            if coalesce && queue.iter().any(|job| job.listener == listener) {
-                return;
-            }
-            queue.push_back(Job {
-                listener,
-                depth,
-                retried: false,
-            });
-        }
-        if !self.is_quiet(listener) {
-            self.status.running.set(true);
-        }
-        if !self.queue_running.get()
-            && let Some(this) = self.rc()
-        {
-            self.queue_running.set(true);
-            spawn_local(this.run_queue());
-        }
-    }
-
-    async fn run_queue(self: Rc<Self>) {
-        loop {
-            let job = self.queue.borrow_mut().pop_front();
-            let Some(job) = job else { break };
-            self.current.set(Some(job.listener));
-            self.status.running.set(self.user_job_pending());
-            self.run_job(job).await;
-            self.current.set(None);
-        }
-        self.queue_running.set(false);
-        self.status.running.set(false);
-    }
-
-    /// Waits for a usable session; `None` when the app cannot run at all.
-    async fn usable_session(&self) -> Option<(SessionId, u32)> {
-        loop {
-            if self.fatal.get() {
-                return None;
-            }
-            if !self.restarting.get()
-                && let Some(session) = self.session()
-            {
-                return Some((session, self.generation.get()));
-            }
-            TimeoutFuture::new(50).await;
-        }
-    }
-
-    fn input_value(&self, id: ComponentId) -> Value {
-        match self.config.component(id).map(|c| &c.kind) {
-            Some(ComponentKind::BrowserState(_)) => self.browser.input(id),
-            // The server ignores them; their values never leave it.
-            Some(kind) if kind.is_server_side() => Value::Null,
-            // The config's components and rendered ones.
-            _ => self
-                .slots
-                .value(id)
-                .map(|s| s.get_untracked())
-                .unwrap_or(Value::Null),
-        }
-    }
-
-    async fn run_job(self: &Rc<Self>, mut job: Job) {
-        // A rendered listener as its region's current render has it: gone when its
-        // item was removed since the job was queued.
-        let found;
-        let (listener, rendered) = match self.config.listener(job.listener) {
-            Some(listener) => (listener, None),
-            None => {
-                let Some((listener, target)) = self.slots.listener(job.listener) else {
-                    return;
-                };
-                found = listener;
-                (&found, Some(target))
-            }
-        };
-        loop {
-            let Some((session, generation)) = self.usable_session().await else {
-                return;
-            };
-            let read_at = self.browser.version();
-            let request = EventRequest {
-                listener: job.listener,
-                inputs: listener
-                    .inputs
-                    .iter()
-                    .map(|&id| self.input_value(id))
-                    .collect(),
-                held: self.browser.held_for(listener),
-                rendered: rendered.clone(),
-            };
-            // A streaming listener's answer comes in parts, previewed as they come.
-            let result = if listener.streams {
-                self.send_streamed(&session, request).await
-            } else {
-                let app = &self.config.id;
-                self.backend.run_event(app, &session, request).await
-            };
-            match result {
-                Ok(result) => {
-                    // A user's new action clears the last failure; what follows
-                    // it (a chained listener after a failure) leaves it shown.
-                    if job.depth == 0 && !self.is_quiet(job.listener) {
-                        self.status.error.set(None);
-                    }
-                    let ran = result.ran.clone();
-                    let failed: Vec<ListenerId> =
-                        result.errors.iter().map(|e| e.listener).collect();
-                    self.apply_result(result, job.depth, read_at);
-                    // The chained listeners the server left to the page: after those
-                    // that ran, and `.then` ones after those that failed.
-                    for id in ran {
-                        self.run_followers(id, true, false, job.depth);
-                    }
-                    for id in failed {
-                        self.run_followers(id, false, false, job.depth);
-                    }
-                    return;
-                }
-                Err(error) if error.is_unknown_session() && !job.retried => {
-                    job.retried = true;
-                    if !self.clone().restart_session(generation).await {
-                        self.show_error(&error);
-                        return;
-                    }
-                }
-                Err(error) => {
-                    self.show_error(&error);
-                    // The server ran nothing of it: its `.then` listeners are the
-                    // page's to run, all of them.
-                    self.run_followers(job.listener, false, true, job.depth);
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Queues the listeners chained after `listener`: `.success` ones only if it
-    /// `succeeded`; those the server runs itself only if it ran none (`all`).
-    fn run_followers(&self, listener: ListenerId, succeeded: bool, all: bool, depth: u8) {
-        let followers: Vec<ListenerId> = self
-            .config
-            .followers(listener)
-            .filter(|dep| {
-                dep.after.is_some_and(|after| {
-                    (all || !after.by_server) && (succeeded || !after.success_only)
-                })
-            })
-            .map(|dep| dep.id)
-            .collect();
-        for follower in followers {
-            self.enqueue(follower, depth + 1, false);
-        }
-    }
-
     fn show_error(&self, error: &ClientError) {
         // A handler's own error (Gradio's `gr.Error`) is the app's message to the
         // user, shown as written.
         let text = match error.kind() {
+            // The user's Stop, which kept nothing: nothing went wrong.
+            Some(ErrorKind::Stopped) => return,
             Some(ErrorKind::HandlerFailed) => error.to_string(),
             _ => format!("The last action failed: {error}"),
         };
@@ -524,12 +347,31 @@ impl Controller {
         if let (Some(html), Some(signal)) = (update.html, self.slots.html(id)) {
             signal.set(html);
         }
+        if let (Some(value), Some(signal)) = (&update.value, self.slots.items(id)) {
+            set_items(signal, &update.items, value);
+        }
         if let (Some(value), Some(signal)) = (update.value, self.slots.value(id))
             && signal.with_untracked(|current| *current != value)
         {
             signal.set(value);
             self.fire(Some(id), EventKind::Change, depth + 1);
         }
+    }
+}
+
+/// Applies an update's items to what a component shows per item, keeping the items
+/// the update does not name; as many as the new value has. Items that do not apply
+/// (made for other HTML than is held) leave the rest as it was.
+fn set_items(signal: RwSignal<Vec<String>>, items: &[ItemHtml], value: &Value) {
+    let mut rows = signal.get_untracked();
+    for item in items {
+        if item.apply(&mut rows).is_err() {
+            return;
+        }
+    }
+    rows.truncate(value.as_array().map_or(0, Vec::len));
+    if signal.with_untracked(|current| *current != rows) {
+        signal.set(rows);
     }
 }
 

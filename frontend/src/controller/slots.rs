@@ -37,8 +37,11 @@ pub struct Props {
 pub(super) struct Slots {
     values: RefCell<HashMap<ComponentId, RwSignal<Value>>>,
     props: RefCell<HashMap<ComponentId, RwSignal<Props>>>,
-    /// The HTML of each component the server renders (Markdown, Html, Chatbot).
+    /// The HTML of each component the server renders whole (Markdown, Html).
     html: RefCell<HashMap<ComponentId, RwSignal<String>>>,
+    /// The HTML of each item of the components the server renders per item (a
+    /// Chatbot's messages).
+    items: RefCell<HashMap<ComponentId, RwSignal<Vec<String>>>>,
     /// Each region's current contents, which its layout view draws.
     regions: HashMap<u32, RwSignal<RenderedRegion>>,
 }
@@ -49,6 +52,7 @@ impl Slots {
             values: RefCell::default(),
             props: RefCell::default(),
             html: RefCell::default(),
+            items: RefCell::default(),
             regions: HashMap::new(),
         };
         for component in config.components.iter().filter(|c| c.kind.is_page_value()) {
@@ -114,9 +118,18 @@ impl Slots {
                 entry.insert(RwSignal::new(props));
             }
         }
+        if matches!(component.kind, ComponentKind::Chatbot) {
+            let rendered = component.props.items.clone();
+            match self.items.borrow_mut().entry(id) {
+                std::collections::hash_map::Entry::Occupied(signal) => signal.get().set(rendered),
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    entry.insert(RwSignal::new(rendered));
+                }
+            }
+        }
         if matches!(
             component.kind,
-            ComponentKind::Markdown | ComponentKind::Html | ComponentKind::Chatbot
+            ComponentKind::Markdown | ComponentKind::Html
         ) {
             let rendered = component.props.html.clone().unwrap_or_default();
             match self.html.borrow_mut().entry(id) {
@@ -138,6 +151,10 @@ impl Slots {
 
     pub(super) fn html(&self, id: ComponentId) -> Option<RwSignal<String>> {
         self.html.borrow().get(&id).copied()
+    }
+
+    pub(super) fn items(&self, id: ComponentId) -> Option<RwSignal<Vec<String>>> {
+        self.items.borrow().get(&id).copied()
     }
 
     pub(super) fn region(&self, region: u32) -> Option<RwSignal<RenderedRegion>> {

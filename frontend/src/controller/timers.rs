@@ -31,7 +31,10 @@ impl Controller {
             .map(|d| d.id)
             .collect();
         let pending = |id: &ListenerId| {
-            self.current.get() == Some(*id) || self.queue.borrow().iter().any(|j| j.listener == *id)
+            self.current.get() == Some(*id)
+                || self.beside_current.get() == Some(*id)
+                || self.queue.borrow().iter().any(|j| j.listener == *id)
+                || self.beside.borrow().iter().any(|j| j.listener == *id)
         };
         if listeners.iter().any(pending) {
             return;

@@ -9,20 +9,24 @@ use keepsake_shared::event::ComponentUpdate;
 use serde_json::Value;
 
 use super::Event;
+use crate::app::defs::Encode;
 use crate::app::{ListenerDef, SlotDef};
+use crate::components::Rendering;
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::handler::ErasedUpdate;
 use crate::session::{SessionData, StoredState};
-use crate::value::{AnyValue, DynValue};
+use crate::value::DynValue;
 
 impl Event<'_> {
     /// Checks a listener's outputs and, only if all pass, adds them to the working
-    /// set. Returns the states whose content changed.
+    /// set. Returns the states whose content changed. `render`: whether component
+    /// outputs get their HTML here (a streamed answer's reply renders its own).
     pub(super) fn stage(
         &mut self,
         listener: &ListenerDef,
         outputs: Vec<ErasedUpdate>,
+        render: bool,
     ) -> Result<Vec<u32>, ApiError> {
         let engine = self.engine;
         if outputs.len() != listener.config.outputs.len() {
@@ -39,8 +43,11 @@ impl Event<'_> {
             match self.slot(*id)? {
                 SlotDef::Client { encode, .. } => {
                     let update = ErasedUpdate { value, props };
-                    let html_of = |id, value: &_| self.html_of(id, value);
-                    updates.extend(component_update(*id, *encode, update, html_of)?);
+                    let rendered = |id, value: &_| match render {
+                        true => self.rendered_of(id, value),
+                        false => Rendering::Nothing,
+                    };
+                    updates.extend(component_update(*id, *encode, &update, rendered)?);
                 }
                 SlotDef::State(index) => {
                     if let Some(value) = value {
@@ -61,7 +68,7 @@ impl Event<'_> {
                 SlotDef::Browser(index) => {
                     if let Some(value) = value {
                         let def = &engine.app.browser_states[*index as usize];
-                        let json = (def.encode)(value).map_err(|e| {
+                        let json = (def.encode)(&*value).map_err(|e| {
                             ApiError::HandlerFailed(format!(
                                 "output for browser state {} could not be encoded: {e}",
                                 id.0
@@ -217,15 +224,16 @@ impl Engine {
 }
 
 /// A component output as a page receives it: encoded, with the HTML the server makes
-/// for kinds it renders (`html_of`); `None` when it changes nothing. Staged outputs
-/// and a streaming listener's partial ones take the same form.
+/// for kinds it renders (`rendered`); `None` when it changes nothing. Staged outputs
+/// and a streaming listener's partial ones take the same form (read by reference:
+/// a partial's outputs are kept for the next, or for the result).
 pub(in crate::engine) fn component_update(
     id: ComponentId,
-    encode: fn(AnyValue) -> Result<Value, String>,
-    ErasedUpdate { value, props }: ErasedUpdate,
-    html_of: impl Fn(ComponentId, &Value) -> Option<String>,
+    encode: Encode,
+    ErasedUpdate { value, props }: &ErasedUpdate,
+    rendered: impl Fn(ComponentId, &Value) -> Rendering,
 ) -> Result<Option<ComponentUpdate>, ApiError> {
-    let value = value.map(encode).transpose().map_err(|e| {
+    let value = value.as_deref().map(encode).transpose().map_err(|e| {
         ApiError::HandlerFailed(format!(
             "output for component {} could not be encoded: {e}",
             id.0
@@ -234,11 +242,16 @@ pub(in crate::engine) fn component_update(
     if value.is_none() && props.is_empty() {
         return Ok(None);
     }
-    let html = value.as_ref().and_then(|v| html_of(id, v));
-    Ok(Some(ComponentUpdate {
-        component: id,
-        value,
-        html,
-        props,
+    let props = props.clone();
+    Ok(Some(match value {
+        Some(value) => rendered(id, &value).update(id, value, props),
+        None => ComponentUpdate {
+            component: id,
+            value: None,
+            html: None,
+            edits: Vec::new(),
+            items: Vec::new(),
+            props,
+        },
     }))
 }

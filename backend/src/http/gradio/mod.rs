@@ -16,7 +16,6 @@
 
 mod calls;
 mod config;
-mod diff;
 mod queue;
 mod run;
 
@@ -41,6 +40,7 @@ use crate::error::ApiError;
 use crate::handler::request::Request;
 use crate::server::keyed::{check_key, keyed_session, run_fresh, run_keyed};
 use crate::server::{Mounted, Server};
+use keepsake_shared::diff;
 use keepsake_shared::event::NoticeLevel;
 use keepsake_shared::event::{EventRequest, EventResult, PartialUpdate};
 use tokio::sync::mpsc;
@@ -302,7 +302,7 @@ async fn forward_partials(
                     value => {
                         let edits = diff::diff(held, &value);
                         *held = value;
-                        Value::Array(edits)
+                        json!(edits)
                     }
                 })
                 .collect(),

@@ -11,13 +11,25 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use super::RedisStore;
-use crate::store::StoreEvent;
+use keepsake_shared::{ListenerId, SessionId};
+
+use crate::store::{StoreError, StoreEvent};
 
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum NoticeRecord {
-    Global { global: u32, value: String },
-    Ended { ended: String },
+    Global {
+        global: u32,
+        value: String,
+    },
+    Ended {
+        ended: String,
+    },
+    Stop {
+        stop: String,
+        listeners: Vec<u32>,
+        from: u64,
+    },
 }
 
 impl RedisStore {
@@ -68,6 +80,26 @@ impl RedisStore {
         }
     }
 
+    /// Asks the other instances to stop the streams of `listeners` in `session`.
+    pub(crate) async fn announce_stop(
+        &self,
+        session: &SessionId,
+        listeners: &[ListenerId],
+    ) -> Result<(), StoreError> {
+        let notice = serde_json::json!({
+            "stop": session.to_string(),
+            "listeners": listeners.iter().map(|l| l.0).collect::<Vec<_>>(),
+            "from": self.instance,
+        });
+        let mut connection = self.connection();
+        redis::cmd("PUBLISH")
+            .arg(self.key("events"))
+            .arg(notice.to_string())
+            .query_async::<()>(&mut connection)
+            .await?;
+        Ok(())
+    }
+
     /// Handles one notice; false once the engine is gone.
     fn heard(&self, payload: &str) -> bool {
         match serde_json::from_str::<NoticeRecord>(payload) {
@@ -87,6 +119,21 @@ impl RedisStore {
                     self.forget(&id);
                 }
                 true
+            }
+            Ok(NoticeRecord::Stop {
+                stop,
+                listeners,
+                from,
+            }) => {
+                if from == self.instance {
+                    // Stopped here already.
+                    return true;
+                }
+                let Ok(id) = stop.parse() else { return true };
+                let listeners = listeners.into_iter().map(ListenerId).collect();
+                self.events
+                    .send(StoreEvent::StopStreams { id, listeners })
+                    .is_ok()
             }
             Err(error) => {
                 tracing::warn!(%error, "unreadable notice on the events channel");

@@ -90,6 +90,8 @@ pub(crate) struct RedisStore {
     local: Mutex<lru::LruCache<SessionId, Arc<Session>>>,
     events: StoreEvents,
     stored: StoredValueMetrics,
+    /// This instance, on the events channel: its own notices are not for it.
+    instance: u64,
 }
 
 impl RedisStore {
@@ -128,6 +130,7 @@ impl RedisStore {
             local: Mutex::new(lru::LruCache::new(capacity)),
             events,
             stored: StoredValueMetrics::new(&app_id),
+            instance: rand::random(),
             app,
         })
     }
