@@ -236,6 +236,10 @@ fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
 /// overflow the clock arithmetic of deadlines).
 const LONGEST: Duration = Duration::from_secs(366 * 24 * 60 * 60);
 
+/// The shortest duration a setting accepts: shorter ones are mistakes (a heartbeat
+/// or sweep every nanosecond would keep a core busy doing nothing).
+const SHORTEST: Duration = Duration::from_millis(10);
+
 impl Settings {
     /// Checks every setting, so that a mistake is a clear message at start-up rather
     /// than a panic in a background task or sessions that never expire.
@@ -263,6 +267,16 @@ impl Settings {
         for (setting, value, most) in durations {
             if value.is_zero() {
                 return Err(invalid(setting, "must be longer than zero".into()));
+            }
+            if value < SHORTEST {
+                return Err(invalid(
+                    setting,
+                    format!(
+                        "{} is shorter than the least it accepts, {}: a timer that short is a busy loop",
+                        humantime::format_duration(value),
+                        humantime::format_duration(SHORTEST)
+                    ),
+                ));
             }
             if value > most {
                 return Err(invalid(
@@ -438,6 +452,11 @@ mod tests {
     fn zero_and_absurd_settings_are_refused_with_the_flag_named() {
         for flags in [
             &["--heartbeat", "0s"][..],
+            // Not zero, but a busy loop: a timer firing every nanosecond.
+            &["--heartbeat", "1ns"],
+            &["--sweep-interval", "1ms"],
+            &["--event-timeout", "5ms"],
+            &["--session-retention", "1us"],
             &["--sweep-interval", "0s"],
             &["--event-timeout", "0s"],
             &["--stream-timeout", "0s"],
