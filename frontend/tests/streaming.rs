@@ -295,6 +295,18 @@ async fn a_listener_touching_no_session_value_is_not_held_behind_a_stream() {
     until("the result", || shown(&controller) == json!("a b c d e")).await;
 }
 
+/// What the page names of a transcript is what the server computes of it (the
+/// same figure as `keepsake_shared::diff`'s native test): otherwise every first
+/// partial would carry the whole conversation again.
+#[wasm_bindgen_test]
+fn the_digest_a_page_names_is_the_servers() {
+    let transcript = r#"[{"content":"**hi** \u201cthere\u201d","role":"user"},{"content":"Hello, 1.5 é","role":"assistant"}]"#;
+    let shown: Value = serde_json::from_str(transcript).unwrap();
+    let named = keepsake_shared::diff::Shown::of(REPLY, &shown);
+    assert_eq!(named.digest, "bd5a440d276e15df");
+    assert_eq!(named.base_in(&shown), Some(shown));
+}
+
 #[wasm_bindgen_test]
 async fn a_failed_stream_puts_back_what_the_page_showed() {
     let backend = Rc::new(Scripted::default());

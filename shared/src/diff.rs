@@ -294,6 +294,16 @@ mod tests {
         }
     }
 
+    /// The digest is the same wherever it is computed: the browser's wasm client
+    /// checks the same transcript against the same figure
+    /// (`frontend/tests/streaming.rs`), so what a page names, the server finds.
+    #[test]
+    fn the_digest_of_a_transcript_is_a_fixed_figure() {
+        let transcript = r#"[{"content":"**hi** \u201cthere\u201d","role":"user"},{"content":"Hello, 1.5 é","role":"assistant"}]"#;
+        let shown: Value = serde_json::from_str(transcript).unwrap();
+        assert_eq!(Shown::of(ComponentId(0), &shown).digest, "bd5a440d276e15df");
+    }
+
     #[test]
     fn a_shown_prefix_is_found_in_the_new_value_and_nothing_else_is() {
         let shown_list = json!([{"role": "user", "content": "hi"}]);
