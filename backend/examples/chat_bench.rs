@@ -15,10 +15,12 @@
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use keepsake::protocol::api::{Endpoint as _, GetConfig, RunEventStreamed, StartSession};
+use keepsake::protocol::config::AppConfig;
 use keepsake::protocol::diff::Shown;
 use keepsake::protocol::event::{EventRequest, SessionStarted, StreamedEvent};
 use keepsake::protocol::holding::Holding;
-use keepsake::protocol::{ComponentId, ListenerId};
+use keepsake::protocol::{AppId, ComponentId, ListenerId, SessionId};
 use keepsake::{Server, Settings, demos};
 use serde_json::{Value, json};
 
@@ -78,11 +80,19 @@ fn text(n: usize) -> String {
     format!("Message number {n} of this conversation")
 }
 
+/// The JSON answer of `request`.
+async fn json_of<T: serde::de::DeserializeOwned>(
+    request: reqwest::RequestBuilder,
+) -> Result<T, String> {
+    let response = request.send().await.map_err(|e| e.to_string())?;
+    response.json().await.map_err(|e| e.to_string())
+}
+
 /// Keepsake's page as it drives a turn: what it shows, held.
 struct KeepsakePage {
     http: reqwest::Client,
     url: String,
-    session: String,
+    session: SessionId,
     send: ListenerId,
     chat: ComponentId,
     message: ComponentId,
@@ -93,22 +103,11 @@ struct KeepsakePage {
 impl KeepsakePage {
     async fn open(url: &str) -> Result<Self, String> {
         let http = reqwest::Client::new();
-        let config: keepsake::protocol::config::AppConfig = http
-            .get(format!("{url}/api/apps/chat/config"))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
-        let started: SessionStarted = http
-            .post(format!("{url}/api/apps/chat/sessions"))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
+        let app = AppId("chat".into());
+        let config: AppConfig =
+            json_of(http.get(format!("{url}{}", GetConfig::path(&app)))).await?;
+        let started: SessionStarted =
+            json_of(http.post(format!("{url}{}", StartSession::path(&app)))).await?;
         let labelled = |label: &str| {
             config
                 .components
@@ -126,7 +125,7 @@ impl KeepsakePage {
         Ok(KeepsakePage {
             http,
             url: url.to_owned(),
-            session: started.session_id.to_string(),
+            session: started.session_id,
             send,
             chat: labelled("Conversation")?,
             message: labelled("Message")?,
@@ -157,8 +156,9 @@ impl KeepsakePage {
         let body = self
             .http
             .post(format!(
-                "{}/api/apps/chat/sessions/{}/events/stream",
-                self.url, self.session
+                "{}{}",
+                self.url,
+                RunEventStreamed::path(&(AppId("chat".into()), self.session))
             ))
             .json(&request)
             .send()

@@ -138,30 +138,41 @@ fn shown(controller: &Controller) -> Value {
     controller.value_signal(REPLY).unwrap().get_untracked()
 }
 
+/// A backend that streams `partials` (each one partial's updates) to the first
+/// streamed event, then answers `result` (by listener 0).
+fn streaming(partials: Vec<Vec<ComponentUpdate>>, result: Vec<ComponentUpdate>) -> Rc<Scripted> {
+    let backend = Rc::new(Scripted::default());
+    backend.partials.borrow_mut().extend(
+        partials
+            .into_iter()
+            .map(|updates| PartialUpdate { updates }),
+    );
+    backend.answers.borrow_mut().push_back(Ok(EventResult {
+        updates: result,
+        ran: vec![ListenerId(0)],
+        ..EventResult::default()
+    }));
+    backend
+}
+
+/// The five partials of a reply growing word by word, "a" to "a b c d e".
+fn five_words() -> Vec<Vec<ComponentUpdate>> {
+    ["a", "a b", "a b c", "a b c d", "a b c d e"]
+        .map(reply)
+        .into()
+}
+
 async fn settle() {
     gloo_timers::future::TimeoutFuture::new(200).await;
 }
 
 #[wasm_bindgen_test]
 async fn partials_show_without_change_listeners_then_the_result_applies_once() {
-    let backend = Rc::new(Scripted::default());
-    backend.partials.borrow_mut().extend([
-        PartialUpdate {
-            updates: reply("a"),
-        },
-        PartialUpdate {
-            updates: reply("a b"),
-        },
-        // As a server sends it: the last item is a partial too, then the result.
-        PartialUpdate {
-            updates: reply("a b c"),
-        },
-    ]);
-    backend.answers.borrow_mut().push_back(Ok(EventResult {
-        updates: reply("a b c"),
-        ran: vec![ListenerId(0)],
-        ..EventResult::default()
-    }));
+    // As a server sends it: the last item is a partial too, then the result.
+    let backend = streaming(
+        vec![reply("a"), reply("a b"), reply("a b c")],
+        reply("a b c"),
+    );
     let (_root, controller) = mount_app(config(), backend.clone(), Box::new(MemoryStore::new()));
     controller.click(GO);
     until("a partial reply", || shown(&controller) == json!("a b")).await;
@@ -188,24 +199,11 @@ async fn partials_show_without_change_listeners_then_the_result_applies_once() {
 
 #[wasm_bindgen_test]
 async fn changes_are_applied_to_what_the_page_shows_and_the_result_to_the_last_partial() {
-    let backend = Rc::new(Scripted::default());
-    backend.partials.borrow_mut().extend([
-        PartialUpdate {
-            updates: appended("a"),
-        },
-        PartialUpdate {
-            updates: appended(" b"),
-        },
-        PartialUpdate {
-            updates: appended(" c"),
-        },
-    ]);
-    // Equal to the last partial: the result names the output, with no change.
-    backend.answers.borrow_mut().push_back(Ok(EventResult {
-        updates: appended(""),
-        ran: vec![ListenerId(0)],
-        ..EventResult::default()
-    }));
+    // The result equals the last partial: it names the output, with no change.
+    let backend = streaming(
+        vec![appended("a"), appended(" b"), appended(" c")],
+        appended(""),
+    );
     let (_root, controller) = mount_app(config(), backend.clone(), Box::new(MemoryStore::new()));
     controller.click(GO);
     until("a partial reply", || shown(&controller) == json!("a b")).await;
@@ -225,20 +223,7 @@ async fn changes_are_applied_to_what_the_page_shows_and_the_result_to_the_last_p
 
 #[wasm_bindgen_test]
 async fn a_stop_is_sent_at_once_not_after_the_stream_it_stops() {
-    let backend = Rc::new(Scripted::default());
-    backend
-        .partials
-        .borrow_mut()
-        .extend(
-            ["a", "a b", "a b c", "a b c d", "a b c d e"].map(|text| PartialUpdate {
-                updates: reply(text),
-            }),
-        );
-    backend.answers.borrow_mut().push_back(Ok(EventResult {
-        updates: reply("a b c d e"),
-        ran: vec![ListenerId(0)],
-        ..EventResult::default()
-    }));
+    let backend = streaming(five_words(), reply("a b c d e"));
     let (_root, controller) = mount_app(config(), backend.clone(), Box::new(MemoryStore::new()));
     controller.click(GO);
     until("a partial reply", || shown(&controller) == json!("a")).await;
@@ -267,20 +252,7 @@ async fn a_stop_is_sent_at_once_not_after_the_stream_it_stops() {
 
 #[wasm_bindgen_test]
 async fn a_listener_touching_no_session_value_is_not_held_behind_a_stream() {
-    let backend = Rc::new(Scripted::default());
-    backend
-        .partials
-        .borrow_mut()
-        .extend(
-            ["a", "a b", "a b c", "a b c d", "a b c d e"].map(|text| PartialUpdate {
-                updates: reply(text),
-            }),
-        );
-    backend.answers.borrow_mut().push_back(Ok(EventResult {
-        updates: reply("a b c d e"),
-        ran: vec![ListenerId(0)],
-        ..EventResult::default()
-    }));
+    let backend = streaming(five_words(), reply("a b c d e"));
     let (_root, controller) = mount_app(config(), backend.clone(), Box::new(MemoryStore::new()));
     controller.click(GO);
     until("a partial reply", || shown(&controller) == json!("a")).await;

@@ -31,18 +31,24 @@ impl Rendering {
         value: Value,
         props: PropsUpdate,
     ) -> ComponentUpdate {
-        let (html, items) = match self {
-            Rendering::Nothing => (None, Vec::new()),
-            Rendering::Html(html) => (Some(html), Vec::new()),
-            Rendering::Items(items) => (None, ItemHtml::whole(items)),
-        };
-        ComponentUpdate {
+        let mut update = ComponentUpdate {
             component,
             value: Some(value),
-            html,
+            html: None,
             edits: Vec::new(),
-            items,
+            items: Vec::new(),
             props,
+        };
+        self.set_on(&mut update);
+        update
+    }
+
+    /// Puts this rendering on `update`, in the field its kind goes in.
+    pub(crate) fn set_on(self, update: &mut ComponentUpdate) {
+        match self {
+            Rendering::Nothing => {}
+            Rendering::Html(html) => update.html = Some(html),
+            Rendering::Items(items) => update.items = ItemHtml::whole(items),
         }
     }
 }

@@ -21,7 +21,7 @@ use keepsake_shared::event::{ComponentUpdate, EventResult, ItemHtml, PartialUpda
 use serde_json::Value;
 
 use crate::App;
-use crate::components::{self, Rendering, rendered_item, renders_items};
+use crate::components::{self, rendered_item, renders_items};
 
 /// What one answer's client holds of the outputs the answer has sent.
 pub(super) struct Changes {
@@ -66,11 +66,11 @@ impl Changes {
         result.updates = std::mem::take(&mut result.updates)
             .into_iter()
             .map(|mut update| {
-                let rendered = Some(rendered_items(&update)).filter(|items| !items.is_empty());
                 if !self.held.contains_key(&update.component) {
                     self.render_whole(&mut update);
                     return update;
                 }
+                let rendered = Some(rendered_items(&update)).filter(|items| !items.is_empty());
                 let id = update.component;
                 // A held output's update stays even if nothing changed: it tells the
                 // client the last partial's value is final.
@@ -90,11 +90,7 @@ impl Changes {
         let Some(kind) = self.app.config.component(update.component).map(|c| &c.kind) else {
             return;
         };
-        match components::rendered(kind, value) {
-            Rendering::Nothing => {}
-            Rendering::Html(html) => update.html = Some(html),
-            Rendering::Items(items) => update.items = ItemHtml::whole(items),
-        }
+        components::rendered(kind, value).set_on(update);
     }
 
     /// `update` (a whole value, or props only) as a change from what the client
@@ -109,7 +105,10 @@ impl Changes {
             return (!update.props.is_empty()).then_some(update);
         };
         let id = update.component;
-        let Some(kind) = self.app.config.component(id).map(|c| c.kind.clone()) else {
+        // The app, not the component's kind, is copied (an `Arc`): this runs per
+        // partial.
+        let app = self.app.clone();
+        let Some(kind) = app.config.component(id).map(|c| &c.kind) else {
             // A rendered region's component: sent whole, as before.
             update.value = Some(new);
             return Some(update);
@@ -120,23 +119,23 @@ impl Changes {
         let items = match held {
             Some(held) => {
                 update.edits = diff::diff(&held.value, &new);
-                item_changes(&kind, held, &new, rendered, &mut update.items)
+                item_changes(kind, held, &new, rendered, &mut update.items)
             }
             None => {
                 let none = Held {
                     value: Value::Null,
                     items: Vec::new(),
                 };
-                let items = item_changes(&kind, none, &new, rendered, &mut update.items);
+                let items = item_changes(kind, none, &new, rendered, &mut update.items);
                 update.value = Some(new.clone());
                 items
             }
         };
-        if (update.value.is_some() || !update.edits.is_empty()) && !renders_items(&kind) {
-            update.html = html.or_else(|| match components::rendered(&kind, &new) {
-                Rendering::Html(html) => Some(html),
-                _ => None,
-            });
+        if (update.value.is_some() || !update.edits.is_empty()) && !renders_items(kind) {
+            match html {
+                Some(html) => update.html = Some(html),
+                None => components::rendered(kind, &new).set_on(&mut update),
+            }
         }
         self.held.insert(id, Held { value: new, items });
         let changed = update.value.is_some() || !update.edits.is_empty();
