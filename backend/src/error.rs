@@ -119,6 +119,12 @@ pub enum ApiError {
     /// was written. 409.
     #[error("the reply was stopped; nothing was changed")]
     Stopped,
+    /// The streamed reply a client came back for is not known: it never was, or it
+    /// ended longer ago than [`crate::Settings::resume_window`]. 404.
+    #[error(
+        "this reply is no longer kept for resuming (it ended more than the resume window ago, or never ran here)"
+    )]
+    UnknownReply,
     /// A bug on the server (an invariant did not hold); carries what. 500.
     #[error("internal error: {0}")]
     Internal(String),
@@ -155,8 +161,26 @@ impl ApiError {
             ApiError::StoreUnavailable(_) => ErrorKind::StoreUnavailable,
             ApiError::LeaseLost => ErrorKind::LeaseLost,
             ApiError::Stopped => ErrorKind::Stopped,
+            ApiError::UnknownReply => ErrorKind::UnknownReply,
             ApiError::Internal(_) => ErrorKind::Internal,
         }
+    }
+
+    /// Counts the error (`keepsake_errors_total`) and logs it, a server's fault as a
+    /// warning, a refusal at debug level; returns its HTTP status. Every failure a
+    /// client is told of passes here once: as an answer, or as a streamed reply's
+    /// last line (whose status went out before it).
+    pub(crate) fn record(&self) -> StatusCode {
+        let kind = self.kind();
+        let status =
+            StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        metrics::counter!("keepsake_errors_total", "kind" => kind.as_str()).increment(1);
+        if status.is_server_error() {
+            tracing::warn!(error = %self, kind = kind.as_str(), "request failed");
+        } else {
+            tracing::debug!(error = %self, kind = kind.as_str(), "request rejected");
+        }
+        status
     }
 
     /// The JSON body a failed request answers with: the kind and this error's
@@ -171,15 +195,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let kind = self.kind();
-        let status =
-            StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        metrics::counter!("keepsake_errors_total", "kind" => kind.as_str()).increment(1);
-        if status.is_server_error() {
-            tracing::warn!(error = %self, kind = kind.as_str(), "request failed");
-        } else {
-            tracing::debug!(error = %self, kind = kind.as_str(), "request rejected");
-        }
+        let status = self.record();
         let retry_after = match &self {
             ApiError::TooManySessionStarts { retry_after } => Some(retry_after.as_secs().max(1)),
             ApiError::AtCapacity => Some(AT_CAPACITY_RETRY_SECS),

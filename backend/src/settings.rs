@@ -87,6 +87,13 @@ pub struct Settings {
     #[cfg_attr(feature = "cli", arg(long, env = "KEEPSAKE_STREAM_TIMEOUT", default_value = "10m", value_parser = humantime::parse_duration))]
     pub stream_timeout: Duration,
 
+    /// How long a streamed reply is kept after it ended for a page whose connection
+    /// dropped to come back for the rest (a running reply is kept while it runs,
+    /// read or not). A page that comes back later finds the reply gone
+    /// (`unknown_reply`); the reply itself landed as any event does.
+    #[cfg_attr(feature = "cli", arg(long, env = "KEEPSAKE_RESUME_WINDOW", default_value = "60s", value_parser = humantime::parse_duration))]
+    pub resume_window: Duration,
+
     /// Most items one streaming handler's reply may yield; one more fails the event
     /// and writes nothing.
     #[cfg_attr(
@@ -259,6 +266,11 @@ impl Settings {
             ),
             ("--heartbeat", self.heartbeat, Duration::from_secs(60 * 60)),
             (
+                "--resume-window",
+                self.resume_window,
+                Duration::from_secs(60 * 60),
+            ),
+            (
                 "--sweep-interval",
                 self.sweep_interval,
                 Duration::from_secs(60 * 60),
@@ -371,6 +383,7 @@ impl Default for Settings {
             max_body_bytes: 1024 * 1024,
             event_timeout: Duration::from_secs(60),
             stream_timeout: Duration::from_secs(10 * 60),
+            resume_window: Duration::from_secs(60),
             max_stream_items: 100_000,
             max_partials_per_second: 30,
             heartbeat: Duration::from_secs(15),

@@ -15,6 +15,10 @@ use keepsake::{App, Server, Settings};
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 
+mod proxy;
+
+pub use proxy::CutProxy;
+
 /// How long a test waits for something a person would see.
 pub const PATIENCE: Duration = Duration::from_secs(15);
 

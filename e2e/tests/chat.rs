@@ -1,10 +1,11 @@
 //! The Chat demo in a real page, by accessible names: the assistant's reply grows on
 //! the page while it streams (a partial reply is seen before the final one), the
 //! history is the session's (two tabs, each its own; a refresh starts a new chat),
-//! and Stop ends a reply, the history keeping what was written so far.
+//! Stop ends a reply, the history keeping what was written so far, and a network
+//! cut of two seconds mid-reply loses and doubles no word of it.
 
 use keepsake::demos;
-use keepsake_e2e::{Browser, RunningServer, free_port, xpath_literal};
+use keepsake_e2e::{Browser, CutProxy, RunningServer, free_port, xpath_literal};
 use serde_json::Value;
 
 /// The chat log, found by its accessible name.
@@ -57,6 +58,13 @@ async fn transcript(browser: &Browser) -> Vec<String> {
 async fn send_and_watch(browser: &Browser, text: &str, reply: &str) -> Vec<String> {
     browser.type_into("Message", text).await;
     // The watcher starts before the click, so it sees the first partial too.
+    watch_replies(browser).await;
+    browser.button("Send").await.click().await.expect("click");
+    replies_seen(browser, reply).await
+}
+
+/// Starts recording, in the page, every text the last assistant message shows.
+async fn watch_replies(browser: &Browser) {
     browser
         .script(
             "window.seenReplies = [];
@@ -68,7 +76,11 @@ async fn send_and_watch(browser: &Browser, text: &str, reply: &str) -> Vec<Strin
              }, 5);",
         )
         .await;
-    browser.button("Send").await.click().await.expect("click");
+}
+
+/// Waits until the last assistant message shows `reply` in full, and returns every
+/// text it showed since [`watch_replies`].
+async fn replies_seen(browser: &Browser, reply: &str) -> Vec<String> {
     browser
         .find(&format!(
             "{}[normalize-space(.)={}]",
@@ -88,6 +100,17 @@ async fn send_and_watch(browser: &Browser, text: &str, reply: &str) -> Vec<Strin
     }
 }
 
+/// Every text in `seen` was a beginning of `reply`, and the last is all of it.
+fn grew_into(seen: &[String], reply: &str) {
+    assert_eq!(seen.last().map(String::as_str), Some(reply));
+    for partial in &seen[..seen.len() - 1] {
+        assert!(
+            reply.starts_with(partial.as_str()) && partial.len() < reply.len(),
+            "{partial:?} is not a beginning of the reply"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reply_streams_in_and_the_history_is_kept() {
     let server = RunningServer::start(free_port(), vec![demos::chat().expect("demo")]).await;
@@ -102,13 +125,7 @@ async fn the_reply_streams_in_and_the_history_is_kept() {
         seen.len() > 2,
         "the reply did not grow on the page: {seen:?}"
     );
-    assert_eq!(seen.last(), Some(&reply));
-    for partial in &seen[..seen.len() - 1] {
-        assert!(
-            reply.starts_with(partial.as_str()) && partial.len() < reply.len(),
-            "{partial:?} is not a beginning of the reply"
-        );
-    }
+    grew_into(&seen, &reply);
     // The textbox cleared; the user's message is named as theirs.
     browser
         .wait_value("Message", str::is_empty, "an empty textbox")
@@ -295,6 +312,74 @@ async fn stop_ends_the_reply_and_the_history_keeps_what_was_written() {
         [
             "User: Tell me more".to_owned(),
             stopped,
+            "User: Go on".to_owned(),
+            format!("Assistant: {next}"),
+        ]
+    );
+    browser.close().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_cut_mid_reply_loses_and_doubles_no_word() {
+    let server = RunningServer::start(free_port(), vec![demos::chat().expect("demo")]).await;
+    let network = CutProxy::start(server.port).await;
+    let browser = Browser::launch(None).await;
+    browser.goto(&network.url("/apps/chat")).await;
+    browser.find(LOG).await;
+
+    let full = reply_to("Tell me more");
+    browser.type_into("Message", "Tell me more").await;
+    watch_replies(&browser).await;
+    browser.button("Send").await.click().await.expect("click");
+    // Some words in (a reply takes about five seconds), then the network goes for
+    // two seconds: the reply's connection drops mid-answer, and so does the feed.
+    browser
+        .find(&format!(
+            "{}[string-length(normalize-space(.)) > 60]",
+            messages("Assistant")
+        ))
+        .await;
+    let before_cut = transcript(&browser)
+        .await
+        .last()
+        .cloned()
+        .unwrap_or_default();
+    network.cut(std::time::Duration::from_secs(2));
+    let before_cut = before_cut.strip_prefix("Assistant: ").unwrap_or_default();
+    assert!(
+        !before_cut.is_empty() && before_cut.len() < full.len() / 2,
+        "the reply was not under way at the cut: {before_cut:?}"
+    );
+
+    // The page comes back for the rest: every text it showed was a beginning of the
+    // reply, and it ends with all of it, once.
+    let seen = replies_seen(&browser, &full).await;
+    grew_into(&seen, &full);
+    assert_eq!(
+        transcript(&browser).await,
+        [
+            "User: Tell me more".to_owned(),
+            format!("Assistant: {full}")
+        ]
+    );
+
+    // The history holds the whole reply: the next turn's conversation, the
+    // server's, has it.
+    let next = reply_to("Go on");
+    browser.type_into("Message", "Go on\u{E007}").await;
+    browser
+        .find(&format!(
+            "{}[normalize-space(.)={}]",
+            messages("Assistant"),
+            xpath_literal(&next)
+        ))
+        .await;
+    assert_eq!(
+        transcript(&browser).await,
+        [
+            "User: Tell me more".to_owned(),
+            format!("Assistant: {full}"),
             "User: Go on".to_owned(),
             format!("Assistant: {next}"),
         ]

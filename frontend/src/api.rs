@@ -4,14 +4,17 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
+use backon::{BackoffBuilder as _, ExponentialBuilder};
+use gloo_timers::future::TimeoutFuture;
 use keepsake_shared::api::{self, Endpoint, Method};
 use keepsake_shared::config::AppConfig;
 use keepsake_shared::error::{ErrorBody, ErrorKind};
 use keepsake_shared::event::{
-    EventRequest, EventResult, PartialUpdate, SessionStarted, SessionStatus, StreamedEvent,
+    EventRequest, EventResult, PartialUpdate, Resume, SessionStarted, SessionStatus, StreamedEvent,
 };
-use keepsake_shared::{AppId, PROTOCOL_VERSION, SessionId};
+use keepsake_shared::{AppId, PROTOCOL_VERSION, ReplyId, SessionId};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use wasm_bindgen::JsCast;
@@ -126,6 +129,11 @@ fn error_answer(response: &web_sys::Response, text: &str) -> ClientError {
 /// arrive (through the body's `ReadableStream`; no stream crate needed for one
 /// reader), gives each partial to `on_partial`, and returns the result, or the error,
 /// of the last line.
+///
+/// A connection that drops mid-answer loses nothing: the reply runs on on the
+/// server, and this asks for the lines after those it holds whole
+/// ([`api::ResumeReply`]), again and again with growing pauses, for about two
+/// minutes, so that each line is applied exactly once.
 pub async fn run_event_streamed(
     params: &(AppId, SessionId),
     request: &EventRequest,
@@ -141,6 +149,58 @@ pub async fn run_event_streamed(
         let text = response_text(&response).await?;
         return Err(error_answer(&response, &text));
     }
+    let reply = response
+        .headers()
+        .get(api::REPLY_HEADER)
+        .ok()
+        .flatten()
+        .and_then(|id| id.parse::<ReplyId>().ok());
+    let mut held = 0;
+    let mut read = read_lines(&response, &mut held, on_partial).await;
+    let Some(reply) = reply else {
+        return read?;
+    };
+    let (app, session) = params;
+    let path = api::ResumeReply::path(&(app.clone(), *session, reply));
+    let mut pauses = ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(250))
+        .with_max_delay(Duration::from_secs(2))
+        .with_max_times(60)
+        .build();
+    loop {
+        let broken = match read {
+            Ok(outcome) => return outcome,
+            Err(broken) => broken,
+        };
+        let Some(pause) = pauses.next() else {
+            return Err(broken);
+        };
+        TimeoutFuture::new(u32::try_from(pause.as_millis()).unwrap_or(u32::MAX)).await;
+        let resume = encode(&Resume { after: held })?;
+        read = match send(api::ResumeReply::METHOD, &path, &resume).await {
+            Ok(response) if response.ok() => read_lines(&response, &mut held, on_partial).await,
+            // A server's refusal (the reply is gone) is the answer; anything else (a
+            // proxy's error page while the server restarts) is worth another try.
+            Ok(response) => match response_text(&response).await {
+                Ok(text) => match error_answer(&response, &text) {
+                    refused @ ClientError::Server(_) => Ok(Err(refused)),
+                    other => Err(other),
+                },
+                Err(broken) => Err(broken),
+            },
+            Err(broken) => Err(broken),
+        };
+    }
+}
+
+/// Reads an answer's lines, counting in `held` those it has applied: the outcome of
+/// its last line, or `Err` when the connection broke before it (the lines after
+/// `held` are still to come).
+async fn read_lines(
+    response: &web_sys::Response,
+    held: &mut u64,
+    on_partial: &dyn Fn(PartialUpdate),
+) -> Result<Result<EventResult, ClientError>, ClientError> {
     let body = response
         .body()
         .ok_or_else(|| ClientError::Decode("an answer without a body".into()))?;
@@ -160,12 +220,15 @@ pub async fn run_event_streamed(
         pending.extend(js_sys::Uint8Array::new(&value).to_vec());
         while let Some(end) = pending.iter().position(|&byte| byte == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
-            let text = std::str::from_utf8(&line[..end])
-                .map_err(|error| ClientError::Decode(error.to_string()))?;
-            match decode::<StreamedEvent>(text)? {
-                StreamedEvent::Partial(partial) => on_partial(partial),
-                StreamedEvent::Done(result) => return Ok(result),
-                StreamedEvent::Failed(error) => return Err(ClientError::Server(error)),
+            *held += 1;
+            let message = std::str::from_utf8(&line[..end])
+                .map_err(|error| ClientError::Decode(error.to_string()))
+                .and_then(decode::<StreamedEvent>);
+            match message {
+                Ok(StreamedEvent::Partial(partial)) => on_partial(partial),
+                Ok(StreamedEvent::Done(result)) => return Ok(Ok(result)),
+                Ok(StreamedEvent::Failed(error)) => return Ok(Err(ClientError::Server(error))),
+                Err(error) => return Ok(Err(error)),
             }
         }
     }

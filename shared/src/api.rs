@@ -5,7 +5,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::config::{AppConfig, AppSummary};
 use crate::event::{EventRequest, EventResult, SessionStarted, SessionStatus, StreamedEvent};
-use crate::{AppId, SessionId};
+use crate::{AppId, ReplyId, SessionId};
 
 /// HTTP method of an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +108,8 @@ impl Endpoint for RunEvent {
 /// (none for other listeners), then its `done` result or `failed` error. An error
 /// found before the first line (unknown session, bad input, rate limit) is a plain
 /// error answer with its status, as [`RunEvent`] gives it. `Response` is the type of
-/// one line.
+/// one line. The answer names its reply in the [`REPLY_HEADER`] header: a client whose
+/// connection drops mid-answer takes the rest from [`ResumeReply`].
 #[derive(Debug)]
 pub struct RunEventStreamed;
 impl Endpoint for RunEventStreamed {
@@ -119,6 +120,29 @@ impl Endpoint for RunEventStreamed {
     type Response = StreamedEvent;
     fn path((app, session): &(AppId, SessionId)) -> String {
         format!("/api/apps/{app}/sessions/{session}/events/stream")
+    }
+}
+
+/// The header of a [`RunEventStreamed`] answer that names its reply, for
+/// [`ResumeReply`].
+pub const REPLY_HEADER: &str = "keepsake-reply";
+
+/// `POST /api/apps/{app}/sessions/{session}/replies/{reply}`: the lines of a
+/// streamed answer after the first `after` ones (those a client holds whole, after
+/// its connection dropped), then the rest as they come, ending with its `done` or
+/// `failed` line: together with what the client holds, each line exactly once. The
+/// reply runs on whether a client reads it or not; it can be resumed while it runs
+/// and for `--resume-window` after it ended (else the error kind `unknown_reply`).
+#[derive(Debug)]
+pub struct ResumeReply;
+impl Endpoint for ResumeReply {
+    const METHOD: Method = Method::Post;
+    const ROUTE: &'static str = "/api/apps/{app}/sessions/{session}/replies/{reply}";
+    type Params = (AppId, SessionId, ReplyId);
+    type Request = crate::event::Resume;
+    type Response = StreamedEvent;
+    fn path((app, session, reply): &(AppId, SessionId, ReplyId)) -> String {
+        format!("/api/apps/{app}/sessions/{session}/replies/{reply}")
     }
 }
 

@@ -58,6 +58,10 @@ pub enum ErrorKind {
     /// to keep, or its listener keeps nothing when stopped: nothing was written. What
     /// the user asked for, not a failure to show.
     Stopped,
+    /// The streamed reply a client came back for is not known here: it never was,
+    /// or it ended longer ago than the server keeps replies for a client to resume
+    /// (`--resume-window`). Whether it landed, the session's next answers tell.
+    UnknownReply,
     /// A bug on the server.
     Internal,
 }
@@ -80,6 +84,7 @@ impl ErrorKind {
             ErrorKind::AtCapacity => "at_capacity",
             ErrorKind::LeaseLost => "lease_lost",
             ErrorKind::Stopped => "stopped",
+            ErrorKind::UnknownReply => "unknown_reply",
             ErrorKind::Internal => "internal",
         }
     }
@@ -88,7 +93,10 @@ impl ErrorKind {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorKind::BadRequest | ErrorKind::InvalidInput => 400,
-            ErrorKind::UnknownApp | ErrorKind::UnknownSession | ErrorKind::UnknownListener => 404,
+            ErrorKind::UnknownApp
+            | ErrorKind::UnknownSession
+            | ErrorKind::UnknownListener
+            | ErrorKind::UnknownReply => 404,
             ErrorKind::PayloadTooLarge | ErrorKind::StateTooLarge => 413,
             ErrorKind::LimitExceeded => 429,
             ErrorKind::HandlerFailed | ErrorKind::Internal => 500,

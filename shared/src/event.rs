@@ -266,6 +266,13 @@ pub enum StreamedEvent {
     Failed(ErrorBody),
 }
 
+/// What a client holds of a streamed answer it resumes ([`crate::api::ResumeReply`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resume {
+    /// How many of the answer's lines it has whole (a line cut short counts not).
+    pub after: u64,
+}
+
 /// The component outputs of one item a streaming listener yielded.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct PartialUpdate {

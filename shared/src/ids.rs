@@ -15,6 +15,26 @@ pub struct ComponentId(pub u32);
 #[serde(transparent)]
 pub struct ListenerId(pub u32);
 
+/// A streamed reply, as a client names it to resume it after a dropped connection
+/// ([`crate::api::ResumeReply`]). Random, below 2^53 so that any JSON reader holds it
+/// exactly; not a secret (resuming also takes the session's id, which is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ReplyId(pub u64);
+
+impl fmt::Display for ReplyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl FromStr for ReplyId {
+    type Err = std::num::ParseIntError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        text.parse().map(ReplyId)
+    }
+}
+
 /// URL-safe name of an app mounted on a server, e.g. `shopping-cart`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]

@@ -28,7 +28,7 @@ pub mod holding;
 pub mod ids;
 pub mod render;
 
-pub use ids::{AppId, ComponentId, ListenerId, SessionId, SessionIdError};
+pub use ids::{AppId, ComponentId, ListenerId, ReplyId, SessionId, SessionIdError};
 
 /// Version of the message formats in this crate. Bumped on any incompatible change.
 ///
@@ -57,4 +57,7 @@ pub use ids::{AppId, ComponentId, ListenerId, SessionId, SessionIdError};
 /// [`event::ComponentUpdate::items`]) instead of as one `html`; a listener may stop
 /// streaming ones ([`config::ListenerConfig::cancels`], the error kind `stopped`); listeners
 /// that touch no session value run beside the others ([`config::ListenerConfig::concurrent`]).
-pub const PROTOCOL_VERSION: u32 = 7;
+/// 8: a streamed answer can be resumed after a dropped connection: it names itself
+/// in the [`api::REPLY_HEADER`] header, and [`api::ResumeReply`] gives the lines
+/// after those a client holds (the error kind `unknown_reply` when it is gone).
+pub const PROTOCOL_VERSION: u32 = 8;

@@ -26,7 +26,7 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt as _;
 use keepsake_shared::SessionId;
@@ -57,6 +57,7 @@ pub fn app(server: &Server) -> Router {
             api::RunEventStreamed::ROUTE,
             post(reply::run_event_streamed),
         )
+        .route(api::ResumeReply::ROUTE, post(reply::resume_reply))
         .route(api::FEED_ROUTE, get(feed::feed))
         .route(
             csp::REPORT_ROUTE,
@@ -178,6 +179,8 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
             .allow_origin(AllowOrigin::list(allowed))
             .allow_methods([Method::GET, Method::POST])
             .allow_headers([header::CONTENT_TYPE])
+            // A streamed answer's id, which a page needs to resume it.
+            .expose_headers([HeaderName::from_static(api::REPLY_HEADER)])
     })
 }
 
@@ -240,7 +243,10 @@ pub async fn run(
         tracing::info!("shutting down: finishing running events");
         stopper.shutdown();
     })
-    .await
+    .await?;
+    // The last connection has gone; replies whose pages left run on: let them land.
+    server.finish_replies().await;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,20 +1,24 @@
 //! `POST .../events/stream` ([`keepsake_shared::api::RunEventStreamed`]): an event's
-//! answer as newline-delimited JSON, one [`StreamedEvent`] a line, written as the
-//! listener yields (`Server::run_event_streamed`, `server/reply.rs`). The body drives the event: a
-//! client that goes away drops it, and nothing of it is written.
+//! answer as newline-delimited JSON, one [`keepsake_shared::event::StreamedEvent`] a
+//! line, written as the listener yields (`Server::run_event_streamed`,
+//! `server/replies.rs`), with the reply's id in [`api::REPLY_HEADER`]; and `POST
+//! .../replies/{reply}` ([`api::ResumeReply`]), the rest of it after a dropped
+//! connection. The event runs on whether the body is read or not.
 
 use std::convert::Infallible;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
-use keepsake_shared::event::StreamedEvent;
+use futures::{Stream, StreamExt};
+use keepsake_shared::ReplyId;
+use keepsake_shared::api;
+use keepsake_shared::event::Resume;
 
-use super::routes::{event_request, event_span};
+use super::json::ApiJson;
+use super::routes::{event_request, event_span, parse_session};
 use crate::error::ApiError;
-use crate::server::Answer;
 use crate::server::Server;
 
 /// The media type of the answer: one JSON document a line.
@@ -27,45 +31,42 @@ pub(super) async fn run_event_streamed(
 ) -> Result<Response, ApiError> {
     let (id, request, origin) = event_request(&server, &app, &session, http_request).await?;
     let span = event_span(&app, &id, &request);
-    let mut answer = Box::pin(server.run_event_streamed(&app, id, request, origin, span)?);
     // An error before the first line is answered as the plain route answers it (its
     // status, `Retry-After`), so clients treat both routes' refusals alike.
-    let first = match answer.next().await {
-        Some(Answer::Done(Err(error))) => return Err(error),
-        Some(first) => first,
-        None => return Err(ApiError::Internal("an event answered nothing".into())),
-    };
-    let lines = futures::stream::once(async move { first })
-        .chain(answer)
-        .map(|message| Ok::<_, Infallible>(line(message)));
-    Ok((
+    let streamed = server
+        .run_event_streamed(&app, id, request, origin, span)
+        .await?;
+    let mut response = lines(streamed.lines);
+    response.headers_mut().insert(
+        HeaderName::from_static(api::REPLY_HEADER),
+        HeaderValue::from(streamed.id.0),
+    );
+    Ok(response)
+}
+
+pub(super) async fn resume_reply(
+    State(server): State<Server>,
+    Path((app, session, reply)): Path<(String, String, String)>,
+    ApiJson(resume): ApiJson<Resume>,
+) -> Result<Response, ApiError> {
+    let session = parse_session(&session)?;
+    let reply: ReplyId = reply
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("{reply:?} is not a reply's id")))?;
+    let rest = server
+        .resume_reply(&app, session, reply, resume.after)
+        .await?;
+    Ok(lines(rest))
+}
+
+/// An answer whose body is `lines`, as they come.
+fn lines(lines: impl Stream<Item = Bytes> + Send + 'static) -> Response {
+    (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(NDJSON)),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
-        Body::from_stream(lines),
+        Body::from_stream(lines.map(Ok::<_, Infallible>)),
     )
-        .into_response())
-}
-
-/// One message as a line of JSON.
-fn line(message: Answer) -> Bytes {
-    let message = match message {
-        Answer::Partial(partial) => StreamedEvent::Partial(partial),
-        Answer::Done(Ok(result)) => StreamedEvent::Done(result),
-        Answer::Done(Err(error)) => {
-            let body = error.body();
-            // Counted and logged as the plain route's failures are (the response
-            // itself is not used: the status has gone out already).
-            drop(error.into_response());
-            StreamedEvent::Failed(body)
-        }
-    };
-    let mut line = serde_json::to_vec(&message).unwrap_or_else(|error| {
-        // Every field is a plain JSON type; this cannot fail, but says so if it does.
-        let body = ApiError::Internal(format!("an answer could not be written: {error}")).body();
-        serde_json::to_vec(&StreamedEvent::Failed(body)).unwrap_or_default()
-    });
-    line.push(b'\n');
-    Bytes::from(line)
+        .into_response()
 }

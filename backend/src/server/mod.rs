@@ -17,7 +17,7 @@ use governor::clock::{Clock, MonotonicClock};
 use keepsake_shared::event::{
     EventRequest, EventResult, PartialUpdate, SessionStarted, SessionStatus,
 };
-use keepsake_shared::{AppId, SessionId};
+use keepsake_shared::{AppId, ReplyId, SessionId};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -31,9 +31,8 @@ use crate::settings::Settings;
 mod changes;
 pub(crate) mod keyed;
 mod page;
+mod replies;
 mod reply;
-
-pub(crate) use reply::Answer;
 
 /// Session starts per client address (GCRA, keyed by address), on std's clock.
 type StartLimiter = governor::RateLimiter<
@@ -56,6 +55,8 @@ struct ServerState {
     /// Feeds open on this server, against `settings.max_feeds`.
     open_feeds: Arc<AtomicUsize>,
     starts: StartLimiter,
+    /// Streamed replies, running or kept for resuming.
+    replies: Arc<replies::Replies>,
 }
 
 /// One mounted app, as the adapters reach it: its plan, and the events run in it.
@@ -182,9 +183,11 @@ impl Server {
             governor::Quota::per_minute(per_minute),
             MonotonicClock,
         );
+        let replies = Arc::new(replies::Replies::new(&settings, shutdown.clone()));
         let server = Server {
             inner: Arc::new(ServerState {
                 apps: mounted,
+                replies,
                 settings,
                 shutdown,
                 open_feeds: Arc::new(AtomicUsize::new(0)),
@@ -321,19 +324,46 @@ impl Server {
         })
     }
 
-    /// Runs an event and answers it as a stream ([`Answer`]s: a streaming
-    /// listener's partial outputs as they come, then the outcome). The stream owns
-    /// the event: dropping it drops the event, which then writes nothing.
-    pub(crate) fn run_event_streamed(
+    /// Runs an event and answers it as a stream of lines (a streaming listener's
+    /// partial outputs as they come, then the outcome), kept for resuming
+    /// (`replies.rs`): the event runs on whether its reader stays or not. An error
+    /// before the first line is returned as such.
+    pub(crate) async fn run_event_streamed(
         &self,
         app: &str,
         session: SessionId,
         request: EventRequest,
         origin: Request,
         span: tracing::Span,
-    ) -> Result<impl futures::Stream<Item = Answer> + Send + 'static, ApiError> {
+    ) -> Result<
+        replies::Streamed<impl futures::Stream<Item = bytes::Bytes> + Send + 'static>,
+        ApiError,
+    > {
         let engine = self.engine(app)?.clone();
-        Ok(reply::answer(engine, session, request, origin, span))
+        let answer = reply::answer(engine.clone(), session, request, origin, span);
+        self.inner.replies.start(engine, session, answer).await
+    }
+
+    /// The lines of a streamed reply after the first `after`, then the rest as they
+    /// come ([`keepsake_shared::api::ResumeReply`]).
+    pub(crate) async fn resume_reply(
+        &self,
+        app: &str,
+        session: SessionId,
+        reply: ReplyId,
+        after: u64,
+    ) -> Result<impl futures::Stream<Item = bytes::Bytes> + Send + 'static, ApiError> {
+        let engine = self.engine(app)?;
+        self.inner
+            .replies
+            .resume(engine, session, reply, after)
+            .await
+    }
+
+    /// Waits until the streamed replies running in this process have finished and
+    /// landed; [`crate::run`] calls it on shutdown, after the last connection.
+    pub async fn finish_replies(&self) {
+        self.inner.replies.finish().await;
     }
 
     fn engine(&self, app: &str) -> Result<&Arc<Engine>, ApiError> {

@@ -1,13 +1,11 @@
 //! A streamed reply: an event's answer as a stream, the partial outputs of a
 //! streaming listener as they come, then the outcome, last.
 //!
-//! The event is not a task of its own: the reply owns its future and drives it as
-//! the client reads, so a client that goes away drops the event like any dropped
-//! request (nothing committed; the session's lock, this process's writer locks and,
-//! with Redis, the lease and global locks given back on drop). Partial outputs pass
-//! through a small bounded channel: a client that reads slowly makes the handler's
-//! stream wait rather than the server buffer without end. Each message carries only
-//! what changed since the last ([`Changes`]).
+//! The answer owns the event's future and drives it as it is read; `replies.rs` reads
+//! it in a task of its own, so the event runs on when its client goes away. Partial
+//! outputs pass through a small bounded channel: the handler's stream waits when
+//! they come faster than they are taken. Each message carries only what changed
+//! since the last ([`Changes`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -36,7 +34,7 @@ pub(crate) enum Answer {
 
 /// Runs a client's event and answers it as a stream: the partial outputs of a
 /// streaming listener as they come, then the outcome, last. Dropping the stream
-/// drops the event.
+/// drops the event, which then writes nothing.
 pub(super) fn answer(
     engine: Arc<Engine>,
     session: SessionId,

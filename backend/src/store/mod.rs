@@ -304,6 +304,47 @@ impl Store {
         }
     }
 
+    /// Keeps line `number` (from 1) of a streamed reply where other instances can
+    /// read it ([`Store::reply_lines`]), for `keep`: with Redis; in memory the
+    /// running instance's own copy is the only one, and this does nothing.
+    pub(crate) async fn keep_reply_line(
+        &self,
+        session: &SessionId,
+        reply: keepsake_shared::ReplyId,
+        number: u64,
+        line: &bytes::Bytes,
+        keep: Duration,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(_) => Ok(()),
+            Store::Redis(store) => {
+                let kept = store
+                    .keep_reply_line(session, reply, number, line, keep)
+                    .await;
+                if kept.is_err() {
+                    // Best effort: a copy with a line missing must not be resumed.
+                    let _ = store.forget_reply(session, reply).await;
+                }
+                kept
+            }
+        }
+    }
+
+    /// The lines of a reply kept by [`Store::keep_reply_line`] after the first
+    /// `after`, and how many it has in all; `None` when the store holds no such
+    /// reply (always, in memory).
+    pub(crate) async fn reply_lines(
+        &self,
+        session: &SessionId,
+        reply: keepsake_shared::ReplyId,
+        after: u64,
+    ) -> Result<Option<(Vec<bytes::Bytes>, u64)>, StoreError> {
+        match self {
+            Store::Memory(_) => Ok(None),
+            Store::Redis(store) => store.reply_lines(session, reply, after).await,
+        }
+    }
+
     /// Ends what is due now: sessions past their retention (and, with Redis, states
     /// past their time-to-live; in memory those have timers).
     pub(crate) async fn sweep(&self) {

@@ -23,6 +23,8 @@
 //! - `streams:{id}` (counter with expiry): the session's open streams on all instances.
 //! - `g:{index}` and `glock:{index}`: a global's value and the lock held by the
 //!   event that may write it.
+//! - `reply:{id}:{reply}` (stream): a streamed reply's lines, for a client that
+//!   resumes it on another instance ([`replies`]).
 //! - channel `events`: `{"global": index, "value": ...}` after a global changed and
 //!   `{"ended": id}` after a session ended, for every instance ([`listen`]).
 //!
@@ -37,6 +39,7 @@ mod endings;
 mod feeds;
 mod hold;
 mod listen;
+mod replies;
 mod scripts;
 
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -1,0 +1,365 @@
+//! Streamed replies that outlive their connection: a dropped connection loses
+//! nothing.
+//!
+//! A streamed event runs as a task of its own, not as the body of the request that
+//! started it. Each line of its answer ([`super::reply`]) is kept in order, in this
+//! process and, with Redis, in the store (`store/redis/replies.rs`), and the request's
+//! body only reads them. A page whose connection drops comes back with the reply's id
+//! and the number of lines it holds whole, and reads from there: together, each line
+//! exactly once, in order, whichever instance it reaches. A page that never comes
+//! back lets the reply finish and land as any event does (Stop still stops it, as it
+//! stops any stream of its session).
+//!
+//! A reply is kept while it runs and `--resume-window` after it ended, then
+//! forgotten. Its lines are what was sent, which the changes-not-copies rule keeps
+//! to about the size of the reply itself. On shutdown ([`Replies::finish`]) running
+//! replies finish and land before the process ends.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::{Stream, StreamExt};
+use keepsake_shared::event::StreamedEvent;
+use keepsake_shared::{AppId, ReplyId, SessionId};
+use tokio::sync::{oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::reply::Answer;
+use crate::engine::Engine;
+use crate::error::ApiError;
+
+/// How often a client resuming a reply that runs on another instance looks for its
+/// new lines (Redis only: a blocking read would hold the shared connection).
+const ELSEWHERE_POLL: Duration = Duration::from_millis(50);
+
+/// The replies of this process: running, or ended less than the window ago.
+pub(crate) struct Replies {
+    kept: Mutex<HashMap<ReplyId, Arc<Reply>>>,
+    /// The running replies' tasks, which shutdown waits for.
+    running: TaskTracker,
+    window: Duration,
+    /// How long the store keeps a reply's copy after its last line: the longest a
+    /// running reply may be silent (`--event-timeout`), then the window. A dead
+    /// instance's replies outlive it by no more than that.
+    keep: Duration,
+    shutdown: CancellationToken,
+}
+
+/// One reply: its lines so far, and whether it has ended.
+pub(crate) struct Reply {
+    app: AppId,
+    session: SessionId,
+    lines: Mutex<Vec<Bytes>>,
+    progress: watch::Sender<Progress>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Progress {
+    lines: usize,
+    ended: bool,
+}
+
+/// A reply as its first reader gets it: its id and its lines.
+pub(crate) struct Streamed<S> {
+    pub(crate) id: ReplyId,
+    pub(crate) lines: S,
+}
+
+impl Replies {
+    pub(crate) fn new(settings: &crate::Settings, shutdown: CancellationToken) -> Self {
+        Replies {
+            kept: Mutex::new(HashMap::new()),
+            running: TaskTracker::new(),
+            window: settings.resume_window,
+            keep: settings.event_timeout + settings.resume_window,
+            shutdown,
+        }
+    }
+
+    fn kept(&self) -> MutexGuard<'_, HashMap<ReplyId, Arc<Reply>>> {
+        // Each step under this lock is one insert, get or remove: a panic elsewhere
+        // leaves the map whole.
+        self.kept.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `answer` as a task whose lines are kept for resuming, and gives its
+    /// lines from the first. An error before the first line is returned as such
+    /// (the caller answers it with its status) and nothing is kept.
+    pub(crate) async fn start(
+        self: &Arc<Self>,
+        engine: Arc<Engine>,
+        session: SessionId,
+        answer: impl Stream<Item = Answer> + Send + 'static,
+    ) -> Result<Streamed<impl Stream<Item = Bytes> + Send + 'static>, ApiError> {
+        let id = ReplyId(rand::random::<u64>() >> 11);
+        let (first, first_read) = oneshot::channel();
+        let replies = self.clone();
+        self.running
+            .spawn(replies.drive(engine, session, id, answer, first));
+        let reply = first_read
+            .await
+            .map_err(|_| ApiError::Internal("a reply ended before its first line".into()))??;
+        Ok(Streamed {
+            id,
+            lines: reply.read(0),
+        })
+    }
+
+    /// The task of one reply: keeps each line of `answer` as it comes, here and in
+    /// the store, then keeps the reply for the window.
+    async fn drive(
+        self: Arc<Self>,
+        engine: Arc<Engine>,
+        session: SessionId,
+        id: ReplyId,
+        answer: impl Stream<Item = Answer> + Send + 'static,
+        first: oneshot::Sender<Result<Arc<Reply>, ApiError>>,
+    ) {
+        let mut answer = std::pin::pin!(answer);
+        let reply = match answer.next().await {
+            Some(Answer::Done(Err(error))) => {
+                let _ = first.send(Err(error));
+                return;
+            }
+            None => return,
+            Some(message) => {
+                let reply = Arc::new(Reply::new(engine.app.config.id.clone(), session));
+                self.kept().insert(id, reply.clone());
+                reply.push(line(message));
+                let _ = first.send(Ok(reply.clone()));
+                reply
+            }
+        };
+        // Running, the store keeps the reply past its longest silence; ended, for the
+        // window.
+        let keep = |line: &Bytes| {
+            if is_last(line) {
+                self.window
+            } else {
+                self.keep
+            }
+        };
+        let first = reply.line(0);
+        let mut elsewhere = keep_elsewhere(&engine, &session, id, 1, &first, keep(&first)).await;
+        let mut number = 1;
+        while let Some(message) = answer.next().await {
+            let line = line(message);
+            reply.push(line.clone());
+            number += 1;
+            if elsewhere {
+                elsewhere = keep_elsewhere(&engine, &session, id, number, &line, keep(&line)).await;
+            }
+        }
+        reply.end();
+        // Forgotten after the window, in a task of its own: shutdown waits for
+        // running replies, not for windows.
+        let window = self.window;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(window) => {}
+                _ = self.shutdown.cancelled() => {}
+            }
+            self.kept().remove(&id);
+        });
+    }
+
+    /// The lines of reply `id` of `session` after the first `after`, then the rest as
+    /// they come: from this process when it runs here, else from the store.
+    pub(crate) async fn resume(
+        &self,
+        engine: &Arc<Engine>,
+        session: SessionId,
+        id: ReplyId,
+        after: u64,
+    ) -> Result<impl Stream<Item = Bytes> + Send + 'static, ApiError> {
+        let here = self.kept().get(&id).cloned();
+        if let Some(reply) = here
+            && reply.session == session
+            && reply.app == engine.app.config.id
+        {
+            let after = usize::try_from(after).unwrap_or(usize::MAX);
+            let held = reply.progress.borrow().lines;
+            if after > held {
+                return Err(too_many(after, held));
+            }
+            return Ok(reply.read(after).left_stream());
+        }
+        let Some((lines, held)) = engine.store.reply_lines(&session, id, after).await? else {
+            return Err(ApiError::UnknownReply);
+        };
+        if after > held {
+            return Err(too_many(after, held));
+        }
+        Ok(read_elsewhere(engine.clone(), session, id, after, lines).right_stream())
+    }
+
+    /// Waits for the running replies to finish and land (on shutdown).
+    pub(crate) async fn finish(&self) {
+        self.running.close();
+        self.running.wait().await;
+    }
+}
+
+fn too_many(after: impl std::fmt::Display, held: impl std::fmt::Display) -> ApiError {
+    ApiError::BadRequest(format!(
+        "the reply has {held} lines so far, not the {after} the request says it holds"
+    ))
+}
+
+/// Keeps a line in the store for the other instances; false once that failed (the
+/// store forgot the reply: a copy with a line missing is never read).
+async fn keep_elsewhere(
+    engine: &Engine,
+    session: &SessionId,
+    id: ReplyId,
+    number: u64,
+    line: &Bytes,
+    keep: Duration,
+) -> bool {
+    match engine
+        .store
+        .keep_reply_line(session, id, number, line, keep)
+        .await
+    {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(%error, session = session.short(), "a streamed reply cannot be resumed on other instances: the store refused one of its lines");
+            false
+        }
+    }
+}
+
+impl Reply {
+    fn new(app: AppId, session: SessionId) -> Self {
+        Reply {
+            app,
+            session,
+            lines: Mutex::new(Vec::new()),
+            progress: watch::Sender::new(Progress::default()),
+        }
+    }
+
+    fn lines(&self) -> MutexGuard<'_, Vec<Bytes>> {
+        self.lines.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn line(&self, index: usize) -> Bytes {
+        self.lines().get(index).cloned().unwrap_or_default()
+    }
+
+    fn push(&self, line: Bytes) {
+        let lines = {
+            let mut kept = self.lines();
+            kept.push(line);
+            kept.len()
+        };
+        self.progress.send_modify(|progress| progress.lines = lines);
+    }
+
+    fn end(&self) {
+        self.progress.send_modify(|progress| progress.ended = true);
+    }
+
+    /// The lines after the first `after`, then each as it comes, until the last.
+    fn read(self: &Arc<Self>, after: usize) -> impl Stream<Item = Bytes> + Send + 'static + use<> {
+        let progress = self.progress.subscribe();
+        futures::stream::unfold(
+            (self.clone(), progress, after),
+            |(reply, mut progress, next)| async move {
+                loop {
+                    let now = *progress.borrow_and_update();
+                    if next < now.lines {
+                        let line = reply.line(next);
+                        return Some((line, (reply, progress, next + 1)));
+                    }
+                    if now.ended || progress.changed().await.is_err() {
+                        return None;
+                    }
+                }
+            },
+        )
+    }
+}
+
+/// A reply running on another instance, read from the store: `first` (the lines
+/// after `after` it held when asked), then what comes, until the last line.
+fn read_elsewhere(
+    engine: Arc<Engine>,
+    session: SessionId,
+    id: ReplyId,
+    after: u64,
+    first: Vec<Bytes>,
+) -> impl Stream<Item = Bytes> + Send + 'static {
+    let read = after + first.len() as u64;
+    let ended = first.last().is_some_and(is_last);
+    futures::stream::iter(first).chain(futures::stream::unfold(
+        (engine, read, ended),
+        move |(engine, read, ended)| async move {
+            if ended {
+                return None;
+            }
+            loop {
+                tokio::time::sleep(ELSEWHERE_POLL).await;
+                // Gone (run out, or forgotten after a failed write) or unreachable:
+                // the body ends short, and the client asks again or gives up.
+                let (lines, _) = engine
+                    .store
+                    .reply_lines(&session, id, read)
+                    .await
+                    .ok()
+                    .flatten()?;
+                if lines.is_empty() {
+                    continue;
+                }
+                let read = read + lines.len() as u64;
+                let ended = lines.last().is_some_and(is_last);
+                let batch = lines.into_iter().fold(Vec::new(), |mut batch, line| {
+                    batch.extend_from_slice(&line);
+                    batch
+                });
+                return Some((Bytes::from(batch), (engine, read, ended)));
+            }
+        },
+    ))
+}
+
+/// Whether a line is a reply's last (its `done` or `failed`), as [`line`] writes it.
+fn is_last(line: &Bytes) -> bool {
+    line.starts_with(b"{\"done\"") || line.starts_with(b"{\"failed\"")
+}
+
+/// One message as a line of JSON. A failure is counted and logged here, as an
+/// answer's is, since its status has gone out before it.
+fn line(message: Answer) -> Bytes {
+    let message = match message {
+        Answer::Partial(partial) => StreamedEvent::Partial(partial),
+        Answer::Done(Ok(result)) => StreamedEvent::Done(result),
+        Answer::Done(Err(error)) => {
+            error.record();
+            StreamedEvent::Failed(error.body())
+        }
+    };
+    let mut line = serde_json::to_vec(&message).unwrap_or_else(|error| {
+        // Every field is a plain JSON type; this cannot fail, but says so if it does.
+        let body = ApiError::Internal(format!("an answer could not be written: {error}")).body();
+        serde_json::to_vec(&StreamedEvent::Failed(body)).unwrap_or_default()
+    });
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keepsake_shared::event::{EventResult, PartialUpdate};
+
+    #[test]
+    fn the_last_line_is_known_by_its_start() {
+        assert!(is_last(&line(Answer::Done(Ok(EventResult::default())))));
+        assert!(is_last(&line(Answer::Done(Err(ApiError::Stopped)))));
+        assert!(!is_last(&line(Answer::Partial(PartialUpdate::default()))));
+    }
+}

@@ -1,0 +1,107 @@
+//! Streamed replies kept in Redis, so that a page whose connection dropped can take
+//! the rest of its reply from any instance, not only the one running it.
+//!
+//! Key `reply:{session}:{reply}` (a Redis stream): the reply's lines, line `n`
+//! (counted from one) under the entry id `0-n`, in field `l`. The instance running
+//! the reply appends each line as it sends it; an instance resuming the reply for a
+//! client reads the entries after the ones the client holds. While the reply runs,
+//! the key runs out `--event-timeout` + `--resume-window` after its last line (the
+//! longest a running reply may be silent, then the window), so a dead instance's
+//! replies go too; after the last line, `--resume-window` after it.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use keepsake_shared::{ReplyId, SessionId};
+
+use super::{RedisStore, millis};
+use crate::store::StoreError;
+
+/// The field each entry keeps its line in.
+const LINE: &str = "l";
+
+/// Stream entries as `XRANGE` answers them: id, then field-value pairs.
+type Entries = Vec<(String, Vec<(String, Vec<u8>)>)>;
+
+impl RedisStore {
+    fn reply_key(&self, session: &SessionId, reply: ReplyId) -> String {
+        self.key(&format!("reply:{session}:{reply}"))
+    }
+
+    /// Appends line `number` (from 1) of `reply`, and keeps the reply for `keep`.
+    pub(crate) async fn keep_reply_line(
+        &self,
+        session: &SessionId,
+        reply: ReplyId,
+        number: u64,
+        line: &Bytes,
+        keep: Duration,
+    ) -> Result<(), StoreError> {
+        let key = self.reply_key(session, reply);
+        let mut connection = self.connection();
+        redis::pipe()
+            .cmd("XADD")
+            .arg(&key)
+            .arg(format!("0-{number}"))
+            .arg(LINE)
+            .arg(line.as_ref())
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(millis(keep))
+            .ignore()
+            .query_async::<()>(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets `reply` (a line could not be kept: a resume elsewhere must not find
+    /// its lines with one missing).
+    pub(crate) async fn forget_reply(
+        &self,
+        session: &SessionId,
+        reply: ReplyId,
+    ) -> Result<(), StoreError> {
+        let mut connection = self.connection();
+        redis::cmd("DEL")
+            .arg(self.reply_key(session, reply))
+            .query_async::<()>(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    /// The lines of `reply` after the first `after`, and how many it has in all; `None`
+    /// when Redis holds no such reply.
+    pub(crate) async fn reply_lines(
+        &self,
+        session: &SessionId,
+        reply: ReplyId,
+        after: u64,
+    ) -> Result<Option<(Vec<Bytes>, u64)>, StoreError> {
+        let key = self.reply_key(session, reply);
+        let mut connection = self.connection();
+        let (held, entries): (u64, Entries) = redis::pipe()
+            .cmd("XLEN")
+            .arg(&key)
+            .cmd("XRANGE")
+            .arg(&key)
+            .arg(format!("0-{}", after.saturating_add(1)))
+            .arg("+")
+            .query_async(&mut connection)
+            .await?;
+        if held == 0 {
+            // No such key: a kept reply has its first line from the start.
+            return Ok(None);
+        }
+        let lines = entries
+            .into_iter()
+            .filter_map(|(_, fields)| {
+                fields
+                    .into_iter()
+                    .find(|(field, _)| field == LINE)
+                    .map(|(_, line)| Bytes::from(line))
+            })
+            .collect();
+        Ok(Some((lines, held)))
+    }
+}
