@@ -5,7 +5,8 @@
 //! stops a reply whose client is away, and the client that comes back sees it end;
 //! with Redis, another instance gives the rest; a reply is kept for the resume window
 //! after it ended, then forgotten; a resume that names what does not exist is refused
-//! clearly.
+//! clearly; a listener that stops when abandoned is stopped once nobody has read its
+//! reply for the window, and only then.
 
 #![allow(clippy::unwrap_used)]
 
@@ -47,21 +48,27 @@ fn app() -> keepsake::App {
         app.add(Button::new("Stop")),
         app.add(Button::new("Read")),
     );
-    let telling = app
-        .click(tell, (), (reply, kept), || {
-            Streaming::new(futures::stream::iter(1..=WORDS).then(|n| async move {
-                tokio::time::sleep(STEP).await;
-                (words(n), words(n))
-            }))
-        })
+    let told = app
+        .click(tell, (), (reply, kept), telling)
         .api_name("tell")
         .id();
+    let tell_while_read = app.add(Button::new("Tell while read"));
+    app.click(tell_while_read, (), (reply, kept), telling)
+        .api_name("tell_while_read")
+        .stop_when_abandoned();
     app.click(stop, (), (), || ())
-        .cancels([telling])
+        .cancels([told])
         .api_name("stop");
     app.click(read, kept, report, |kept: String| kept)
         .api_name("read");
     app.build().unwrap()
+}
+
+fn telling() -> Streaming<(String, String)> {
+    Streaming::new(futures::stream::iter(1..=WORDS).then(|n| async move {
+        tokio::time::sleep(STEP).await;
+        (words(n), words(n))
+    }))
 }
 
 fn request(server: &keepsake::protocol::config::AppConfig, name: &str) -> EventRequest {
@@ -81,9 +88,20 @@ async fn tell_and_cut(
     session: &SessionId,
     lines: usize,
 ) -> (ReplyId, Vec<String>) {
+    cut(server, session, "tell", lines).await
+}
+
+/// Starts `listener` and reads `lines` whole lines of its answer, then drops the
+/// connection: the reply's id and the lines read.
+async fn cut(
+    server: &TestServer,
+    session: &SessionId,
+    listener: &str,
+    lines: usize,
+) -> (ReplyId, Vec<String>) {
     let config = server.config("story").await;
     let response = server
-        .send_streamed("story", session, &request(&config, "tell"))
+        .send_streamed("story", session, &request(&config, listener))
         .await;
     assert!(response.status().is_success());
     let reply: ReplyId = response.headers()[api::REPLY_HEADER]
@@ -307,4 +325,36 @@ async fn another_instance_gives_the_rest() {
     assert_eq!(stored(&second, &session).await, json!(words(WORDS)));
     first.stop().await;
     second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_nobody_reads_is_stopped_when_its_listener_says_so() {
+    let settings = Settings {
+        resume_window: Duration::from_millis(200),
+        ..fast_settings()
+    };
+    let server = TestServer::start(settings, vec![app()]).await;
+    let config = server.config("story").await;
+
+    // Read to the end (longer than the window): not abandoned, it lands whole.
+    let session = server.start_session("story").await;
+    let lines = server
+        .stream_event("story", &session, &request(&config, "tell_while_read"))
+        .await
+        .unwrap();
+    assert!(matches!(lines.last(), Some(StreamedEvent::Done(_))));
+    assert_eq!(stored(&server, &session).await, json!(words(WORDS)));
+
+    // Left after five lines: stopped a window later, what it streamed kept. The
+    // session's next event waits for it, so it reads the stopped reply.
+    let session = server.start_session("story").await;
+    cut(&server, &session, "tell_while_read", 5).await;
+    let kept = stored(&server, &session).await;
+    let count = kept.as_str().unwrap().split_whitespace().count();
+    assert!(
+        (5..WORDS).contains(&count),
+        "an abandoned reply ran on to {count} words"
+    );
+    assert_eq!(kept, json!(words(count)));
+    server.stop().await;
 }

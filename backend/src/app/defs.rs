@@ -84,4 +84,8 @@ pub(crate) struct ListenerDef {
     /// A stopped stream of it lands with its last item (`true`, the default) or
     /// writes nothing ([`crate::ListenerRef::discard_when_stopped`]).
     pub(crate) keeps_when_stopped: bool,
+    /// A streamed reply of it whose page left and did not come back within the
+    /// resume window is stopped ([`crate::ListenerRef::stop_when_abandoned`]);
+    /// by default it runs on and lands.
+    pub(crate) stops_when_abandoned: bool,
 }

@@ -74,6 +74,7 @@ impl Listeners {
             globals_written: Vec::new(),
             pace: Arc::default(),
             keeps_when_stopped: true,
+            stops_when_abandoned: false,
         });
         id
     }
@@ -155,6 +156,18 @@ impl<'a> ListenerRef<'a> {
     pub fn discard_when_stopped(self) -> Self {
         if let Some(def) = self.listeners.defs.get_mut(self.id.0 as usize) {
             def.keeps_when_stopped = false;
+        }
+        self
+    }
+
+    /// A streamed reply of this listener whose page left (closed, or its connection
+    /// lost) and did not come back within [`crate::Settings::resume_window`] is
+    /// stopped, as a Stop stops it (what it yielded lands, unless
+    /// [`ListenerRef::discard_when_stopped`]). By default such a reply runs on and
+    /// lands as any event does: the user finds it in the history.
+    pub fn stop_when_abandoned(self) -> Self {
+        if let Some(def) = self.listeners.defs.get_mut(self.id.0 as usize) {
+            def.stops_when_abandoned = true;
         }
         self
     }

@@ -100,6 +100,13 @@ impl Running {
 impl Engine {
     /// Stops the streams of `listeners` running in `session`, on this instance and
     /// (with Redis) on the others.
+    /// Stops the streams of `listener` in `session` running in this process (a
+    /// reply nobody reads any more, `server/replies.rs`).
+    pub(crate) fn stop_here(&self, session: &SessionId, listener: ListenerId) {
+        let stopped = self.running.stop(session, &[listener]);
+        tracing::debug!(session = %session.short(), stopped, "an abandoned reply stopped");
+    }
+
     pub(super) async fn stop_streams(&self, session: &SessionId, listeners: &[ListenerId]) {
         let stopped = self.running.stop(session, listeners);
         tracing::debug!(session = %session.short(), stopped, "stop requested");

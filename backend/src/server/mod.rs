@@ -340,8 +340,18 @@ impl Server {
         ApiError,
     > {
         let engine = self.engine(app)?.clone();
+        let listener = request.listener;
+        let abandoned = engine
+            .app
+            .listeners
+            .get(listener.0 as usize)
+            .is_some_and(|def| def.stops_when_abandoned)
+            .then_some(listener);
         let answer = reply::answer(engine.clone(), session, request, origin, span);
-        self.inner.replies.start(engine, session, answer).await
+        self.inner
+            .replies
+            .start(engine, session, answer, abandoned)
+            .await
     }
 
     /// The lines of a streamed reply after the first `after`, then the rest as they

@@ -8,7 +8,9 @@
 //! and the number of lines it holds whole, and reads from there: together, each line
 //! exactly once, in order, whichever instance it reaches. A page that never comes
 //! back lets the reply finish and land as any event does (Stop still stops it, as it
-//! stops any stream of its session).
+//! stops any stream of its session), unless its listener stops when abandoned:
+//! then, once nobody has read it for the window (here, or through another instance),
+//! it is stopped as a Stop stops it.
 //!
 //! A reply is kept while it runs and `--resume-window` after it ended, then
 //! forgotten. Its lines are what was sent, which the changes-not-copies rule keeps
@@ -22,7 +24,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::stream::{Stream, StreamExt};
 use keepsake_shared::event::StreamedEvent;
-use keepsake_shared::{AppId, ReplyId, SessionId};
+use keepsake_shared::{AppId, ListenerId, ReplyId, SessionId};
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -62,6 +64,15 @@ struct Progress {
     ended: bool,
 }
 
+/// What a reply's task runs: whose reply, and the listener to stop when nobody
+/// reads it (if its listener says so).
+struct Driven {
+    engine: Arc<Engine>,
+    session: SessionId,
+    id: ReplyId,
+    abandoned: Option<ListenerId>,
+}
+
 /// A reply as its first reader gets it: its id and its lines.
 pub(crate) struct Streamed<S> {
     pub(crate) id: ReplyId,
@@ -93,12 +104,18 @@ impl Replies {
         engine: Arc<Engine>,
         session: SessionId,
         answer: impl Stream<Item = Answer> + Send + 'static,
+        abandoned: Option<ListenerId>,
     ) -> Result<Streamed<impl Stream<Item = Bytes> + Send + 'static>, ApiError> {
         let id = ReplyId(rand::random::<u64>() >> 11);
         let (first, first_read) = oneshot::channel();
         let replies = self.clone();
-        self.running
-            .spawn(replies.drive(engine, session, id, answer, first));
+        let reply = Driven {
+            engine,
+            session,
+            id,
+            abandoned,
+        };
+        self.running.spawn(replies.drive(reply, answer, first));
         let reply = first_read
             .await
             .map_err(|_| ApiError::Internal("a reply ended before its first line".into()))??;
@@ -109,15 +126,20 @@ impl Replies {
     }
 
     /// The task of one reply: keeps each line of `answer` as it comes, here and in
-    /// the store, then keeps the reply for the window.
+    /// the store, then keeps the reply for the window. A reply of a listener that
+    /// stops when abandoned is stopped once nobody has read it for the window.
     async fn drive(
         self: Arc<Self>,
-        engine: Arc<Engine>,
-        session: SessionId,
-        id: ReplyId,
+        driven: Driven,
         answer: impl Stream<Item = Answer> + Send + 'static,
         first: oneshot::Sender<Result<Arc<Reply>, ApiError>>,
     ) {
+        let Driven {
+            engine,
+            session,
+            id,
+            mut abandoned,
+        } = driven;
         let mut answer = std::pin::pin!(answer);
         let reply = match answer.next().await {
             Some(Answer::Done(Err(error))) => {
@@ -145,7 +167,22 @@ impl Replies {
         let first = reply.line(0);
         let mut elsewhere = keep_elsewhere(&engine, &session, id, 1, &first, keep(&first)).await;
         let mut number = 1;
-        while let Some(message) = answer.next().await {
+        let mut looks = tokio::time::interval(self.window / 4);
+        let mut unread_since = None;
+        loop {
+            let message = tokio::select! {
+                message = answer.next() => message,
+                _ = looks.tick(), if abandoned.is_some() => {
+                    if let Some(listener) = abandoned
+                        && self.abandoned(&engine, &reply, id, &mut unread_since).await
+                    {
+                        engine.stop_here(&session, listener);
+                        abandoned = None;
+                    }
+                    continue;
+                }
+            };
+            let Some(message) = message else { break };
             let line = line(message);
             reply.push(line.clone());
             number += 1;
@@ -164,6 +201,30 @@ impl Replies {
             }
             self.kept().remove(&id);
         });
+    }
+
+    /// Whether nobody has read `reply` for the window: no reader here, none through
+    /// another instance, since `unread_since`.
+    async fn abandoned(
+        &self,
+        engine: &Engine,
+        reply: &Reply,
+        id: ReplyId,
+        unread_since: &mut Option<tokio::time::Instant>,
+    ) -> bool {
+        let read_here = reply.progress.receiver_count() > 0;
+        let read = read_here
+            || engine
+                .store
+                .reply_read_elsewhere(&reply.session, id)
+                .await
+                .unwrap_or(true);
+        if read {
+            *unread_since = None;
+            return false;
+        }
+        let since = *unread_since.get_or_insert_with(tokio::time::Instant::now);
+        since.elapsed() >= self.window
     }
 
     /// The lines of reply `id` of `session` after the first `after`, then the rest as
@@ -193,7 +254,7 @@ impl Replies {
         if after > held {
             return Err(too_many(after, held));
         }
-        Ok(read_elsewhere(engine.clone(), session, id, after, lines).right_stream())
+        Ok(read_elsewhere(engine.clone(), session, id, after, lines, self.window).right_stream())
     }
 
     /// Waits for the running replies to finish and land (on shutdown).
@@ -292,6 +353,7 @@ fn read_elsewhere(
     id: ReplyId,
     after: u64,
     first: Vec<Bytes>,
+    window: Duration,
 ) -> impl Stream<Item = Bytes> + Send + 'static {
     let read = after + first.len() as u64;
     let ended = first.last().is_some_and(is_last);
@@ -303,6 +365,8 @@ fn read_elsewhere(
             }
             loop {
                 tokio::time::sleep(ELSEWHERE_POLL).await;
+                // Read here: the instance running it must not take it for abandoned.
+                let _ = engine.store.note_reply_read(&session, id, window).await;
                 // Gone (run out, or forgotten after a failed write) or unreachable:
                 // the body ends short, and the client asks again or gives up.
                 let (lines, _) = engine

@@ -330,6 +330,32 @@ impl Store {
         }
     }
 
+    /// Notes, for `keep`, that a client reads a reply through this instance (with
+    /// Redis; in memory a reply is read where it runs).
+    pub(crate) async fn note_reply_read(
+        &self,
+        session: &SessionId,
+        reply: keepsake_shared::ReplyId,
+        keep: Duration,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(_) => Ok(()),
+            Store::Redis(store) => store.note_reply_read(session, reply, keep).await,
+        }
+    }
+
+    /// Whether a client read a reply through another instance lately.
+    pub(crate) async fn reply_read_elsewhere(
+        &self,
+        session: &SessionId,
+        reply: keepsake_shared::ReplyId,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Store::Memory(_) => Ok(false),
+            Store::Redis(store) => store.reply_read_elsewhere(session, reply).await,
+        }
+    }
+
     /// The lines of a reply kept by [`Store::keep_reply_line`] after the first
     /// `after`, and how many it has in all; `None` when the store holds no such
     /// reply (always, in memory).

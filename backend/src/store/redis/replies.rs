@@ -7,7 +7,9 @@
 //! client reads the entries after the ones the client holds. While the reply runs,
 //! the key runs out `--event-timeout` + `--resume-window` after its last line (the
 //! longest a running reply may be silent, then the window), so a dead instance's
-//! replies go too; after the last line, `--resume-window` after it.
+//! replies go too; after the last line, `--resume-window` after it. Beside it,
+//! `reply:{session}:{reply}:read` says a client reads the reply through another
+//! instance (for a listener that stops replies nobody reads).
 
 use std::time::Duration;
 
@@ -53,6 +55,40 @@ impl RedisStore {
             .query_async::<()>(&mut connection)
             .await?;
         Ok(())
+    }
+
+    /// Notes that a client reads `reply` through this instance, for `keep`: the
+    /// instance running it, which sees only its own readers, does not take the reply
+    /// for abandoned ([`RedisStore::reply_read_elsewhere`]).
+    pub(crate) async fn note_reply_read(
+        &self,
+        session: &SessionId,
+        reply: ReplyId,
+        keep: Duration,
+    ) -> Result<(), StoreError> {
+        let mut connection = self.connection();
+        redis::cmd("SET")
+            .arg(format!("{}:read", self.reply_key(session, reply)))
+            .arg(1)
+            .arg("PX")
+            .arg(millis(keep))
+            .query_async::<()>(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether a client read `reply` through another instance lately.
+    pub(crate) async fn reply_read_elsewhere(
+        &self,
+        session: &SessionId,
+        reply: ReplyId,
+    ) -> Result<bool, StoreError> {
+        let mut connection = self.connection();
+        let read: bool = redis::cmd("EXISTS")
+            .arg(format!("{}:read", self.reply_key(session, reply)))
+            .query_async(&mut connection)
+            .await?;
+        Ok(read)
     }
 
     /// Forgets `reply` (a line could not be kept: a resume elsewhere must not find
