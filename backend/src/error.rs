@@ -125,6 +125,16 @@ pub enum ApiError {
         "this reply is no longer kept for resuming (it ended more than the resume window ago, or never ran here)"
     )]
     UnknownReply,
+    /// The lines a client asked for are no longer kept: a reply keeps its last
+    /// lines up to a budget (16 MiB), and the client fell further behind. 404, as
+    /// `unknown_reply`.
+    #[error(
+        "this reply's lines before line {kept_from} are no longer kept (a reply keeps its last 16 MiB for resuming); its result lands all the same"
+    )]
+    ReplyTooFarBehind {
+        /// The first line kept (counted from one).
+        kept_from: u64,
+    },
     /// A bug on the server (an invariant did not hold); carries what. 500.
     #[error("internal error: {0}")]
     Internal(String),
@@ -161,7 +171,7 @@ impl ApiError {
             ApiError::StoreUnavailable(_) => ErrorKind::StoreUnavailable,
             ApiError::LeaseLost => ErrorKind::LeaseLost,
             ApiError::Stopped => ErrorKind::Stopped,
-            ApiError::UnknownReply => ErrorKind::UnknownReply,
+            ApiError::UnknownReply | ApiError::ReplyTooFarBehind { .. } => ErrorKind::UnknownReply,
             ApiError::Internal(_) => ErrorKind::Internal,
         }
     }

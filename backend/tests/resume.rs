@@ -29,6 +29,11 @@ use support::{TestServer, component, fast_settings, listener_named, on_redis, va
 const WORDS: usize = 60;
 const STEP: Duration = Duration::from_millis(20);
 
+/// The "big" reply: 200 values of 100 KB, 20 MB of lines, past the 16 MiB a reply
+/// keeps for resuming.
+const BIG_ITEMS: usize = 200;
+const BIG_BYTES: usize = 100 * 1024;
+
 fn words(n: usize) -> String {
     (1..=n)
         .map(|i| format!("w{i}"))
@@ -56,6 +61,17 @@ fn app() -> keepsake::App {
     app.click(tell_while_read, (), (reply, kept), telling)
         .api_name("tell_while_read")
         .stop_when_abandoned();
+    // Large values that do not grow by appending: each line carries one whole.
+    let big = app.add(Button::new("Big"));
+    app.click(big, (), reply, || {
+        Streaming::new(futures::stream::iter(0..BIG_ITEMS).then(|n| async move {
+            tokio::task::yield_now().await;
+            char::from(b'a' + (n % 26) as u8)
+                .to_string()
+                .repeat(BIG_BYTES)
+        }))
+    })
+    .api_name("big");
     app.click(stop, (), (), || ())
         .cancels([told])
         .api_name("stop");
@@ -357,4 +373,55 @@ async fn a_reply_nobody_reads_is_stopped_when_its_listener_says_so() {
     );
     assert_eq!(kept, json!(words(count)));
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_keeps_its_last_sixteen_mebibytes_and_says_so_past_them() {
+    // With Redis, a second instance reads the store's copy: it keeps the same lines.
+    let settings = if on_redis() {
+        Settings {
+            store: std::env::var("KEEPSAKE_TEST_REDIS").unwrap(),
+            store_namespace: format!("test-resume-{}", rand::random::<u64>()),
+            ..fast_settings()
+        }
+    } else {
+        fast_settings()
+    };
+    let server = TestServer::start(settings.clone(), vec![app()]).await;
+    let elsewhere = if on_redis() {
+        Some(TestServer::start(settings, vec![app()]).await)
+    } else {
+        None
+    };
+    let session = server.start_session("story").await;
+    let (reply, read) = cut(&server, &session, "big", 1).await;
+    // Until it has ended: its last lines are all there.
+    let whole_tail = loop {
+        match resume(&server, &session, reply, BIG_ITEMS).await {
+            Ok(lines) if !lines.is_empty() => break lines,
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    assert!(whole_tail.last().unwrap().starts_with("{\"done\""));
+    for instance in std::iter::once(&server).chain(&elsewhere) {
+        // A client still at its first line is told it fell too far behind.
+        match resume(instance, &session, reply, read.len()).await {
+            Err((404, body)) => {
+                assert_eq!(body.error, ErrorKind::UnknownReply);
+                assert!(body.message.contains("no longer kept"), "{}", body.message);
+            }
+            other => panic!("resumed from the first line: {other:?}"),
+        }
+        // A client a few lines behind gets them: the newest are kept.
+        let tail = resume(instance, &session, reply, BIG_ITEMS - 10)
+            .await
+            .unwrap();
+        assert_eq!(tail.len(), 11);
+        let kept: usize = tail.iter().map(String::len).sum();
+        assert!(kept > 10 * BIG_BYTES);
+    }
+    server.stop().await;
+    if let Some(elsewhere) = elsewhere {
+        elsewhere.stop().await;
+    }
 }

@@ -37,6 +37,13 @@ use crate::error::ApiError;
 /// new lines (Redis only: a blocking read would hold the shared connection).
 const ELSEWHERE_POLL: Duration = Duration::from_millis(50);
 
+/// The most bytes of lines a reply keeps for resuming: past it, its oldest lines are
+/// forgotten, and a client further behind than that is told so
+/// ([`ApiError::ReplyTooFarBehind`]; the reply itself runs on and lands). Lines are
+/// changes, so a chat reply's are about its own size; this bounds a handler that
+/// yields large values that do not grow by appending.
+const KEPT_BYTES: usize = 16 * 1024 * 1024;
+
 /// The replies of this process: running, or ended less than the window ago.
 pub(crate) struct Replies {
     kept: Mutex<HashMap<ReplyId, Arc<Reply>>>,
@@ -54,8 +61,17 @@ pub(crate) struct Replies {
 pub(crate) struct Reply {
     app: AppId,
     session: SessionId,
-    lines: Mutex<Vec<Bytes>>,
+    lines: Mutex<Kept>,
     progress: watch::Sender<Progress>,
+}
+
+/// A reply's lines kept for resuming: the last ones, up to [`KEPT_BYTES`].
+#[derive(Default)]
+struct Kept {
+    /// How many of the first lines were forgotten.
+    dropped: usize,
+    lines: std::collections::VecDeque<Bytes>,
+    bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -164,8 +180,9 @@ impl Replies {
                 self.keep
             }
         };
-        let first = reply.line(0);
-        let mut elsewhere = keep_elsewhere(&engine, &session, id, 1, &first, keep(&first)).await;
+        let first = reply.line(0).unwrap_or_default();
+        let mut elsewhere =
+            keep_elsewhere(&engine, &session, id, (1, &first), None, keep(&first)).await;
         let mut number = 1;
         let mut looks = tokio::time::interval(self.window / 4);
         let mut unread_since = None;
@@ -184,10 +201,11 @@ impl Replies {
             };
             let Some(message) = message else { break };
             let line = line(message);
-            reply.push(line.clone());
+            let dropped = reply.push(line.clone());
             number += 1;
             if elsewhere {
-                elsewhere = keep_elsewhere(&engine, &session, id, number, &line, keep(&line)).await;
+                let (line, keep) = ((number, &line), keep(&line));
+                elsewhere = keep_elsewhere(&engine, &session, id, line, dropped, keep).await;
             }
         }
         reply.end();
@@ -246,13 +264,23 @@ impl Replies {
             if after > held {
                 return Err(too_many(after, held));
             }
+            let dropped = reply.lines().dropped;
+            if after < dropped {
+                return Err(ApiError::ReplyTooFarBehind {
+                    kept_from: dropped as u64 + 1,
+                });
+            }
             return Ok(reply.read(after).left_stream());
         }
-        let Some((lines, held)) = engine.store.reply_lines(&session, id, after).await? else {
+        let Some((lines, (first, last))) = engine.store.reply_lines(&session, id, after).await?
+        else {
             return Err(ApiError::UnknownReply);
         };
-        if after > held {
-            return Err(too_many(after, held));
+        if after > last {
+            return Err(too_many(after, last));
+        }
+        if after + 1 < first {
+            return Err(ApiError::ReplyTooFarBehind { kept_from: first });
         }
         Ok(read_elsewhere(engine.clone(), session, id, after, lines, self.window).right_stream())
     }
@@ -276,13 +304,14 @@ async fn keep_elsewhere(
     engine: &Engine,
     session: &SessionId,
     id: ReplyId,
-    number: u64,
-    line: &Bytes,
+    line: (u64, &Bytes),
+    dropped: Option<usize>,
     keep: Duration,
 ) -> bool {
+    let dropped = dropped.map(|dropped| dropped as u64);
     match engine
         .store
-        .keep_reply_line(session, id, number, line, keep)
+        .keep_reply_line(session, id, line, dropped, keep)
         .await
     {
         Ok(()) => true,
@@ -298,26 +327,41 @@ impl Reply {
         Reply {
             app,
             session,
-            lines: Mutex::new(Vec::new()),
+            lines: Mutex::new(Kept::default()),
             progress: watch::Sender::new(Progress::default()),
         }
     }
 
-    fn lines(&self) -> MutexGuard<'_, Vec<Bytes>> {
+    fn lines(&self) -> MutexGuard<'_, Kept> {
         self.lines.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn line(&self, index: usize) -> Bytes {
-        self.lines().get(index).cloned().unwrap_or_default()
+    /// Line `index` (from 0), unless it was forgotten.
+    fn line(&self, index: usize) -> Option<Bytes> {
+        let kept = self.lines();
+        let index = index.checked_sub(kept.dropped)?;
+        kept.lines.get(index).cloned()
     }
 
-    fn push(&self, line: Bytes) {
-        let lines = {
+    /// Keeps `line`, forgetting the oldest past [`KEPT_BYTES`] (never the newest):
+    /// how many are forgotten now, if that changed.
+    fn push(&self, line: Bytes) -> Option<usize> {
+        let (lines, dropped) = {
             let mut kept = self.lines();
-            kept.push(line);
-            kept.len()
+            kept.bytes += line.len();
+            kept.lines.push_back(line);
+            let before = kept.dropped;
+            while kept.bytes > KEPT_BYTES && kept.lines.len() > 1 {
+                if let Some(oldest) = kept.lines.pop_front() {
+                    kept.bytes -= oldest.len();
+                    kept.dropped += 1;
+                }
+            }
+            let dropped = Some(kept.dropped).filter(|dropped| *dropped != before);
+            (kept.dropped + kept.lines.len(), dropped)
         };
         self.progress.send_modify(|progress| progress.lines = lines);
+        dropped
     }
 
     fn end(&self) {
@@ -333,7 +377,9 @@ impl Reply {
                 loop {
                     let now = *progress.borrow_and_update();
                     if next < now.lines {
-                        let line = reply.line(next);
+                        // A line forgotten before this reader took it (it fell a
+                        // budget behind): the body ends short, and its resume is told.
+                        let line = reply.line(next)?;
                         return Some((line, (reply, progress, next + 1)));
                     }
                     if now.ended || progress.changed().await.is_err() {
@@ -369,12 +415,16 @@ fn read_elsewhere(
                 let _ = engine.store.note_reply_read(&session, id, window).await;
                 // Gone (run out, or forgotten after a failed write) or unreachable:
                 // the body ends short, and the client asks again or gives up.
-                let (lines, _) = engine
+                let (lines, (first, _)) = engine
                     .store
                     .reply_lines(&session, id, read)
                     .await
                     .ok()
                     .flatten()?;
+                if read + 1 < first {
+                    // Fell a budget behind: as above.
+                    return None;
+                }
                 if lines.is_empty() {
                     continue;
                 }

@@ -305,21 +305,22 @@ impl Store {
     }
 
     /// Keeps line `number` (from 1) of a streamed reply where other instances can
-    /// read it ([`Store::reply_lines`]), for `keep`: with Redis; in memory the
-    /// running instance's own copy is the only one, and this does nothing.
+    /// read it ([`Store::reply_lines`]), for `keep`, forgetting the lines before line
+    /// `dropped + 1` if given: with Redis; in memory the running instance's own copy
+    /// is the only one, and this does nothing.
     pub(crate) async fn keep_reply_line(
         &self,
         session: &SessionId,
         reply: keepsake_shared::ReplyId,
-        number: u64,
-        line: &bytes::Bytes,
+        line: (u64, &bytes::Bytes),
+        dropped: Option<u64>,
         keep: Duration,
     ) -> Result<(), StoreError> {
         match self {
             Store::Memory(_) => Ok(()),
             Store::Redis(store) => {
                 let kept = store
-                    .keep_reply_line(session, reply, number, line, keep)
+                    .keep_reply_line(session, reply, line, dropped, keep)
                     .await;
                 if kept.is_err() {
                     // Best effort: a copy with a line missing must not be resumed.
@@ -357,14 +358,14 @@ impl Store {
     }
 
     /// The lines of a reply kept by [`Store::keep_reply_line`] after the first
-    /// `after`, and how many it has in all; `None` when the store holds no such
-    /// reply (always, in memory).
+    /// `after`, and the numbers of its first and last lines kept; `None` when the
+    /// store holds no such reply (always, in memory).
     pub(crate) async fn reply_lines(
         &self,
         session: &SessionId,
         reply: keepsake_shared::ReplyId,
         after: u64,
-    ) -> Result<Option<(Vec<bytes::Bytes>, u64)>, StoreError> {
+    ) -> Result<Option<(Vec<bytes::Bytes>, (u64, u64))>, StoreError> {
         match self {
             Store::Memory(_) => Ok(None),
             Store::Redis(store) => store.reply_lines(session, reply, after).await,

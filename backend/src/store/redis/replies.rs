@@ -30,19 +30,28 @@ impl RedisStore {
         self.key(&format!("reply:{session}:{reply}"))
     }
 
-    /// Appends line `number` (from 1) of `reply`, and keeps the reply for `keep`.
+    /// Appends line `number` (from 1) of `reply`, and keeps the reply for `keep`;
+    /// with `dropped`, forgets the lines before line `dropped + 1`, as the running
+    /// instance did.
     pub(crate) async fn keep_reply_line(
         &self,
         session: &SessionId,
         reply: ReplyId,
-        number: u64,
-        line: &Bytes,
+        (number, line): (u64, &Bytes),
+        dropped: Option<u64>,
         keep: Duration,
     ) -> Result<(), StoreError> {
         let key = self.reply_key(session, reply);
         let mut connection = self.connection();
-        redis::pipe()
-            .cmd("XADD")
+        let mut pipe = redis::pipe();
+        if let Some(dropped) = dropped {
+            pipe.cmd("XTRIM")
+                .arg(&key)
+                .arg("MINID")
+                .arg(format!("0-{}", dropped + 1))
+                .ignore();
+        }
+        pipe.cmd("XADD")
             .arg(&key)
             .arg(format!("0-{number}"))
             .arg(LINE)
@@ -106,29 +115,44 @@ impl RedisStore {
         Ok(())
     }
 
-    /// The lines of `reply` after the first `after`, and how many it has in all; `None`
-    /// when Redis holds no such reply.
+    /// The lines of `reply` after the first `after`, and the numbers of its first
+    /// and last lines kept; `None` when Redis holds no such reply.
     pub(crate) async fn reply_lines(
         &self,
         session: &SessionId,
         reply: ReplyId,
         after: u64,
-    ) -> Result<Option<(Vec<Bytes>, u64)>, StoreError> {
+    ) -> Result<Option<(Vec<Bytes>, (u64, u64))>, StoreError> {
         let key = self.reply_key(session, reply);
         let mut connection = self.connection();
-        let (held, entries): (u64, Entries) = redis::pipe()
-            .cmd("XLEN")
+        let (first, last, entries): (Entries, Entries, Entries) = redis::pipe()
+            .cmd("XRANGE")
             .arg(&key)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1)
+            .cmd("XREVRANGE")
+            .arg(&key)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
             .cmd("XRANGE")
             .arg(&key)
             .arg(format!("0-{}", after.saturating_add(1)))
             .arg("+")
             .query_async(&mut connection)
             .await?;
-        if held == 0 {
-            // No such key: a kept reply has its first line from the start.
+        let number = |entries: &Entries| {
+            entries
+                .first()
+                .and_then(|(id, _)| id.strip_prefix("0-")?.parse::<u64>().ok())
+        };
+        let (Some(first), Some(last)) = (number(&first), number(&last)) else {
+            // No such key: a kept reply has a line from the start.
             return Ok(None);
-        }
+        };
         let lines = entries
             .into_iter()
             .filter_map(|(_, fields)| {
@@ -138,6 +162,6 @@ impl RedisStore {
                     .map(|(_, line)| Bytes::from(line))
             })
             .collect();
-        Ok(Some((lines, held)))
+        Ok(Some((lines, (first, last))))
     }
 }
