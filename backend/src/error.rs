@@ -86,9 +86,13 @@ pub enum ApiError {
         /// The limit, in bytes.
         limit: usize,
     },
-    /// The handler returned an error (its message is carried, and is the whole
-    /// message the user sees: Gradio's `gr.Error`) or panicked, or a value it
-    /// returned could not be encoded; nothing was changed. 500.
+    /// The handler returned an error: its message is carried, and is the whole
+    /// message the user sees (Gradio's `gr.Error`), such as a validation message;
+    /// nothing was changed. 422: the app working as written, not a fault.
+    #[error("{0}")]
+    HandlerError(String),
+    /// The handler panicked, did not run, or a value it returned could not be
+    /// encoded; nothing was changed. 500.
     #[error("{0}")]
     HandlerFailed(String),
     /// The event did not finish within this time ([`crate::Settings::event_timeout`],
@@ -164,6 +168,7 @@ impl ApiError {
             }
             ApiError::AtCapacity => ErrorKind::AtCapacity,
             ApiError::StateTooLarge { .. } => ErrorKind::StateTooLarge,
+            ApiError::HandlerError(_) => ErrorKind::HandlerError,
             ApiError::HandlerFailed(_) => ErrorKind::HandlerFailed,
             ApiError::Timeout(_) | ApiError::StreamStalled(_) | ApiError::StreamTooLong(_) => {
                 ErrorKind::Timeout

@@ -161,8 +161,8 @@ async fn a_listener_that_fails_after_changing_its_list_writes_nothing() {
     assert_eq!(log.changed("fill", json!(100)).await, Some(100));
     assert_error(
         log.run("fail", Value::Null).await,
-        500,
-        ErrorKind::HandlerFailed,
+        422,
+        ErrorKind::HandlerError,
     );
     assert_eq!(log.changed("append", json!("next")).await, Some(101));
     log.server.stop().await;

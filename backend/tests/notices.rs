@@ -93,8 +93,8 @@ async fn notices_reach_the_page_with_the_result_and_errors_write_nothing() {
         server
             .event("notes", &session, save, vec![json!(""), Value::Null])
             .await,
-        500,
-        ErrorKind::HandlerFailed,
+        422,
+        ErrorKind::HandlerError,
     );
     assert_eq!(error.message, "Write something first.");
     let result = server

@@ -252,7 +252,7 @@ async fn an_error_mid_stream_writes_nothing() {
     );
     match lines.last() {
         Some(StreamedEvent::Failed(body)) => {
-            assert_eq!(body.error, ErrorKind::HandlerFailed);
+            assert_eq!(body.error, ErrorKind::HandlerError);
             assert_eq!(body.message, "the stream broke");
         }
         other => panic!("expected a failure last, got {other:?}"),
@@ -266,7 +266,7 @@ async fn an_error_mid_stream_writes_nothing() {
             vec![Value::Null],
         )
         .await;
-    assert_error(outcome, 500, ErrorKind::HandlerFailed);
+    assert_error(outcome, 422, ErrorKind::HandlerError);
     assert_eq!(
         stored(&server, &session).await,
         json!({ "history": [1, 2, 3, 4, 5], "changes": 1 })

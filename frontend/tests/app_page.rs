@@ -245,7 +245,7 @@ async fn a_failed_event_shows_a_readable_error() {
         .answers
         .borrow_mut()
         .push_back(Err(ClientError::Server(ErrorBody {
-            error: ErrorKind::HandlerFailed,
+            error: ErrorKind::HandlerError,
             message: "the handler of listener 0 failed: out of stock".into(),
         })));
     let (root, _controller) = mount(backend);

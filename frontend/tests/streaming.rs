@@ -290,7 +290,7 @@ async fn a_failed_stream_puts_back_what_the_page_showed() {
         .borrow_mut()
         .push_back(Err(keepsake_frontend::api::ClientError::Server(
             ErrorBody {
-                error: ErrorKind::HandlerFailed,
+                error: ErrorKind::HandlerError,
                 message: "the stream broke".into(),
             },
         )));

@@ -154,7 +154,7 @@ async fn a_tick_failing_again_leaves_its_error_banner_as_it_is() {
             .answers
             .borrow_mut()
             .push_back(Err(ClientError::Server(ErrorBody {
-                error: ErrorKind::HandlerFailed,
+                error: ErrorKind::HandlerError,
                 message: "the sensor is offline".into(),
             })));
     }

@@ -42,7 +42,12 @@ pub enum ErrorKind {
     LimitExceeded,
     /// The event would make the session's state larger than the server allows.
     StateTooLarge,
-    /// The event handler failed (returned an error or panicked); nothing was changed.
+    /// The event handler said no: its own message for the user (Gradio's `gr.Error`),
+    /// such as a validation error; nothing was changed. A 4xx: the app working as
+    /// written, not a fault.
+    HandlerError,
+    /// The event handler failed (it panicked, or what it returned could not be
+    /// stored); nothing was changed. A bug in the app, as monitoring should see it.
     HandlerFailed,
     /// The event handler did not finish within the configured time.
     Timeout,
@@ -78,6 +83,7 @@ impl ErrorKind {
             ErrorKind::PayloadTooLarge => "payload_too_large",
             ErrorKind::LimitExceeded => "limit_exceeded",
             ErrorKind::StateTooLarge => "state_too_large",
+            ErrorKind::HandlerError => "handler_error",
             ErrorKind::HandlerFailed => "handler_failed",
             ErrorKind::Timeout => "timeout",
             ErrorKind::StoreUnavailable => "store_unavailable",
@@ -98,6 +104,7 @@ impl ErrorKind {
             | ErrorKind::UnknownListener
             | ErrorKind::UnknownReply => 404,
             ErrorKind::PayloadTooLarge | ErrorKind::StateTooLarge => 413,
+            ErrorKind::HandlerError => 422,
             ErrorKind::LimitExceeded => 429,
             ErrorKind::HandlerFailed | ErrorKind::Internal => 500,
             ErrorKind::StoreUnavailable | ErrorKind::AtCapacity => 503,

@@ -59,5 +59,7 @@ pub use ids::{AppId, ComponentId, ListenerId, ReplyId, SessionId, SessionIdError
 /// that touch no session value run beside the others ([`config::ListenerConfig::concurrent`]).
 /// 8: a streamed answer can be resumed after a dropped connection: it names itself
 /// in the [`api::REPLY_HEADER`] header, and [`api::ResumeReply`] gives the lines
-/// after those a client holds (the error kind `unknown_reply` when it is gone).
+/// after those a client holds (the error kind `unknown_reply` when it is gone); a
+/// handler's own error is the kind `handler_error` (422), told apart from a fault
+/// (`handler_failed`, 500).
 pub const PROTOCOL_VERSION: u32 = 8;

@@ -39,6 +39,7 @@ impl Engine {
         };
         let call = match std::panic::catch_unwind(AssertUnwindSafe(|| (listener.handler)(args))) {
             Ok(Ok(call)) => call,
+            // Only the erased handler's own check of its inputs fails here: a bug.
             Ok(Err(error)) => return Err(ApiError::HandlerFailed(error.0)),
             Err(payload) => return Err(panicked(payload)),
         };
@@ -70,9 +71,11 @@ impl Engine {
                     match tokio::time::timeout(timeout, blocking).await {
                         Err(elapsed) => Err(elapsed),
                         Ok(Ok(outcome)) => Ok(outcome),
-                        Ok(Err(error)) => Ok(Ok(Err(crate::handler::HandlerError(format!(
-                            "the handler did not run: {error}"
-                        ))))),
+                        Ok(Err(error)) => {
+                            return Err(ApiError::HandlerFailed(format!(
+                                "the handler did not run: {error}"
+                            )));
+                        }
                     }
                 }
             },
@@ -92,7 +95,7 @@ impl Engine {
         match outcome {
             Err(_) => Err(ApiError::Timeout(timeout)),
             Ok(Err(payload)) => Err(panicked(payload)),
-            Ok(Ok(Err(error))) => Err(ApiError::HandlerFailed(error.0)),
+            Ok(Ok(Err(error))) => Err(ApiError::HandlerError(error.0)),
             Ok(Ok(Ok(outputs))) => Ok(outputs),
         }
     }

@@ -102,7 +102,7 @@ impl Engine {
             let item = match next {
                 Err(_) => return Err(ApiError::StreamStalled(gap)),
                 Ok(None) => break,
-                Ok(Some(item)) => item.map_err(|error| ApiError::HandlerFailed(error.0))?,
+                Ok(Some(item)) => item.map_err(|error| ApiError::HandlerError(error.0))?,
             };
             item_due = Instant::now() + gap;
             count += 1;

@@ -273,7 +273,7 @@ impl Controller {
         let text = match error.kind() {
             // The user's Stop, which kept nothing: nothing went wrong.
             Some(ErrorKind::Stopped) => return,
-            Some(ErrorKind::HandlerFailed) => error.to_string(),
+            Some(ErrorKind::HandlerError) => error.to_string(),
             _ => format!("The last action failed: {error}"),
         };
         self.status.error.set(Some(text));

@@ -113,7 +113,7 @@ pub(super) async fn start(
         // The returned outputs only, as `data` held the parameters only.
         Ok(result) => Ok(endpoint.returned_values(&result)),
         // Refused input, limits, an unknown session: the request's answer.
-        Err(error) if error.kind().http_status() < 500 => return Err(error),
+        Err(error) if !crate::bridges::listener_failed(&error) => return Err(error),
         Err(error) => Err(crate::bridges::user_message(&error)),
     };
     let event_id = super::event_id();

@@ -58,7 +58,7 @@ pub(super) async fn run(
         }))
         .into_response()),
         // Refused input, limits, an unknown session: the request's own answer.
-        Err(error) if error.kind().http_status() < 500 => Err(error),
+        Err(error) if !crate::bridges::listener_failed(&error) => Err(error),
         // The listener failed: nothing was written, and the client gets its message
         // the way Gradio words a failed direct call.
         Err(error) => Ok((
