@@ -2,6 +2,8 @@
 //! session's short id, the client's address and the request's headers, through the
 //! page API and through the Gradio-compatible bridge, and so does a `.change`
 //! listener it sets off; the request is no input slot, so clients send nothing for it.
+//! Its session key is the same for every event of a session (with Redis, on every
+//! instance), another for every session, and says nothing of the session's id.
 
 #![allow(clippy::unwrap_used)]
 
@@ -10,7 +12,7 @@ mod support;
 use keepsake::components::{Button, Markdown, Textbox};
 use keepsake::{Blocks, REQUEST, Request, Settings, State};
 use serde_json::{Value, json};
-use support::{TestServer, component, fast_settings, listener_named, value_of};
+use support::{TestServer, component, fast_settings, listener_named, on_redis, value_of};
 
 /// What the handler saw, in one line.
 fn seen(request: &Request) -> String {
@@ -109,5 +111,64 @@ async fn a_bridge_call_gives_its_request_too() {
             && greeting.ends_with("address=127.0.0.1 agent=bridge/2"),
         "{answer}"
     );
+    server.stop().await;
+}
+
+fn keys() -> keepsake::App {
+    let mut app = Blocks::new("keys", "Keys");
+    let shown = app.add(Textbox::new().label("Key"));
+    let button = app.add(Button::new("Key"));
+    app.click(button, REQUEST, shown, |request: Request| {
+        request.session_key().to_owned()
+    })
+    .api_name("key");
+    app.build().unwrap()
+}
+
+async fn key_of(server: &TestServer, session: &keepsake::protocol::SessionId) -> String {
+    let config = server.config("keys").await;
+    let result = server
+        .event("keys", session, listener_named(&config, "key"), Vec::new())
+        .await
+        .unwrap();
+    let key = value_of(&result, component(&config, "Key")).unwrap();
+    key.as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_key_is_the_sessions_own_and_hides_its_id() {
+    // With Redis, a second instance on the same store gives the same keys.
+    let settings = if on_redis() {
+        Settings {
+            store: std::env::var("KEEPSAKE_TEST_REDIS").unwrap(),
+            store_namespace: format!("test-keys-{}", rand::random::<u64>()),
+            ..fast_settings()
+        }
+    } else {
+        fast_settings()
+    };
+    let server = TestServer::start(settings.clone(), vec![keys()]).await;
+    let (one, two) = (
+        server.start_session("keys").await,
+        server.start_session("keys").await,
+    );
+    let key = key_of(&server, &one).await;
+    assert_eq!(key.len(), 32, "{key}");
+    assert!(key.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
+    assert_eq!(key_of(&server, &one).await, key, "stable across events");
+    assert_ne!(key_of(&server, &two).await, key, "one per session");
+    for part in one.as_str().as_bytes().chunks(8) {
+        let part = std::str::from_utf8(part).unwrap();
+        assert!(!key.contains(part), "{key} shows {part} of the id");
+    }
+    if on_redis() {
+        let elsewhere = TestServer::start(settings, vec![keys()]).await;
+        assert_eq!(
+            key_of(&elsewhere, &one).await,
+            key,
+            "the same on every instance"
+        );
+        elsewhere.stop().await;
+    }
     server.stop().await;
 }

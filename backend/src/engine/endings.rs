@@ -97,8 +97,14 @@ impl Engine {
         if data.closed {
             return;
         }
-        // No one asked: the request knows the session only.
-        let origin = Request::default().in_session(session.id);
+        // No one asked: the request knows the session (and its key) only.
+        let origin = match self.in_session(Request::default(), &session.id).await {
+            Ok(origin) => origin,
+            Err(error) => {
+                tracing::warn!(%error, "the session's key for its unload listeners is unavailable");
+                Request::default().in_session(session.id)
+            }
+        };
         for listener in &self.app.unload_listeners {
             let outcome = match self.listener(*listener) {
                 Ok(listener) => {

@@ -168,7 +168,7 @@ impl Engine {
             self.stop_streams(session_id, &listener.config.cancels)
                 .await;
         }
-        let origin = origin.in_session(*session_id);
+        let origin = self.in_session(origin, session_id).await?;
         if listener.config.concurrent {
             let run = Run {
                 listener,

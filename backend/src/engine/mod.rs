@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use self::globals::GlobalWriters;
 use crate::app::App;
 use crate::error::ApiError;
+use crate::handler::request::Request;
 use crate::session::Session;
 use crate::settings::Settings;
 use crate::store::{FeedOpened, Store};
@@ -165,6 +166,20 @@ impl Engine {
             .seed
             .get_or_try_init(|| async { self.store.browser_seed().await })
             .await?)
+    }
+
+    /// `origin` in `session`: with the session's key when the app's handlers take
+    /// the request (no key derived per event otherwise).
+    pub(crate) async fn in_session(
+        &self,
+        origin: Request,
+        session: &SessionId,
+    ) -> Result<Request, ApiError> {
+        let origin = origin.in_session(*session);
+        if !self.app.takes_request {
+            return Ok(origin);
+        }
+        Ok(origin.with_key(self.seed().await?))
     }
 
     /// A live session (a use: it moves in the LRU order and its retention restarts).

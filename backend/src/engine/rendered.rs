@@ -58,7 +58,7 @@ impl Engine {
         if data.closed {
             return Err(ApiError::UnknownSession);
         }
-        let origin = origin.in_session(*session_id);
+        let origin = self.in_session(origin, session_id).await?;
         let wait = self.limits.event_timeout;
         let mut globals = Vec::new();
         for _ in 0..MAX_ATTEMPTS {

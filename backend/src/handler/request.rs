@@ -3,12 +3,15 @@
 use std::net::IpAddr;
 
 use axum::http::HeaderMap;
+use hkdf::Hkdf;
 use keepsake_shared::SessionId;
+use sha2::Sha256;
 
 use crate::handler::{Input, SlotRef, sealed};
 
 /// What a handler may know of the request behind its event (Gradio's `gr.Request`):
-/// the session's short id, the client's address and the HTTP headers.
+/// the session's short id, a key of the session for the app's own storage, the
+/// client's address and the HTTP headers.
 ///
 /// A handler asks for it by listing [`REQUEST`] among its inputs; it is filled in by
 /// the server, so it is no input slot: pages and API clients never see or send it.
@@ -33,6 +36,8 @@ use crate::handler::{Input, SlotRef, sealed};
 #[derive(Clone, Default)]
 pub struct Request {
     session: Option<SessionId>,
+    /// [`Request::session_key`]'s hex digits, when the session has one.
+    key: Option<[u8; 32]>,
     client_address: Option<IpAddr>,
     headers: HeaderMap,
 }
@@ -42,6 +47,7 @@ impl Request {
     pub fn new(client_address: Option<IpAddr>, headers: HeaderMap) -> Self {
         Request {
             session: None,
+            key: None,
             client_address,
             headers,
         }
@@ -51,6 +57,39 @@ impl Request {
     pub(crate) fn in_session(mut self, session: SessionId) -> Self {
         self.session = Some(session);
         self
+    }
+
+    /// The same request, with its session's key derived from the store's `seed`
+    /// (HKDF-SHA256, under a label of its own: no other id the server derives
+    /// from the seed is this one).
+    pub(crate) fn with_key(mut self, seed: &[u8; 32]) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let Some(session) = self.session else {
+            return self;
+        };
+        let mut bytes = [0u8; 16];
+        // 16 bytes is far below HKDF-SHA256's limit of 8160: expand cannot fail.
+        let _ = Hkdf::<Sha256>::new(Some(b"keepsake request session key"), seed)
+            .expand(session.as_str().as_bytes(), &mut bytes);
+        let mut digits = [0u8; 32];
+        for (i, byte) in bytes.into_iter().enumerate() {
+            digits[2 * i] = HEX[usize::from(byte >> 4)];
+            digits[2 * i + 1] = HEX[usize::from(byte & 0x0f)];
+        }
+        self.key = Some(digits);
+        self
+    }
+
+    /// A key of the session for the app's own storage (a database row, a cache
+    /// entry): 32 hex digits, the same for every event of the session, on every
+    /// instance and after a restart when the store is Redis, different for every
+    /// session, and no way to learn the session's id (which would let its holder
+    /// act as the user). Empty outside a session.
+    pub fn session_key(&self) -> &str {
+        self.key
+            .as_ref()
+            .and_then(|digits| std::str::from_utf8(digits).ok())
+            .unwrap_or_default()
     }
 
     /// The session's id, for the server's own use (never shown).
@@ -132,5 +171,27 @@ mod tests {
             "never the full id: {shown}"
         );
         assert!(!shown.contains("secret=42"), "{shown}");
+    }
+
+    #[test]
+    fn a_session_key_is_stable_per_session_and_tells_nothing_of_its_id() {
+        let seed = [7u8; 32];
+        let (one, two) = (
+            SessionId::from_bytes([0xab; 16]),
+            SessionId::from_bytes([0xac; 16]),
+        );
+        let key = |session, seed: &[u8; 32]| {
+            Request::default()
+                .in_session(session)
+                .with_key(seed)
+                .session_key()
+                .to_owned()
+        };
+        assert_eq!(key(one, &seed), key(one, &seed));
+        assert_eq!(key(one, &seed).len(), 32);
+        assert_ne!(key(one, &seed), key(two, &seed));
+        assert_ne!(key(one, &seed), key(one, &[8u8; 32]));
+        assert!(!key(one, &seed).contains(one.short()));
+        assert_eq!(Request::default().with_key(&seed).session_key(), "");
     }
 }
