@@ -4,10 +4,12 @@
 //! the browser tests drive.
 
 mod chat;
+mod secret;
 
 pub use chat::{CHAT_WORD_DELAY, answer_to, chat, chat_paced};
 use rand::Rng;
 use rand::distr::Alphanumeric;
+pub use secret::{SECRET_FILE, default_data_dir, kept_secret};
 use serde::{Deserialize, Serialize};
 
 use crate::components::{Button, Checkbox, CheckboxGroup, Markdown, Number, Textbox};
@@ -74,25 +76,22 @@ pub fn visitor_counter() -> Result<App, BuildError> {
     app.build()
 }
 
-/// Fixed storage key of the saved-login demo; with [`SAVED_LOGIN_SECRET`], its values
-/// survive server restarts.
+/// Storage key of the saved-login demo when it is given a secret.
 pub const SAVED_LOGIN_STORAGE_KEY: &str = "saved_login";
-/// Fixed secret of the saved-login demo. Public, so it protects nothing: a real app
-/// reads its secret from its environment.
-pub const SAVED_LOGIN_SECRET: &str = "keepsake-demo-secret: replace me in a real app, 32+ bytes";
 
 /// Browser state: username and password kept in the browser's localStorage, sealed by
-/// the server. With `fixed_keys` false, the keys are random per server start, so a
-/// restart makes earlier values unreadable (as in Gradio).
-pub fn saved_login(id: &str, fixed_keys: bool) -> Result<App, BuildError> {
+/// the server. With a `secret` (which the library never holds: `keepsake-demo` takes
+/// one or keeps one of its own, [`kept_secret`]), the storage key is fixed, and a
+/// server started again with the same secret reads the values; without, the keys
+/// are random per server start, so a restart makes earlier values unreadable (as in
+/// Gradio).
+pub fn saved_login(id: &str, secret: Option<&str>) -> Result<App, BuildError> {
     let mut app = Blocks::new(id, "Saved login").description(
         "Browser state: what you type is kept in your browser, sealed by the server, and survives refreshes and restarts.",
     );
     let mut stored = BrowserState::new([String::new(), String::new()]);
-    if fixed_keys {
-        stored = stored
-            .storage_key(SAVED_LOGIN_STORAGE_KEY)
-            .secret(SAVED_LOGIN_SECRET);
+    if let Some(secret) = secret {
+        stored = stored.storage_key(SAVED_LOGIN_STORAGE_KEY).secret(secret);
     }
     let stored = app.browser_state(stored);
     let (username, password) = {
@@ -257,12 +256,13 @@ pub fn todo() -> Result<App, BuildError> {
     app.build()
 }
 
-/// Every demo, as mounted by `keepsake-demo`.
-pub fn all() -> Result<Vec<App>, BuildError> {
+/// Every demo, as mounted by `keepsake-demo`; `secret` is the saved-login demo's
+/// ([`saved_login`]).
+pub fn all(secret: Option<&str>) -> Result<Vec<App>, BuildError> {
     Ok(vec![
         shopping_cart()?,
         visitor_counter()?,
-        saved_login("saved-login", true)?,
+        saved_login("saved-login", secret)?,
         chat()?,
         todo()?,
     ])

@@ -15,7 +15,7 @@ async fn server() -> TestServer {
         static_dir: None,
         ..fast_settings()
     };
-    TestServer::start(settings, keepsake::demos::all().unwrap()).await
+    TestServer::start(settings, keepsake::demos::all(None).unwrap()).await
 }
 
 /// A client that does not decompress, so the test sees what the server sent.

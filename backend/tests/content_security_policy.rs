@@ -79,7 +79,7 @@ async fn pages_carry_the_policy_and_reports_are_counted() {
         static_dir: Some(dir.clone()),
         ..fast_settings()
     };
-    let server = TestServer::start(settings.clone(), demos::all().unwrap()).await;
+    let server = TestServer::start(settings.clone(), demos::all(None).unwrap()).await;
 
     // The page (a client route answered with index.html) and a file of the client.
     let expected = DEFAULT_CONTENT_SECURITY_POLICY.replace(
@@ -184,7 +184,7 @@ async fn pages_carry_the_policy_and_reports_are_counted() {
             content_security_policy: String::new(),
             ..settings
         },
-        demos::all().unwrap(),
+        demos::all(None).unwrap(),
     )
     .await;
     let page = server.client.get(server.url("/")).send().await.unwrap();
@@ -207,7 +207,7 @@ async fn a_policy_that_is_not_a_header_value_is_refused_by_name() {
         content_security_policy: "default-src 'self';\r\nX-Injected: 1".into(),
         ..fast_settings()
     };
-    let error = keepsake::Server::new(settings, demos::all().unwrap()).unwrap_err();
+    let error = keepsake::Server::new(settings, demos::all(None).unwrap()).unwrap_err();
     let message = error.to_string();
     assert!(
         message.contains("--content-security-policy") && message.contains("header value"),

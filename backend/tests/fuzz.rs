@@ -14,6 +14,9 @@ use keepsake::{Server, Settings, demos};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
+/// The saved-login demo's secret here (the test's own: the library holds none).
+const SECRET: &str = "the fuzz test's own secret, 32 bytes or more";
+
 /// One server and runtime for all cases: building them per case would measure setup.
 fn fixture() -> &'static (tokio::runtime::Runtime, Server) {
     static FIXTURE: OnceLock<(tokio::runtime::Runtime, Server)> = OnceLock::new();
@@ -34,7 +37,7 @@ fn fixture() -> &'static (tokio::runtime::Runtime, Server) {
                     [
                         demos::shopping_cart().unwrap(),
                         demos::visitor_counter().unwrap(),
-                        demos::saved_login("saved-login", true).unwrap(),
+                        demos::saved_login("saved-login", Some(SECRET)).unwrap(),
                     ],
                 )
             })

@@ -26,6 +26,8 @@ impl Instance {
         let mut child = Command::new(env!("CARGO_BIN_EXE_keepsake-demo"))
             .args(["--addr", "127.0.0.1:0", "--store", &redis.url()])
             .args(["--store-namespace", "multi", "--heartbeat", "200ms"])
+            // One secret for every instance, as a deployment gives them.
+            .args(["--secret", "the instances' shared secret, 32 bytes or more"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .spawn()

@@ -12,7 +12,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use keepsake::demos::{SAVED_LOGIN_SECRET, SAVED_LOGIN_STORAGE_KEY};
+use keepsake::demos::SAVED_LOGIN_STORAGE_KEY;
 use keepsake::protocol::api::{self, Endpoint};
 use keepsake::protocol::config::{AppConfig, AppSummary, ComponentKind, EventKind};
 use keepsake::protocol::event::{EventRequest, SealedValue};
@@ -182,11 +182,15 @@ async fn nothing_a_client_is_told_opens_or_forges_a_sealed_value() {
         max_events_per_second: 100_000,
         ..fast_settings()
     };
-    let server = TestServer::start(settings, keepsake::demos::all().unwrap()).await;
+    // The secret as `keepsake-demo` makes it on a first start: random, kept in a file.
+    let data_dir = std::env::temp_dir().join(format!("keepsake-sealed-{}", rand::random::<u64>()));
+    let (secret, _) = keepsake::demos::kept_secret(&data_dir).unwrap();
+    let demos = || keepsake::demos::all(Some(&secret)).unwrap();
+    let server = TestServer::start(settings, demos()).await;
     let mut transcript = Transcript::default();
     let apps: Vec<AppSummary> =
         serde_json::from_str(&transcript.get(&server, api::ListApps::ROUTE).await).unwrap();
-    assert_eq!(apps.len(), keepsake::demos::all().unwrap().len());
+    assert_eq!(apps.len(), demos().len());
     let mut login_held = Vec::new();
     for app in &apps {
         let held = full_session(&server, &mut transcript, &app.id.0).await;
@@ -201,15 +205,17 @@ async fn nothing_a_client_is_told_opens_or_forges_a_sealed_value() {
     assert!(!sealed.contains("alice"));
 
     let everything = transcript.bodies.join("\n");
-    assert!(
-        !everything.contains(SAVED_LOGIN_SECRET),
-        "the secret is never sent"
-    );
+    assert!(!everything.contains(&secret), "the secret is never sent");
     assert!(!everything.contains("secret"), "no field even names one");
 
-    // Every string the client saw, and what it holds, tried as the secret.
+    // Every string the client saw, what it holds, and every string constant of the
+    // published crates (the library once shipped the demo's secret), tried as the
+    // secret.
     let mut candidates = transcript.candidates();
     candidates.insert(sealed.clone());
+    let constants = published_strings();
+    assert!(constants.len() > 500, "{} constants", constants.len());
+    candidates.extend(constants);
     assert!(
         candidates.len() > 50,
         "a real transcript: {}",
@@ -262,15 +268,32 @@ async fn nothing_a_client_is_told_opens_or_forges_a_sealed_value() {
     // The control: what the browser holds reads back, and so would a value sealed
     // with the real secret.
     assert_eq!(read_as(sealed.clone()).await, Some(json!("alice")));
-    let insider = Sealer::new(
-        "saved-login",
-        SAVED_LOGIN_STORAGE_KEY,
-        &[SAVED_LOGIN_SECRET],
-    );
+    let insider = Sealer::new("saved-login", SAVED_LOGIN_STORAGE_KEY, &[&secret]);
     assert_eq!(
         read_as(insider.seal(0, None, forged_login).unwrap()).await,
         Some(json!("mallory"))
     );
     let _ = slot;
     server.stop().await;
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// Every string literal in the sources of the published crates (`keepsake` and
+/// `keepsake-shared`), roughly: the text between each pair of double quotes.
+fn published_strings() -> std::collections::BTreeSet<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut found = std::collections::BTreeSet::new();
+    let mut dirs = vec![root.join("src"), root.join("../shared/src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                found.extend(text.split('"').skip(1).step_by(2).map(str::to_owned));
+            }
+        }
+    }
+    found
 }

@@ -48,7 +48,7 @@ async fn violations(browser: &Browser, axe: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_page_has_a_serious_or_critical_violation_in_light_or_dark() {
     let axe = axe_source();
-    let apps = demos::all().expect("demos build");
+    let apps = demos::all(None).expect("demos build");
     let mut pages = vec!["/".to_owned()];
     pages.extend(apps.iter().map(|app| format!("/apps/{}", app.id().0)));
     pages.extend(apps.iter().map(|app| format!("/apps/{}/api", app.id().0)));

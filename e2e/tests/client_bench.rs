@@ -16,7 +16,7 @@ const RUNS: usize = 5;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement; run by scripts/bench"]
 async fn first_click_after_navigation() {
-    let server = RunningServer::start(free_port(), demos::all().expect("demos build")).await;
+    let server = RunningServer::start(free_port(), demos::all(None).expect("demos build")).await;
     let page = server.url("/apps/shopping-cart");
     let mut times = Vec::with_capacity(RUNS);
     for run in 0..RUNS {

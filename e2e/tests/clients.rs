@@ -18,7 +18,8 @@ async fn run_checks(program: &str, script: &str) {
     let mut settings = RunningServer::settings(free_port());
     settings.gradio_api = true;
     settings.mcp = true;
-    let server = RunningServer::start_with(settings, demos::all().expect("the demos build")).await;
+    let server =
+        RunningServer::start_with(settings, demos::all(None).expect("the demos build")).await;
     let run = Command::new(program)
         .arg(repository().join(script))
         .arg(server.url(""))

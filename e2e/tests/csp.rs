@@ -38,7 +38,7 @@ async fn expect_violations(server: &RunningServer, expected: u64, page: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_works_under_the_policy_and_a_forbidden_script_is_reported() {
-    let apps = demos::all().expect("demos build");
+    let apps = demos::all(None).expect("demos build");
     let mut pages = vec!["/".to_owned()];
     pages.extend(apps.iter().map(|app| format!("/apps/{}", app.id().0)));
     let server = RunningServer::start(free_port(), apps).await;

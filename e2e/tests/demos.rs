@@ -88,6 +88,10 @@ async fn the_counter_counts_page_loads_across_browsers_and_updates_live() {
 
 const LOGIN_KEY: &str = "keepsake:saved-login:saved_login";
 
+/// The saved-login demo's secret in these tests (the test's own, as a deployment
+/// has its own: the library holds none).
+const SECRET: &str = "the browser tests' own secret, 32 bytes or more";
+
 async fn log_in(browser: &Browser, user: &str, password: &str) {
     browser.type_into("Username", user).await;
     browser.type_into("Password", password).await;
@@ -102,7 +106,7 @@ async fn the_login_survives_refresh_browser_restart_and_server_restart() {
     let port = free_port();
     let server = RunningServer::start(
         port,
-        vec![demos::saved_login("saved-login", true).expect("demo")],
+        vec![demos::saved_login("saved-login", Some(SECRET)).expect("demo")],
     )
     .await;
     let page = server.url("/apps/saved-login");
@@ -148,7 +152,7 @@ async fn the_login_survives_refresh_browser_restart_and_server_restart() {
     server.stop().await;
     let server = RunningServer::start(
         port,
-        vec![demos::saved_login("saved-login", true).expect("demo")],
+        vec![demos::saved_login("saved-login", Some(SECRET)).expect("demo")],
     )
     .await;
     restarted.client.refresh().await.expect("refresh");
@@ -163,7 +167,7 @@ async fn the_login_survives_refresh_browser_restart_and_server_restart() {
 async fn edited_local_storage_reads_as_the_default() {
     let server = RunningServer::start(
         free_port(),
-        vec![demos::saved_login("saved-login", true).expect("demo")],
+        vec![demos::saved_login("saved-login", Some(SECRET)).expect("demo")],
     )
     .await;
     let browser = Browser::launch(None).await;
@@ -198,7 +202,7 @@ async fn edited_local_storage_reads_as_the_default() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_fixed_keys_a_server_restart_yields_the_default() {
     let port = free_port();
-    let app = || demos::saved_login("saved-login-ephemeral", false).expect("demo");
+    let app = || demos::saved_login("saved-login-ephemeral", None).expect("demo");
     let server = RunningServer::start(port, vec![app()]).await;
     let page = server.url("/apps/saved-login-ephemeral");
     let browser = Browser::launch(None).await;
@@ -226,7 +230,7 @@ async fn without_fixed_keys_a_server_restart_yields_the_default() {
 async fn a_change_in_one_tab_appears_in_another() {
     let server = RunningServer::start(
         free_port(),
-        vec![demos::saved_login("saved-login", true).expect("demo")],
+        vec![demos::saved_login("saved-login", Some(SECRET)).expect("demo")],
     )
     .await;
     let page = server.url("/apps/saved-login");

@@ -6,7 +6,7 @@ use keepsake_e2e::{Browser, RunningServer, free_port};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_start_page_is_rendered_by_the_client_and_opens_an_app() {
-    let server = RunningServer::start(free_port(), demos::all().expect("demos build")).await;
+    let server = RunningServer::start(free_port(), demos::all(None).expect("demos build")).await;
     // The server sends only the client's shell: the app list comes from the API.
     let shell = reqwest::get(server.url("/"))
         .await

@@ -36,16 +36,37 @@ async fn a_release_binary_copied_alone_serves_the_demos() {
     let mut child = Command::new(&binary)
         .current_dir(&alone)
         .args(["--addr", "127.0.0.1:0"])
+        // No secret given: it makes one and keeps it here (not in the home of
+        // whoever runs the tests).
+        .args([OsStr::new("--data-dir"), alone.as_os_str()])
         .env("RUST_LOG", "warn")
+        .env_remove("KEEPSAKE_SECRET")
         .stdout(Stdio::piped())
         .spawn()
         .expect("the binary starts");
     let stdout = child.stdout.take().expect("stdout");
     let _running = ChildGuard(child);
+    let mut stdout = BufReader::new(stdout);
     let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("the serving line");
+    stdout.read_line(&mut line).expect("the serving line");
+    let mut kept = String::new();
+    stdout.read_line(&mut kept).expect("the secret's line");
+    let secret_file = alone.join(keepsake::demos::SECRET_FILE);
+    assert_eq!(
+        kept.trim(),
+        format!(
+            "The saved-login demo's secret is kept in {} (readable by you only)",
+            secret_file.display()
+        )
+    );
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&secret_file)
+            .expect("the secret's file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
     let base = line
         .trim()
         .strip_prefix("Keepsake is serving on ")
