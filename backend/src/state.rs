@@ -210,14 +210,20 @@ impl<T: StateType> Global<T> {
 /// keys belong to the Redis namespace: shared by every instance and kept as long as
 /// its data, so there values survive restarts of the instances.)
 ///
-/// ```
+/// [`crate::Blocks::build`] refuses a secret shorter than 32 bytes, an empty one, and
+/// a secret without a storage key (it would be ignored).
+///
+/// ```no_run
 /// use std::time::Duration;
 /// use keepsake::components::Textbox;
 /// use keepsake::{Blocks, BrowserState};
 ///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // 32 random bytes or more, from the environment: never in the source.
+/// let secret = std::env::var("NAME_SECRET")?;
 /// let remembered = BrowserState::new(String::new())
 ///     .storage_key("remembered-name")
-///     .secret(std::env::var("NAME_SECRET").unwrap_or_else(|_| "at least 32 bytes of secret, please".into()))
+///     .secret(secret)
 ///     .max_age(Duration::from_secs(30 * 24 * 3600));
 ///
 /// let mut app = Blocks::new("hello-again", "Hello again");
@@ -227,7 +233,8 @@ impl<T: StateType> Global<T> {
 /// app.load(remembered, name, |name: String| name);
 /// app.change(name, name, remembered, |name: String| name);
 /// app.build()?;
-/// # Ok::<(), keepsake::BuildError>(())
+/// # Ok(())
+/// # }
 /// ```
 pub struct BrowserState<T> {
     pub(crate) default: T,
@@ -262,8 +269,8 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> BrowserState<T> {
         self
     }
 
-    /// The secret the sealing keys are derived from. Use at least 32 random bytes,
-    /// read from the environment, not from the source.
+    /// The secret the sealing keys are derived from: at least 32 random bytes
+    /// (`build` refuses fewer), read from the environment, not from the source.
     pub fn secret(mut self, secret: impl Into<String>) -> Self {
         self.secrets = vec![secret.into()];
         self

@@ -68,15 +68,16 @@ pub struct Blocks {
     states: Vec<StateDef>,
     globals: Vec<GlobalDef>,
     browser_states: Vec<BrowserStateDef>,
-    /// A BrowserState was given an empty secret (refused by `build`).
-    empty_secret: bool,
     resources: Vec<ResourceFactory>,
     listeners: Listeners,
     /// Open containers; the first is the page's top-level column.
     pub(crate) layout: LayoutStack,
     /// Regions rendered from state ([`Blocks::render`], in `render.rs`).
     pub(crate) renders: Vec<RenderDef>,
-    warnings: Vec<String>,
+    /// Mistakes found while declaring (a weak secret, a secret that would be
+    /// ignored): `build` refuses the app with the first, rather than warn in a log a
+    /// developer may never see.
+    mistakes: Vec<String>,
 }
 
 pub use self::listener::ListenerRef;
@@ -94,12 +95,11 @@ impl Blocks {
             states: Vec::new(),
             globals: Vec::new(),
             browser_states: Vec::new(),
-            empty_secret: false,
             resources: Vec::new(),
             listeners: Listeners::default(),
             layout: LayoutStack::default(),
             renders: Vec::new(),
-            warnings: Vec::new(),
+            mistakes: Vec::new(),
         }
     }
 
@@ -290,23 +290,23 @@ impl Blocks {
             .unwrap_or_else(|| format!("browser-state-{}", id.0));
         if state.secrets.iter().any(String::is_empty) {
             // Anyone can derive keys from an empty secret (as from a missing
-            // environment variable read with `unwrap_or_default`): refused at build.
-            self.empty_secret = true;
-        }
-        if let Some(weak) = state.secrets.iter().find(|s| s.len() < MIN_SECRET_BYTES) {
-            self.warnings.push(format!(
-                "a BrowserState secret of app {:?} is {} bytes long; use at least {MIN_SECRET_BYTES}",
-                self.id,
+            // environment variable read with `unwrap_or_default`).
+            self.mistakes.push(
+                "a BrowserState secret is empty: anyone could forge its values (read the secret from the environment, and fail if it is missing)".into(),
+            );
+        } else if let Some(weak) = state.secrets.iter().find(|s| s.len() < MIN_SECRET_BYTES) {
+            // The length only: the secret itself never reaches a message.
+            self.mistakes.push(format!(
+                "a BrowserState secret is {} bytes long: one that short can be guessed, and whoever guesses it opens and forges the values; use at least {MIN_SECRET_BYTES} random bytes, read from the environment",
                 weak.len()
             ));
         }
         let secrets = match (fixed_key, state.secrets.is_empty()) {
             (true, false) => Some(state.secrets),
             (false, false) => {
-                self.warnings.push(format!(
-                    "a BrowserState of app {:?} has a secret but no storage key: its values will not survive a restart (fix both)",
-                    self.id
-                ));
+                self.mistakes.push(
+                    "a BrowserState has a secret but no storage key: the secret would be ignored and its values lost at every restart; give it a storage key too (or no secret)".into(),
+                );
                 None
             }
             (_, true) => None,
@@ -366,10 +366,8 @@ impl Blocks {
                 .get(id.0 as usize)
                 .is_some_and(|c| c.kind.is_server_side())
         };
-        if self.empty_secret {
-            return Err(fail(
-                "a BrowserState secret is empty: anyone could forge its values (read the secret from the environment, and fail if it is missing)".into(),
-            ));
+        if let Some(mistake) = self.mistakes.first() {
+            return Err(fail(mistake.clone()));
         }
         for c in &self.components {
             crate::components::check_declared(&c.kind, &c.props.value)
@@ -488,9 +486,6 @@ impl Blocks {
             if let Some(after) = &mut listeners[index].config.after {
                 after.by_server = by_server;
             }
-        }
-        for warning in &self.warnings {
-            tracing::warn!("{warning}");
         }
         let config = AppConfig {
             protocol_version: PROTOCOL_VERSION,
