@@ -272,3 +272,56 @@ async fn graceful_shutdown_ends_open_feeds() {
     // `stop` asserts the server finishes within its deadline despite the open stream.
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_delete_callback_does_not_delay_other_endings() {
+    // A "slow" value's callback takes four seconds (a slow disk, a remote call);
+    // any other is recorded at once.
+    const SLOW: Duration = Duration::from_secs(4);
+    let deleted = Arc::new(Mutex::new(Vec::new()));
+    let sink = deleted.clone();
+    let mut app = Blocks::new("slow-delete", "Slow delete");
+    let note = app.state(
+        State::new(String::new())
+            .time_to_live(Duration::from_millis(200))
+            .on_delete(move |last: String| {
+                if last == "slow" {
+                    std::thread::sleep(SLOW);
+                }
+                sink.lock().unwrap().push(last);
+            }),
+    );
+    let text = app.add(Textbox::new().label("Text"));
+    let save = app.add(Button::new("Save"));
+    app.click(save, text, note, |t: String| t).api_name("save");
+    let server = TestServer::start(fast_settings(), vec![app.build().unwrap()]).await;
+    let config = server.config("slow-delete").await;
+    let save = listener_named(&config, "save");
+    let (first, second) = (
+        server.start_session("slow-delete").await,
+        server.start_session("slow-delete").await,
+    );
+    let started = std::time::Instant::now();
+    server
+        .event("slow-delete", &first, save, vec![json!("slow")])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    server
+        .event("slow-delete", &second, save, vec![json!("quick")])
+        .await
+        .unwrap();
+    // The second ending is not kept waiting behind the first one's callback.
+    eventually(SLOW / 2, "the quick delete callback", || {
+        deleted.lock().unwrap().contains(&"quick".to_owned())
+    })
+    .await;
+    assert!(started.elapsed() < SLOW);
+    // The slow one still runs to its end, once.
+    eventually(SLOW * 2, "the slow delete callback", || {
+        deleted.lock().unwrap().contains(&"slow".to_owned())
+    })
+    .await;
+    assert_eq!(deleted.lock().unwrap().len(), 2);
+    server.stop().await;
+}

@@ -5,6 +5,10 @@
 //! - **Every deletion calls the delete callback with the last value**: time-to-live,
 //!   retention expiry and LRU eviction alike, once (the store reports each ending
 //!   once, across instances too).
+//! - **A slow delete callback delays nothing else**: each runs on a blocking thread
+//!   of its own (at most [`DELETES_AT_ONCE`] at once; more wait their turn, as tasks,
+//!   not threads), never on the loop that hands out the store's reports nor on a
+//!   runtime worker; one that runs longer than `--event-timeout` is logged.
 //! - An ended session is closed before its callbacks run: its streams end, its
 //!   resources go, and no later event can bring its values back.
 //! - Unload listeners run once, when a session's last page goes away, as an event
@@ -79,15 +83,37 @@ impl Engine {
         tracing::debug!(session = id.short(), ?reason, "session ended");
     }
 
+    /// Calls state `index`'s delete callback with `value`, off this task (see the
+    /// invariant above).
     fn delete(&self, index: u32, value: Box<dyn DynValue>) {
-        if let Some(callback) = self
+        let Some(callback) = self
             .app
             .states
             .get(index as usize)
-            .and_then(|def| def.on_delete.as_ref())
-        {
-            run_delete_callback(callback, value);
-        }
+            .and_then(|def| def.on_delete.clone())
+        else {
+            return;
+        };
+        let places = self.deletes.clone();
+        let patience = self.limits.event_timeout;
+        tokio::spawn(async move {
+            let Ok(place) = places.acquire_owned().await else {
+                return;
+            };
+            // The place is held until the callback returns, however long: the
+            // blocking threads it can hold stay bounded.
+            let run = tokio::task::spawn_blocking(move || {
+                run_delete_callback(&callback, value);
+                drop(place);
+            });
+            if tokio::time::timeout(patience, run).await.is_err() {
+                tracing::warn!(
+                    state = index,
+                    ?patience,
+                    "a state's delete callback is still running; other endings go on without it"
+                );
+            }
+        });
     }
 
     /// The page of `session` went away: run the unload listeners once and release
@@ -131,6 +157,9 @@ impl Engine {
         tracing::debug!(session = session.id.short(), "session unloaded");
     }
 }
+
+/// Most delete callbacks running at once, each on a blocking thread.
+pub(super) const DELETES_AT_ONCE: usize = 16;
 
 fn run_delete_callback(callback: &DeleteCallback, value: Box<dyn DynValue>) {
     if std::panic::catch_unwind(AssertUnwindSafe(|| callback(value))).is_err() {

@@ -54,6 +54,8 @@ pub(crate) struct Engine {
     seed: tokio::sync::OnceCell<[u8; 32]>,
     /// The streams running here, for listeners that stop them.
     running: stops::Running,
+    /// Places for delete callbacks running at once ([`endings::DELETES_AT_ONCE`]).
+    deletes: Arc<tokio::sync::Semaphore>,
 }
 
 /// The settings an event is held to.
@@ -132,6 +134,7 @@ impl Engine {
             sealers: tokio::sync::OnceCell::new(),
             seed: tokio::sync::OnceCell::new(),
             running: stops::Running::default(),
+            deletes: Arc::new(tokio::sync::Semaphore::new(endings::DELETES_AT_ONCE)),
         });
         engine.store.start(shutdown.clone());
         tasks::spawn(&engine, events_rx, settings.sweep_interval, shutdown);
