@@ -425,3 +425,29 @@ async fn a_reply_keeps_its_last_sixteen_mebibytes_and_says_so_past_them() {
         elsewhere.stop().await;
     }
 }
+
+/// With Redis, a line is in the store before any reader sees it: a client that read
+/// a line on one instance and comes back through another at once is never told it
+/// holds more lines than the reply has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_read_on_one_instance_is_there_on_another_at_once() {
+    if !on_redis() {
+        // In memory, a reply lives on its own instance only.
+        return;
+    }
+    let settings = Settings {
+        store: std::env::var("KEEPSAKE_TEST_REDIS").unwrap(),
+        store_namespace: format!("test-resume-{}", rand::random::<u64>()),
+        ..fast_settings()
+    };
+    let first = TestServer::start(settings.clone(), vec![app()]).await;
+    let second = TestServer::start(settings, vec![app()]).await;
+    for lines in 1..=8 {
+        let session = first.start_session("story").await;
+        let (reply, before) = cut(&first, &session, "tell", lines).await;
+        let rest = resume(&second, &session, reply, before.len()).await;
+        assert!(rest.is_ok(), "after {lines} lines: {rest:?}");
+    }
+    first.stop().await;
+    second.stop().await;
+}

@@ -162,28 +162,42 @@ pub async fn run_event_streamed(
     };
     let (app, session) = params;
     let path = api::ResumeReply::path(&(app.clone(), *session, reply));
-    let mut pauses = ExponentialBuilder::new()
-        .with_min_delay(Duration::from_millis(250))
-        .with_max_delay(Duration::from_secs(2))
-        .with_max_times(60)
-        .build();
+    let pauses = || {
+        ExponentialBuilder::new()
+            .with_min_delay(Duration::from_millis(250))
+            .with_max_delay(Duration::from_secs(2))
+            .with_max_times(60)
+            .build()
+    };
+    let mut tries = pauses();
+    let mut progress = held;
     loop {
         let broken = match read {
             Ok(outcome) => return outcome,
             Err(broken) => broken,
         };
-        let Some(pause) = pauses.next() else {
+        // The allowance is per drop: a resume that brought lines starts it again.
+        if held > progress {
+            progress = held;
+            tries = pauses();
+        }
+        let Some(pause) = tries.next() else {
             return Err(broken);
         };
         TimeoutFuture::new(u32::try_from(pause.as_millis()).unwrap_or(u32::MAX)).await;
         let resume = encode(&Resume { after: held })?;
         read = match send(api::ResumeReply::METHOD, &path, &resume).await {
             Ok(response) if response.ok() => read_lines(&response, &mut held, on_partial).await,
-            // A server's refusal (the reply is gone) is the answer; anything else (a
-            // proxy's error page while the server restarts) is worth another try.
+            // A server's refusal (the reply is gone) is the answer; a passing trouble
+            // (the store away, a limit, a proxy's error page while the server
+            // restarts) is worth another try.
             Ok(response) => match response_text(&response).await {
                 Ok(text) => match error_answer(&response, &text) {
-                    refused @ ClientError::Server(_) => Ok(Err(refused)),
+                    refused @ ClientError::Server(_)
+                        if response.status() < 500 && response.status() != 429 =>
+                    {
+                        Ok(Err(refused))
+                    }
                     other => Err(other),
                 },
                 Err(broken) => Err(broken),

@@ -98,15 +98,17 @@ impl Running {
 }
 
 impl Engine {
-    /// Stops the streams of `listeners` running in `session`, on this instance and
-    /// (with Redis) on the others.
     /// Stops the streams of `listener` in `session` running in this process (a
-    /// reply nobody reads any more, `server/replies.rs`).
+    /// reply nobody reads any more, `server/replies.rs`). A session runs one stream
+    /// of a listener at a time (it holds the session), unless the listener is
+    /// `concurrent`: then its other streams in the session stop too.
     pub(crate) fn stop_here(&self, session: &SessionId, listener: ListenerId) {
         let stopped = self.running.stop(session, &[listener]);
         tracing::debug!(session = %session.short(), stopped, "an abandoned reply stopped");
     }
 
+    /// Stops the streams of `listeners` running in `session`, on this instance and
+    /// (with Redis) on the others.
     pub(super) async fn stop_streams(&self, session: &SessionId, listeners: &[ListenerId]) {
         let stopped = self.running.stop(session, listeners);
         tracing::debug!(session = %session.short(), stopped, "stop requested");

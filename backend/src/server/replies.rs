@@ -80,6 +80,33 @@ struct Progress {
     ended: bool,
 }
 
+/// Ends a reply for its readers and forgets it after the window, when its task
+/// ends, however it ends.
+struct Ending {
+    replies: Arc<Replies>,
+    reply: Arc<Reply>,
+    id: ReplyId,
+}
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        self.reply.end();
+        let (replies, id) = (self.replies.clone(), self.id);
+        // In a task of its own: shutdown waits for running replies, not for windows.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(replies.window) => {}
+                    _ = replies.shutdown.cancelled() => {}
+                }
+                replies.kept().remove(&id);
+            });
+        } else {
+            replies.kept().remove(&id);
+        }
+    }
+}
+
 /// What a reply's task runs: whose reply, and the listener to stop when nobody
 /// reads it (if its listener says so).
 struct Driven {
@@ -157,22 +184,8 @@ impl Replies {
             mut abandoned,
         } = driven;
         let mut answer = std::pin::pin!(answer);
-        let reply = match answer.next().await {
-            Some(Answer::Done(Err(error))) => {
-                let _ = first.send(Err(error));
-                return;
-            }
-            None => return,
-            Some(message) => {
-                let reply = Arc::new(Reply::new(engine.app.config.id.clone(), session));
-                self.kept().insert(id, reply.clone());
-                reply.push(line(message));
-                let _ = first.send(Ok(reply.clone()));
-                reply
-            }
-        };
-        // Running, the store keeps the reply past its longest silence; ended, for the
-        // window.
+        // Running, the store keeps the reply past its longest silence (and `looks`
+        // renews that); ended, for the window.
         let keep = |line: &Bytes| {
             if is_last(line) {
                 self.window
@@ -180,16 +193,45 @@ impl Replies {
                 self.keep
             }
         };
-        let first = reply.line(0).unwrap_or_default();
-        let mut elsewhere =
-            keep_elsewhere(&engine, &session, id, (1, &first), None, keep(&first)).await;
+        let (reply, mut elsewhere) = match answer.next().await {
+            Some(Answer::Done(Err(error))) => {
+                let _ = first.send(Err(error));
+                return;
+            }
+            None => return,
+            Some(message) => {
+                let reply = Arc::new(Reply::new(engine.app.config.id.clone(), session));
+                let line = line(message);
+                reply.stage(line.clone());
+                // In the store before any reader sees it: a client that read it here
+                // and resumes on another instance finds it there.
+                let elsewhere =
+                    keep_elsewhere(&engine, &session, id, (1, &line), None, keep(&line)).await;
+                reply.publish();
+                self.kept().insert(id, reply.clone());
+                let _ = first.send(Ok(reply.clone()));
+                (reply, elsewhere)
+            }
+        };
+        // However this task ends (a panic in the engine too), the reply ends for its
+        // readers and is forgotten after the window.
+        let _ending = Ending {
+            replies: self.clone(),
+            reply: reply.clone(),
+            id,
+        };
         let mut number = 1;
         let mut looks = tokio::time::interval(self.window / 4);
         let mut unread_since = None;
         loop {
             let message = tokio::select! {
                 message = answer.next() => message,
-                _ = looks.tick(), if abandoned.is_some() => {
+                _ = looks.tick() => {
+                    if elsewhere {
+                        // A running reply may be quiet for long (the listeners it
+                        // sets off run after its last item): its copy stays.
+                        elsewhere = renew_elsewhere(&engine, &session, id, self.keep).await;
+                    }
                     if let Some(listener) = abandoned
                         && self.abandoned(&engine, &reply, id, &mut unread_since).await
                     {
@@ -201,24 +243,14 @@ impl Replies {
             };
             let Some(message) = message else { break };
             let line = line(message);
-            let dropped = reply.push(line.clone());
+            let dropped = reply.stage(line.clone());
             number += 1;
             if elsewhere {
                 let (line, keep) = ((number, &line), keep(&line));
                 elsewhere = keep_elsewhere(&engine, &session, id, line, dropped, keep).await;
             }
+            reply.publish();
         }
-        reply.end();
-        // Forgotten after the window, in a task of its own: shutdown waits for
-        // running replies, not for windows.
-        let window = self.window;
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = tokio::time::sleep(window) => {}
-                _ = self.shutdown.cancelled() => {}
-            }
-            self.kept().remove(&id);
-        });
     }
 
     /// Whether nobody has read `reply` for the window: no reader here, none through
@@ -282,7 +314,14 @@ impl Replies {
         if after + 1 < first {
             return Err(ApiError::ReplyTooFarBehind { kept_from: first });
         }
-        Ok(read_elsewhere(engine.clone(), session, id, after, lines, self.window).right_stream())
+        Ok(read_elsewhere(
+            engine.clone(),
+            (session, id),
+            after,
+            lines,
+            (self.window, self.shutdown.clone()),
+        )
+        .right_stream())
     }
 
     /// Waits for the running replies to finish and land (on shutdown).
@@ -322,6 +361,24 @@ async fn keep_elsewhere(
     }
 }
 
+/// Keeps a running reply's copy in the store for `keep` more; false once that
+/// failed (as [`keep_elsewhere`]).
+async fn renew_elsewhere(
+    engine: &Engine,
+    session: &SessionId,
+    id: ReplyId,
+    keep: Duration,
+) -> bool {
+    match engine.store.renew_reply(session, id, keep).await {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(%error, session = session.short(), "a streamed reply cannot be resumed on other instances: the store did not keep it");
+            let _ = engine.store.forget_reply(session, id).await;
+            false
+        }
+    }
+}
+
 impl Reply {
     fn new(app: AppId, session: SessionId) -> Self {
         Reply {
@@ -343,25 +400,30 @@ impl Reply {
         kept.lines.get(index).cloned()
     }
 
-    /// Keeps `line`, forgetting the oldest past [`KEPT_BYTES`] (never the newest):
-    /// how many are forgotten now, if that changed.
-    fn push(&self, line: Bytes) -> Option<usize> {
-        let (lines, dropped) = {
-            let mut kept = self.lines();
-            kept.bytes += line.len();
-            kept.lines.push_back(line);
-            let before = kept.dropped;
-            while kept.bytes > KEPT_BYTES && kept.lines.len() > 1 {
-                if let Some(oldest) = kept.lines.pop_front() {
-                    kept.bytes -= oldest.len();
-                    kept.dropped += 1;
-                }
+    /// Keeps `line`, forgetting the oldest past [`KEPT_BYTES`] (never the newest),
+    /// unseen by readers until [`Reply::publish`]: how many are forgotten now, if
+    /// that changed.
+    fn stage(&self, line: Bytes) -> Option<usize> {
+        let mut kept = self.lines();
+        kept.bytes += line.len();
+        kept.lines.push_back(line);
+        let before = kept.dropped;
+        while kept.bytes > KEPT_BYTES && kept.lines.len() > 1 {
+            if let Some(oldest) = kept.lines.pop_front() {
+                kept.bytes -= oldest.len();
+                kept.dropped += 1;
             }
-            let dropped = Some(kept.dropped).filter(|dropped| *dropped != before);
-            (kept.dropped + kept.lines.len(), dropped)
+        }
+        Some(kept.dropped).filter(|dropped| *dropped != before)
+    }
+
+    /// Shows readers every line staged so far.
+    fn publish(&self) {
+        let lines = {
+            let kept = self.lines();
+            kept.dropped + kept.lines.len()
         };
         self.progress.send_modify(|progress| progress.lines = lines);
-        dropped
     }
 
     fn end(&self) {
@@ -395,46 +457,52 @@ impl Reply {
 /// after `after` it held when asked), then what comes, until the last line.
 fn read_elsewhere(
     engine: Arc<Engine>,
-    session: SessionId,
-    id: ReplyId,
+    (session, id): (SessionId, ReplyId),
     after: u64,
     first: Vec<Bytes>,
-    window: Duration,
+    (window, shutdown): (Duration, CancellationToken),
 ) -> impl Stream<Item = Bytes> + Send + 'static {
     let read = after + first.len() as u64;
     let ended = first.last().is_some_and(is_last);
     futures::stream::iter(first).chain(futures::stream::unfold(
         (engine, read, ended),
-        move |(engine, read, ended)| async move {
-            if ended {
-                return None;
-            }
-            loop {
-                tokio::time::sleep(ELSEWHERE_POLL).await;
-                // Read here: the instance running it must not take it for abandoned.
-                let _ = engine.store.note_reply_read(&session, id, window).await;
-                // Gone (run out, or forgotten after a failed write) or unreachable:
-                // the body ends short, and the client asks again or gives up.
-                let (lines, (first, _)) = engine
-                    .store
-                    .reply_lines(&session, id, read)
-                    .await
-                    .ok()
-                    .flatten()?;
-                if read + 1 < first {
-                    // Fell a budget behind: as above.
+        move |(engine, read, ended)| {
+            let shutdown = shutdown.clone();
+            async move {
+                if ended {
                     return None;
                 }
-                if lines.is_empty() {
-                    continue;
+                loop {
+                    // On shutdown the body ends short: the client resumes elsewhere.
+                    tokio::select! {
+                        _ = tokio::time::sleep(ELSEWHERE_POLL) => {}
+                        _ = shutdown.cancelled() => return None,
+                    }
+                    // Read here: the instance running it must not take it for abandoned.
+                    let _ = engine.store.note_reply_read(&session, id, window).await;
+                    // Gone (run out, or forgotten after a failed write) or unreachable:
+                    // the body ends short, and the client asks again or gives up.
+                    let (lines, (first, _)) = engine
+                        .store
+                        .reply_lines(&session, id, read)
+                        .await
+                        .ok()
+                        .flatten()?;
+                    if read + 1 < first {
+                        // Fell a budget behind: as above.
+                        return None;
+                    }
+                    if lines.is_empty() {
+                        continue;
+                    }
+                    let read = read + lines.len() as u64;
+                    let ended = lines.last().is_some_and(is_last);
+                    let batch = lines.into_iter().fold(Vec::new(), |mut batch, line| {
+                        batch.extend_from_slice(&line);
+                        batch
+                    });
+                    return Some((Bytes::from(batch), (engine, read, ended)));
                 }
-                let read = read + lines.len() as u64;
-                let ended = lines.last().is_some_and(is_last);
-                let batch = lines.into_iter().fold(Vec::new(), |mut batch, line| {
-                    batch.extend_from_slice(&line);
-                    batch
-                });
-                return Some((Bytes::from(batch), (engine, read, ended)));
             }
         },
     ))

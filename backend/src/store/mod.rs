@@ -331,6 +331,33 @@ impl Store {
         }
     }
 
+    /// Keeps a running reply's lines for `keep` more (with Redis; in memory nothing
+    /// to do).
+    pub(crate) async fn renew_reply(
+        &self,
+        session: &SessionId,
+        reply: keepsake_shared::ReplyId,
+        keep: Duration,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(_) => Ok(()),
+            Store::Redis(store) => store.renew_reply(session, reply, keep).await,
+        }
+    }
+
+    /// Forgets a reply's lines (with Redis: a copy that missed a line or a renewal
+    /// must not be read).
+    pub(crate) async fn forget_reply(
+        &self,
+        session: &SessionId,
+        reply: keepsake_shared::ReplyId,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(_) => Ok(()),
+            Store::Redis(store) => store.forget_reply(session, reply).await,
+        }
+    }
+
     /// Notes, for `keep`, that a client reads a reply through this instance (with
     /// Redis; in memory a reply is read where it runs).
     pub(crate) async fn note_reply_read(

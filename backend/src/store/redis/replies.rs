@@ -4,10 +4,12 @@
 //! Key `reply:{session}:{reply}` (a Redis stream): the reply's lines, line `n`
 //! (counted from one) under the entry id `0-n`, in field `l`. The instance running
 //! the reply appends each line as it sends it; an instance resuming the reply for a
-//! client reads the entries after the ones the client holds. While the reply runs,
-//! the key runs out `--event-timeout` + `--resume-window` after its last line (the
-//! longest a running reply may be silent, then the window), so a dead instance's
-//! replies go too; after the last line, `--resume-window` after it. Beside it,
+//! client reads the entries after the ones the client holds. A line is appended (and
+//! older ones trimmed past the budget) in one transaction, before any reader of the
+//! running instance sees it. While the reply runs, the key runs out `--event-timeout`
+//! + `--resume-window` after its last line or renewal (renewed every quarter window),
+//! so a dead instance's replies go too; after the last line, `--resume-window` after
+//! it. Beside it,
 //! `reply:{session}:{reply}:read` says a client reads the reply through another
 //! instance (for a listener that stops replies nobody reads).
 
@@ -43,14 +45,10 @@ impl RedisStore {
     ) -> Result<(), StoreError> {
         let key = self.reply_key(session, reply);
         let mut connection = self.connection();
+        // One transaction, the new line first: a reader never finds the copy empty
+        // or with a line missing in between.
         let mut pipe = redis::pipe();
-        if let Some(dropped) = dropped {
-            pipe.cmd("XTRIM")
-                .arg(&key)
-                .arg("MINID")
-                .arg(format!("0-{}", dropped + 1))
-                .ignore();
-        }
+        pipe.atomic();
         pipe.cmd("XADD")
             .arg(&key)
             .arg(format!("0-{number}"))
@@ -60,9 +58,15 @@ impl RedisStore {
             .cmd("PEXPIRE")
             .arg(&key)
             .arg(millis(keep))
-            .ignore()
-            .query_async::<()>(&mut connection)
-            .await?;
+            .ignore();
+        if let Some(dropped) = dropped {
+            pipe.cmd("XTRIM")
+                .arg(&key)
+                .arg("MINID")
+                .arg(format!("0-{}", dropped + 1))
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut connection).await?;
         Ok(())
     }
 
@@ -100,6 +104,22 @@ impl RedisStore {
         Ok(read)
     }
 
+    /// Keeps `reply` for `keep` more.
+    pub(crate) async fn renew_reply(
+        &self,
+        session: &SessionId,
+        reply: ReplyId,
+        keep: Duration,
+    ) -> Result<(), StoreError> {
+        let mut connection = self.connection();
+        redis::cmd("PEXPIRE")
+            .arg(self.reply_key(session, reply))
+            .arg(millis(keep))
+            .query_async::<()>(&mut connection)
+            .await?;
+        Ok(())
+    }
+
     /// Forgets `reply` (a line could not be kept: a resume elsewhere must not find
     /// its lines with one missing).
     pub(crate) async fn forget_reply(
@@ -125,7 +145,10 @@ impl RedisStore {
     ) -> Result<Option<(Vec<Bytes>, (u64, u64))>, StoreError> {
         let key = self.reply_key(session, reply);
         let mut connection = self.connection();
+        // One transaction: the first and last lines and those asked for, as of one
+        // moment.
         let (first, last, entries): (Entries, Entries, Entries) = redis::pipe()
+            .atomic()
             .cmd("XRANGE")
             .arg(&key)
             .arg("-")
@@ -152,6 +175,12 @@ impl RedisStore {
         let (Some(first), Some(last)) = (number(&first), number(&last)) else {
             // No such key: a kept reply has a line from the start.
             return Ok(None);
+        };
+        // Lines from the one asked for, with none missing, or the caller hears that
+        // the first of them is gone.
+        let first = match number(&entries) {
+            Some(returned) if returned != after.saturating_add(1) => returned.max(first),
+            _ => first,
         };
         let lines = entries
             .into_iter()
