@@ -6,10 +6,10 @@
 //! the reply appends each line as it sends it; an instance resuming the reply for a
 //! client reads the entries after the ones the client holds. A line is appended (and
 //! older ones trimmed past the budget) in one transaction, before any reader of the
-//! running instance sees it. While the reply runs, the key runs out `--event-timeout`
-//! + `--resume-window` after its last line or renewal (renewed every quarter window),
-//! so a dead instance's replies go too; after the last line, `--resume-window` after
-//! it. Beside it,
+//! running instance sees it. While the reply runs, the key runs out the sum of
+//! `--event-timeout` and `--resume-window` after its last line or renewal (renewed
+//! every quarter window), so a dead instance's replies go too; after the last line,
+//! `--resume-window` after it. Beside it,
 //! `reply:{session}:{reply}:read` says a client reads the reply through another
 //! instance (for a listener that stops replies nobody reads).
 
