@@ -27,12 +27,17 @@ pub(crate) fn index_html() -> Option<Vec<u8>> {
     <Embedded as rust_embed::RustEmbed>::get(INDEX).map(|file| file.data.into_owned())
 }
 
-/// Whether a file name carries trunk's content hash: `stem-<16 hex digits>.ext`.
+/// Whether a file name carries trunk's content hash: `stem-<hex digits>.ext`. Trunk
+/// writes the 64-bit hash without leading zeros (`{:x}`), so one build in sixteen
+/// has 15 digits or fewer; 12 or more are taken (a name with five leading zero
+/// digits is a one-in-a-million build, and shorter hex words such as `-cafe` are
+/// not hashes).
 fn is_hashed(name: &str) -> bool {
     let stem = name.split('.').next().unwrap_or_default();
     let stem = stem.strip_suffix("_bg").unwrap_or(stem);
-    stem.rsplit_once('-')
-        .is_some_and(|(_, hash)| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+    stem.rsplit_once('-').is_some_and(|(_, hash)| {
+        (12..=16).contains(&hash.len()) && hash.bytes().all(|b| b.is_ascii_hexdigit())
+    })
 }
 
 /// The encodings the request accepts, by preference: brotli, gzip.
@@ -141,6 +146,9 @@ mod tests {
         assert!(is_hashed("keepsake-frontend-f84eb5d795a98e1b.js"));
         assert!(is_hashed("keepsake-frontend-f84eb5d795a98e1b_bg.wasm"));
         assert!(is_hashed("style-744ec9a5fb65c2a7.css"));
+        // A hash with a leading zero digit, which trunk leaves out.
+        assert!(is_hashed("keepsake-frontend-56fad8ed90cf21e.js"));
+        assert!(!is_hashed("my-cafe.js"));
         assert!(!is_hashed("index.html"));
         assert!(!is_hashed("style.css"));
         assert!(!is_hashed("my-app.js"));
