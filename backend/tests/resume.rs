@@ -187,6 +187,16 @@ fn shown(server_config: &keepsake::protocol::config::AppConfig, lines: &[String]
     seen
 }
 
+/// Settings for instances that share one Redis namespace (the suite's Redis, a
+/// namespace of the test's own): what one seals or keeps, the others read.
+fn shared_redis() -> Settings {
+    Settings {
+        store: std::env::var("KEEPSAKE_TEST_REDIS").unwrap(),
+        store_namespace: format!("test-resume-{}", rand::random::<u64>()),
+        ..fast_settings()
+    }
+}
+
 async fn stored(server: &TestServer, session: &SessionId) -> Value {
     let config = server.config("story").await;
     let result = server
@@ -316,11 +326,7 @@ async fn another_instance_gives_the_rest() {
         // In memory, a reply lives on its own instance only.
         return;
     }
-    let settings = Settings {
-        store: std::env::var("KEEPSAKE_TEST_REDIS").unwrap(),
-        store_namespace: format!("test-resume-{}", rand::random::<u64>()),
-        ..fast_settings()
-    };
+    let settings = shared_redis();
     let first = TestServer::start(settings.clone(), vec![app()]).await;
     let second = TestServer::start(settings, vec![app()]).await;
     let config = first.config("story").await;
@@ -379,11 +385,7 @@ async fn a_reply_nobody_reads_is_stopped_when_its_listener_says_so() {
 async fn a_reply_keeps_its_last_sixteen_mebibytes_and_says_so_past_them() {
     // With Redis, a second instance reads the store's copy: it keeps the same lines.
     let settings = if on_redis() {
-        Settings {
-            store: std::env::var("KEEPSAKE_TEST_REDIS").unwrap(),
-            store_namespace: format!("test-resume-{}", rand::random::<u64>()),
-            ..fast_settings()
-        }
+        shared_redis()
     } else {
         fast_settings()
     };
@@ -435,11 +437,7 @@ async fn a_line_read_on_one_instance_is_there_on_another_at_once() {
         // In memory, a reply lives on its own instance only.
         return;
     }
-    let settings = Settings {
-        store: std::env::var("KEEPSAKE_TEST_REDIS").unwrap(),
-        store_namespace: format!("test-resume-{}", rand::random::<u64>()),
-        ..fast_settings()
-    };
+    let settings = shared_redis();
     let first = TestServer::start(settings.clone(), vec![app()]).await;
     let second = TestServer::start(settings, vec![app()]).await;
     for lines in 1..=8 {

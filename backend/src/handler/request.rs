@@ -36,8 +36,9 @@ use crate::handler::{Input, SlotRef, sealed};
 #[derive(Clone, Default)]
 pub struct Request {
     session: Option<SessionId>,
-    /// [`Request::session_key`]'s hex digits, when the session has one.
-    key: Option<[u8; 32]>,
+    /// [`Request::session_key`], when the session has one: 128 bits written as
+    /// 32 hex digits held inline, as a session id is (hence its type; it is no id).
+    key: Option<SessionId>,
     client_address: Option<IpAddr>,
     headers: HeaderMap,
 }
@@ -63,7 +64,6 @@ impl Request {
     /// (HKDF-SHA256, under a label of its own: no other id the server derives
     /// from the seed is this one).
     pub(crate) fn with_key(mut self, seed: &[u8; 32]) -> Self {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let Some(session) = self.session else {
             return self;
         };
@@ -71,12 +71,7 @@ impl Request {
         // 16 bytes is far below HKDF-SHA256's limit of 8160: expand cannot fail.
         let _ = Hkdf::<Sha256>::new(Some(b"keepsake request session key"), seed)
             .expand(session.as_str().as_bytes(), &mut bytes);
-        let mut digits = [0u8; 32];
-        for (i, byte) in bytes.into_iter().enumerate() {
-            digits[2 * i] = HEX[usize::from(byte >> 4)];
-            digits[2 * i + 1] = HEX[usize::from(byte & 0x0f)];
-        }
-        self.key = Some(digits);
+        self.key = Some(SessionId::from_bytes(bytes));
         self
     }
 
@@ -86,10 +81,7 @@ impl Request {
     /// session, and no way to learn the session's id (which would let its holder
     /// act as the user). Empty outside a session.
     pub fn session_key(&self) -> &str {
-        self.key
-            .as_ref()
-            .and_then(|digits| std::str::from_utf8(digits).ok())
-            .unwrap_or_default()
+        self.key.as_ref().map_or("", SessionId::as_str)
     }
 
     /// The session's id, for the server's own use (never shown).

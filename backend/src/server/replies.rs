@@ -32,6 +32,7 @@ use tokio_util::task::TaskTracker;
 use super::reply::Answer;
 use crate::engine::Engine;
 use crate::error::ApiError;
+use crate::store::StoreError;
 
 /// How often a client resuming a reply that runs on another instance looks for its
 /// new lines (Redis only: a blocking read would hold the shared connection).
@@ -337,8 +338,7 @@ fn too_many(after: impl std::fmt::Display, held: impl std::fmt::Display) -> ApiE
     ))
 }
 
-/// Keeps a line in the store for the other instances; false once that failed (the
-/// store forgot the reply: a copy with a line missing is never read).
+/// Keeps a line in the store for the other instances; false once that failed.
 async fn keep_elsewhere(
     engine: &Engine,
     session: &SessionId,
@@ -348,35 +348,40 @@ async fn keep_elsewhere(
     keep: Duration,
 ) -> bool {
     let dropped = dropped.map(|dropped| dropped as u64);
-    match engine
+    let kept = engine
         .store
         .keep_reply_line(session, id, line, dropped, keep)
-        .await
-    {
-        Ok(()) => true,
-        Err(error) => {
-            tracing::warn!(%error, session = session.short(), "a streamed reply cannot be resumed on other instances: the store refused one of its lines");
-            false
-        }
-    }
+        .await;
+    still_elsewhere(engine, session, id, kept).await
 }
 
 /// Keeps a running reply's copy in the store for `keep` more; false once that
-/// failed (as [`keep_elsewhere`]).
+/// failed.
 async fn renew_elsewhere(
     engine: &Engine,
     session: &SessionId,
     id: ReplyId,
     keep: Duration,
 ) -> bool {
-    match engine.store.renew_reply(session, id, keep).await {
-        Ok(()) => true,
-        Err(error) => {
-            tracing::warn!(%error, session = session.short(), "a streamed reply cannot be resumed on other instances: the store did not keep it");
-            let _ = engine.store.forget_reply(session, id).await;
-            false
-        }
-    }
+    let renewed = engine.store.renew_reply(session, id, keep).await;
+    still_elsewhere(engine, session, id, renewed).await
+}
+
+/// Whether the store still holds a whole copy of the reply after `outcome`: when a
+/// line or a renewal failed, the copy is forgotten (best effort), so that a resume
+/// on another instance never reads one with a line missing, and no more is kept.
+async fn still_elsewhere(
+    engine: &Engine,
+    session: &SessionId,
+    id: ReplyId,
+    outcome: Result<(), StoreError>,
+) -> bool {
+    let Err(error) = outcome else {
+        return true;
+    };
+    tracing::warn!(%error, session = session.short(), "a streamed reply cannot be resumed on other instances: the store did not keep it");
+    let _ = engine.store.forget_reply(session, id).await;
+    false
 }
 
 impl Reply {

@@ -319,14 +319,9 @@ impl Store {
         match self {
             Store::Memory(_) => Ok(()),
             Store::Redis(store) => {
-                let kept = store
+                store
                     .keep_reply_line(session, reply, line, dropped, keep)
-                    .await;
-                if kept.is_err() {
-                    // Best effort: a copy with a line missing must not be resumed.
-                    let _ = store.forget_reply(session, reply).await;
-                }
-                kept
+                    .await
             }
         }
     }
@@ -346,7 +341,7 @@ impl Store {
     }
 
     /// Forgets a reply's lines (with Redis: a copy that missed a line or a renewal
-    /// must not be read).
+    /// must not be read; `server/replies.rs` calls it when either failed).
     pub(crate) async fn forget_reply(
         &self,
         session: &SessionId,
